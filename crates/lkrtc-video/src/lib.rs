@@ -1,0 +1,10 @@
+//! Video frames in LiveKit's eleven pixel formats, zero-copy plane access, and conversions
+//! between the formats with libyuv.
+
+mod buffer_type;
+mod error;
+mod video_frame;
+
+pub use buffer_type::{FrameLayout, PlaneLayout, VideoBufferType, VideoRotation};
+pub use error::VideoError;
+pub use video_frame::{check_dimensions, VideoFrame, MAX_DIMENSION};
