@@ -1,1 +1,178 @@
-//! lkrtc-codec
+//! Real-time video encoders and decoders for lkrtc: VP8 (libvpx, linked statically) and H.264
+//! Constrained Baseline (openh264, built from source). Encoders take I420 frames of the configured
+//! size; decoders take one complete encoded frame and give back a tightly packed I420 frame.
+
+mod error;
+mod h264;
+mod i420;
+mod vp8;
+
+pub use error::CodecError;
+pub use lkrtc_video::{VideoBufferType, VideoFrame};
+
+/// A video codec lkrtc can encode and decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VideoCodec {
+  Vp8,
+  H264,
+}
+
+impl VideoCodec {
+  /// The RTP/SDP MIME type (`video/VP8`, `video/H264`).
+  pub fn mime_type(self) -> &'static str {
+    match self {
+      Self::Vp8 => "video/VP8",
+      Self::H264 => "video/H264",
+    }
+  }
+
+  /// The codec named `name` (`vp8`, `h264`; case-insensitive, a `video/` prefix is accepted).
+  pub fn from_name(name: &str) -> Result<Self, CodecError> {
+    let lower = name.trim().to_ascii_lowercase();
+    match lower.strip_prefix("video/").unwrap_or(&lower) {
+      "vp8" => Ok(Self::Vp8),
+      "h264" | "h.264" | "avc" => Ok(Self::H264),
+      _ => Err(CodecError::UnknownCodec { given: name.to_owned() }),
+    }
+  }
+}
+
+impl std::fmt::Display for VideoCodec {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    f.write_str(match self {
+      Self::Vp8 => "VP8",
+      Self::H264 => "H.264",
+    })
+  }
+}
+
+/// What an encoder is created with. The frame size is fixed for the encoder's life: to change
+/// it, create a new encoder (its first frame is a keyframe).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EncoderConfig {
+  pub width: u32,
+  pub height: u32,
+  /// Target bitrate (constant bitrate rate control).
+  pub bitrate_bps: u32,
+  /// The frame rate the rate control plans for.
+  pub max_framerate: f64,
+}
+
+/// One encoded frame. VP8: one VP8 frame as RTP's VP8 payload format carries it. H.264: an
+/// Annex-B byte stream (NAL units each after a `00 00 00 01` start code); every IDR frame
+/// carries its SPS and PPS first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedFrame {
+  pub data: Vec<u8>,
+  pub keyframe: bool,
+  pub timestamp_us: i64,
+}
+
+/// A real-time encoder. Not `Sync`: use one from one thread at a time.
+pub trait VideoEncoder: Send {
+  fn codec(&self) -> VideoCodec;
+  /// `frame` must be I420 of the configured size. The first frame and forced frames are
+  /// keyframes; no other keyframes are made. `None` when the encoder produced no output.
+  fn encode(
+    &mut self,
+    frame: &VideoFrame<&[u8]>,
+    timestamp_us: i64,
+    force_keyframe: bool,
+  ) -> Result<Option<EncodedFrame>, CodecError>;
+  /// New target bitrate, from the next frame on.
+  fn set_bitrate(&mut self, bitrate_bps: u32);
+  /// New frame rate for the rate control, from the next frame on.
+  fn set_framerate(&mut self, fps: f64);
+}
+
+/// A decoder. After any `Err`, ask the sender for a keyframe (PLI): later delta frames may
+/// show errors until one arrives.
+pub trait VideoDecoder: Send {
+  fn codec(&self) -> VideoCodec;
+  /// One complete encoded frame in; an I420 frame out when one is ready.
+  fn decode(&mut self, data: &[u8]) -> Result<Option<VideoFrame>, CodecError>;
+}
+
+/// An encoder for `codec` with `config`.
+pub fn new_encoder(codec: VideoCodec, config: &EncoderConfig) -> Result<Box<dyn VideoEncoder>, CodecError> {
+  Ok(match codec {
+    VideoCodec::Vp8 => Box::new(vp8::Vp8Encoder::new(config)?),
+    VideoCodec::H264 => Box::new(h264::H264Encoder::new(config)?),
+  })
+}
+
+/// A decoder for `codec`.
+pub fn new_decoder(codec: VideoCodec) -> Result<Box<dyn VideoDecoder>, CodecError> {
+  Ok(match codec {
+    VideoCodec::Vp8 => Box::new(vp8::Vp8Decoder::new()?),
+    VideoCodec::H264 => Box::new(h264::H264Decoder::new()?),
+  })
+}
+
+/// Threads for encoding a `width` x `height` stream: more for larger frames, never more than
+/// the machine has cores (so small streams leave cores to the others).
+fn encoder_threads(width: u32, height: u32) -> usize {
+  let pixels = u64::from(width) * u64::from(height);
+  let wanted = if pixels >= 1920 * 1080 {
+    4
+  } else if pixels >= 1280 * 720 {
+    3
+  } else if pixels >= 640 * 480 {
+    2
+  } else {
+    1
+  };
+  let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+  wanted.min(cores).max(1)
+}
+
+/// Checks the parts of `config` all encoders share.
+fn check_config(codec: VideoCodec, config: &EncoderConfig) -> Result<(), CodecError> {
+  let bad = |reason: String| Err(CodecError::InvalidConfig { codec, reason });
+  if config.width == 0
+    || config.height == 0
+    || config.width > lkrtc_video::MAX_DIMENSION
+    || config.height > lkrtc_video::MAX_DIMENSION
+  {
+    return bad(format!(
+      "width and height must be 1..={}, got {}x{}",
+      lkrtc_video::MAX_DIMENSION,
+      config.width,
+      config.height
+    ));
+  }
+  if config.bitrate_bps < 1000 {
+    return bad(format!("bitrate_bps must be at least 1000, got {}", config.bitrate_bps));
+  }
+  if !(config.max_framerate.is_finite() && config.max_framerate >= 1.0 && config.max_framerate <= 240.0) {
+    return bad(format!("max_framerate must be 1..=240, got {}", config.max_framerate));
+  }
+  Ok(())
+}
+
+/// Checks that `frame` is I420 of the configured size.
+fn check_frame(codec: VideoCodec, config: &EncoderConfig, frame: &VideoFrame<&[u8]>) -> Result<(), CodecError> {
+  if frame.buffer_type() != VideoBufferType::I420 || frame.width() != config.width || frame.height() != config.height {
+    return Err(CodecError::InvalidFrame {
+      codec,
+      expected_width: config.width,
+      expected_height: config.height,
+      given_type: frame.buffer_type(),
+      given_width: frame.width(),
+      given_height: frame.height(),
+    });
+  }
+  Ok(())
+}
+
+/// Clamps a frame rate to what the rate control accepts.
+fn clamp_fps(fps: f64) -> f64 {
+  if fps.is_finite() {
+    fps.clamp(1.0, 240.0)
+  } else {
+    30.0
+  }
+}
+
+#[cfg(test)]
+mod tests;

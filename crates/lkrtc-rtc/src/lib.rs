@@ -1,1 +1,38 @@
-//! lkrtc-rtc
+//! A LiveKit client on str0m: the signal client, dual peer-connection transports, rooms and
+//! participants, and the video publish path (source -> I420 -> encoder -> RTP).
+//! Usable from plain Rust; the Node binding wraps it without adding logic.
+
+mod decoder_task;
+mod encoder_task;
+mod engine;
+mod error;
+pub mod events;
+pub mod local_participant;
+pub mod local_track;
+pub mod options;
+pub mod participant;
+mod pc;
+pub mod publication;
+pub mod remote_track;
+pub mod room;
+pub mod signal;
+pub mod token;
+pub mod video_source;
+pub mod video_stream;
+
+pub use error::{RtcError, RtcResult};
+pub use events::{ConnectionState, RoomEvent};
+pub use local_participant::{LocalParticipant, PublishStats};
+pub use local_track::LocalVideoTrack;
+pub use options::{
+  default_video_encoding, RoomOptions, TrackPublishOptions, VideoCodec, VideoEncoding, VideoSourceOptions,
+};
+pub use participant::RemoteParticipant;
+pub use publication::{LocalTrackPublication, RemoteTrackPublication, TrackKind, TrackSource};
+pub use remote_track::RemoteVideoTrack;
+pub use room::Room;
+pub use token::{create_token, TokenOptions};
+pub use video_source::{CapturedFrame, VideoSource};
+pub use video_stream::{VideoFrameEvent, VideoStream, VideoStreamOptions};
+
+pub use lkrtc_video::{VideoBufferType, VideoFrame, VideoRotation};

@@ -14,6 +14,8 @@ pub enum VideoError {
   InvalidRotation { given: i64 },
   #[error("invalid frame size: a {width}x{height} {buffer_type} frame needs exactly {expected} bytes, got {given}")]
   InvalidFrameSize { width: u32, height: u32, buffer_type: VideoBufferType, expected: usize, given: usize },
+  #[error("dimension mismatch: expected a {width}x{height} destination frame, got {given_width}x{given_height}")]
+  DimensionMismatch { width: u32, height: u32, given_width: u32, given_height: u32 },
   #[error("unsupported conversion from {from} to {to}")]
   UnsupportedConversion { from: VideoBufferType, to: VideoBufferType },
   #[error("conversion from {from} to {to} failed in libyuv (code {code})")]
@@ -28,6 +30,7 @@ impl VideoError {
       Self::InvalidBufferType { .. } => "ERR_INVALID_BUFFER_TYPE",
       Self::InvalidRotation { .. } => "ERR_INVALID_ROTATION",
       Self::InvalidFrameSize { .. } => "ERR_INVALID_FRAME_SIZE",
+      Self::DimensionMismatch { .. } => "ERR_DIMENSION_MISMATCH",
       Self::UnsupportedConversion { .. } => "ERR_UNSUPPORTED_CONVERSION",
       Self::ConversionFailed { .. } => "ERR_CONVERSION_FAILED",
     }

@@ -1,0 +1,122 @@
+// Pixel-format conversion, lkrtc beside @livekit/rtc-node in the same process, with memcpy
+// floors: TypedArray.set of the larger of the input and output into a preallocated buffer
+// (what `convertInto` competes with) and `slice()` into a new one (what `convert` competes with:
+// a fresh buffer costs page faults, whoever allocates it).
+// Prints a markdown table. Run on a release build:
+//   node --import tsx benchmark/convert.ts
+import { dispose, VideoBufferType as RtcType, VideoFrame as RtcFrame } from '@livekit/rtc-node'
+
+import { VideoBufferType as T, VideoFrame } from '../index.js'
+
+/** Median ms per call of `fn`, over at least `minMs` of runs after a warm-up. */
+function measure(fn: () => unknown, minMs = 400): number {
+  for (let i = 0; i < 5; i++) fn()
+  const times: number[] = []
+  const start = performance.now()
+  while (performance.now() - start < minMs || times.length < 20) {
+    const t0 = process.hrtime.bigint()
+    fn()
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6)
+  }
+  times.sort((a, b) => a - b)
+  return times[times.length >> 1]
+}
+
+/** A smooth test picture (gradients), so no conversion hits a special case. */
+function rgbaPattern(w: number, h: number): Uint8Array {
+  const data = new Uint8Array(w * h * 4)
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = (y * w + x) * 4
+      data[i] = (255 * x) / w
+      data[i + 1] = (255 * y) / h
+      data[i + 2] = 255 - (255 * x) / w
+      data[i + 3] = 255
+    }
+  }
+  return data
+}
+
+function memcpy(bytes: number): () => void {
+  const src = new Uint8Array(bytes).fill(1)
+  const dst = new Uint8Array(bytes)
+  return () => dst.set(src)
+}
+
+function memcpyNew(bytes: number): () => void {
+  const src = new Uint8Array(bytes).fill(1)
+  return () => src.slice()
+}
+
+type Row = { op: string; size: string; lkrtc: number; into?: number; rtc: number; floor: number; floorNew: number }
+const rows: Row[] = []
+
+for (const [label, w, h] of [
+  ['720p', 1280, 720],
+  ['1080p', 1920, 1080],
+] as const) {
+  const rgba = rgbaPattern(w, h)
+  const lkRgba = new VideoFrame(w, h, T.RGBA, rgba)
+  const lkI420 = lkRgba.convert(T.I420)
+  const lkNv12 = lkRgba.convert(T.NV12)
+  const rtcRgba = new RtcFrame(rgba.slice(), w, h, RtcType.RGBA)
+  const rtcI420 = new RtcFrame(lkI420.data.slice(), w, h, RtcType.I420)
+  const rtcNv12 = new RtcFrame(lkNv12.data.slice(), w, h, RtcType.NV12)
+  const rgbaBytes = w * h * 4
+  const i420Bytes = lkI420.data.length
+
+  const i420Out = lkI420.convert(T.I420)
+  const rgbaOut = lkRgba.convert(T.RGBA)
+  rows.push({
+    op: 'RGBA -> I420',
+    size: label,
+    lkrtc: measure(() => lkRgba.convert(T.I420)),
+    into: measure(() => lkRgba.convertInto(i420Out)),
+    rtc: measure(() => rtcRgba.convert(RtcType.I420)),
+    floor: measure(memcpy(rgbaBytes)),
+    floorNew: measure(memcpyNew(rgbaBytes)),
+  })
+  rows.push({
+    op: 'I420 -> RGBA',
+    size: label,
+    lkrtc: measure(() => lkI420.convert(T.RGBA)),
+    into: measure(() => lkI420.convertInto(rgbaOut)),
+    rtc: measure(() => rtcI420.convert(RtcType.RGBA)),
+    floor: measure(memcpy(rgbaBytes)),
+    floorNew: measure(memcpyNew(rgbaBytes)),
+  })
+  rows.push({
+    op: 'NV12 -> I420',
+    size: label,
+    lkrtc: measure(() => lkNv12.convert(T.I420)),
+    into: measure(() => lkNv12.convertInto(i420Out)),
+    rtc: measure(() => rtcNv12.convert(RtcType.I420)),
+    floor: measure(memcpy(i420Bytes)),
+    floorNew: measure(memcpyNew(i420Bytes)),
+  })
+  rows.push({
+    op: 'getPlane(0) (Y of I420)',
+    size: label,
+    lkrtc: measure(() => lkI420.getPlane(0)),
+    rtc: measure(() => rtcI420.getPlane(0)),
+    floor: measure(memcpy(w * h)),
+    floorNew: measure(memcpyNew(w * h)),
+  })
+}
+
+const fmt = (ms: number) => (ms < 0.01 ? ms.toFixed(4) : ms.toFixed(3))
+const lines = [
+  '| operation | size | lkrtc `convert` ms | lkrtc `convertInto` ms | @livekit/rtc-node ms | memcpy ms (new / reused buffer) | rtc-node ÷ lkrtc `convert` | lkrtc ÷ memcpy (`convert` ÷ new, `convertInto` ÷ reused) |',
+  '|---|---|---:|---:|---:|---:|---:|---:|',
+  ...rows.map((r) => {
+    const into = r.into === undefined ? '–' : fmt(r.into)
+    const vsFloor =
+      r.into === undefined
+        ? `${(r.lkrtc / r.floorNew).toFixed(2)}x`
+        : `${(r.lkrtc / r.floorNew).toFixed(2)}x, ${(r.into / r.floor).toFixed(2)}x`
+    return `| ${r.op} | ${r.size} | ${fmt(r.lkrtc)} | ${into} | ${fmt(r.rtc)} | ${fmt(r.floorNew)} / ${fmt(r.floor)} | ${(r.rtc / r.lkrtc).toFixed(1)}x | ${vsFloor} |`
+  }),
+]
+process.stdout.write(lines.join('\n') + '\n')
+
+void dispose()

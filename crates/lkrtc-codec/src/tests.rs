@@ -1,0 +1,372 @@
+//! Round trips on a moving test pattern (gradients, shapes, fine detail), one behaviour per test,
+//! each run for both codecs.
+
+use crate::*;
+
+/// Frame `n` of a moving pattern: a diagonal gradient scrolling right, a bright square moving
+/// across, a disc bouncing, a fine striped band scrolling, and coloured chroma gradients.
+fn pattern(width: u32, height: u32, n: u32) -> VideoFrame {
+  let mut frame = VideoFrame::new_zeroed(width, height, VideoBufferType::I420).expect("frame");
+  let (w, h) = (width as i64, height as i64);
+  let t = i64::from(n);
+  let layout = frame.layout();
+  let [py, pu, pv] = [layout.planes()[0], layout.planes()[1], layout.planes()[2]];
+  let data = frame.data_mut();
+  let (sq_x, sq_y, sq) = ((t * 7) % w, h / 4, (w / 6).max(2));
+  let (disc_x, disc_y, r) = (
+    w / 2 + (t * 5 % (w / 2)) - w / 4,
+    h / 2 + ((t * 3) % (h / 3)) - h / 6,
+    (h / 8).max(2),
+  );
+  for y in 0..h {
+    for x in 0..w {
+      let mut v = ((x + t * 4) * 160 / w.max(1) + y * 60 / h.max(1)) % 220 + 16;
+      if x >= sq_x && x < sq_x + sq && y >= sq_y && y < sq_y + sq {
+        v = 235;
+      }
+      if (x - disc_x).pow(2) + (y - disc_y).pow(2) <= r * r {
+        v = 40;
+      }
+      if y > h * 3 / 4 && y < h * 3 / 4 + h / 10 {
+        v = if ((x + t * 3) / 3) % 2 == 0 { 200 } else { 60 };
+      }
+      data[py.offset + (y as usize) * py.stride + x as usize] = v as u8;
+    }
+  }
+  for y in 0..pu.rows as i64 {
+    for x in 0..pu.stride as i64 {
+      let i = (y as usize) * pu.stride + x as usize;
+      data[pu.offset + i] = (64 + (x * 2 + t) % 128) as u8;
+      data[pv.offset + i] = (64 + (y * 2 + t * 2) % 128) as u8;
+    }
+  }
+  frame
+}
+
+fn solid(width: u32, height: u32, yuv: [u8; 3]) -> VideoFrame {
+  let mut frame = VideoFrame::new_zeroed(width, height, VideoBufferType::I420).expect("frame");
+  for (i, value) in yuv.iter().enumerate() {
+    frame.plane_mut(i).expect("plane").fill(*value);
+  }
+  frame
+}
+
+/// PSNR over all three planes.
+fn psnr(a: &VideoFrame, b: &VideoFrame) -> f64 {
+  assert_eq!((a.width(), a.height()), (b.width(), b.height()));
+  let se: f64 = a
+    .data()
+    .iter()
+    .zip(b.data())
+    .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+    .sum();
+  let mse = se / a.data().len() as f64;
+  if mse == 0.0 {
+    return 99.0;
+  }
+  10.0 * (255.0 * 255.0 / mse).log10()
+}
+
+fn mean(plane: &[u8]) -> f64 {
+  plane.iter().map(|&v| f64::from(v)).sum::<f64>() / plane.len() as f64
+}
+
+fn config(width: u32, height: u32, bitrate_bps: u32) -> EncoderConfig {
+  EncoderConfig {
+    width,
+    height,
+    bitrate_bps,
+    max_framerate: 30.0,
+  }
+}
+
+const FRAME_US: i64 = 33_333;
+
+fn encode(enc: &mut dyn VideoEncoder, frame: &VideoFrame, n: i64, force: bool) -> EncodedFrame {
+  let out = enc.encode(&frame.as_ref(), n * FRAME_US, force).expect("encode");
+  out.unwrap_or_else(|| panic!("{}: frame {n} skipped", enc.codec()))
+}
+
+const CODECS: [VideoCodec; 2] = [VideoCodec::Vp8, VideoCodec::H264];
+
+#[test]
+fn round_trip_psnr_is_at_least_30db_at_640x480() {
+  for codec in CODECS {
+    let mut enc = new_encoder(codec, &config(640, 480, 1_500_000)).unwrap();
+    let mut dec = new_decoder(codec).unwrap();
+    let mut worst = f64::MAX;
+    for n in 0..30 {
+      let src = pattern(640, 480, n);
+      let out = encode(enc.as_mut(), &src, i64::from(n), false);
+      let decoded = dec
+        .decode(&out.data)
+        .unwrap()
+        .expect("a decoded frame per encoded frame");
+      assert_eq!((decoded.width(), decoded.height()), (640, 480));
+      assert_eq!(decoded.buffer_type(), VideoBufferType::I420);
+      worst = worst.min(psnr(&src, &decoded));
+    }
+    assert!(worst >= 30.0, "{codec}: worst PSNR {worst:.1} dB");
+  }
+}
+
+#[test]
+fn first_and_forced_frames_are_keyframes_and_others_are_not() {
+  for codec in CODECS {
+    let mut enc = new_encoder(codec, &config(320, 240, 500_000)).unwrap();
+    for n in 0..40 {
+      let forced = n == 15 || n == 30;
+      let out = encode(enc.as_mut(), &pattern(320, 240, n as u32), n, forced);
+      assert_eq!(out.keyframe, n == 0 || forced, "{codec}: frame {n}");
+      assert_eq!(out.timestamp_us, n * FRAME_US);
+    }
+  }
+}
+
+#[test]
+fn set_bitrate_changes_the_output_rate() {
+  for codec in CODECS {
+    let mut enc = new_encoder(codec, &config(640, 480, 2_000_000)).unwrap();
+    // Bytes per input frame; a frame the rate control skipped (H.264) counts as 0 bytes.
+    let mean_size = |enc: &mut dyn VideoEncoder, from: i64| {
+      let sizes: Vec<usize> = (from..from + 40)
+        .map(|n| {
+          enc
+            .encode(&pattern(640, 480, n as u32).as_ref(), n * FRAME_US, false)
+            .expect("encode")
+        })
+        .map(|out| out.map_or(0, |f| f.data.len()))
+        // Skip the first frames after a change: the rate control settles.
+        .skip(10)
+        .collect();
+      sizes.iter().sum::<usize>() as f64 / sizes.len() as f64
+    };
+    let high = mean_size(enc.as_mut(), 0);
+    enc.set_bitrate(300_000);
+    let low = mean_size(enc.as_mut(), 40);
+    // 2 Mbps vs 300 kbps at 30 fps: ~8.3 kB vs ~1.25 kB per frame.
+    assert!(
+      high > low * 2.5,
+      "{codec}: mean frame {high:.0} B at 2 Mbps vs {low:.0} B at 300 kbps"
+    );
+    assert!(low < 2500.0, "{codec}: mean frame {low:.0} B at 300 kbps");
+    eprintln!("{codec}: mean frame {high:.0} B at 2 Mbps vs {low:.0} B at 300 kbps");
+  }
+}
+
+#[test]
+fn solid_colours_survive() {
+  for codec in CODECS {
+    for yuv in [
+      [16u8, 128, 128],
+      [235, 128, 128],
+      [81, 90, 240],
+      [145, 54, 34],
+      [41, 240, 110],
+    ] {
+      let mut enc = new_encoder(codec, &config(320, 240, 800_000)).unwrap();
+      let mut dec = new_decoder(codec).unwrap();
+      let src = solid(320, 240, yuv);
+      let mut last = None;
+      for n in 0..5 {
+        let out = encode(enc.as_mut(), &src, n, false);
+        last = dec.decode(&out.data).unwrap().or(last);
+      }
+      let got = last.expect("decoded");
+      for (i, want) in yuv.iter().enumerate() {
+        let m = mean(got.plane(i).unwrap());
+        assert!(
+          (m - f64::from(*want)).abs() <= 2.0,
+          "{codec}: colour {yuv:?} plane {i}: mean {m:.1}"
+        );
+      }
+    }
+  }
+}
+
+#[test]
+fn garbage_to_the_decoder_is_an_error() {
+  let mut seed = 0x1234_5678u32;
+  let mut junk = |len: usize| -> Vec<u8> {
+    (0..len)
+      .map(|_| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed as u8
+      })
+      .collect()
+  };
+  for codec in CODECS {
+    let mut dec = new_decoder(codec).unwrap();
+    assert_eq!(dec.decode(&[]).unwrap_err().code(), "ERR_DECODE", "{codec}: empty");
+    for len in [1, 3, 10, 100, 5000] {
+      let data = junk(len);
+      assert_eq!(
+        dec.decode(&data).unwrap_err().code(),
+        "ERR_DECODE",
+        "{codec}: {len} random bytes"
+      );
+    }
+    // Random bytes behind a start code too (H.264 parses NAL units).
+    let mut data = vec![0, 0, 0, 1];
+    data.extend(junk(2000));
+    assert!(dec.decode(&data).is_err(), "{codec}: start code + random bytes");
+  }
+}
+
+#[test]
+fn decoder_keeps_working_after_garbage() {
+  for codec in CODECS {
+    let mut enc = new_encoder(codec, &config(320, 240, 500_000)).unwrap();
+    let mut dec = new_decoder(codec).unwrap();
+    let _ = dec.decode(&[0xde, 0xad, 0xbe, 0xef, 0, 0, 1, 0x65, 1, 2, 3]);
+    let out = encode(enc.as_mut(), &pattern(320, 240, 0), 0, false);
+    let frame = dec.decode(&out.data).unwrap().expect("decoded keyframe");
+    assert_eq!((frame.width(), frame.height()), (320, 240), "{codec}");
+  }
+}
+
+#[test]
+fn decoder_follows_a_resolution_change() {
+  for codec in CODECS {
+    let mut dec = new_decoder(codec).unwrap();
+    for (w, h) in [(320u32, 240u32), (640, 360), (160, 120)] {
+      let mut enc = new_encoder(codec, &config(w, h, 600_000)).unwrap();
+      for n in 0..3 {
+        let src = pattern(w, h, n);
+        let out = encode(enc.as_mut(), &src, i64::from(n), false);
+        let got = dec.decode(&out.data).unwrap().expect("decoded");
+        assert_eq!((got.width(), got.height()), (w, h), "{codec}");
+        assert_eq!(got.data().len(), VideoBufferType::I420.layout(w, h).size);
+        assert!(psnr(&src, &got) > 25.0, "{codec} {w}x{h}");
+      }
+    }
+  }
+}
+
+#[test]
+fn wrong_frame_size_or_type_to_the_encoder_is_an_error() {
+  for codec in CODECS {
+    let mut enc = new_encoder(codec, &config(320, 240, 500_000)).unwrap();
+    let small = pattern(160, 120, 0);
+    let err = enc.encode(&small.as_ref(), 0, false).unwrap_err();
+    assert_eq!(err.code(), "ERR_INVALID_FRAME", "{codec}");
+    let rgba = VideoFrame::new_zeroed(320, 240, VideoBufferType::Rgba).unwrap();
+    assert_eq!(
+      enc.encode(&rgba.as_ref(), 0, false).unwrap_err().code(),
+      "ERR_INVALID_FRAME",
+      "{codec}"
+    );
+    // The encoder is still usable, and its first real frame is still a keyframe.
+    assert!(
+      encode(enc.as_mut(), &pattern(320, 240, 0), 0, false).keyframe,
+      "{codec}"
+    );
+  }
+}
+
+#[test]
+fn vp8_round_trips_odd_sizes() {
+  let (w, h) = (321, 241);
+  let mut enc = new_encoder(VideoCodec::Vp8, &config(w, h, 800_000)).unwrap();
+  let mut dec = new_decoder(VideoCodec::Vp8).unwrap();
+  for n in 0..5 {
+    let src = pattern(w, h, n);
+    let out = encode(enc.as_mut(), &src, i64::from(n), false);
+    let got = dec.decode(&out.data).unwrap().expect("decoded");
+    assert_eq!((got.width(), got.height()), (w, h));
+    assert!(psnr(&src, &got) >= 30.0);
+  }
+}
+
+#[test]
+fn h264_rejects_odd_sizes() {
+  let err = new_encoder(VideoCodec::H264, &config(321, 240, 500_000))
+    .err()
+    .expect("odd width rejected");
+  assert_eq!(err.code(), "ERR_INVALID_CONFIG");
+  assert!(err.to_string().contains("even"), "{err}");
+}
+
+/// NAL unit types in an Annex-B stream, in order.
+fn nal_types(data: &[u8]) -> Vec<u8> {
+  let mut types = Vec::new();
+  let mut i = 0;
+  while i + 3 < data.len() {
+    if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+      types.push(data[i + 3] & 0x1f);
+      i += 3;
+    } else {
+      i += 1;
+    }
+  }
+  types
+}
+
+#[test]
+fn h264_is_annex_b_with_sps_pps_before_every_idr() {
+  let mut enc = new_encoder(VideoCodec::H264, &config(640, 480, 1_000_000)).unwrap();
+  for n in 0..20 {
+    let out = encode(enc.as_mut(), &pattern(640, 480, n as u32), n, n == 10);
+    assert!(
+      out.data.starts_with(&[0, 0, 0, 1]),
+      "frame {n} starts with a start code"
+    );
+    let types = nal_types(&out.data);
+    if out.keyframe {
+      assert_eq!(&types[..2], &[7, 8], "frame {n}: SPS, PPS first: {types:?}");
+      assert!(types[2..].iter().all(|&t| t == 5), "frame {n}: IDR slices: {types:?}");
+    } else {
+      assert!(
+        types.iter().all(|&t| t == 1),
+        "frame {n}: non-IDR slices only: {types:?}"
+      );
+    }
+  }
+}
+
+#[test]
+fn h264_sps_is_constrained_baseline() {
+  let mut enc = new_encoder(VideoCodec::H264, &config(640, 480, 1_000_000)).unwrap();
+  let out = encode(enc.as_mut(), &pattern(640, 480, 0), 0, false);
+  let sps = out.data.windows(4).position(|w| w == [0, 0, 1, 0x67]).expect("SPS") + 4;
+  // profile_idc 66 (Baseline) with constraint_set1 (Constrained Baseline), as 42e0xx / 42c0xx.
+  assert_eq!(out.data[sps], 0x42);
+  assert_ne!(
+    out.data[sps + 1] & 0x40,
+    0,
+    "constraint_set1_flag: {:#04x}",
+    out.data[sps + 1]
+  );
+}
+
+#[test]
+fn codec_names_and_mime_types() {
+  assert_eq!(VideoCodec::from_name("vp8").unwrap(), VideoCodec::Vp8);
+  assert_eq!(VideoCodec::from_name("H264").unwrap(), VideoCodec::H264);
+  assert_eq!(VideoCodec::from_name("video/VP8").unwrap(), VideoCodec::Vp8);
+  assert_eq!(VideoCodec::from_name("av1").unwrap_err().code(), "ERR_UNKNOWN_CODEC");
+  assert_eq!(VideoCodec::Vp8.mime_type(), "video/VP8");
+  assert_eq!(VideoCodec::H264.mime_type(), "video/H264");
+}
+
+#[test]
+fn invalid_configs_are_rejected() {
+  for codec in CODECS {
+    for bad in [
+      config(0, 240, 500_000),
+      config(320, 240, 0),
+      EncoderConfig {
+        max_framerate: f64::NAN,
+        ..config(320, 240, 500_000)
+      },
+    ] {
+      assert_eq!(
+        new_encoder(codec, &bad).err().expect("rejected").code(),
+        "ERR_INVALID_CONFIG",
+        "{codec} {bad:?}"
+      );
+    }
+  }
+}

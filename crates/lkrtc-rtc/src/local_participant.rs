@@ -1,0 +1,259 @@
+//! The local participant: who we are in the room, and publishing/unpublishing video tracks.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use livekit_protocol as proto;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::encoder_task::{self, EncoderControl, EncoderParams};
+use crate::engine::{lock, Command, SharedRef};
+use crate::events::{ConnectionState, RoomEvent};
+use crate::local_track::LocalVideoTrack;
+use crate::options::{codec_name, default_video_encoding, TrackPublishOptions};
+use crate::publication::LocalTrackPublication;
+use crate::video_source::FrameSlot;
+use crate::{RtcError, RtcResult};
+use std::sync::atomic::Ordering;
+
+/// How long the server has to confirm an `AddTrackRequest`.
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct LocalInner {
+  shared: SharedRef,
+  commands: mpsc::UnboundedSender<Command>,
+  tracks: Mutex<TrackMap>,
+}
+
+/// Counters of one published track's send pipeline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublishStats {
+  /// Frames the source accepted (all tracks of the source).
+  pub frames_captured: u64,
+  /// Captured frames replaced by a newer one before the encoder took them.
+  pub frames_dropped: u64,
+  pub frames_encoded: u64,
+  pub keyframes_encoded: u64,
+  /// Encoded frames the transport refused (e.g. before it connected).
+  pub frames_unsent: u64,
+  pub bytes_sent: u64,
+  /// The encoder's current target.
+  pub bitrate_bps: u64,
+}
+
+/// This process's participant in a room. Cheap to clone.
+#[derive(Clone)]
+pub struct LocalParticipant {
+  inner: Arc<LocalInner>,
+}
+
+impl std::fmt::Debug for LocalParticipant {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    f.debug_struct("LocalParticipant")
+      .field("identity", &self.identity())
+      .finish()
+  }
+}
+
+fn new_cid() -> String {
+  static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+  let nanos = SystemTime::now()
+    .duration_since(UNIX_EPOCH)
+    .map(|d| d.as_nanos())
+    .unwrap_or(0);
+  let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+  format!("lkrtc-{:x}-{n}", nanos & 0xffff_ffff_ffff)
+}
+
+impl LocalParticipant {
+  pub(crate) fn new(shared: SharedRef, commands: mpsc::UnboundedSender<Command>) -> Self {
+    Self {
+      inner: Arc::new(LocalInner {
+        shared,
+        commands,
+        tracks: Mutex::new(HashMap::new()),
+      }),
+    }
+  }
+
+  pub fn sid(&self) -> String {
+    lock(&self.inner.shared).local.sid.clone()
+  }
+
+  pub fn identity(&self) -> String {
+    lock(&self.inner.shared).local.identity.clone()
+  }
+
+  pub fn name(&self) -> String {
+    lock(&self.inner.shared).local.name.clone()
+  }
+
+  pub fn metadata(&self) -> String {
+    lock(&self.inner.shared).local.metadata.clone()
+  }
+
+  /// Our published tracks, keyed by sid.
+  pub fn track_publications(&self) -> HashMap<String, LocalTrackPublication> {
+    lock(&self.inner.shared).publications.clone()
+  }
+
+  fn command(&self, command: Command) -> RtcResult<()> {
+    self.inner.commands.send(command).map_err(|_| RtcError::NotConnected)
+  }
+
+  /// Publishes a video track: `AddTrackRequest`, the server's confirmation (10 s cap), a sendonly
+  /// transceiver and a renegotiation, then an encoder thread fed by the track's source.
+  pub async fn publish_track(
+    &self,
+    track: &LocalVideoTrack,
+    options: TrackPublishOptions,
+  ) -> RtcResult<LocalTrackPublication> {
+    if track.sid().is_some() {
+      return Err(RtcError::AlreadyPublished { name: track.name() });
+    }
+    {
+      let shared = lock(&self.inner.shared);
+      if shared.state != ConnectionState::Connected {
+        return Err(RtcError::NotConnected);
+      }
+      if shared.local.permission.as_ref().is_some_and(|p| !p.can_publish) {
+        return Err(RtcError::PublishRefused {
+          reason: "the token does not grant canPublish".into(),
+        });
+      }
+    }
+    let source = track.source().clone();
+    if source.is_closed() {
+      return Err(RtcError::Closed {
+        what: "the video source",
+      });
+    }
+    let (width, height) = (source.width(), source.height());
+    let encoding = options
+      .video_encoding
+      .unwrap_or_else(|| default_video_encoding(width, height, source.is_screencast()));
+    if encoding.max_bitrate == 0 || !encoding.max_framerate.is_finite() || encoding.max_framerate <= 0.0 {
+      return Err(RtcError::InvalidArgument {
+        name: "videoEncoding",
+        reason: format!(
+          "maxBitrate and maxFramerate must be positive, got {} and {}",
+          encoding.max_bitrate, encoding.max_framerate
+        ),
+      });
+    }
+    let codec = options.video_codec;
+    let encoder = encoder_task::new_encoder(codec, width, height, encoding)?;
+
+    let cid = new_cid();
+    let layers = vec![proto::VideoLayer {
+      quality: proto::VideoQuality::High as i32,
+      width,
+      height,
+      bitrate: encoding.max_bitrate.min(u64::from(u32::MAX)) as u32,
+      ..Default::default()
+    }];
+    let request = proto::AddTrackRequest {
+      cid: cid.clone(),
+      name: track.name(),
+      r#type: proto::TrackType::Video as i32,
+      width,
+      height,
+      source: options.source.to_proto() as i32,
+      layers: layers.clone(),
+      simulcast_codecs: vec![proto::SimulcastCodec {
+        codec: codec_name(codec).into(),
+        cid: cid.clone(),
+        layers,
+        ..Default::default()
+      }],
+      disable_red: true,
+      ..Default::default()
+    };
+    let (reply, confirmed) = oneshot::channel();
+    self.command(Command::AddTrack { request, reply })?;
+    let info = match tokio::time::timeout(PUBLISH_TIMEOUT, confirmed).await {
+      Ok(Ok(result)) => result?,
+      Ok(Err(_)) => return Err(RtcError::NotConnected),
+      Err(_) => {
+        let _ = self.command(Command::CancelAdd { cid });
+        return Err(RtcError::PublishTimeout {
+          name: track.name(),
+          timeout_ms: PUBLISH_TIMEOUT.as_millis() as u64,
+        });
+      }
+    };
+    let publication = LocalTrackPublication::from_info(&info, codec.mime_type());
+
+    let slot = source.attach();
+    let (reply, started) = oneshot::channel();
+    self.command(Command::StartTrack {
+      cid,
+      info: info.clone(),
+      codec,
+      publication: publication.clone(),
+      source: source.clone(),
+      slot: slot.clone(),
+      reply,
+    })?;
+    let started = started.await.map_err(|_| RtcError::NotConnected)??;
+    let params = EncoderParams {
+      encoding,
+      mid: started.mid,
+    };
+    let control = started.control.clone();
+    if let Err(e) = encoder_task::spawn(
+      params,
+      encoder,
+      slot.clone(),
+      started.pc,
+      started.control,
+      started.bwe_bps,
+    ) {
+      let _ = self.unpublish_track(&publication.sid).await;
+      return Err(e);
+    }
+    track.set_sid(Some(publication.sid.clone()));
+    lock_tracks(&self.inner.tracks).insert(publication.sid.clone(), (track.clone(), control, slot));
+    let _ = self.command(Command::Emit(RoomEvent::LocalTrackPublished {
+      publication: publication.clone(),
+    }));
+    Ok(publication)
+  }
+
+  /// The send counters of a published track, `None` for an unknown sid.
+  pub fn publish_stats(&self, sid: &str) -> Option<PublishStats> {
+    let tracks = lock_tracks(&self.inner.tracks);
+    let (track, control, slot) = tracks.get(sid)?;
+    Some(PublishStats {
+      frames_captured: track.source().captured_frames(),
+      frames_dropped: slot.dropped.load(Ordering::Relaxed),
+      frames_encoded: control.frames_encoded.load(Ordering::Relaxed),
+      keyframes_encoded: control.keyframes_encoded.load(Ordering::Relaxed),
+      frames_unsent: control.frames_unsent.load(Ordering::Relaxed),
+      bytes_sent: control.bytes_sent.load(Ordering::Relaxed),
+      bitrate_bps: control.bitrate_bps.load(Ordering::Relaxed),
+    })
+  }
+
+  /// Stops publishing the track with this sid: its encoder stops and the transceiver is removed
+  /// with a renegotiation, which is how LiveKit clients unpublish.
+  pub async fn unpublish_track(&self, sid: &str) -> RtcResult<LocalTrackPublication> {
+    let (reply, done) = oneshot::channel();
+    self.command(Command::Unpublish {
+      sid: sid.to_string(),
+      reply,
+    })?;
+    let result = done.await.map_err(|_| RtcError::NotConnected)?;
+    if let Some((track, _, _)) = lock_tracks(&self.inner.tracks).remove(sid) {
+      track.set_sid(None);
+    }
+    result
+  }
+}
+
+type TrackMap = HashMap<String, (LocalVideoTrack, Arc<EncoderControl>, Arc<FrameSlot>)>;
+
+fn lock_tracks(tracks: &Mutex<TrackMap>) -> std::sync::MutexGuard<'_, TrackMap> {
+  tracks.lock().unwrap_or_else(|e| e.into_inner())
+}

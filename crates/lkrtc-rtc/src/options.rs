@@ -1,0 +1,155 @@
+//! Options for connecting and publishing, and LiveKit's default video encodings per resolution.
+
+use std::time::Duration;
+
+use crate::publication::TrackSource;
+
+/// How to join a room.
+#[derive(Debug, Clone)]
+pub struct RoomOptions {
+  /// Subscribe to every published track automatically.
+  pub auto_subscribe: bool,
+  pub adaptive_stream: bool,
+  /// Bound on the whole connect: WebSocket, `JoinResponse` and the first peer connection.
+  pub connect_timeout: Duration,
+}
+
+impl Default for RoomOptions {
+  fn default() -> Self {
+    Self {
+      auto_subscribe: true,
+      adaptive_stream: false,
+      connect_timeout: Duration::from_secs(10),
+    }
+  }
+}
+
+/// Codecs lkrtc publishes (lkrtc-codec's).
+pub use lkrtc_codec::VideoCodec;
+
+/// The name LiveKit uses in `SimulcastCodec.codec`.
+pub(crate) fn codec_name(codec: VideoCodec) -> &'static str {
+  match codec {
+    VideoCodec::Vp8 => "vp8",
+    VideoCodec::H264 => "h264",
+  }
+}
+
+/// Encoder limits for a published track.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VideoEncoding {
+  /// Bits per second.
+  pub max_bitrate: u64,
+  pub max_framerate: f64,
+}
+
+/// How to publish a track.
+#[derive(Debug, Clone)]
+pub struct TrackPublishOptions {
+  pub source: TrackSource,
+  pub video_codec: VideoCodec,
+  /// `None`: LiveKit's preset for the source's resolution.
+  pub video_encoding: Option<VideoEncoding>,
+}
+
+impl Default for TrackPublishOptions {
+  fn default() -> Self {
+    Self {
+      source: TrackSource::Camera,
+      video_codec: VideoCodec::Vp8,
+      video_encoding: None,
+    }
+  }
+}
+
+/// Options of a [`crate::VideoSource`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VideoSourceOptions {
+  pub is_screencast: bool,
+}
+
+struct Preset {
+  width: u32,
+  #[allow(dead_code)] // the table reads as LiveKit's; only widths select
+  height: u32,
+  max_bitrate: u64,
+  max_framerate: f64,
+}
+
+const fn p(width: u32, height: u32, max_bitrate: u64, max_framerate: f64) -> Preset {
+  Preset {
+    width,
+    height,
+    max_bitrate,
+    max_framerate,
+  }
+}
+
+// LiveKit's presets (the same in its JS, Rust and Python SDKs).
+const PRESETS_16_9: &[Preset] = &[
+  p(160, 90, 90_000, 15.0),
+  p(320, 180, 160_000, 15.0),
+  p(384, 216, 180_000, 15.0),
+  p(640, 360, 450_000, 20.0),
+  p(960, 540, 800_000, 25.0),
+  p(1280, 720, 1_700_000, 30.0),
+  p(1920, 1080, 3_000_000, 30.0),
+  p(2560, 1440, 5_000_000, 30.0),
+  p(3840, 2160, 8_000_000, 30.0),
+];
+const PRESETS_4_3: &[Preset] = &[
+  p(160, 120, 80_000, 15.0),
+  p(240, 180, 100_000, 15.0),
+  p(320, 240, 150_000, 15.0),
+  p(480, 360, 225_000, 20.0),
+  p(640, 480, 300_000, 20.0),
+  p(720, 540, 450_000, 25.0),
+  p(960, 720, 1_500_000, 30.0),
+  p(1440, 1080, 2_500_000, 30.0),
+  p(1920, 1440, 3_500_000, 30.0),
+];
+const PRESETS_SCREEN: &[Preset] = &[
+  p(640, 360, 200_000, 3.0),
+  p(1280, 720, 400_000, 5.0),
+  p(1280, 720, 1_000_000, 15.0),
+  p(1920, 1080, 1_500_000, 15.0),
+  p(1920, 1080, 3_000_000, 30.0),
+];
+
+/// LiveKit's default encoding for a `width` x `height` track: the smallest preset of the matching
+/// aspect ratio that covers the longer side (the largest preset beyond that).
+pub fn default_video_encoding(width: u32, height: u32, is_screencast: bool) -> VideoEncoding {
+  let (long, short) = (width.max(height), width.min(height).max(1));
+  let presets = if is_screencast {
+    PRESETS_SCREEN
+  } else if (f64::from(long) / f64::from(short) - 16.0 / 9.0).abs()
+    < (f64::from(long) / f64::from(short) - 4.0 / 3.0).abs()
+  {
+    PRESETS_16_9
+  } else {
+    PRESETS_4_3
+  };
+  let chosen = presets
+    .iter()
+    .find(|p| p.width >= long)
+    .unwrap_or(&presets[presets.len() - 1]);
+  VideoEncoding {
+    max_bitrate: chosen.max_bitrate,
+    max_framerate: chosen.max_framerate,
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn presets_follow_livekit() {
+    assert_eq!(default_video_encoding(640, 480, false).max_bitrate, 300_000);
+    assert_eq!(default_video_encoding(1280, 720, false).max_bitrate, 1_700_000);
+    assert_eq!(default_video_encoding(1920, 1080, false).max_framerate, 30.0);
+    assert_eq!(default_video_encoding(480, 640, false).max_bitrate, 300_000);
+    assert_eq!(default_video_encoding(8000, 4500, false).max_bitrate, 8_000_000);
+    assert_eq!(default_video_encoding(1920, 1080, true).max_bitrate, 1_500_000);
+  }
+}

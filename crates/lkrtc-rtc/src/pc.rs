@@ -1,0 +1,212 @@
+//! The seam between the room engine and `lkrtc-transport`: one peer connection per role.
+//! Everything the engine needs from WebRTC passes through here, so the transport's exact API
+//! touches one file.
+
+use std::net::IpAddr;
+
+use lkrtc_transport::{
+  Mid, OutgoingVideoFrame, TransportConfig, TransportEvent, TransportHandle, TransportRole, VideoCodecKind,
+};
+use lkrtc_video::VideoRotation;
+use tokio::sync::mpsc;
+
+use crate::options::VideoCodec;
+use crate::{RtcError, RtcResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+  Publisher,
+  Subscriber,
+}
+
+/// What a peer connection reports to the engine.
+#[derive(Debug)]
+pub enum PcEvent {
+  LocalCandidate(String),
+  NegotiationNeeded,
+  Connected,
+  Disconnected,
+  Failed,
+  KeyframeRequest {
+    mid: String,
+  },
+  BitrateEstimate {
+    bps: u64,
+  },
+  /// Subscriber: the server added a track; `stream_id` is `PA_xxx|TR_xxx`.
+  TrackAdded {
+    mid: String,
+    stream_id: String,
+    track_id: String,
+    codec: Option<VideoCodec>,
+  },
+  TrackRemoved {
+    mid: String,
+  },
+  /// Subscriber: one complete encoded frame.
+  VideoFrame {
+    mid: String,
+    data: Vec<u8>,
+    keyframe: bool,
+    /// False when frames were lost right before this one.
+    contiguous: bool,
+    /// The publisher's capture time (Unix µs) when sender reports mapped it, else 0.
+    capture_time_us: i64,
+    rotation: VideoRotation,
+  },
+}
+
+/// One encoded frame for RTP packetisation.
+pub struct OutgoingFrame {
+  pub data: Vec<u8>,
+  pub keyframe: bool,
+  pub capture_time_us: i64,
+  pub rotation: VideoRotation,
+}
+
+/// A cloneable handle on one peer connection.
+#[derive(Clone)]
+pub struct Pc {
+  role: Role,
+  transport: TransportHandle,
+}
+
+fn transport_error(e: lkrtc_transport::TransportError) -> RtcError {
+  RtcError::Transport(e.to_string())
+}
+
+fn codec_kind(codec: VideoCodec) -> VideoCodecKind {
+  match codec {
+    VideoCodec::Vp8 => VideoCodecKind::Vp8,
+    VideoCodec::H264 => VideoCodecKind::H264,
+  }
+}
+
+fn codec_of(kind: VideoCodecKind) -> VideoCodec {
+  match kind {
+    VideoCodecKind::Vp8 => VideoCodec::Vp8,
+    VideoCodecKind::H264 => VideoCodec::H264,
+  }
+}
+
+fn translate(event: TransportEvent) -> Option<PcEvent> {
+  Some(match event {
+    TransportEvent::LocalCandidate(json) => PcEvent::LocalCandidate(json),
+    TransportEvent::NegotiationNeeded => PcEvent::NegotiationNeeded,
+    TransportEvent::Connected => PcEvent::Connected,
+    TransportEvent::Disconnected => PcEvent::Disconnected,
+    TransportEvent::Failed => PcEvent::Failed,
+    TransportEvent::KeyframeRequest { mid } => PcEvent::KeyframeRequest { mid: mid.to_string() },
+    TransportEvent::BitrateEstimate { bps } => PcEvent::BitrateEstimate { bps },
+    TransportEvent::TrackAdded {
+      mid,
+      stream_id,
+      track_id,
+      codec,
+    } => PcEvent::TrackAdded {
+      mid: mid.to_string(),
+      stream_id,
+      track_id,
+      codec: Some(codec_of(codec)),
+    },
+    TransportEvent::TrackRemoved { mid } => PcEvent::TrackRemoved { mid: mid.to_string() },
+    TransportEvent::VideoFrame {
+      mid,
+      data,
+      keyframe,
+      contiguous,
+      capture_time_us,
+      rotation,
+      ..
+    } => PcEvent::VideoFrame {
+      mid: mid.to_string(),
+      data,
+      keyframe,
+      contiguous,
+      capture_time_us: capture_time_us.unwrap_or(0),
+      rotation: VideoRotation::from_u32(u32::from(rotation)).unwrap_or(VideoRotation::Rotation0),
+    },
+    // Data channels carry no video; lkrtc does not expose them yet.
+    TransportEvent::DataReceived { .. } => return None,
+  })
+}
+
+impl Pc {
+  /// Starts a transport bound to `bind_ip` (the local address that reaches the server).
+  pub async fn start(role: Role, bind_ip: IpAddr) -> RtcResult<(Pc, mpsc::UnboundedReceiver<PcEvent>)> {
+    let transport_role = match role {
+      Role::Publisher => TransportRole::Publisher,
+      Role::Subscriber => TransportRole::Subscriber,
+    };
+    let (transport, mut events) = TransportHandle::start(TransportConfig::new(transport_role, bind_ip))
+      .await
+      .map_err(transport_error)?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+      while let Some(event) = events.recv().await {
+        if let Some(event) = translate(event) {
+          if tx.send(event).is_err() {
+            break;
+          }
+        }
+      }
+    });
+    Ok((Pc { role, transport }, rx))
+  }
+
+  pub fn role(&self) -> Role {
+    self.role
+  }
+
+  pub async fn add_video_track(&self, stream_id: &str, track_id: &str, codec: VideoCodec) -> RtcResult<String> {
+    let mid = self
+      .transport
+      .add_video_track(stream_id, track_id, codec_kind(codec))
+      .await
+      .map_err(transport_error)?;
+    Ok(mid.to_string())
+  }
+
+  pub async fn remove_track(&self, mid: &str) -> RtcResult<()> {
+    self.transport.remove_track(Mid::from(mid)).await.map_err(transport_error)
+  }
+
+  pub async fn create_offer(&self, ice_restart: bool) -> RtcResult<String> {
+    self.transport.create_offer(ice_restart).await.map_err(transport_error)
+  }
+
+  pub async fn apply_answer(&self, sdp: &str) -> RtcResult<()> {
+    self.transport.apply_answer(sdp).await.map_err(transport_error)
+  }
+
+  pub async fn apply_offer(&self, sdp: &str) -> RtcResult<String> {
+    self.transport.apply_offer(sdp).await.map_err(transport_error)
+  }
+
+  pub async fn add_remote_candidate(&self, candidate_init: &str) -> RtcResult<()> {
+    self.transport.add_remote_candidate(candidate_init).map_err(transport_error)
+  }
+
+  /// Called from encoder threads: queues the frame and returns at once.
+  pub fn write_video(&self, mid: &str, frame: OutgoingFrame) -> RtcResult<()> {
+    self.transport.write_video(
+      Mid::from(mid),
+      OutgoingVideoFrame {
+        data: frame.data,
+        keyframe: frame.keyframe,
+        capture_time_us: frame.capture_time_us,
+        rotation: frame.rotation as u8,
+      },
+    );
+    Ok(())
+  }
+
+  /// Asks the sender of `mid` for a keyframe (PLI). Called from decoder threads.
+  pub fn request_keyframe(&self, mid: &str) {
+    self.transport.request_keyframe(Mid::from(mid));
+  }
+
+  pub async fn close(&self) {
+    self.transport.close().await
+  }
+}

@@ -1,0 +1,140 @@
+//! A subscribed remote video track: fans its decoded frames out to the [`crate::VideoStream`]s
+//! reading it, converting once per requested format.
+
+use std::sync::{Arc, Mutex};
+
+use crate::video_stream::{StreamQueue, VideoFrameEvent};
+
+struct TrackInner {
+  sid: String,
+  name: String,
+  participant_identity: String,
+  streams: Mutex<Vec<Arc<StreamQueue>>>,
+}
+
+/// A remote video track we receive. Cheap to clone.
+#[derive(Clone)]
+pub struct RemoteVideoTrack {
+  inner: Arc<TrackInner>,
+}
+
+impl std::fmt::Debug for RemoteVideoTrack {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    f.debug_struct("RemoteVideoTrack")
+      .field("sid", &self.inner.sid)
+      .field("name", &self.inner.name)
+      .finish()
+  }
+}
+
+impl RemoteVideoTrack {
+  #[allow(dead_code)] // created by the subscriber path
+  pub(crate) fn new(sid: String, name: String, participant_identity: String) -> Self {
+    Self {
+      inner: Arc::new(TrackInner {
+        sid,
+        name,
+        participant_identity,
+        streams: Mutex::new(Vec::new()),
+      }),
+    }
+  }
+
+  pub fn sid(&self) -> String {
+    self.inner.sid.clone()
+  }
+
+  pub fn name(&self) -> String {
+    self.inner.name.clone()
+  }
+
+  pub fn participant_identity(&self) -> String {
+    self.inner.participant_identity.clone()
+  }
+
+  pub(crate) fn attach(&self, queue: Arc<StreamQueue>) {
+    self.inner.streams.lock().unwrap_or_else(|e| e.into_inner()).push(queue);
+  }
+
+  pub(crate) fn detach(&self, queue: &Arc<StreamQueue>) {
+    self
+      .inner
+      .streams
+      .lock()
+      .unwrap_or_else(|e| e.into_inner())
+      .retain(|q| !Arc::ptr_eq(q, queue));
+  }
+
+  /// Delivers one decoded I420 frame to every stream, converted to each stream's format.
+  #[allow(dead_code)] // fed by the subscriber path's decoder
+  pub(crate) fn deliver(&self, event: VideoFrameEvent) {
+    let streams = self.inner.streams.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    // Each format is converted once, however many streams want it.
+    let mut converted: Vec<VideoFrameEvent> = Vec::new();
+    for queue in streams {
+      if queue.format == event.frame.buffer_type() {
+        queue.push(event.clone());
+        continue;
+      }
+      if let Some(done) = converted.iter().find(|e| e.frame.buffer_type() == queue.format) {
+        queue.push(done.clone());
+        continue;
+      }
+      match lkrtc_video::convert(event.frame.as_ref(), queue.format, false) {
+        Ok(frame) => {
+          let done = VideoFrameEvent {
+            frame: Arc::new(frame),
+            ..event.clone()
+          };
+          queue.push(done.clone());
+          converted.push(done);
+        }
+        Err(e) => log::warn!("cannot convert a received frame to {}: {e}", queue.format),
+      }
+    }
+  }
+
+  /// Ends every stream of this track (unsubscribed or disconnected).
+  #[allow(dead_code)]
+  pub(crate) fn end(&self) {
+    for queue in self.inner.streams.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+      queue.close();
+    }
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use crate::video_stream::{VideoStream, VideoStreamOptions};
+  use lkrtc_video::{VideoBufferType, VideoFrame, VideoRotation};
+
+  #[tokio::test]
+  async fn each_stream_gets_its_format_and_ends_with_the_track() {
+    let track = RemoteVideoTrack::new("TR_1".into(), "cam".into(), "alice".into());
+    let mut i420 = VideoStream::new(&track, VideoStreamOptions::default());
+    let mut rgba = VideoStream::new(
+      &track,
+      VideoStreamOptions {
+        capacity: 2,
+        format: Some(VideoBufferType::Rgba),
+      },
+    );
+    let frame = VideoFrame::new_zeroed(4, 4, VideoBufferType::I420).unwrap();
+    track.deliver(VideoFrameEvent {
+      frame: Arc::new(frame),
+      timestamp_us: 7,
+      rotation: VideoRotation::Rotation180,
+    });
+    track.end();
+    let a = i420.next().await.unwrap();
+    let b = rgba.next().await.unwrap();
+    assert_eq!(a.frame.buffer_type(), VideoBufferType::I420);
+    assert_eq!(
+      (b.frame.buffer_type(), b.frame.data().len(), b.timestamp_us),
+      (VideoBufferType::Rgba, 64, 7)
+    );
+    assert_eq!(b.rotation, VideoRotation::Rotation180);
+    assert!(i420.next().await.is_none() && rgba.next().await.is_none());
+  }
+}

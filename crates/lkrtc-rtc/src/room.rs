@@ -1,0 +1,259 @@
+//! A room: connect (WebSocket, `JoinResponse`, transports), read its state, disconnect.
+//! Events arrive in order on the receiver returned by [`Room::connect`].
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use livekit_protocol as proto;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::engine::{lock, Command, Engine, ResumeParams, Shared, SharedRef};
+use crate::events::{ConnectionState, RoomEvent};
+use crate::local_participant::LocalParticipant;
+use crate::options::RoomOptions;
+use crate::participant::RemoteParticipant;
+use crate::pc::{Pc, Role};
+use crate::signal::connection::{self, SignalReader};
+use crate::signal::session::{disconnect_reason, SignalSession};
+use crate::signal::url::{parse_server_url, signal_url, JoinParams};
+use crate::{RtcError, RtcResult};
+
+struct RoomInner {
+  shared: SharedRef,
+  commands: mpsc::UnboundedSender<Command>,
+  local: LocalParticipant,
+  engine: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// A joined LiveKit room. Cheap to clone; clones are the same room.
+#[derive(Clone)]
+pub struct Room {
+  inner: Arc<RoomInner>,
+}
+
+impl std::fmt::Debug for Room {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    f.debug_struct("Room")
+      .field("name", &self.name())
+      .field("sid", &self.sid())
+      .finish()
+  }
+}
+
+impl Room {
+  /// Joins the room at `url` (`ws`, `wss`, `http` or `https`) with an access token. Fails within
+  /// `options.connect_timeout` with `ERR_INVALID_URL`, `ERR_CONNECTION_REFUSED`,
+  /// `ERR_UNAUTHORIZED`, `ERR_CONNECT_TIMEOUT`, ... Must be called inside a tokio runtime.
+  pub async fn connect(
+    url: &str,
+    token: &str,
+    options: RoomOptions,
+  ) -> RtcResult<(Room, mpsc::UnboundedReceiver<RoomEvent>)> {
+    let base = parse_server_url(url)?;
+    if token.is_empty() {
+      return Err(RtcError::Unauthorized {
+        reason: "empty access token".into(),
+      });
+    }
+    let timeout_ms = options.connect_timeout.as_millis() as u64;
+    let deadline = Instant::now() + options.connect_timeout;
+    let params = JoinParams {
+      auto_subscribe: options.auto_subscribe,
+      adaptive_stream: options.adaptive_stream,
+      sdk_version: env!("CARGO_PKG_VERSION").to_string(),
+      reconnect_sid: None,
+    };
+    let (writer, mut reader) = connection::connect(
+      &signal_url(&base, token, &params),
+      &base,
+      token,
+      options.connect_timeout,
+    )
+    .await?;
+    let join = tokio::time::timeout_at(deadline, wait_join(&mut reader))
+      .await
+      .map_err(|_| RtcError::ConnectTimeout {
+        timeout_ms,
+        stage: "join response",
+      })??;
+    let session = SignalSession::from_join(&join)?;
+    log::info!(
+      "joined room {:?} as {:?} (server {})",
+      session.room_name,
+      session.local.identity,
+      join
+        .server_info
+        .as_ref()
+        .map(|s| s.version.as_str())
+        .unwrap_or(join.server_version.as_str())
+    );
+
+    let bind_ip = local_ip_towards(&base).await?;
+    let (publisher, publisher_events) = Pc::start(Role::Publisher, bind_ip).await?;
+    let (subscriber, subscriber_events) = Pc::start(Role::Subscriber, bind_ip).await?;
+    let shared: SharedRef = Arc::new(Mutex::new(Shared {
+      room_name: session.room_name.clone(),
+      room_sid: session.room_sid.clone(),
+      local: session.local.clone(),
+      remotes: session.remotes(),
+      state: ConnectionState::Connected,
+      publications: HashMap::new(),
+    }));
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    let (ready_tx, ready_rx) = oneshot::channel();
+    // First in the stream; harmless if the connect still fails (the receiver is then dropped).
+    let _ = events_tx.send(RoomEvent::ConnectionStateChanged {
+      state: ConnectionState::Connected,
+    });
+    let engine = Engine {
+      writer,
+      reader,
+      session,
+      shared: shared.clone(),
+      // The engine holds the only sender, so the stream ends when the engine does.
+      events: events_tx,
+      commands: commands_rx,
+      publisher: publisher.clone(),
+      publisher_events,
+      subscriber,
+      subscriber_events,
+      ready: Some(ready_tx),
+      bwe_bps: Arc::new(AtomicU64::new(0)),
+      subscribed: HashMap::new(),
+      remote_candidates: [Some(Vec::new()), Some(Vec::new())],
+      resume: ResumeParams {
+        base,
+        params,
+        connect_timeout: options.connect_timeout,
+      },
+      token: token.to_string(),
+      last_answer: None,
+      last_offer: None,
+    };
+    let task = tokio::spawn(engine.run());
+    let room = Room {
+      inner: Arc::new(RoomInner {
+        shared: shared.clone(),
+        commands: commands_tx.clone(),
+        local: LocalParticipant::new(shared, commands_tx),
+        engine: Mutex::new(Some(task)),
+      }),
+    };
+
+    // Wait for the primary peer connection, so media can flow when connect resolves.
+    match tokio::time::timeout_at(deadline, ready_rx).await {
+      Ok(Ok(Ok(()))) => {}
+      Ok(Ok(Err(e))) => {
+        room.disconnect().await;
+        return Err(e);
+      }
+      Ok(Err(_)) => return Err(RtcError::Signal("the room engine stopped while connecting".into())),
+      Err(_) => {
+        room.disconnect().await;
+        return Err(RtcError::ConnectTimeout {
+          timeout_ms,
+          stage: "peer connection",
+        });
+      }
+    }
+    Ok((room, events_rx))
+  }
+
+  pub fn name(&self) -> String {
+    lock(&self.inner.shared).room_name.clone()
+  }
+
+  pub fn sid(&self) -> String {
+    lock(&self.inner.shared).room_sid.clone()
+  }
+
+  pub fn local_participant(&self) -> LocalParticipant {
+    self.inner.local.clone()
+  }
+
+  /// A snapshot of the other participants, keyed by identity.
+  pub fn remote_participants(&self) -> HashMap<String, RemoteParticipant> {
+    lock(&self.inner.shared).remotes.clone()
+  }
+
+  pub fn connection_state(&self) -> ConnectionState {
+    lock(&self.inner.shared).state
+  }
+
+  pub fn is_connected(&self) -> bool {
+    self.connection_state() == ConnectionState::Connected
+  }
+
+  /// Subscribes to (or unsubscribes from) a remote track by sid; with `auto_subscribe` every
+  /// track is subscribed already.
+  pub async fn set_subscribed(&self, track_sid: &str, subscribed: bool) -> RtcResult<()> {
+    let (reply, done) = oneshot::channel();
+    self
+      .inner
+      .commands
+      .send(Command::SetSubscribed {
+        track_sid: track_sid.to_string(),
+        subscribed,
+        reply,
+      })
+      .map_err(|_| RtcError::NotConnected)?;
+    done.await.map_err(|_| RtcError::NotConnected)?
+  }
+
+  /// Drops the signal connection as a network failure would, to exercise the resume path.
+  #[doc(hidden)]
+  pub fn simulate_signal_loss(&self) {
+    let _ = self.inner.commands.send(Command::SimulateSignalLoss);
+  }
+
+  /// Leaves the room: sends `LeaveRequest`, stops the encoders, closes the transports and ends
+  /// the event stream after a `Disconnected { reason: "CLIENT_INITIATED" }` event. Idempotent.
+  pub async fn disconnect(&self) {
+    let (reply, done) = oneshot::channel();
+    if self.inner.commands.send(Command::Disconnect { reply }).is_ok() {
+      let _ = done.await;
+    }
+    let task = self.inner.engine.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(task) = task {
+      let _ = task.await;
+    }
+    lock(&self.inner.shared).state = ConnectionState::Disconnected;
+  }
+}
+
+/// The local address that reaches the signal server: media candidates are advertised on it,
+/// so a server on loopback keeps all traffic on loopback.
+async fn local_ip_towards(base: &url::Url) -> RtcResult<std::net::IpAddr> {
+  let host = base.host_str().unwrap_or("127.0.0.1").trim_start_matches('[').trim_end_matches(']');
+  let port = base.port_or_known_default().unwrap_or(443);
+  let addr = tokio::net::lookup_host((host, port))
+    .await
+    .ok()
+    .and_then(|mut addrs| addrs.next())
+    .ok_or_else(|| RtcError::Transport(format!("cannot resolve the server host {host:?}")))?;
+  lkrtc_transport::local_ip_for(addr).map_err(|e| RtcError::Transport(format!("no route to {addr}: {e}")))
+}
+
+/// The first useful message must be a `JoinResponse`; a `LeaveRequest` instead means refusal.
+async fn wait_join(reader: &mut SignalReader) -> RtcResult<proto::JoinResponse> {
+  loop {
+    match reader.recv().await {
+      Some(Ok(proto::signal_response::Message::Join(join))) => return Ok(join),
+      Some(Ok(proto::signal_response::Message::Leave(leave))) => {
+        return Err(RtcError::Disconnected {
+          reason: disconnect_reason(leave.reason),
+        })
+      }
+      Some(Ok(_)) => continue,
+      Some(Err(e)) => return Err(e),
+      None => {
+        return Err(RtcError::Signal(
+          "the server closed the connection before the JoinResponse".into(),
+        ))
+      }
+    }
+  }
+}

@@ -1,0 +1,133 @@
+//! A real livekit-server for integration tests: loopback only, free ports, explicit dev keys,
+//! log in `target/lkrtc-rtc-tests/`, killed on drop.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lkrtc_rtc::{create_token, TokenOptions};
+
+pub const API_KEY: &str = "devkey";
+pub const API_SECRET: &str = "secret";
+
+pub struct TestServer {
+  child: Child,
+  pub http_port: u16,
+  pub url: String,
+  pub log: PathBuf,
+}
+
+fn workspace_root() -> PathBuf {
+  PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    .join("../..")
+    .canonicalize()
+    .expect("workspace root")
+}
+
+fn free_tcp_port() -> u16 {
+  TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn free_udp_port() -> u16 {
+  UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl TestServer {
+  pub fn start() -> TestServer {
+    let root = workspace_root();
+    let binary = root.join(".tools/bin/livekit-server");
+    assert!(
+      binary.exists(),
+      "livekit-server is missing at {}: run `bash scripts/bootstrap.sh` first",
+      binary.display()
+    );
+    let (http_port, tcp_port, udp_port) = (free_tcp_port(), free_tcp_port(), free_udp_port());
+    let dir = root.join("target/lkrtc-rtc-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join(format!("livekit-{http_port}.yaml"));
+    std::fs::write(
+      &config,
+      format!(
+        "port: {http_port}
+bind_addresses: [127.0.0.1]
+keys: {{ {API_KEY}: {API_SECRET} }}
+rtc:
+  udp_port: {udp_port}
+  tcp_port: {tcp_port}
+  use_external_ip: false
+  node_ip: 127.0.0.1
+  enable_loopback_candidate: true
+  ips: {{ includes: [127.0.0.1/32] }}
+  stun_servers: [\"127.0.0.1:3478\"]
+turn: {{ enabled: false }}
+logging: {{ level: debug }}
+"
+      ),
+    )
+    .unwrap();
+    let log = dir.join(format!("livekit-{http_port}.log"));
+    let log_file = std::fs::File::create(&log).unwrap();
+    let child = Command::new(&binary)
+      .arg("--config")
+      .arg(&config)
+      .stdin(Stdio::null())
+      .stdout(log_file.try_clone().unwrap())
+      .stderr(log_file)
+      .spawn()
+      .expect("start livekit-server");
+    let mut server = TestServer {
+      child,
+      http_port,
+      url: format!("ws://127.0.0.1:{http_port}"),
+      log,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", http_port)).is_err() {
+      if let Ok(Some(status)) = server.child.try_wait() {
+        panic!("livekit-server exited with {status}; see {}", server.log.display());
+      }
+      assert!(
+        Instant::now() < deadline,
+        "livekit-server did not listen in time; see {}",
+        server.log.display()
+      );
+      std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+  }
+
+  pub fn token(&self, identity: &str, room: &str) -> String {
+    token(identity, room)
+  }
+}
+
+pub fn token(identity: &str, room: &str) -> String {
+  create_token(&TokenOptions {
+    api_key: API_KEY.into(),
+    api_secret: API_SECRET.into(),
+    identity: identity.into(),
+    name: Some(format!("{identity} name")),
+    room: room.into(),
+    ..Default::default()
+  })
+  .unwrap()
+}
+
+impl Drop for TestServer {
+  fn drop(&mut self) {
+    let _ = self.child.kill();
+    let _ = self.child.wait();
+  }
+}
+
+/// A room name unique to this process and call.
+pub fn room_name(prefix: &str) -> String {
+  static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+  format!(
+    "{prefix}-{}-{}",
+    std::process::id(),
+    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+  )
+}

@@ -1,0 +1,792 @@
+//! The sans-IO heart of a transport: one str0m `Rtc` plus the LiveKit-shaped bookkeeping
+//! (local track handles, pending offer, data channels by label, remote tracks by mid). It never
+//! touches a socket or a clock; `task.rs` feeds it time and datagrams.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::channel::{ChannelConfig, ChannelId, Reliability};
+use str0m::format::PayloadParams;
+use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::VideoOrientation;
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+
+use crate::candidate::candidate_init_json;
+use crate::sdp::{self, SdpDirection};
+use crate::{Mid, OutgoingVideoFrame, TransportConfig, TransportError, TransportEvent, TransportRole, VideoCodecKind};
+
+/// LiveKit's data channel labels.
+pub(crate) const RELIABLE_LABEL: &str = "_reliable";
+pub(crate) const LOSSY_LABEL: &str = "_lossy";
+
+/// ICE disconnected this long without recovery counts as failed.
+const FAIL_AFTER: Duration = Duration::from_secs(15);
+/// Longest a close waits for str0m to flush BYE/close_notify.
+const CLOSE_DRAIN: Duration = Duration::from_secs(1);
+/// At most one loss-triggered PLI per track in this window.
+const PLI_INTERVAL: Duration = Duration::from_millis(300);
+/// Data written before the channels open is kept up to this many messages.
+const MAX_QUEUED_DATA: usize = 1024;
+/// Upper bound on how long the loop sleeps, so a far-future str0m timeout is still rechecked.
+const MAX_SLEEP: Duration = Duration::from_secs(1);
+
+/// Publisher payload types: VP8 + RTX and H.264 42e01f mode 1 + RTX (Chrome's numbers).
+const PT_VP8: u8 = 96;
+const PT_VP8_RTX: u8 = 97;
+const PT_H264: u8 = 102;
+const PT_H264_RTX: u8 = 103;
+
+/// What the I/O loop must do next.
+#[derive(Debug)]
+pub(crate) enum Poll {
+  /// Send this datagram.
+  Transmit(SocketAddr, Vec<u8>),
+  /// Nothing to do before this instant (or before input arrives).
+  Timeout(Instant),
+  /// The transport is finished; end the task.
+  Dead,
+}
+
+struct LocalTrack {
+  /// Handle given to the caller; stable across renegotiations.
+  local: Mid,
+  /// mid of the m-line in the latest offer / session.
+  rtc: Option<Mid>,
+  stream_id: String,
+  track_id: String,
+  codec: VideoCodecKind,
+  negotiated: bool,
+  pt: Option<Pt>,
+  /// (capture_time_us, Instant) of the first frame: maps capture time to str0m's wallclock.
+  clock: Option<(i64, Instant)>,
+  warned_no_codec: bool,
+}
+
+struct RemoteTrack {
+  stream_id: String,
+  track_id: String,
+  last_pli: Option<Instant>,
+}
+
+struct Pending {
+  offer: SdpPendingOffer,
+  added: Vec<Mid>,
+  channels: bool,
+  /// m-line mids of the offer, in order: a matching answer has the same.
+  mids: Vec<String>,
+  /// Stopped m-lines this offer carries.
+  removed: Vec<Mid>,
+}
+
+pub(crate) struct Core {
+  rtc: Rtc,
+  role: TransportRole,
+  events: VecDeque<TransportEvent>,
+  local_candidates: Vec<Candidate>,
+  local_is_v4: bool,
+  candidates_announced: bool,
+
+  tracks: Vec<LocalTrack>,
+  next_local: u32,
+  removals: Vec<Mid>,
+  channels_negotiated: bool,
+  pending: Option<Pending>,
+
+  channels: HashMap<ChannelId, bool>,
+  reliable: Option<ChannelId>,
+  lossy: Option<ChannelId>,
+  queued_data: VecDeque<(bool, Vec<u8>)>,
+
+  remote: HashMap<Mid, RemoteTrack>,
+
+  dtls_up: bool,
+  connected: bool,
+  disconnected_since: Option<Instant>,
+  closing_since: Option<Instant>,
+  close_started: bool,
+  dead: bool,
+}
+
+impl Core {
+  pub fn new(config: &TransportConfig, local_addr: SocketAddr, now: Instant) -> Self {
+    // pion/dtls (livekit-server) speaks DTLS 1.2 only; pin it rather than rely on the default.
+    let mut rtc_config = RtcConfig::new()
+      .set_dtls_version(str0m::config::DtlsVersion::Dtls12)
+      .clear_codecs();
+    match config.role {
+      TransportRole::Publisher => {
+        // Only what lkrtc can encode, so the server cannot pick anything else.
+        let codecs = rtc_config.codec_config();
+        codecs.add_config(
+          PT_VP8.into(),
+          Some(PT_VP8_RTX.into()),
+          str0m::format::Codec::Vp8,
+          str0m::media::Frequency::NINETY_KHZ,
+          None,
+          Default::default(),
+        );
+        codecs.add_h264(PT_H264.into(), Some(PT_H264_RTX.into()), true, 0x42e01f);
+        if let Some(bps) = config.initial_bitrate_bps {
+          rtc_config = rtc_config.enable_bwe(Some(Bitrate::bps(bps)));
+        }
+      }
+      TransportRole::Subscriber => {
+        // Every H.264 profile str0m knows: the remote publisher (browser) chooses, not us.
+        // Opus is accepted (and its packets dropped) so audio m-lines are answered like a
+        // browser would; a rejected m-line cannot be reused by the SFU for a later track.
+        rtc_config = rtc_config.enable_vp8(true).enable_h264(true).enable_opus(true, false);
+      }
+    }
+    // The default extension map already has abs-send-time, transport-cc, mid, rid and
+    // video-orientation (CVO); it is what gets offered/accepted.
+    let mut rtc = rtc_config.build(now);
+    if config.role == TransportRole::Publisher && config.initial_bitrate_bps.is_some() {
+      let desired = Bitrate::bps(config.desired_bitrate_bps);
+      rtc.bwe().set_bitrate(Bitrate::kbps(30), desired);
+    }
+
+    let mut local_candidates = Vec::new();
+    match Candidate::host(local_addr, "udp") {
+      Ok(c) => {
+        if let Some(c) = rtc.add_local_candidate(c) {
+          local_candidates.push(c.clone());
+        }
+      }
+      Err(e) => tracing::warn!(%local_addr, "no host candidate: {e}"),
+    }
+
+    let mut core = Core {
+      rtc,
+      role: config.role,
+      events: VecDeque::new(),
+      local_candidates,
+      local_is_v4: local_addr.is_ipv4(),
+      candidates_announced: false,
+      tracks: Vec::new(),
+      next_local: 0,
+      removals: Vec::new(),
+      channels_negotiated: false,
+      pending: None,
+      channels: HashMap::new(),
+      reliable: None,
+      lossy: None,
+      queued_data: VecDeque::new(),
+      remote: HashMap::new(),
+      dtls_up: false,
+      connected: false,
+      disconnected_since: None,
+      closing_since: None,
+      close_started: false,
+      dead: false,
+    };
+    if config.role == TransportRole::Publisher {
+      // The data channels must be negotiated before anything can be sent.
+      core.events.push_back(TransportEvent::NegotiationNeeded);
+    }
+    core
+  }
+
+  pub fn take_events(&mut self) -> impl Iterator<Item = TransportEvent> + '_ {
+    self.events.drain(..)
+  }
+
+  fn require(&self, role: TransportRole, op: &'static str) -> Result<(), TransportError> {
+    if self.role == role {
+      Ok(())
+    } else {
+      Err(TransportError::WrongRole {
+        op,
+        role: self.role.name(),
+      })
+    }
+  }
+
+  fn require_open(&self) -> Result<(), TransportError> {
+    if self.closing_since.is_some() || self.dead {
+      Err(TransportError::Closed)
+    } else {
+      Ok(())
+    }
+  }
+
+  // ---- publisher ----
+
+  pub fn add_video_track(
+    &mut self,
+    stream_id: &str,
+    track_id: &str,
+    codec: VideoCodecKind,
+  ) -> Result<Mid, TransportError> {
+    self.require_open()?;
+    self.require(TransportRole::Publisher, "add_video_track")?;
+    let local = Mid::from(format!("lk{}", self.next_local).as_str());
+    self.next_local += 1;
+    self.tracks.push(LocalTrack {
+      local,
+      rtc: None,
+      stream_id: stream_id.to_owned(),
+      track_id: track_id.to_owned(),
+      codec,
+      negotiated: false,
+      pt: None,
+      clock: None,
+      warned_no_codec: false,
+    });
+    self.negotiation_needed();
+    Ok(local)
+  }
+
+  /// While an offer is in flight the event is held back; `apply_answer` fires it then.
+  fn negotiation_needed(&mut self) {
+    if self.pending.is_none() {
+      self.events.push_back(TransportEvent::NegotiationNeeded);
+    }
+  }
+
+  pub fn remove_track(&mut self, local: Mid) -> Result<(), TransportError> {
+    self.require_open()?;
+    self.require(TransportRole::Publisher, "remove_track")?;
+    let idx = self
+      .tracks
+      .iter()
+      .position(|t| t.local == local)
+      .ok_or_else(|| TransportError::UnknownTrack(local.to_string()))?;
+    let track = self.tracks.remove(idx);
+    if let Some(rtc_mid) = track.rtc {
+      // Also when only offered: the answer will create the m-line, the next offer stops it.
+      self.removals.push(rtc_mid);
+      self.negotiation_needed();
+    }
+    Ok(())
+  }
+
+  pub fn create_offer(&mut self, ice_restart: bool) -> Result<String, TransportError> {
+    self.require_open()?;
+    self.require(TransportRole::Publisher, "create_offer")?;
+    // One offer at a time: the remote may already hold it, and str0m gives re-offered m-lines
+    // new mids. Only an ICE restart (resume: the old offer is presumed lost) rolls it back.
+    if self.pending.is_some() && !ice_restart {
+      return Err(TransportError::Negotiation(
+        "an offer is waiting for its answer; NegotiationNeeded fires again after apply_answer".into(),
+      ));
+    }
+    if let Some(p) = self.pending.take() {
+      for t in self.tracks.iter_mut() {
+        if t.rtc.is_some_and(|m| p.added.contains(&m)) {
+          t.rtc = None;
+        }
+      }
+    }
+
+    let mut api = self.rtc.sdp_api();
+    let mut added = Vec::new();
+    for t in self.tracks.iter_mut().filter(|t| !t.negotiated) {
+      let mid = api.add_media(
+        MediaKind::Video,
+        Direction::SendOnly,
+        Some(t.stream_id.clone()),
+        Some(t.track_id.clone()),
+        None,
+      );
+      t.rtc = Some(mid);
+      added.push(mid);
+    }
+    let pending_removals = self.removals.clone();
+    for mid in &pending_removals {
+      api.stop_media(*mid);
+    }
+    let channels = !self.channels_negotiated;
+    if channels {
+      api.add_channel_with_config(ChannelConfig {
+        label: RELIABLE_LABEL.into(),
+        ordered: true,
+        reliability: Reliability::Reliable,
+        ..Default::default()
+      });
+      api.add_channel_with_config(ChannelConfig {
+        label: LOSSY_LABEL.into(),
+        ordered: false,
+        reliability: Reliability::MaxRetransmits { retransmits: 0 },
+        ..Default::default()
+      });
+    }
+    if ice_restart {
+      api.ice_restart(true);
+    }
+    let Some((offer, pending)) = api.apply() else {
+      return Err(TransportError::NothingToNegotiate);
+    };
+
+    let mut sdp = offer.to_sdp_string();
+    for t in self.tracks.iter().filter(|t| !t.negotiated) {
+      if let Some(mid) = t.rtc {
+        sdp = sdp::prefer_codec(&sdp, &mid.to_string(), t.codec);
+      }
+    }
+    self.pending = Some(Pending {
+      offer: pending,
+      added,
+      channels,
+      mids: sdp::scan(&sdp).into_iter().filter_map(|s| s.mid).collect(),
+      removed: pending_removals,
+    });
+    self.announce_candidates(&sdp);
+    Ok(sdp)
+  }
+
+  pub fn apply_answer(&mut self, sdp_text: &str) -> Result<(), TransportError> {
+    self.require_open()?;
+    self.require(TransportRole::Publisher, "apply_answer")?;
+    let answer = SdpAnswer::from_sdp_string(sdp_text).map_err(|e| TransportError::Sdp(e.to_string()))?;
+    let Some(expected) = self.pending.as_ref().map(|p| p.mids.clone()) else {
+      return Err(TransportError::Negotiation("no offer is waiting for an answer".into()));
+    };
+    // An answer to an offer that was superseded must not be applied to the newer one.
+    let mids: Vec<String> = sdp::scan(sdp_text).into_iter().filter_map(|s| s.mid).collect();
+    if mids != expected {
+      return Err(TransportError::Negotiation(format!(
+        "answer m-lines {mids:?} do not match the last offer's {expected:?}"
+      )));
+    }
+    let Some(pending) = self.pending.take() else {
+      return Err(TransportError::Negotiation("no offer is waiting for an answer".into()));
+    };
+    self.rtc.sdp_api().accept_answer(pending.offer, answer)?;
+    for t in self.tracks.iter_mut() {
+      if t.rtc.is_some_and(|m| pending.added.contains(&m)) {
+        t.negotiated = true;
+        if self.connected {
+          // Frames written before now were dropped: the receiver needs a keyframe first.
+          self.events.push_back(TransportEvent::KeyframeRequest { mid: t.local });
+        }
+      }
+    }
+    if pending.channels {
+      self.channels_negotiated = true;
+    }
+    self.removals.retain(|m| !pending.removed.contains(m));
+    // Tracks removed while their offer was in flight still have an m-line to stop.
+    let orphans: Vec<Mid> = pending
+      .added
+      .iter()
+      .copied()
+      .filter(|m| !self.tracks.iter().any(|t| t.rtc == Some(*m)))
+      .collect();
+    self.removals.extend(orphans);
+    // Changes made while the offer was in flight.
+    if !self.removals.is_empty() || self.tracks.iter().any(|t| !t.negotiated) {
+      self.events.push_back(TransportEvent::NegotiationNeeded);
+    }
+    Ok(())
+  }
+
+  pub fn write_video(&mut self, local: Mid, frame: OutgoingVideoFrame, now: Instant) {
+    let Some(t) = self.tracks.iter_mut().find(|t| t.local == local) else {
+      tracing::debug!(%local, "write_video: unknown track");
+      return;
+    };
+    let Some(rtc_mid) = t.rtc.filter(|_| t.negotiated) else {
+      return; // not negotiated yet: frames are dropped, the encoder will be asked for a keyframe
+    };
+    let Some(writer) = self.rtc.writer(rtc_mid) else {
+      return;
+    };
+    let pt = match t.pt {
+      Some(pt) => Some(pt),
+      None => {
+        let pt = writer
+          .payload_params()
+          .find(|p| codec_matches(p, t.codec))
+          .map(|p| p.pt());
+        t.pt = pt;
+        pt
+      }
+    };
+    let Some(pt) = pt else {
+      if !t.warned_no_codec {
+        t.warned_no_codec = true;
+        tracing::warn!(mid = %rtc_mid, codec = ?t.codec, "codec not negotiated; dropping frames");
+      }
+      return;
+    };
+    let (base_us, base_at) = *t.clock.get_or_insert((frame.capture_time_us, now));
+    let delta = frame.capture_time_us.saturating_sub(base_us);
+    let wallclock = if delta >= 0 {
+      base_at + Duration::from_micros(delta as u64)
+    } else {
+      now
+    };
+    let rtp = MediaTime::from_90khz((frame.capture_time_us.max(0) as u64).saturating_mul(9) / 100);
+    let orientation = match frame.rotation {
+      1 => VideoOrientation::Deg90,
+      2 => VideoOrientation::Deg180,
+      3 => VideoOrientation::Deg270,
+      _ => VideoOrientation::Deg0,
+    };
+    if let Err(e) = writer
+      .video_orientation(orientation)
+      .write(pt, wallclock, rtp, frame.data)
+    {
+      tracing::debug!(mid = %rtc_mid, "write_video: {e}");
+    }
+  }
+
+  // ---- subscriber ----
+
+  pub fn apply_offer(&mut self, sdp_text: &str) -> Result<String, TransportError> {
+    self.require_open()?;
+    self.require(TransportRole::Subscriber, "apply_offer")?;
+    let offer = SdpOffer::from_sdp_string(sdp_text).map_err(|e| TransportError::Sdp(e.to_string()))?;
+    let answer = self.rtc.sdp_api().accept_offer(offer)?;
+    let answer = answer.to_sdp_string();
+    self.sync_remote_tracks(sdp_text, &answer);
+    self.announce_candidates(&answer);
+    Ok(answer)
+  }
+
+  /// Diffs the m-lines of a new remote offer against the known remote tracks. LiveKit reuses an
+  /// m-line for another track by changing its msid, so msid is part of a track's identity.
+  fn sync_remote_tracks(&mut self, offer: &str, answer: &str) {
+    let offer = sdp::scan(offer);
+    let answer = sdp::scan(answer);
+    let mut seen = Vec::new();
+    for o in offer.iter().filter(|s| s.kind == "video") {
+      let Some(mid_str) = o.mid.as_deref() else { continue };
+      let mid = Mid::from(mid_str);
+      let a = answer.iter().find(|a| a.mid.as_deref() == Some(mid_str));
+      let sending = o.port != 0 && matches!(o.direction, SdpDirection::SendOnly | SdpDirection::SendRecv);
+      let accepted =
+        a.is_some_and(|a| a.port != 0 && matches!(a.direction, SdpDirection::RecvOnly | SdpDirection::SendRecv));
+      let codec = a.and_then(|a| o.accepted_video_codec(a));
+      let (stream_id, track_id) = o.msid.clone().unwrap_or_default();
+      let live = sending && accepted && codec.is_some();
+      if let Some(known) = self.remote.get(&mid) {
+        if live && known.stream_id == stream_id && known.track_id == track_id {
+          seen.push(mid);
+          continue;
+        }
+        self.remote.remove(&mid);
+        self.events.push_back(TransportEvent::TrackRemoved { mid });
+      }
+      if let (true, Some(codec)) = (live, codec) {
+        seen.push(mid);
+        self.remote.insert(
+          mid,
+          RemoteTrack {
+            stream_id: stream_id.clone(),
+            track_id: track_id.clone(),
+            last_pli: None,
+          },
+        );
+        self.events.push_back(TransportEvent::TrackAdded {
+          mid,
+          stream_id,
+          track_id,
+          codec,
+        });
+      }
+    }
+    let gone: Vec<Mid> = self.remote.keys().copied().filter(|m| !seen.contains(m)).collect();
+    for mid in gone {
+      self.remote.remove(&mid);
+      self.events.push_back(TransportEvent::TrackRemoved { mid });
+    }
+  }
+
+  pub fn request_keyframe(&mut self, mid: Mid) {
+    let Some(mut writer) = self.rtc.writer(mid) else { return };
+    let kind = if writer.is_request_keyframe_possible(KeyframeRequestKind::Pli) {
+      KeyframeRequestKind::Pli
+    } else {
+      KeyframeRequestKind::Fir
+    };
+    if let Err(e) = writer.request_keyframe(None, kind) {
+      tracing::debug!(%mid, "request_keyframe: {e}");
+    }
+  }
+
+  // ---- both ----
+
+  pub fn add_remote_candidate(&mut self, c: Candidate) {
+    // The socket is UDP only; a TCP pair would make str0m hand us TCP transmits.
+    if c.proto() != Protocol::Udp {
+      return;
+    }
+    // Nor can a v4 socket reach a v6 candidate (or the reverse).
+    if c.addr().is_ipv4() != self.local_is_v4 {
+      return;
+    }
+    self.rtc.add_remote_candidate(c);
+  }
+
+  pub fn send_data(&mut self, reliable: bool, data: Vec<u8>) {
+    let id = if reliable { self.reliable } else { self.lossy };
+    if let Some(mut ch) = id.and_then(|id| self.rtc.channel(id)) {
+      if let Err(e) = ch.write(true, &data) {
+        tracing::debug!("send_data: {e}");
+      }
+      return;
+    }
+    if self.queued_data.len() < MAX_QUEUED_DATA {
+      self.queued_data.push_back((reliable, data));
+    }
+  }
+
+  fn flush_queued_data(&mut self) {
+    let queued = std::mem::take(&mut self.queued_data);
+    for (reliable, data) in queued {
+      self.send_data(reliable, data);
+    }
+  }
+
+  pub fn close(&mut self, now: Instant) {
+    if self.closing_since.is_some() || self.dead {
+      return;
+    }
+    self.closing_since = Some(now);
+    if !self.dtls_up {
+      // Nothing was ever established, so there is nothing to say goodbye on.
+      self.rtc.disconnect();
+      self.dead = true;
+      return;
+    }
+    self.try_close();
+  }
+
+  /// str0m refuses to close while the SCTP handshake is in flight; retried on every poll until
+  /// the drain deadline, after which the `Rtc` is simply dropped.
+  fn try_close(&mut self) {
+    if self.close_started {
+      return;
+    }
+    match self.rtc.close() {
+      Ok(()) => self.close_started = true,
+      Err(e) => tracing::debug!("close deferred: {e}"),
+    }
+  }
+
+  /// First local description: from now on the candidates have a mid to refer to.
+  fn announce_candidates(&mut self, local_sdp: &str) {
+    if self.candidates_announced {
+      return;
+    }
+    self.candidates_announced = true;
+    let first_mid = sdp::scan(local_sdp).into_iter().find_map(|s| s.mid);
+    for c in &self.local_candidates {
+      let json = candidate_init_json(c, first_mid.as_deref());
+      self.events.push_back(TransportEvent::LocalCandidate(json));
+    }
+  }
+
+  // ---- driving ----
+
+  pub fn handle_receive(&mut self, now: Instant, source: SocketAddr, dest: SocketAddr, data: &[u8]) {
+    let Ok(contents) = data.try_into() else {
+      return; // not STUN/DTLS/RTP: stray datagram
+    };
+    let input = Input::Receive(
+      now,
+      Receive {
+        proto: Protocol::Udp,
+        source,
+        destination: dest,
+        contents,
+      },
+    );
+    if let Err(e) = self.rtc.handle_input(input) {
+      tracing::debug!("handle_input: {e}");
+    }
+  }
+
+  pub fn handle_timeout(&mut self, now: Instant) {
+    if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+      tracing::debug!("handle_timeout: {e}");
+    }
+  }
+
+  /// Drains str0m until it wants to wait; events go to `take_events`.
+  pub fn poll(&mut self, now: Instant) -> Poll {
+    loop {
+      if self.dead {
+        return Poll::Dead;
+      }
+      if let Some(since) = self.closing_since {
+        self.try_close();
+        if !self.rtc.is_alive() || now >= since + CLOSE_DRAIN {
+          self.dead = true;
+          continue;
+        }
+      }
+      if let Some(since) = self.disconnected_since {
+        if now >= since + FAIL_AFTER {
+          self.fail("ICE disconnected for too long");
+          continue;
+        }
+      }
+      if self.closing_since.is_none() && !self.rtc.is_alive() {
+        self.fail("peer connection ended");
+        continue;
+      }
+      match self.rtc.poll_output() {
+        Ok(Output::Transmit(t)) => {
+          if t.proto == Protocol::Udp {
+            return Poll::Transmit(t.destination, t.contents.into());
+          }
+        }
+        Ok(Output::Event(e)) => self.on_event(e, now),
+        Ok(Output::Timeout(at)) => {
+          let mut at = at.min(now + MAX_SLEEP);
+          if let Some(since) = self.disconnected_since {
+            at = at.min(since + FAIL_AFTER);
+          }
+          if let Some(since) = self.closing_since {
+            at = at.min(since + CLOSE_DRAIN);
+          }
+          return Poll::Timeout(at);
+        }
+        Err(e) => {
+          if self.closing_since.is_some() {
+            self.dead = true;
+          } else {
+            self.fail(&e.to_string());
+          }
+        }
+      }
+    }
+  }
+
+  fn fail(&mut self, why: &str) {
+    tracing::warn!(role = self.role.name(), "transport failed: {why}");
+    self.events.push_back(TransportEvent::Failed);
+    self.rtc.disconnect();
+    self.dead = true;
+  }
+
+  fn on_event(&mut self, e: Event, now: Instant) {
+    match e {
+      Event::Connected => {
+        self.dtls_up = true;
+        self.set_connected(true, now);
+      }
+      Event::IceConnectionStateChange(state) => match state {
+        IceConnectionState::Disconnected => self.set_connected(false, now),
+        IceConnectionState::Connected | IceConnectionState::Completed if self.dtls_up => self.set_connected(true, now),
+        _ => {}
+      },
+      Event::MediaData(d) => self.on_media_data(d, now),
+      Event::ChannelOpen(id, label) => {
+        let reliable = label != LOSSY_LABEL;
+        self.channels.insert(id, reliable);
+        if label == RELIABLE_LABEL && self.reliable.is_none() {
+          self.reliable = Some(id);
+        } else if label == LOSSY_LABEL && self.lossy.is_none() {
+          self.lossy = Some(id);
+        }
+        self.flush_queued_data();
+      }
+      Event::ChannelData(d) => {
+        let reliable = self.channels.get(&d.id).copied().unwrap_or(true);
+        self
+          .events
+          .push_back(TransportEvent::DataReceived { reliable, data: d.data });
+      }
+      Event::ChannelClose(id) => {
+        self.channels.remove(&id);
+        if self.reliable == Some(id) {
+          self.reliable = None;
+        }
+        if self.lossy == Some(id) {
+          self.lossy = None;
+        }
+      }
+      Event::KeyframeRequest(r) => {
+        if let Some(t) = self.tracks.iter().find(|t| t.rtc == Some(r.mid)) {
+          self.events.push_back(TransportEvent::KeyframeRequest { mid: t.local });
+        }
+      }
+      Event::EgressBitrateEstimate(kind) => {
+        let estimate = match kind {
+          BweKind::Twcc { estimate, .. } => Some(estimate),
+          BweKind::Remb { estimate, .. } => Some(estimate),
+          _ => None,
+        };
+        if let Some(estimate) = estimate {
+          self
+            .events
+            .push_back(TransportEvent::BitrateEstimate { bps: estimate.as_u64() });
+        }
+      }
+      Event::Closed if self.closing_since.is_none() => self.fail("remote closed the connection"),
+      _ => {}
+    }
+  }
+
+  fn set_connected(&mut self, up: bool, now: Instant) {
+    if up == self.connected {
+      return;
+    }
+    self.connected = up;
+    if up {
+      self.disconnected_since = None;
+      self.events.push_back(TransportEvent::Connected);
+      // Media written while not connected was dropped: start every track with a keyframe.
+      for t in self.tracks.iter().filter(|t| t.negotiated) {
+        self.events.push_back(TransportEvent::KeyframeRequest { mid: t.local });
+      }
+    } else {
+      self.disconnected_since = Some(now);
+      self.events.push_back(TransportEvent::Disconnected);
+    }
+  }
+
+  fn on_media_data(&mut self, d: MediaData, now: Instant) {
+    let Some(codec) = VideoCodecKind::from_str0m(d.params.spec().codec) else {
+      return; // audio is not handled by lkrtc yet
+    };
+    if !d.contiguous {
+      let due = self
+        .remote
+        .get(&d.mid)
+        .is_none_or(|r| r.last_pli.is_none_or(|t| now >= t + PLI_INTERVAL));
+      if due {
+        if let Some(r) = self.remote.get_mut(&d.mid) {
+          r.last_pli = Some(now);
+        }
+        self.request_keyframe(d.mid);
+      }
+    }
+    let rotation = match d.ext_vals.video_orientation {
+      Some(VideoOrientation::Deg90) => 1,
+      Some(VideoOrientation::Deg180) => 2,
+      Some(VideoOrientation::Deg270) => 3,
+      _ => 0,
+    };
+    let rtp_time = d.time.numer() as u32;
+    let capture_time_us = d.last_sender_info.and_then(|sr| {
+      let ntp_us = sr.ntp_time.duration_since(UNIX_EPOCH).ok()?.as_micros() as i64;
+      let ticks = rtp_time.wrapping_sub(sr.rtp_time.numer() as u32) as i32 as i64;
+      Some(ntp_us + ticks * 100 / 9)
+    });
+    self.events.push_back(TransportEvent::VideoFrame {
+      mid: d.mid,
+      keyframe: d.is_keyframe(),
+      contiguous: d.contiguous,
+      data: d.data.to_vec(),
+      codec,
+      rtp_time,
+      capture_time_us,
+      network_time: d.network_time,
+      rotation,
+    });
+  }
+}
+
+fn codec_matches(p: &PayloadParams, codec: VideoCodecKind) -> bool {
+  let spec = p.spec();
+  VideoCodecKind::from_str0m(spec.codec) == Some(codec)
+    && (codec != VideoCodecKind::H264 || spec.format.packetization_mode == Some(1))
+}

@@ -1,0 +1,336 @@
+//! The tokio side: one task per transport owns the UDP socket and the sans-IO [`Core`], and
+//! wakes only for a command, a datagram or str0m's next timeout.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::candidate::parse_candidate_init;
+use crate::core::{Core, Poll};
+use crate::{Mid, OutgoingVideoFrame, TransportConfig, TransportError, TransportEvent, TransportRole, VideoCodecKind};
+
+/// Kernel receive buffer: a 1080p keyframe is a burst of a few hundred packets.
+const RECV_BUFFER: usize = 4 << 20;
+const SEND_BUFFER: usize = 1 << 20;
+/// Datagrams read per wakeup before str0m is polled again.
+const RECV_BATCH: usize = 64;
+
+type Reply<T> = oneshot::Sender<Result<T, TransportError>>;
+
+enum Command {
+  AddVideoTrack {
+    stream_id: String,
+    track_id: String,
+    codec: VideoCodecKind,
+    reply: Reply<Mid>,
+  },
+  RemoveTrack(Mid, Reply<()>),
+  CreateOffer(bool, Reply<String>),
+  ApplyAnswer(String, Reply<()>),
+  ApplyOffer(String, Reply<String>),
+  RemoteCandidate(str0m::Candidate),
+  WriteVideo(Mid, OutgoingVideoFrame),
+  SendData(bool, Vec<u8>),
+  RequestKeyframe(Mid),
+  Close(oneshot::Sender<()>),
+}
+
+/// One WebRTC peer connection (LiveKit's publisher or subscriber PC). Same type as
+/// [`TransportHandle`]; the name reads better at the construction site.
+pub type PeerTransport = TransportHandle;
+
+/// A cheap, cloneable handle to a running transport. Commands are queued to the transport's
+/// task in call order; the `async` ones wait for its answer.
+#[derive(Clone)]
+pub struct TransportHandle {
+  tx: mpsc::UnboundedSender<Command>,
+  shared: Arc<Shared>,
+}
+
+struct Shared {
+  role: TransportRole,
+  local_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for TransportHandle {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    f.debug_struct("TransportHandle")
+      .field("role", &self.shared.role)
+      .field("local_addr", &self.shared.local_addr)
+      .finish()
+  }
+}
+
+impl TransportHandle {
+  /// Binds a UDP socket on `config.bind_ip` (ephemeral port) and spawns the transport's task
+  /// on the current tokio runtime. Events arrive on the returned receiver; it ends when the
+  /// task ends.
+  pub async fn start(
+    config: TransportConfig,
+  ) -> Result<(TransportHandle, mpsc::UnboundedReceiver<TransportEvent>), TransportError> {
+    if config.bind_ip.is_unspecified() {
+      // The bind address is also the advertised host candidate, so it must be concrete.
+      return Err(TransportError::Io(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("bind_ip {} is unspecified; use local_ip_for(server)", config.bind_ip),
+      )));
+    }
+    let socket = bind_udp(SocketAddr::new(config.bind_ip, 0))?;
+    let local_addr = socket.local_addr()?;
+    let core = Core::new(&config, local_addr, Instant::now());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    tokio::spawn(run(core, socket, local_addr, rx, ev_tx));
+    let shared = Arc::new(Shared {
+      role: config.role,
+      local_addr,
+    });
+    Ok((TransportHandle { tx, shared }, ev_rx))
+  }
+
+  /// The role this transport was started with.
+  pub fn role(&self) -> TransportRole {
+    self.shared.role
+  }
+
+  /// The bound UDP address (also the host candidate).
+  pub fn local_addr(&self) -> SocketAddr {
+    self.shared.local_addr
+  }
+
+  fn send(&self, cmd: Command) -> Result<(), TransportError> {
+    self.tx.send(cmd).map_err(|_| TransportError::Closed)
+  }
+
+  async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, TransportError> {
+    let (reply, answer) = oneshot::channel();
+    self.send(make(reply))?;
+    answer.await.map_err(|_| TransportError::Closed)?
+  }
+
+  /// Publisher: adds a sendonly video m-line for a track. `track_id` becomes the msid track
+  /// id, which livekit-server matches to the `AddTrackRequest.cid`; `stream_id` is the msid
+  /// stream. Fires `NegotiationNeeded` (after the answer, if an offer is in flight); frames
+  /// written before the answer is applied and ICE is up are dropped, and `KeyframeRequest`
+  /// fires when the track becomes writable. The returned mid is a stable handle for this
+  /// track (not the SDP mid).
+  pub async fn add_video_track(
+    &self,
+    stream_id: &str,
+    track_id: &str,
+    codec: VideoCodecKind,
+  ) -> Result<Mid, TransportError> {
+    let (stream_id, track_id) = (stream_id.to_owned(), track_id.to_owned());
+    self
+      .call(|reply| Command::AddVideoTrack {
+        stream_id,
+        track_id,
+        codec,
+        reply,
+      })
+      .await
+  }
+
+  /// Publisher: stops a track's m-line (port 0 in the next offer); fires `NegotiationNeeded`
+  /// as `add_video_track` does.
+  pub async fn remove_track(&self, mid: Mid) -> Result<(), TransportError> {
+    self.call(|reply| Command::RemoveTrack(mid, reply)).await
+  }
+
+  /// Publisher: an offer with every change not yet answered (new tracks, removed tracks, and
+  /// on the first offer the `_reliable`/`_lossy` data channels); with `ice_restart`, new ICE
+  /// credentials. One offer at a time: while one waits for its answer this errors with
+  /// `ERR_NEGOTIATION_STATE` (safe to ignore: `NegotiationNeeded` fires again after
+  /// `apply_answer` if changes remain), except with `ice_restart`, which rolls the unanswered
+  /// offer back and re-offers its changes (for resume, where that offer is presumed lost).
+  /// Errors with `ERR_NOTHING_TO_NEGOTIATE` when nothing changed.
+  pub async fn create_offer(&self, ice_restart: bool) -> Result<String, TransportError> {
+    self.call(|reply| Command::CreateOffer(ice_restart, reply)).await
+  }
+
+  /// Publisher: applies the server's answer to the last offer. An answer whose m-lines do not
+  /// match that offer (a stale answer) is refused with `ERR_NEGOTIATION_STATE`.
+  pub async fn apply_answer(&self, sdp: &str) -> Result<(), TransportError> {
+    let sdp = sdp.to_owned();
+    self.call(|reply| Command::ApplyAnswer(sdp, reply)).await
+  }
+
+  /// Subscriber: applies the server's offer and returns our answer. `TrackAdded` /
+  /// `TrackRemoved` events for the changed m-lines are queued before this returns.
+  pub async fn apply_offer(&self, sdp: &str) -> Result<String, TransportError> {
+    let sdp = sdp.to_owned();
+    self.call(|reply| Command::ApplyOffer(sdp, reply)).await
+  }
+
+  /// Both: a trickled remote candidate as LiveKit's `candidate_init` JSON. An empty
+  /// candidate (end of candidates) and non-UDP candidates are accepted and ignored.
+  pub fn add_remote_candidate(&self, candidate_init_json: &str) -> Result<(), TransportError> {
+    match parse_candidate_init(candidate_init_json)? {
+      Some(c) => self.send(Command::RemoteCandidate(c)),
+      None => Ok(()),
+    }
+  }
+
+  /// Publisher: queues one encoded frame; str0m packetizes it (RFC 7741 / RFC 6184 mode 1)
+  /// and paces it out. Dropped silently before the track is negotiated and connected.
+  pub fn write_video(&self, mid: Mid, frame: OutgoingVideoFrame) {
+    let _ = self.send(Command::WriteVideo(mid, frame));
+  }
+
+  /// Sends a message on `_reliable` (true) or `_lossy` (false). Messages sent before the
+  /// channel opens are queued (up to 1024).
+  pub fn send_data(&self, reliable: bool, data: Vec<u8>) {
+    let _ = self.send(Command::SendData(reliable, data));
+  }
+
+  /// Subscriber: asks the sender of the m-line `mid` for a keyframe (PLI, else FIR).
+  pub fn request_keyframe(&self, mid: Mid) {
+    let _ = self.send(Command::RequestKeyframe(mid));
+  }
+
+  /// Closes the connection (RTCP BYE, DTLS close_notify), then ends the task, closing the
+  /// socket and the event channel. Returns when that is done; harmless if already closed.
+  pub async fn close(&self) {
+    let (done, wait) = oneshot::channel();
+    if self.send(Command::Close(done)).is_ok() {
+      let _ = wait.await;
+    }
+  }
+}
+
+fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, TransportError> {
+  use socket2::{Domain, Protocol, Socket, Type};
+  let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+  // Best effort: the kernel caps these at net.core.rmem_max / wmem_max.
+  let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+  let _ = socket.set_send_buffer_size(SEND_BUFFER);
+  socket.set_nonblocking(true)?;
+  socket.bind(&addr.into())?;
+  Ok(UdpSocket::from_std(socket.into())?)
+}
+
+async fn run(
+  mut core: Core,
+  socket: UdpSocket,
+  local_addr: SocketAddr,
+  mut commands: mpsc::UnboundedReceiver<Command>,
+  events: mpsc::UnboundedSender<TransportEvent>,
+) {
+  let mut buf = vec![0u8; 2048];
+  let mut closers: Vec<oneshot::Sender<()>> = Vec::new();
+  let mut commands_done = false;
+  loop {
+    let deadline = loop {
+      match core.poll(Instant::now()) {
+        Poll::Transmit(dest, data) => {
+          if let Err(e) = socket.send_to(&data, dest).await {
+            tracing::debug!(%dest, "send_to: {e}");
+          }
+        }
+        Poll::Timeout(at) => break Some(at),
+        Poll::Dead => break None,
+      }
+    };
+    for ev in core.take_events() {
+      let _ = events.send(ev);
+    }
+    let Some(deadline) = deadline else { break };
+
+    tokio::select! {
+      cmd = commands.recv(), if !commands_done => match cmd {
+        Some(cmd) => handle(&mut core, cmd, &mut closers, &events),
+        None => {
+          // Every handle is gone: nobody can use or close this transport any more.
+          commands_done = true;
+          core.close(Instant::now());
+        }
+      },
+      r = socket.recv_from(&mut buf) => match r {
+        Ok((n, source)) => {
+          core.handle_receive(Instant::now(), source, local_addr, &buf[..n]);
+          for _ in 0..RECV_BATCH {
+            match socket.try_recv_from(&mut buf) {
+              Ok((n, source)) => core.handle_receive(Instant::now(), source, local_addr, &buf[..n]),
+              Err(_) => break,
+            }
+          }
+        }
+        // e.g. ICMP port unreachable surfacing as ECONNREFUSED: not fatal for ICE.
+        Err(e) => tracing::trace!("recv_from: {e}"),
+      },
+      _ = tokio::time::sleep_until(deadline.into()) => core.handle_timeout(Instant::now()),
+    }
+  }
+  drop(socket);
+  // Answer whatever is still queued so no caller waits forever.
+  commands.close();
+  while let Ok(cmd) = commands.try_recv() {
+    if let Command::Close(done) = cmd {
+      closers.push(done);
+    }
+  }
+  drop(events);
+  for done in closers {
+    let _ = done.send(());
+  }
+}
+
+/// Runs one command. Events it caused are forwarded before its reply is sent, so a caller
+/// that awaited e.g. `apply_offer` finds the resulting `TrackAdded` already in the channel.
+fn handle(
+  core: &mut Core,
+  cmd: Command,
+  closers: &mut Vec<oneshot::Sender<()>>,
+  events: &mpsc::UnboundedSender<TransportEvent>,
+) {
+  fn answer<T>(
+    core: &mut Core,
+    events: &mpsc::UnboundedSender<TransportEvent>,
+    reply: Reply<T>,
+    r: Result<T, TransportError>,
+  ) {
+    for ev in core.take_events() {
+      let _ = events.send(ev);
+    }
+    let _ = reply.send(r);
+  }
+  let now = Instant::now();
+  match cmd {
+    Command::AddVideoTrack {
+      stream_id,
+      track_id,
+      codec,
+      reply,
+    } => {
+      let r = core.add_video_track(&stream_id, &track_id, codec);
+      answer(core, events, reply, r);
+    }
+    Command::RemoveTrack(mid, reply) => {
+      let r = core.remove_track(mid);
+      answer(core, events, reply, r);
+    }
+    Command::CreateOffer(ice_restart, reply) => {
+      let r = core.create_offer(ice_restart);
+      answer(core, events, reply, r);
+    }
+    Command::ApplyAnswer(sdp, reply) => {
+      let r = core.apply_answer(&sdp);
+      answer(core, events, reply, r);
+    }
+    Command::ApplyOffer(sdp, reply) => {
+      let r = core.apply_offer(&sdp);
+      answer(core, events, reply, r);
+    }
+    Command::RemoteCandidate(c) => core.add_remote_candidate(c),
+    Command::WriteVideo(mid, frame) => core.write_video(mid, frame, now),
+    Command::SendData(reliable, data) => core.send_data(reliable, data),
+    Command::RequestKeyframe(mid) => core.request_keyframe(mid),
+    Command::Close(done) => {
+      closers.push(done);
+      core.close(now);
+    }
+  }
+}

@@ -1,0 +1,173 @@
+//! Plain data of the transport API: configuration, codecs, frames and events.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+pub use str0m::media::Mid;
+
+/// Which of LiveKit's two peer connections a transport is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransportRole {
+  /// We offer, the server answers; carries our sendonly video and the `_reliable`/`_lossy`
+  /// data channels.
+  Publisher,
+  /// The server offers recvonly media (and possibly its own data channels); we answer.
+  Subscriber,
+}
+
+impl TransportRole {
+  pub(crate) fn name(self) -> &'static str {
+    match self {
+      TransportRole::Publisher => "publisher",
+      TransportRole::Subscriber => "subscriber",
+    }
+  }
+}
+
+/// How to start a transport. Build with [`TransportConfig::new`] so later fields get defaults.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+  /// Publisher or subscriber.
+  pub role: TransportRole,
+  /// Local IP the UDP socket binds to; it is also the advertised host candidate, so it must
+  /// be reachable by the server. [`crate::local_ip_for`] finds the right one.
+  pub bind_ip: IpAddr,
+  /// Starting point of the send-side bandwidth estimate (publisher only). `None` turns
+  /// TWCC-based estimation off. Default 1 Mbit/s.
+  pub initial_bitrate_bps: Option<u64>,
+  /// Bitrate the estimator probes towards (publisher only). Default 6 Mbit/s.
+  pub desired_bitrate_bps: u64,
+}
+
+impl TransportConfig {
+  /// A config with defaults for everything but role and bind address.
+  pub fn new(role: TransportRole, bind_ip: IpAddr) -> Self {
+    TransportConfig {
+      role,
+      bind_ip,
+      initial_bitrate_bps: Some(1_000_000),
+      desired_bitrate_bps: 6_000_000,
+    }
+  }
+}
+
+/// The video codec a track is sent as (and, on receive, was sent as).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum VideoCodecKind {
+  /// VP8 (RFC 7741 packetization). The default.
+  #[default]
+  Vp8,
+  /// H.264 constrained baseline 42e01f, packetization-mode 1 (RFC 6184, Annex-B frames).
+  H264,
+}
+
+impl VideoCodecKind {
+  pub(crate) fn from_str0m(c: str0m::format::Codec) -> Option<Self> {
+    match c {
+      str0m::format::Codec::Vp8 => Some(VideoCodecKind::Vp8),
+      str0m::format::Codec::H264 => Some(VideoCodecKind::H264),
+      _ => None,
+    }
+  }
+
+  /// The rtpmap encoding name.
+  pub(crate) fn sdp_name(self) -> &'static str {
+    match self {
+      VideoCodecKind::Vp8 => "VP8",
+      VideoCodecKind::H264 => "H264",
+    }
+  }
+}
+
+/// One encoded video frame to send.
+#[derive(Debug, Clone)]
+pub struct OutgoingVideoFrame {
+  /// A whole VP8 frame, or an H.264 access unit in Annex-B form (start codes).
+  pub data: Vec<u8>,
+  /// Whether the encoder made a keyframe (informational; the packetizer reads the bitstream).
+  pub keyframe: bool,
+  /// Capture time in microseconds on any monotonic clock of the caller; the RTP timestamp is
+  /// this at 90 kHz, and the interval between frames drives the RTCP sender-report clock.
+  pub capture_time_us: i64,
+  /// Rotation as LiveKit's `VideoRotation`: 0 = 0°, 1 = 90°, 2 = 180°, 3 = 270°; sent as the
+  /// CVO (urn:3gpp:video-orientation) header extension when negotiated.
+  pub rotation: u8,
+}
+
+/// What a transport reports, in order, on the channel returned by `start`. The channel ends
+/// when the transport's task ends (after `close`, a fatal failure, or all handles dropped).
+#[derive(Debug)]
+pub enum TransportEvent {
+  /// A local ICE candidate as LiveKit's `candidate_init` JSON, for a `TrickleRequest`. Fires
+  /// once per local candidate after the first local SDP was produced; the same candidates are
+  /// also written into that SDP.
+  LocalCandidate(String),
+  /// Publisher: local changes (tracks added/removed, or the data channels right after start)
+  /// need an offer: call `create_offer` and send it.
+  NegotiationNeeded,
+  /// ICE and DTLS are up (first time), or ICE recovered after `Disconnected`.
+  Connected,
+  /// ICE lost connectivity; it may recover (then `Connected` fires) or an ICE restart is needed.
+  Disconnected,
+  /// The transport is dead (DTLS failure, remote close, or disconnected for too long). The
+  /// task ends after this event.
+  Failed,
+  /// Publisher: the next frame of this track must be a keyframe: the remote asked (PLI or
+  /// FIR), or the track just became writable (connected and negotiated) and earlier frames
+  /// were dropped.
+  KeyframeRequest {
+    /// The track, as returned by `add_video_track`.
+    mid: Mid,
+  },
+  /// Publisher: the send-side bandwidth estimate (TWCC) or a REMB from the receiver.
+  BitrateEstimate {
+    /// Bits per second available for all of this transport's media.
+    bps: u64,
+  },
+  /// Subscriber: a remote video m-line started receiving.
+  TrackAdded {
+    /// SDP mid of the m-line.
+    mid: Mid,
+    /// msid stream id; LiveKit sends `PA_xxx|TR_xxx` (participant sid | track sid).
+    stream_id: String,
+    /// msid track id; LiveKit sends the track sid `TR_xxx`.
+    track_id: String,
+    /// The codec the answer settled on for this m-line.
+    codec: VideoCodecKind,
+  },
+  /// Subscriber: a remote m-line stopped (inactive, rejected, or reused for another track; in
+  /// the last case `TrackAdded` for the same mid follows).
+  TrackRemoved {
+    /// SDP mid of the m-line.
+    mid: Mid,
+  },
+  /// Subscriber: one complete, in-order, depacketized video frame.
+  VideoFrame {
+    /// SDP mid of the m-line.
+    mid: Mid,
+    /// VP8 frame or H.264 Annex-B access unit.
+    data: Vec<u8>,
+    /// Codec of this frame.
+    codec: VideoCodecKind,
+    /// Keyframe as detected from the payload.
+    keyframe: bool,
+    /// False when frames were lost right before this one (a keyframe has been requested).
+    contiguous: bool,
+    /// RTP timestamp (90 kHz).
+    rtp_time: u32,
+    /// Sender's wallclock of capture, Unix epoch microseconds, mapped through the latest RTCP
+    /// sender report; `None` before the first report.
+    capture_time_us: Option<i64>,
+    /// When the first packet of the frame arrived.
+    network_time: Instant,
+    /// CVO rotation in LiveKit's numbering (0..=3, see [`OutgoingVideoFrame::rotation`]).
+    rotation: u8,
+  },
+  /// A data channel message (either transport: LiveKit may deliver data on the subscriber).
+  DataReceived {
+    /// True for `_reliable`, false for `_lossy`.
+    reliable: bool,
+    /// The message bytes.
+    data: Vec<u8>,
+  },
+}

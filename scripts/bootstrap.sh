@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Everything `npm test`, `npm run demo` and `npm run bench` need, installed idempotently:
+# Debian build packages, npm dependencies, the livekit-server used by tests, the native addon.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(libclang-dev clang nasm libvpx-dev cmake pkg-config g++)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing Debian packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "bootstrap: npm ci"
+  npm ci --no-audit --no-fund
+fi
+
+LIVEKIT_SERVER_VERSION=v1.13.5
+if [ ! -x .tools/bin/livekit-server ] || [ "$(cat .tools/livekit-server.version 2>/dev/null)" != "$LIVEKIT_SERVER_VERSION" ]; then
+  echo "bootstrap: go install livekit-server $LIVEKIT_SERVER_VERSION"
+  mkdir -p .tools/bin
+  GOBIN="$PWD/.tools/bin" GOFLAGS=-mod=mod go install "github.com/livekit/livekit-server/cmd/server@$LIVEKIT_SERVER_VERSION"
+  mv .tools/bin/server .tools/bin/livekit-server
+  echo "$LIVEKIT_SERVER_VERSION" > .tools/livekit-server.version
+fi
+
+echo "bootstrap: building the native addon"
+npx napi build --platform --release --js index.js --dts index.d.ts >/dev/null
