@@ -100,7 +100,14 @@ impl VideoFrame {
     constructor,
     ts_args_type = "width: number, height: number, type: VideoBufferType, data: Uint8Array | Buffer | ArrayBuffer"
   )]
-  pub fn new(env: Env, width: Unknown, height: Unknown, buffer_type: Unknown, data: Unknown) -> Result<Self, String> {
+  pub fn new(
+    env: Env,
+    this: This,
+    width: Unknown,
+    height: Unknown,
+    buffer_type: Unknown,
+    data: Unknown,
+  ) -> Result<Self, String> {
     let env = env.raw();
     let w = dimension(env, "width", width.raw())?;
     let h = dimension(env, "height", height.raw())?;
@@ -119,6 +126,7 @@ impl VideoFrame {
       })
       .js();
     }
+    hold_view(env, this.raw(), view)?;
     Ok(Self {
       width,
       height,
@@ -214,7 +222,13 @@ impl VideoFrame {
   /// (no copy). Runs synchronously; to reuse memory frame after frame, see
   /// `convertInto`.
   #[napi(ts_args_type = "type: VideoBufferType, options?: ConvertOptions")]
-  pub fn convert(&self, env: Env, buffer_type: Unknown, options: Option<ConvertOptions>) -> Result<VideoFrame, String> {
+  pub fn convert<'env>(
+    &self,
+    env: &'env Env,
+    buffer_type: Unknown,
+    options: Option<ConvertOptions>,
+  ) -> Result<ClassInstance<'env, VideoFrame>, String> {
+    let js_env = env;
     let env = env.raw();
     let to = parse_buffer_type(env, buffer_type.raw())?;
     let flip_y = options.and_then(|o| o.flip_y).unwrap_or(false);
@@ -255,12 +269,13 @@ impl VideoFrame {
     };
     ok(status, "napi_create_typedarray")?;
     let (width, height) = (self.width, self.height);
-    Ok(VideoFrame {
+    VideoFrame {
       width,
       height,
       buffer_type: to,
       view: ViewRef::new(env, view)?,
-    })
+    }
+    .into_js(js_env, view)
   }
 
   /// Converts this frame into `dst`, overwriting its bytes: `dst`'s type is the target and its
@@ -289,10 +304,16 @@ impl VideoFrame {
 }
 
 impl VideoFrame {
+  /// The JS object of a frame made in Rust, holding its view (see [`hold_view`]).
+  fn into_js(self, env: &Env, view: sys::napi_value) -> JsResult<ClassInstance<'_, VideoFrame>> {
+    let instance = self.into_instance(env).map_err(|e| js_error("ERR_INTERNAL", e.reason.clone()))?;
+    hold_view(env.raw(), instance.as_object(env).raw(), view)?;
+    Ok(instance)
+  }
+
   /// A JS frame over a frame Rust made (e.g. a decoded one): its Vec becomes the backing store of
   /// an external ArrayBuffer, without a copy. The Vec is freed when JS collects the buffer, which
   /// Node defers until the event loop turns: a tight synchronous loop holds every such frame.
-  #[allow(dead_code)] // for the bindings that deliver received frames
   pub(crate) fn from_owned(env: &Env, frame: core::VideoFrame) -> Result<Self, String> {
     let (width, height, buffer_type) = (frame.width(), frame.height(), frame.buffer_type());
     let view = uint8_array_from_vec(env.raw(), frame.into_data())?;
@@ -300,8 +321,32 @@ impl VideoFrame {
       width,
       height,
       buffer_type,
-      view: ViewRef::new(env.raw(), view)?,
+      view: ViewRef::strong(env.raw(), view)?,
     })
+  }
+
+  /// Like `from_owned`, but returns the JS object, which holds the memory itself: freed in the
+  /// same garbage collection as the frame, with no finalizer to wait for. Prefer this.
+  pub(crate) fn from_owned_js(env: &Env, frame: core::VideoFrame) -> Result<ClassInstance<'_, VideoFrame>, String> {
+    let (width, height, buffer_type) = (frame.width(), frame.height(), frame.buffer_type());
+    let view = uint8_array_from_vec(env.raw(), frame.into_data())?;
+    Self {
+      width,
+      height,
+      buffer_type,
+      view: ViewRef::new(env.raw(), view)?,
+    }
+    .into_js(env, view)
+  }
+
+  /// Lends this frame's bytes to Rust as a core frame, without a copy. `f` must not call into JS.
+  pub(crate) fn with_core<R>(&self, env: &Env, f: impl FnOnce(&core::VideoFrame<&[u8]>) -> R) -> JsResult<R> {
+    let info = self.current_info(env.raw())?;
+    // SAFETY: `current_info` checked the view is alive and exactly the frame's size; no JS runs
+    // while the borrow lasts, so nothing can detach or resize the buffer.
+    let bytes = unsafe { std::slice::from_raw_parts(info.data, info.len) };
+    let frame = core::VideoFrame::new(self.width, self.height, self.buffer_type, bytes).js()?;
+    Ok(f(&frame))
   }
 
   /// The view's current memory, checked against the frame size: JS may have detached (transferred)
@@ -321,6 +366,41 @@ impl VideoFrame {
       .js();
     }
     Ok(info)
+  }
+}
+
+pub(crate) fn to_js_rotation(r: core::VideoRotation) -> VideoRotation {
+  match r {
+    core::VideoRotation::Rotation0 => VideoRotation::Rotation0,
+    core::VideoRotation::Rotation90 => VideoRotation::Rotation90,
+    core::VideoRotation::Rotation180 => VideoRotation::Rotation180,
+    core::VideoRotation::Rotation270 => VideoRotation::Rotation270,
+  }
+}
+
+pub(crate) fn from_js_rotation(r: VideoRotation) -> core::VideoRotation {
+  match r {
+    VideoRotation::Rotation0 => core::VideoRotation::Rotation0,
+    VideoRotation::Rotation90 => core::VideoRotation::Rotation90,
+    VideoRotation::Rotation180 => core::VideoRotation::Rotation180,
+    VideoRotation::Rotation270 => core::VideoRotation::Rotation270,
+  }
+}
+
+pub(crate) fn from_js_type(t: VideoBufferType) -> core::VideoBufferType {
+  use core::VideoBufferType as C;
+  match t {
+    VideoBufferType::RGBA => C::Rgba,
+    VideoBufferType::ABGR => C::Abgr,
+    VideoBufferType::ARGB => C::Argb,
+    VideoBufferType::BGRA => C::Bgra,
+    VideoBufferType::RGB24 => C::Rgb24,
+    VideoBufferType::I420 => C::I420,
+    VideoBufferType::I420A => C::I420A,
+    VideoBufferType::I422 => C::I422,
+    VideoBufferType::I444 => C::I444,
+    VideoBufferType::I010 => C::I010,
+    VideoBufferType::NV12 => C::Nv12,
   }
 }
 
@@ -523,6 +603,31 @@ fn uint8_array_from_vec(env: sys::napi_env, bytes: Vec<u8>) -> JsResult<sys::nap
 }
 
 /// A strong reference to the frame's Uint8Array, released when the frame is collected.
+/// Makes `object` (a VideoFrame's JS object) hold `view` through a hidden property: keyed by a
+/// fresh Symbol, non-enumerable, read-only.
+fn hold_view(env: sys::napi_env, object: sys::napi_value, view: sys::napi_value) -> JsResult<()> {
+  let mut key = ptr::null_mut();
+  // SAFETY: plain napi calls on values of this call.
+  ok(
+    unsafe { sys::napi_create_symbol(env, ptr::null_mut(), &mut key) },
+    "napi_create_symbol",
+  )?;
+  let property = sys::napi_property_descriptor {
+    utf8name: ptr::null(),
+    name: key,
+    method: None,
+    getter: None,
+    setter: None,
+    value: view,
+    attributes: sys::PropertyAttributes::default,
+    data: ptr::null_mut(),
+  };
+  ok(
+    unsafe { sys::napi_define_properties(env, object, 1, &property) },
+    "napi_define_properties",
+  )
+}
+
 struct ViewRef {
   env: sys::napi_env,
   raw: sys::napi_ref,
@@ -530,10 +635,23 @@ struct ViewRef {
 
 impl ViewRef {
   fn new(env: sys::napi_env, value: sys::napi_value) -> Result<Self, String> {
+    Self::with_count(env, value, 0)
+  }
+
+  /// A strong reference, for a frame whose JS object is made later by napi-rs (no `hold_view`).
+  fn strong(env: sys::napi_env, value: sys::napi_value) -> Result<Self, String> {
+    Self::with_count(env, value, 1)
+  }
+
+  fn with_count(env: sys::napi_env, value: sys::napi_value, count: u32) -> Result<Self, String> {
     let mut raw = ptr::null_mut();
+    // Weak (count 0): the frame's JS object holds the view strongly (see `hold_view`), so the
+    // view lives exactly as long as the frame and both die in the same garbage collection. A
+    // strong native reference would keep the bytes until the frame's finalizer runs, which Node
+    // defers to the next turn of the event loop: a synchronous loop would pile up every frame.
     // SAFETY: plain napi call on a value of this call.
     ok(
-      unsafe { sys::napi_create_reference(env, value, 1, &mut raw) },
+      unsafe { sys::napi_create_reference(env, value, count, &mut raw) },
       "napi_create_reference",
     )?;
     Ok(Self { env, raw })
@@ -541,11 +659,15 @@ impl ViewRef {
 
   fn value(&self, env: sys::napi_env) -> JsResult<sys::napi_value> {
     let mut value = ptr::null_mut();
-    // SAFETY: `raw` is a strong reference, alive while `self` is.
+    // SAFETY: `raw` is alive while `self` is.
     ok(
       unsafe { sys::napi_get_reference_value(env, self.raw, &mut value) },
       "napi_get_reference_value",
     )?;
+    if value.is_null() {
+      // Only if a frame outlived its own JS object, which napi does not allow.
+      return Err(js_error("ERR_INTERNAL", "the frame's memory was already collected"));
+    }
     Ok(value)
   }
 }
