@@ -1,5 +1,4 @@
-//! Video frames in LiveKit's eleven pixel formats, zero-copy plane access, and conversions
-//! between the formats with libyuv.
+#![doc = include_str!("../README.md")]
 
 mod buffer_type;
 mod convert;
