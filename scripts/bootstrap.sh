@@ -32,4 +32,4 @@ if [ ! -x .tools/bin/livekit-server ] || [ "$(cat .tools/livekit-server.version 
 fi
 
 echo "bootstrap: building the native addon"
-npx napi build --platform --release --js index.js --dts index.d.ts >/dev/null
+node scripts/build-addon.mjs >/dev/null
