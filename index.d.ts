@@ -9,6 +9,81 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** A video track over a source, ready to publish. */
+export declare class NativeLocalVideoTrack {
+  static createVideoTrack(name: string, source: NativeVideoSource): NativeLocalVideoTrack
+  get name(): string
+  /** The server's track sid once published. */
+  get sid(): string | null
+}
+
+/** A remote video track being received; read it with a `NativeVideoStream`. */
+export declare class NativeRemoteVideoTrack {
+  get sid(): string
+  get name(): string
+  get participantIdentity(): string
+}
+
+/** A joined room. */
+export declare class NativeRoom {
+  /**
+   * Joins the room at `url` with an access token. Rejects with `ERR_INVALID_URL`,
+   * `ERR_CONNECTION_REFUSED`, `ERR_UNAUTHORIZED`, `ERR_CONNECT_TIMEOUT`, ...
+   */
+  static connect(url: string, token: string, options?: NativeConnectOptions | undefined | null): Promise<NativeRoom>
+  /** The next event, in order; `null` once the room has ended (after `disconnected`). */
+  nextEvent(): Promise<NativeRoomEvent | null>
+  get name(): string
+  get sid(): string
+  get isConnected(): boolean
+  get connectionState(): ConnectionState
+  get localParticipant(): LocalParticipantInfo
+  /** A snapshot of the other participants. */
+  remoteParticipants(): Array<ParticipantInfo>
+  /** Publishes a video track; resolves once the server confirmed it and media flows. */
+  publishTrack(track: NativeLocalVideoTrack, options?: NativePublishOptions | undefined | null): Promise<TrackPublicationInfo>
+  /** Stops publishing the track with this sid. */
+  unpublishTrack(sid: string): Promise<TrackPublicationInfo>
+  /** The send counters of one of our published tracks; `null` for an unknown sid. */
+  publishStats(sid: string): PublishStats | null
+  /** Subscribes to (or unsubscribes from) a remote track by sid. */
+  setSubscribed(trackSid: string, subscribed: boolean): Promise<void>
+  /** Leaves the room; the event stream ends after a `disconnected` event. Idempotent. */
+  disconnect(): Promise<void>
+}
+
+/** Where an application pushes raw frames of one fixed size. */
+export declare class NativeVideoSource {
+  constructor(width: number, height: number, isScreencast: boolean)
+  get width(): number
+  get height(): number
+  get isScreencast(): boolean
+  get isClosed(): boolean
+  get capturedFrames(): number
+  /**
+   * Hands `frame` (any `VideoBufferType`) to every track publishing this source.
+   * `timestampUs == 0` means now. Throws `ERR_FRAME_SIZE_MISMATCH` or `ERR_CLOSED`.
+   */
+  captureFrame(frame: VideoFrame, timestampUs: number, rotation: VideoRotation): void
+  /** Stops accepting frames; tracks publishing this source stop sending. */
+  close(): void
+}
+
+/** The decoded frames of one remote video track. */
+export declare class NativeVideoStream {
+  /**
+   * `capacity`: frames kept when the reader falls behind, the oldest dropped (0 = all);
+   * `format`: the frames' type (default I420, as decoded).
+   */
+  constructor(track: NativeRemoteVideoTrack, capacity: number, format?: VideoBufferType | undefined | null)
+  /** The next frame; `null` once the stream has ended (closed, track unsubscribed, room left). */
+  next(): Promise<NativeVideoFrameEvent | null>
+  /** Frames dropped because the reader was slower than the track. */
+  get droppedFrames(): number
+  /** Ends the stream: a pending `next()` resolves with `null`. Idempotent. */
+  close(): void
+}
+
 /**
  * A video frame: dimensions, a pixel format and its bytes.
  *
@@ -65,10 +140,132 @@ export declare class VideoFrame {
   convertInto(dst: VideoFrame, options?: ConvertOptions): void
 }
 
+/** The room's link to the server. The numbers are LiveKit's `ConnectionState`. */
+export declare enum ConnectionState {
+  Disconnected = 0,
+  Connected = 1,
+  Reconnecting = 2,
+}
+
 /** Options of `VideoFrame.convert`. */
 export interface ConvertOptions {
   /** Flip the picture upside down (the first row becomes the last). Default `false`. */
   flipY?: boolean
+}
+
+/** The local participant. */
+export interface LocalParticipantInfo {
+  sid: string
+  identity: string
+  name: string
+  metadata: string
+}
+
+/** How to join a room. */
+export interface NativeConnectOptions {
+  /** Subscribe to every published track (default `true`). */
+  autoSubscribe?: boolean
+  adaptiveStream?: boolean
+  /** Bound on the whole connect (default 10000). */
+  connectTimeoutMs?: number
+}
+
+/** Signs a join token. */
+export declare function nativeCreateToken(options: NativeTokenOptions): string
+
+/** How to publish a track. */
+export interface NativePublishOptions {
+  source?: TrackSource
+  videoCodec?: 'vp8' | 'h264'
+  /** Bits per second; with `maxFramerate`, overrides LiveKit's preset for the resolution. */
+  maxBitrate?: number
+  maxFramerate?: number
+}
+
+/** One room event. `type` says which fields are set. */
+export interface NativeRoomEvent {
+  type: 'participantConnected' | 'participantDisconnected' | 'trackPublished' | 'trackUnpublished' | 'trackMuted' | 'trackUnmuted' | 'trackSubscribed' | 'trackUnsubscribed' | 'localTrackPublished' | 'localTrackUnpublished' | 'connectionStateChanged' | 'reconnecting' | 'reconnected' | 'disconnected'
+  participant?: ParticipantInfo
+  publication?: TrackPublicationInfo
+  track?: NativeRemoteVideoTrack
+  state?: ConnectionState
+  reason?: string
+}
+
+/** What a token grants and to whom. `ttl` is in seconds (default 6 hours). */
+export interface NativeTokenOptions {
+  apiKey: string
+  apiSecret: string
+  identity: string
+  room: string
+  name?: string
+  ttl?: number
+  canPublish?: boolean
+  canSubscribe?: boolean
+  canPublishData?: boolean
+  metadata?: string
+  attributes?: Record<string, string>
+  hidden?: boolean
+}
+
+/** One received frame. */
+export interface NativeVideoFrameEvent {
+  frame: VideoFrame
+  /** Capture time in microseconds. */
+  timestampUs: number
+  rotation: VideoRotation
+}
+
+/** A participant as the server last described it. */
+export interface ParticipantInfo {
+  sid: string
+  identity: string
+  name: string
+  metadata: string
+  attributes: Record<string, string>
+  /** Remote participants only; empty for the local one. */
+  trackPublications: Array<TrackPublicationInfo>
+}
+
+/** The send counters of a published track. */
+export interface PublishStats {
+  framesCaptured: number
+  framesDropped: number
+  framesEncoded: number
+  keyframesEncoded: number
+  framesUnsent: number
+  bytesSent: number
+  bitrateBps: number
+}
+
+/** What a track carries. The numbers are LiveKit's `TrackType`. */
+export declare enum TrackKind {
+  Audio = 0,
+  Video = 1,
+  Data = 2,
+}
+
+/** A track publication as the server last described it. */
+export interface TrackPublicationInfo {
+  sid: string
+  name: string
+  kind: TrackKind
+  source: TrackSource
+  width: number
+  height: number
+  /** e.g. `video/VP8`; empty until the server knows the codec. */
+  mimeType: string
+  muted: boolean
+  simulcast: boolean
+}
+
+/** Where a track comes from. The numbers are LiveKit's `TrackSource`. */
+export declare enum TrackSource {
+  Unknown = 0,
+  Camera = 1,
+  Microphone = 2,
+  ScreenShare = 3,
+  ScreenShareAudio = 4,
 }
 
 /**
@@ -77,7 +274,7 @@ export interface ConvertOptions {
  * plane after plane; chroma planes are `ceil(width / 2)` wide (and `ceil(height / 2)` tall for
  * the 4:2:0 formats).
  */
-export declare const enum VideoBufferType {
+export declare enum VideoBufferType {
   /** 4 bytes per pixel: R, G, B, A. */
   RGBA = 0,
   /** 4 bytes per pixel: A, B, G, R. */
@@ -115,7 +312,7 @@ export interface VideoPlane {
 }
 
 /** The rotation to apply when a frame is shown. The numbers are LiveKit's. */
-export declare const enum VideoRotation {
+export declare enum VideoRotation {
   Rotation0 = 0,
   Rotation90 = 1,
   Rotation180 = 2,

@@ -835,6 +835,15 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeLocalVideoTrack = nativeBinding.NativeLocalVideoTrack
+module.exports.NativeRemoteVideoTrack = nativeBinding.NativeRemoteVideoTrack
+module.exports.NativeRoom = nativeBinding.NativeRoom
+module.exports.NativeVideoSource = nativeBinding.NativeVideoSource
+module.exports.NativeVideoStream = nativeBinding.NativeVideoStream
 module.exports.VideoFrame = nativeBinding.VideoFrame
+module.exports.ConnectionState = nativeBinding.ConnectionState
+module.exports.nativeCreateToken = nativeBinding.nativeCreateToken
+module.exports.TrackKind = nativeBinding.TrackKind
+module.exports.TrackSource = nativeBinding.TrackSource
 module.exports.VideoBufferType = nativeBinding.VideoBufferType
 module.exports.VideoRotation = nativeBinding.VideoRotation

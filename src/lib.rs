@@ -1,4 +1,9 @@
 //! The Node binding of lkrtc: thin #[napi] wrappers over crates/lkrtc-video and crates/lkrtc-rtc.
+//! The TypeScript facade in lib/ builds the public API on top.
 
 mod error;
+mod room;
+mod token;
 mod video_frame;
+mod video_source;
+mod video_stream;

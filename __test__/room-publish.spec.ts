@@ -1,0 +1,161 @@
+/**
+ * lkrtc publishes, @livekit/rtc-node receives: against a real livekit-server.
+ */
+import test from 'ava'
+
+import { LocalVideoTrack, Room, TrackSource, VideoSource } from '../lib/index.js'
+import { GREY, inOrder, SEQUENCE, playSequence, solidRgba, stableRuns } from './helpers/colors.js'
+import { joinRtcNode, readColours, rtc } from './helpers/rtc-node.js'
+import { once, roomName, stopTestServer, testServer, token } from './helpers/server.js'
+
+test.after.always(async () => {
+  await rtc.dispose()
+  await stopTestServer()
+})
+
+const WIDTH = 640
+const HEIGHT = 480
+
+/** lkrtc joins `room` as `identity` and publishes a 640x480 track named `name`, kept alive with grey frames. */
+async function lkrtcPublisher(room: string, identity: string, codec: 'vp8' | 'h264', name = 'colours') {
+  const server = await testServer()
+  const lk = new Room()
+  await lk.connect(server.url, await token(identity, room))
+  const source = new VideoSource(WIDTH, HEIGHT)
+  const track = LocalVideoTrack.createVideoTrack(name, source)
+  const publication = await lk.localParticipant.publishTrack(track, {
+    source: TrackSource.Camera,
+    videoCodec: codec,
+    videoEncoding: { maxBitrate: 1_500_000, maxFramerate: 15 },
+  })
+  const grey = solidRgba(WIDTH, HEIGHT, GREY)
+  let idle: NodeJS.Timeout | undefined = setInterval(() => source.captureFrame(grey), 66)
+  const stopIdle = () => {
+    if (idle) clearInterval(idle)
+    idle = undefined
+  }
+  return { lk, source, track, publication, stopIdle }
+}
+
+for (const codec of ['vp8', 'h264'] as const) {
+  test(`rtc-node receives every colour lkrtc publishes, in order (${codec})`, async (t) => {
+    const name = roomName(`colours-${codec}`)
+    const peer = await joinRtcNode(name, 'rtc-node-viewer')
+    const subscribed = once<[rtc.RemoteTrack, rtc.RemoteTrackPublication, rtc.RemoteParticipant]>(
+      peer,
+      rtc.RoomEvent.TrackSubscribed,
+    )
+    const { lk, source, stopIdle } = await lkrtcPublisher(name, 'lkrtc-colours', codec)
+    try {
+      const [track, publication] = await subscribed
+      t.is(publication.mimeType?.toLowerCase(), `video/${codec}`)
+      const reader = readColours(track)
+      stopIdle()
+      await playSequence((frame, timestampUs) => source.captureFrame(frame, { timestampUs }), {
+        width: WIDTH,
+        height: HEIGHT,
+        fps: 15,
+        secondsEach: 1,
+      })
+      await reader.stop()
+      const runs = stableRuns(reader.names)
+      t.log(`${reader.names.length} frames received; stable runs: ${runs.join(' ')}`)
+      t.deepEqual([...reader.sizes], [`${WIDTH}x${HEIGHT}`])
+      t.true(inOrder(runs, SEQUENCE), `expected ${SEQUENCE.join(' ')} in order, saw ${runs.join(' ')}`)
+    } finally {
+      stopIdle()
+      await lk.disconnect()
+      await peer.disconnect()
+    }
+  })
+}
+
+test('rtc-node sees the lkrtc participant and its track: name, source, sid, dimensions', async (t) => {
+  const name = roomName('track-info')
+  const peer = await joinRtcNode(name, 'rtc-node-observer')
+  const published = once<[rtc.RemoteTrackPublication, rtc.RemoteParticipant]>(peer, rtc.RoomEvent.TrackPublished)
+  const { lk, publication, stopIdle } = await lkrtcPublisher(name, 'lkrtc-camera', 'vp8', 'camera-640')
+  try {
+    const [remote, participant] = await published
+    t.is(participant.identity, 'lkrtc-camera')
+    t.is(participant.sid, lk.localParticipant.sid)
+    t.is(participant.name, 'lkrtc-camera')
+    t.true(peer.remoteParticipants.has('lkrtc-camera'))
+    t.is(remote.sid, publication.sid)
+    t.true(publication.sid.startsWith('TR_'))
+    t.is(remote.name, 'camera-640')
+    t.is(remote.source, rtc.TrackSource.SOURCE_CAMERA)
+    t.is(remote.kind, rtc.TrackKind.KIND_VIDEO)
+    t.is(remote.width, WIDTH)
+    t.is(remote.height, HEIGHT)
+    t.is(publication.width, WIDTH)
+    t.is(publication.height, HEIGHT)
+    t.is(publication.name, 'camera-640')
+  } finally {
+    stopIdle()
+    await lk.disconnect()
+    await peer.disconnect()
+  }
+})
+
+test('rtc-node sees lkrtc unpublish its track', async (t) => {
+  const name = roomName('unpublish')
+  const peer = await joinRtcNode(name, 'rtc-node-observer')
+  const published = once<[rtc.RemoteTrackPublication, rtc.RemoteParticipant]>(peer, rtc.RoomEvent.TrackPublished)
+  const { lk, publication, stopIdle } = await lkrtcPublisher(name, 'lkrtc-unpublisher', 'vp8')
+  try {
+    await published
+    const unpublished = once<[rtc.RemoteTrackPublication, rtc.RemoteParticipant]>(peer, rtc.RoomEvent.TrackUnpublished)
+    const localUnpublished = once(lk, 'localTrackUnpublished')
+    stopIdle()
+    const result = await lk.localParticipant.unpublishTrack(publication.sid)
+    t.is(result.sid, publication.sid)
+    const [remote, participant] = await unpublished
+    t.is(remote.sid, publication.sid)
+    t.is(participant.identity, 'lkrtc-unpublisher')
+    await localUnpublished
+    t.false(lk.localParticipant.trackPublications.has(publication.sid))
+    t.true(lk.isConnected)
+  } finally {
+    stopIdle()
+    await lk.disconnect()
+    await peer.disconnect()
+  }
+})
+
+test('rtc-node sees lkrtc disconnect; lkrtc reports disconnected with CLIENT_INITIATED', async (t) => {
+  const name = roomName('disconnect')
+  const peer = await joinRtcNode(name, 'rtc-node-observer')
+  const joined = once<[rtc.RemoteParticipant]>(peer, rtc.RoomEvent.ParticipantConnected)
+  const server = await testServer()
+  const lk = new Room()
+  try {
+    await lk.connect(server.url, await token('lkrtc-leaver', name))
+    t.true(lk.isConnected)
+    t.is(lk.name, name)
+    const [participant] = await joinedOr(joined, peer, 'lkrtc-leaver')
+    t.is(participant.identity, 'lkrtc-leaver')
+    const left = once<[rtc.RemoteParticipant]>(peer, rtc.RoomEvent.ParticipantDisconnected)
+    const reasons: string[] = []
+    lk.on('disconnected', (reason) => reasons.push(reason))
+    await lk.disconnect()
+    t.deepEqual(reasons, ['CLIENT_INITIATED'])
+    t.false(lk.isConnected)
+    const [gone] = await left
+    t.is(gone.identity, 'lkrtc-leaver')
+    t.false(peer.remoteParticipants.has('lkrtc-leaver'))
+  } finally {
+    await lk.disconnect()
+    await peer.disconnect()
+  }
+})
+
+/** The participantConnected event, or the participant if rtc-node already knew it. */
+async function joinedOr(
+  event: Promise<[rtc.RemoteParticipant]>,
+  peer: rtc.Room,
+  identity: string,
+): Promise<[rtc.RemoteParticipant]> {
+  const known = peer.remoteParticipants.get(identity)
+  return known ? [known] : event
+}

@@ -1,0 +1,36 @@
+/**
+ * lkrtc: join LiveKit rooms from Node.js, publish video frames and receive the video of others.
+ */
+export {
+  ConnectionState,
+  TrackKind,
+  TrackSource,
+  VideoBufferType,
+  VideoFrame,
+  VideoRotation,
+  type ConvertOptions,
+  type PublishStats,
+  type VideoPlane,
+} from '../index.js'
+export { type LkrtcError } from './errors.js'
+export {
+  LocalParticipant,
+  LocalTrackPublication,
+  RemoteParticipant,
+  RemoteTrackPublication,
+  RemoteVideoTrack,
+  Room,
+  type RoomEvents,
+  type RoomOptions,
+  type TrackPublishOptions,
+  type VideoEncoding,
+} from './room.js'
+export { createToken, type TokenOptions } from './token.js'
+export { LocalVideoTrack, VideoSource, type CaptureOptions, type VideoSourceOptions } from './video_source.js'
+export {
+  VideoStream,
+  type FromParticipantOptions,
+  type FromTrackOptions,
+  type VideoFrameEvent,
+  type VideoStreamOptions,
+} from './video_stream.js'

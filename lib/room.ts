@@ -1,0 +1,505 @@
+import { EventEmitter } from 'node:events'
+
+import {
+  ConnectionState,
+  NativeRemoteVideoTrack,
+  NativeRoom,
+  type NativeRoomEvent,
+  type ParticipantInfo,
+  type PublishStats,
+  TrackKind,
+  type TrackPublicationInfo,
+  TrackSource,
+} from '../index.js'
+import {
+  checkBoolean,
+  checkEnum,
+  checkInteger,
+  checkOptions,
+  checkPositive,
+  checkString,
+  invalidArgType,
+  invalidArgument,
+  lkrtcError,
+} from './errors.js'
+import { LocalVideoTrack } from './video_source.js'
+
+export interface RoomOptions {
+  /** Subscribe to every track others publish. Default `true`. */
+  autoSubscribe?: boolean
+  /** Default `false`. */
+  adaptiveStream?: boolean
+  /** Bound on the whole connect (signalling and the first peer connection). Default 10000. */
+  connectTimeoutMs?: number
+}
+
+export interface VideoEncoding {
+  /** Bits per second. */
+  maxBitrate: number
+  maxFramerate: number
+}
+
+export interface TrackPublishOptions {
+  /** Default `TrackSource.Camera`. */
+  source?: TrackSource
+  /** Default `'vp8'`. */
+  videoCodec?: 'vp8' | 'h264'
+  /** Default: LiveKit's preset for the source's resolution. */
+  videoEncoding?: Partial<VideoEncoding>
+}
+
+/** The events of a `Room` and their arguments. */
+export interface RoomEvents {
+  participantConnected: [participant: RemoteParticipant]
+  participantDisconnected: [participant: RemoteParticipant]
+  trackPublished: [publication: RemoteTrackPublication, participant: RemoteParticipant]
+  trackUnpublished: [publication: RemoteTrackPublication, participant: RemoteParticipant]
+  trackSubscribed: [track: RemoteVideoTrack, publication: RemoteTrackPublication, participant: RemoteParticipant]
+  trackUnsubscribed: [track: RemoteVideoTrack, publication: RemoteTrackPublication, participant: RemoteParticipant]
+  trackMuted: [publication: RemoteTrackPublication, participant: RemoteParticipant]
+  trackUnmuted: [publication: RemoteTrackPublication, participant: RemoteParticipant]
+  localTrackPublished: [publication: LocalTrackPublication, track: LocalVideoTrack | undefined]
+  localTrackUnpublished: [publication: LocalTrackPublication]
+  connectionStateChanged: [state: ConnectionState]
+  reconnecting: []
+  reconnected: []
+  /** The last event: `reason` is LiveKit's `DisconnectReason` name, e.g. `CLIENT_INITIATED`. */
+  disconnected: [reason: string]
+}
+
+function notConnected(what: string): Error {
+  return lkrtcError('ERR_NOT_CONNECTED', `${what}: the room is not connected`)
+}
+
+/** A remote video track being received: read its frames with a `VideoStream`. */
+export class RemoteVideoTrack {
+  readonly kind = TrackKind.Video
+  /** @internal */
+  readonly native: NativeRemoteVideoTrack
+  /** @internal set once the track is unsubscribed or the room left: its streams have ended. */
+  ended = false
+
+  /** @internal */
+  constructor(native: NativeRemoteVideoTrack) {
+    this.native = native
+  }
+
+  get sid(): string {
+    return this.native.sid
+  }
+
+  get name(): string {
+    return this.native.name
+  }
+
+  get participantIdentity(): string {
+    return this.native.participantIdentity
+  }
+}
+
+abstract class TrackPublication {
+  sid: string
+  name: string
+  kind: TrackKind
+  source: TrackSource
+  width: number
+  height: number
+  /** e.g. `video/VP8`, `video/H264`; empty until the server knows it. */
+  mimeType: string
+  muted: boolean
+  simulcasted: boolean
+
+  /** @internal */
+  constructor(info: TrackPublicationInfo) {
+    this.sid = info.sid
+    this.name = info.name
+    this.kind = info.kind
+    this.source = info.source
+    this.width = info.width
+    this.height = info.height
+    this.mimeType = info.mimeType
+    this.muted = info.muted
+    this.simulcasted = info.simulcast
+  }
+
+  /** @internal */
+  update(info: TrackPublicationInfo): void {
+    this.name = info.name
+    this.kind = info.kind
+    this.source = info.source
+    this.width = info.width
+    this.height = info.height
+    if (info.mimeType) this.mimeType = info.mimeType
+    this.muted = info.muted
+    this.simulcasted = info.simulcast
+  }
+}
+
+/** A track another participant publishes. `track` is set while it is subscribed. */
+export class RemoteTrackPublication extends TrackPublication {
+  track: RemoteVideoTrack | undefined = undefined
+  /** @internal */
+  readonly room: Room
+
+  /** @internal */
+  constructor(info: TrackPublicationInfo, room: Room) {
+    super(info)
+    this.room = room
+  }
+
+  get subscribed(): boolean {
+    return this.track !== undefined
+  }
+
+  /** Subscribes to the track (or unsubscribes); with `autoSubscribe` it is subscribed already. */
+  async setSubscribed(subscribed: boolean): Promise<void> {
+    if (typeof subscribed !== 'boolean') throw invalidArgType('subscribed', 'a boolean', subscribed)
+    await this.room.nativeRoom('setSubscribed').setSubscribed(this.sid, subscribed)
+  }
+}
+
+/** A track this process publishes. */
+export class LocalTrackPublication extends TrackPublication {
+  track: LocalVideoTrack | undefined
+
+  /** @internal */
+  constructor(info: TrackPublicationInfo, track: LocalVideoTrack | undefined) {
+    super(info)
+    this.track = track
+  }
+}
+
+/** Another participant in the room. */
+export class RemoteParticipant {
+  sid: string
+  readonly identity: string
+  name: string
+  metadata: string
+  attributes: Record<string, string>
+  /** Publications keyed by track sid. */
+  readonly trackPublications = new Map<string, RemoteTrackPublication>()
+  /** @internal */
+  readonly room: Room
+
+  /** @internal */
+  constructor(info: ParticipantInfo, room: Room) {
+    this.sid = info.sid
+    this.identity = info.identity
+    this.name = info.name
+    this.metadata = info.metadata
+    this.attributes = { ...info.attributes }
+    this.room = room
+    this.update(info)
+  }
+
+  /** @internal Takes the server's latest description (removals come as `trackUnpublished`). */
+  update(info: ParticipantInfo): void {
+    this.sid = info.sid
+    this.name = info.name
+    this.metadata = info.metadata
+    this.attributes = { ...info.attributes }
+    for (const p of info.trackPublications) this.publication(p)
+  }
+
+  /** @internal The publication object for `info`, created or updated. */
+  publication(info: TrackPublicationInfo): RemoteTrackPublication {
+    let publication = this.trackPublications.get(info.sid)
+    if (publication) publication.update(info)
+    else {
+      publication = new RemoteTrackPublication(info, this.room)
+      this.trackPublications.set(info.sid, publication)
+    }
+    return publication
+  }
+}
+
+/** This process in the room. */
+export class LocalParticipant {
+  /** Our publications keyed by track sid. */
+  readonly trackPublications = new Map<string, LocalTrackPublication>()
+  /** @internal */
+  readonly room: Room
+  private publishing = new Set<LocalVideoTrack>()
+
+  /** @internal */
+  constructor(room: Room) {
+    this.room = room
+  }
+
+  get sid(): string {
+    return this.room.nativeRoom('localParticipant').localParticipant.sid
+  }
+
+  get identity(): string {
+    return this.room.nativeRoom('localParticipant').localParticipant.identity
+  }
+
+  get name(): string {
+    return this.room.nativeRoom('localParticipant').localParticipant.name
+  }
+
+  get metadata(): string {
+    return this.room.nativeRoom('localParticipant').localParticipant.metadata
+  }
+
+  /**
+   * Publishes a video track: resolves once the server confirmed it and frames captured on its
+   * source are being encoded and sent. Rejects with `ERR_PUBLISH_TIMEOUT`,
+   * `ERR_PUBLISH_REFUSED`, `ERR_ALREADY_PUBLISHED`, `ERR_NOT_CONNECTED`, ...
+   */
+  async publishTrack(track: LocalVideoTrack, options: TrackPublishOptions = {}): Promise<LocalTrackPublication> {
+    if (!(track instanceof LocalVideoTrack)) throw invalidArgType('track', 'a LocalVideoTrack', track)
+    const o = checkOptions<TrackPublishOptions>('options', options)
+    const source = checkEnum<TrackSource>('source', o.source, TrackSource, TrackSource.Camera)
+    let videoCodec: 'vp8' | 'h264' | undefined
+    if (o.videoCodec !== undefined) {
+      if (typeof o.videoCodec !== 'string') throw invalidArgType('videoCodec', "'vp8' or 'h264'", o.videoCodec)
+      const codec = o.videoCodec.toLowerCase()
+      if (codec !== 'vp8' && codec !== 'h264') throw invalidArgument('videoCodec', "'vp8' or 'h264'", o.videoCodec)
+      videoCodec = codec
+    }
+    const encoding = checkOptions<VideoEncoding>('videoEncoding', o.videoEncoding)
+    const maxBitrate = encoding.maxBitrate === undefined ? undefined : checkPositive('videoEncoding.maxBitrate', encoding.maxBitrate)
+    const maxFramerate =
+      encoding.maxFramerate === undefined ? undefined : checkPositive('videoEncoding.maxFramerate', encoding.maxFramerate)
+    const room = this.room.nativeRoom('publishTrack')
+    this.publishing.add(track)
+    try {
+      const info = await room.publishTrack(track.native, { source, videoCodec, maxBitrate, maxFramerate })
+      return this.publication(info, track)
+    } finally {
+      this.publishing.delete(track)
+    }
+  }
+
+  /** Stops publishing the track with this sid (rejects with `ERR_TRACK_NOT_FOUND` if unknown). */
+  async unpublishTrack(sid: string): Promise<LocalTrackPublication> {
+    checkString('sid', sid, { nonEmpty: true })
+    const info = await this.room.nativeRoom('unpublishTrack').unpublishTrack(sid)
+    const publication = this.trackPublications.get(sid) ?? new LocalTrackPublication(info, undefined)
+    this.trackPublications.delete(sid)
+    return publication
+  }
+
+  /** The send counters of a published track, `undefined` for an unknown sid. */
+  publishStats(sid: string): PublishStats | undefined {
+    checkString('sid', sid)
+    return this.room.nativeRoom('publishStats').publishStats(sid) ?? undefined
+  }
+
+  /** @internal */
+  publication(info: TrackPublicationInfo, track?: LocalVideoTrack): LocalTrackPublication {
+    track ??= [...this.publishing].find((t) => t.sid === info.sid)
+    let publication = this.trackPublications.get(info.sid)
+    if (publication) {
+      publication.update(info)
+      publication.track ??= track
+    } else {
+      publication = new LocalTrackPublication(info, track)
+      this.trackPublications.set(info.sid, publication)
+    }
+    return publication
+  }
+}
+
+/**
+ * A LiveKit room: `await room.connect(url, token)`, then events (typed, see `RoomEvents`) and
+ * the participants' tracks; `await room.disconnect()` to leave.
+ */
+export class Room extends EventEmitter<RoomEvents> {
+  readonly localParticipant: LocalParticipant
+  /** The other participants, keyed by identity. */
+  readonly remoteParticipants = new Map<string, RemoteParticipant>()
+  connectionState: ConnectionState = ConnectionState.Disconnected
+  private native: NativeRoom | undefined
+  private pump: Promise<void> | undefined
+  private connecting = false
+
+  constructor() {
+    super()
+    this.localParticipant = new LocalParticipant(this)
+  }
+
+  get name(): string {
+    return this.native?.name ?? ''
+  }
+
+  get sid(): string {
+    return this.native?.sid ?? ''
+  }
+
+  get isConnected(): boolean {
+    return this.native !== undefined && this.connectionState === ConnectionState.Connected
+  }
+
+  /**
+   * Joins the room. Rejects with an `Error` whose `code` says why: `ERR_INVALID_URL`,
+   * `ERR_CONNECTION_REFUSED`, `ERR_UNAUTHORIZED`, `ERR_CONNECT_TIMEOUT`, `ERR_SERVER`, ...
+   */
+  async connect(url: string, token: string, options: RoomOptions = {}): Promise<void> {
+    checkString('url', url, { nonEmpty: true })
+    checkString('token', token)
+    const o = checkOptions<RoomOptions>('options', options)
+    const connectTimeoutMs =
+      o.connectTimeoutMs === undefined ? undefined : checkInteger('connectTimeoutMs', o.connectTimeoutMs, 1, 2 ** 31 - 1)
+    if (this.native || this.connecting) {
+      throw lkrtcError('ERR_ALREADY_CONNECTED', 'connect: this room is already connected; make a new Room')
+    }
+    this.connecting = true
+    try {
+      this.native = await NativeRoom.connect(url, token, {
+        autoSubscribe: checkBoolean('autoSubscribe', o.autoSubscribe, true),
+        adaptiveStream: checkBoolean('adaptiveStream', o.adaptiveStream, false),
+        connectTimeoutMs,
+      })
+    } finally {
+      this.connecting = false
+    }
+    this.connectionState = this.native.connectionState
+    for (const info of this.native.remoteParticipants()) {
+      this.remoteParticipants.set(info.identity, new RemoteParticipant(info, this))
+    }
+    this.pump = this.run(this.native)
+  }
+
+  /** Leaves the room; resolves after the `disconnected` event. Idempotent. */
+  async disconnect(): Promise<void> {
+    if (!this.native) return
+    await this.native.disconnect()
+    await this.pump
+  }
+
+  /** @internal */
+  nativeRoom(what: string): NativeRoom {
+    if (!this.native) throw notConnected(what)
+    return this.native
+  }
+
+  private async run(native: NativeRoom): Promise<void> {
+    let ended = false
+    for (;;) {
+      let event: NativeRoomEvent | null
+      try {
+        event = await native.nextEvent()
+      } catch {
+        event = null
+      }
+      if (event === null) break
+      ended ||= event.type === 'disconnected'
+      try {
+        this.dispatch(event)
+      } catch (e) {
+        // A listener threw: report it as EventEmitter would, without stopping the room.
+        process.nextTick(() => {
+          throw e
+        })
+      }
+    }
+    if (!ended) {
+      // The native room stopped without saying why: still end as a room always does.
+      this.connectionState = ConnectionState.Disconnected
+      this.endTracks()
+      this.emit('disconnected', 'UNKNOWN_REASON')
+    }
+  }
+
+  private participant(info: ParticipantInfo): RemoteParticipant {
+    let participant = this.remoteParticipants.get(info.identity)
+    if (participant) participant.update(info)
+    else {
+      participant = new RemoteParticipant(info, this)
+      this.remoteParticipants.set(info.identity, participant)
+    }
+    return participant
+  }
+
+  private endTracks(): void {
+    for (const participant of this.remoteParticipants.values()) {
+      for (const publication of participant.trackPublications.values()) {
+        if (publication.track) publication.track.ended = true
+      }
+    }
+  }
+
+  private dispatch(event: NativeRoomEvent): void {
+    switch (event.type) {
+      case 'participantConnected': {
+        this.emit('participantConnected', this.participant(event.participant!))
+        break
+      }
+      case 'participantDisconnected': {
+        const info = event.participant!
+        const participant = this.remoteParticipants.get(info.identity) ?? new RemoteParticipant(info, this)
+        this.remoteParticipants.delete(info.identity)
+        this.emit('participantDisconnected', participant)
+        break
+      }
+      case 'trackPublished': {
+        const participant = this.participant(event.participant!)
+        this.emit('trackPublished', participant.publication(event.publication!), participant)
+        break
+      }
+      case 'trackUnpublished': {
+        const participant = this.remoteParticipants.get(event.participant!.identity) ?? this.participant(event.participant!)
+        const publication = participant.trackPublications.get(event.publication!.sid) ?? participant.publication(event.publication!)
+        participant.trackPublications.delete(publication.sid)
+        this.emit('trackUnpublished', publication, participant)
+        break
+      }
+      case 'trackMuted':
+      case 'trackUnmuted': {
+        const participant = this.participant(event.participant!)
+        const publication = participant.publication(event.publication!)
+        publication.muted = event.type === 'trackMuted'
+        this.emit(event.type, publication, participant)
+        break
+      }
+      case 'trackSubscribed': {
+        const participant = this.participant(event.participant!)
+        const publication = participant.publication(event.publication!)
+        const track = new RemoteVideoTrack(event.track!)
+        publication.track = track
+        this.emit('trackSubscribed', track, publication, participant)
+        break
+      }
+      case 'trackUnsubscribed': {
+        const participant = this.remoteParticipants.get(event.participant!.identity) ?? this.participant(event.participant!)
+        const publication = participant.trackPublications.get(event.publication!.sid) ?? participant.publication(event.publication!)
+        const track = publication.track ?? new RemoteVideoTrack(event.track!)
+        track.ended = true
+        publication.track = undefined
+        this.emit('trackUnsubscribed', track, publication, participant)
+        break
+      }
+      case 'localTrackPublished': {
+        const publication = this.localParticipant.publication(event.publication!)
+        this.emit('localTrackPublished', publication, publication.track)
+        break
+      }
+      case 'localTrackUnpublished': {
+        const info = event.publication!
+        const publication = this.localParticipant.trackPublications.get(info.sid) ?? new LocalTrackPublication(info, undefined)
+        this.localParticipant.trackPublications.delete(info.sid)
+        this.emit('localTrackUnpublished', publication)
+        break
+      }
+      case 'connectionStateChanged': {
+        this.connectionState = event.state!
+        this.emit('connectionStateChanged', event.state!)
+        break
+      }
+      case 'reconnecting':
+        this.emit('reconnecting')
+        break
+      case 'reconnected':
+        this.emit('reconnected')
+        break
+      case 'disconnected': {
+        this.connectionState = ConnectionState.Disconnected
+        this.endTracks()
+        this.emit('disconnected', event.reason ?? 'UNKNOWN_REASON')
+        break
+      }
+    }
+  }
+}

@@ -1,0 +1,96 @@
+import { NativeLocalVideoTrack, NativeVideoSource, VideoFrame, VideoRotation } from '../index.js'
+import { checkBoolean, checkEnum, checkInteger, checkOptions, checkString, invalidArgType } from './errors.js'
+
+export interface VideoSourceOptions {
+  /** Encode for screen content (LiveKit's screen-share presets). Default `false`. */
+  isScreencast?: boolean
+}
+
+export interface CaptureOptions {
+  /** Capture time in microseconds on any monotonic clock; 0 or absent means now. */
+  timestampUs?: number
+  /** How the receiver should rotate the frame. Default `Rotation0`. */
+  rotation?: VideoRotation
+}
+
+/** Where an application pushes raw frames of one fixed size, to publish as a video track. */
+export class VideoSource {
+  /** @internal */
+  readonly native: NativeVideoSource
+
+  constructor(width: number, height: number, options: VideoSourceOptions = {}) {
+    const o = checkOptions<VideoSourceOptions>('options', options)
+    this.native = new NativeVideoSource(
+      checkInteger('width', width, 1, 16384),
+      checkInteger('height', height, 1, 16384),
+      checkBoolean('isScreencast', o.isScreencast, false),
+    )
+  }
+
+  get width(): number {
+    return this.native.width
+  }
+
+  get height(): number {
+    return this.native.height
+  }
+
+  get isScreencast(): boolean {
+    return this.native.isScreencast
+  }
+
+  get isClosed(): boolean {
+    return this.native.isClosed
+  }
+
+  /** Frames accepted so far. */
+  get capturedFrames(): number {
+    return this.native.capturedFrames
+  }
+
+  /**
+   * Hands a frame (any `VideoBufferType`, the source's size) to every track publishing this
+   * source. Synchronous and cheap: one conversion to I420; the encoder takes the newest frame.
+   * Throws `ERR_FRAME_SIZE_MISMATCH` for another size and `ERR_CLOSED` after `close()`.
+   */
+  captureFrame(frame: VideoFrame, options: CaptureOptions = {}): void {
+    if (!(frame instanceof VideoFrame)) throw invalidArgType('frame', 'a VideoFrame', frame)
+    const o = checkOptions<CaptureOptions>('options', options)
+    const timestampUs =
+      o.timestampUs === undefined ? 0 : checkInteger('timestampUs', o.timestampUs, 0, Number.MAX_SAFE_INTEGER)
+    const rotation = checkEnum<VideoRotation>('rotation', o.rotation, VideoRotation, VideoRotation.Rotation0)
+    this.native.captureFrame(frame, timestampUs, rotation)
+  }
+
+  /** Stops accepting frames; tracks publishing this source stop sending. */
+  close(): void {
+    this.native.close()
+  }
+}
+
+/** A video track fed by a `VideoSource`; publish it with `room.localParticipant.publishTrack`. */
+export class LocalVideoTrack {
+  /** @internal */
+  readonly native: NativeLocalVideoTrack
+  readonly source: VideoSource
+
+  private constructor(native: NativeLocalVideoTrack, source: VideoSource) {
+    this.native = native
+    this.source = source
+  }
+
+  static createVideoTrack(name: string, source: VideoSource): LocalVideoTrack {
+    checkString('name', name)
+    if (!(source instanceof VideoSource)) throw invalidArgType('source', 'a VideoSource', source)
+    return new LocalVideoTrack(NativeLocalVideoTrack.createVideoTrack(name, source.native), source)
+  }
+
+  get name(): string {
+    return this.native.name
+  }
+
+  /** The server's track sid once published, else `undefined`. */
+  get sid(): string | undefined {
+    return this.native.sid ?? undefined
+  }
+}

@@ -1,0 +1,132 @@
+// A local livekit-server for tests and the demo: loopback only, free ports, the dev keys.
+//
+//   import { start } from './livekit-server.mjs'
+//   const server = await start()      // { url, apiKey, apiSecret, log, stop() }
+//   ...
+//   await server.stop()
+//
+// As a program: `node scripts/livekit-server.mjs` runs one until Ctrl-C and prints its URL.
+import { spawn } from 'node:child_process'
+import { createSocket } from 'node:dgram'
+import { existsSync, mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs'
+import { createServer, connect } from 'node:net'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+export const BINARY = join(ROOT, '.tools/bin/livekit-server')
+export const API_KEY = 'devkey'
+export const API_SECRET = 'secret'
+
+function freeTcpPort() {
+  return new Promise((ok, fail) => {
+    const server = createServer()
+    server.once('error', fail)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => ok(port))
+    })
+  })
+}
+
+function freeUdpPort() {
+  return new Promise((ok, fail) => {
+    const socket = createSocket('udp4')
+    socket.once('error', fail)
+    socket.bind(0, '127.0.0.1', () => {
+      const { port } = socket.address()
+      socket.close(() => ok(port))
+    })
+  })
+}
+
+function accepts(port) {
+  return new Promise((ok) => {
+    const socket = connect({ host: '127.0.0.1', port })
+    socket.once('connect', () => {
+      socket.destroy()
+      ok(true)
+    })
+    socket.once('error', () => ok(false))
+  })
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+/** The server's configuration: everything on 127.0.0.0/8, no TURN, the dev keys. */
+export function config({ port, tcpPort, udpPort, logLevel = 'info' }) {
+  return `port: ${port}
+bind_addresses: [127.0.0.1]
+keys: { ${API_KEY}: ${API_SECRET} }
+rtc:
+  udp_port: ${udpPort}
+  tcp_port: ${tcpPort}
+  use_external_ip: false
+  node_ip: 127.0.0.1
+  enable_loopback_candidate: true
+  ips: { includes: [127.0.0.1/32] }
+  stun_servers: ["127.0.0.1:3478"]
+turn: { enabled: false }
+logging: { level: ${logLevel} }
+`
+}
+
+/**
+ * Starts livekit-server on free loopback ports and resolves once it accepts connections.
+ * Its log goes to `target/livekit-server/livekit-<port>.log`.
+ */
+export async function start({ timeoutMs = 20_000, logLevel = 'info' } = {}) {
+  if (!existsSync(BINARY)) {
+    throw new Error(`livekit-server is missing at ${BINARY}: run \`bash scripts/bootstrap.sh\` first`)
+  }
+  const [port, tcpPort, udpPort] = [await freeTcpPort(), await freeTcpPort(), await freeUdpPort()]
+  const dir = join(ROOT, 'target/livekit-server')
+  mkdirSync(dir, { recursive: true })
+  const configPath = join(dir, `livekit-${port}.yaml`)
+  writeFileSync(configPath, config({ port, tcpPort, udpPort, logLevel }))
+  const log = join(dir, `livekit-${port}.log`)
+  const fd = openSync(log, 'w')
+  const child = spawn(BINARY, ['--config', configPath], { stdio: ['ignore', fd, fd] })
+  closeSync(fd)
+  let exited = null
+  const exit = new Promise((r) =>
+    child.once('exit', (code, signal) => {
+      exited = { code, signal }
+      r(exited)
+    }),
+  )
+  child.once('error', (e) => {
+    exited = { error: e }
+  })
+
+  const deadline = Date.now() + timeoutMs
+  while (!(await accepts(port))) {
+    if (exited) throw new Error(`livekit-server exited (${JSON.stringify(exited)}); see ${log}`)
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL')
+      throw new Error(`livekit-server did not accept connections within ${timeoutMs} ms; see ${log}`)
+    }
+    await sleep(50)
+  }
+
+  const stop = async () => {
+    if (exited) return
+    child.kill('SIGTERM')
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000)
+    await exit
+    clearTimeout(timer)
+  }
+  return { url: `ws://127.0.0.1:${port}`, apiKey: API_KEY, apiSecret: API_SECRET, port, tcpPort, udpPort, log, pid: child.pid, stop }
+}
+
+const isMain = process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)
+if (isMain) {
+  const server = await start()
+  console.log(`livekit-server ${server.url} (keys ${server.apiKey}: ${server.apiSecret}, log ${server.log})`)
+  const stop = async () => {
+    await server.stop()
+    process.exit(0)
+  }
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
+}

@@ -1,0 +1,530 @@
+//! A LiveKit room for the TypeScript facade: connect, read the next event, publish, subscribe,
+//! disconnect. Participants and publications cross as plain snapshots; the facade keeps the
+//! object graph and emits the events.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lkrtc_rtc as rtc;
+use napi::bindgen_prelude::PromiseRaw;
+use napi::bindgen_prelude::Result;
+use napi::Env;
+use napi_derive::napi;
+use tokio::sync::{mpsc, Mutex};
+
+use crate::error::{js_error, spawn_js, JsResultExt};
+use crate::video_source::NativeLocalVideoTrack;
+
+/// What a track carries. The numbers are LiveKit's `TrackType`.
+#[napi]
+pub enum TrackKind {
+  Audio = 0,
+  Video = 1,
+  Data = 2,
+}
+
+/// Where a track comes from. The numbers are LiveKit's `TrackSource`.
+#[napi]
+pub enum TrackSource {
+  Unknown = 0,
+  Camera = 1,
+  Microphone = 2,
+  ScreenShare = 3,
+  ScreenShareAudio = 4,
+}
+
+/// The room's link to the server. The numbers are LiveKit's `ConnectionState`.
+#[napi]
+pub enum ConnectionState {
+  Disconnected = 0,
+  Connected = 1,
+  Reconnecting = 2,
+}
+
+fn kind_to_js(kind: rtc::TrackKind) -> TrackKind {
+  match kind {
+    rtc::TrackKind::Audio => TrackKind::Audio,
+    rtc::TrackKind::Video => TrackKind::Video,
+    rtc::TrackKind::Data => TrackKind::Data,
+  }
+}
+
+fn source_to_js(source: rtc::TrackSource) -> TrackSource {
+  match source {
+    rtc::TrackSource::Unknown => TrackSource::Unknown,
+    rtc::TrackSource::Camera => TrackSource::Camera,
+    rtc::TrackSource::Microphone => TrackSource::Microphone,
+    rtc::TrackSource::ScreenShare => TrackSource::ScreenShare,
+    rtc::TrackSource::ScreenShareAudio => TrackSource::ScreenShareAudio,
+  }
+}
+
+fn source_from_js(source: TrackSource) -> rtc::TrackSource {
+  match source {
+    TrackSource::Unknown => rtc::TrackSource::Unknown,
+    TrackSource::Camera => rtc::TrackSource::Camera,
+    TrackSource::Microphone => rtc::TrackSource::Microphone,
+    TrackSource::ScreenShare => rtc::TrackSource::ScreenShare,
+    TrackSource::ScreenShareAudio => rtc::TrackSource::ScreenShareAudio,
+  }
+}
+
+fn state_to_js(state: rtc::ConnectionState) -> ConnectionState {
+  match state {
+    rtc::ConnectionState::Disconnected => ConnectionState::Disconnected,
+    rtc::ConnectionState::Connected => ConnectionState::Connected,
+    rtc::ConnectionState::Reconnecting => ConnectionState::Reconnecting,
+  }
+}
+
+/// A track publication as the server last described it.
+#[napi(object, object_from_js = false)]
+pub struct TrackPublicationInfo {
+  pub sid: String,
+  pub name: String,
+  pub kind: TrackKind,
+  pub source: TrackSource,
+  pub width: u32,
+  pub height: u32,
+  /// e.g. `video/VP8`; empty until the server knows the codec.
+  pub mime_type: String,
+  pub muted: bool,
+  pub simulcast: bool,
+}
+
+impl From<rtc::RemoteTrackPublication> for TrackPublicationInfo {
+  fn from(p: rtc::RemoteTrackPublication) -> Self {
+    Self {
+      sid: p.sid,
+      name: p.name,
+      kind: kind_to_js(p.kind),
+      source: source_to_js(p.source),
+      width: p.width,
+      height: p.height,
+      mime_type: p.mime_type,
+      muted: p.muted,
+      simulcast: p.simulcast,
+    }
+  }
+}
+
+impl From<rtc::LocalTrackPublication> for TrackPublicationInfo {
+  fn from(p: rtc::LocalTrackPublication) -> Self {
+    Self {
+      sid: p.sid,
+      name: p.name,
+      kind: kind_to_js(p.kind),
+      source: source_to_js(p.source),
+      width: p.width,
+      height: p.height,
+      mime_type: p.mime_type,
+      muted: p.muted,
+      simulcast: false,
+    }
+  }
+}
+
+/// A participant as the server last described it.
+#[napi(object, object_from_js = false)]
+pub struct ParticipantInfo {
+  pub sid: String,
+  pub identity: String,
+  pub name: String,
+  pub metadata: String,
+  pub attributes: HashMap<String, String>,
+  /// Remote participants only; empty for the local one.
+  pub track_publications: Vec<TrackPublicationInfo>,
+}
+
+impl From<rtc::RemoteParticipant> for ParticipantInfo {
+  fn from(p: rtc::RemoteParticipant) -> Self {
+    let track_publications = p.track_publications().into_values().map(Into::into).collect();
+    Self {
+      sid: p.sid,
+      identity: p.identity,
+      name: p.name,
+      metadata: p.metadata,
+      attributes: p.attributes,
+      track_publications,
+    }
+  }
+}
+
+/// A remote video track being received; read it with a `NativeVideoStream`.
+#[napi]
+pub struct NativeRemoteVideoTrack {
+  pub(crate) inner: rtc::RemoteVideoTrack,
+}
+
+#[napi]
+impl NativeRemoteVideoTrack {
+  #[napi(getter)]
+  pub fn sid(&self) -> String {
+    self.inner.sid()
+  }
+
+  #[napi(getter)]
+  pub fn name(&self) -> String {
+    self.inner.name()
+  }
+
+  #[napi(getter)]
+  pub fn participant_identity(&self) -> String {
+    self.inner.participant_identity()
+  }
+}
+
+/// One room event. `type` says which fields are set.
+#[napi(object, object_from_js = false)]
+pub struct NativeRoomEvent {
+  #[napi(
+    js_name = "type",
+    ts_type = "'participantConnected' | 'participantDisconnected' | 'trackPublished' | 'trackUnpublished' | 'trackMuted' | 'trackUnmuted' | 'trackSubscribed' | 'trackUnsubscribed' | 'localTrackPublished' | 'localTrackUnpublished' | 'connectionStateChanged' | 'reconnecting' | 'reconnected' | 'disconnected'"
+  )]
+  pub kind: String,
+  pub participant: Option<ParticipantInfo>,
+  pub publication: Option<TrackPublicationInfo>,
+  pub track: Option<NativeRemoteVideoTrack>,
+  pub state: Option<ConnectionState>,
+  pub reason: Option<String>,
+}
+
+impl NativeRoomEvent {
+  fn named(kind: &str) -> Self {
+    Self {
+      kind: kind.to_string(),
+      participant: None,
+      publication: None,
+      track: None,
+      state: None,
+      reason: None,
+    }
+  }
+
+  fn from_core(event: rtc::RoomEvent) -> Option<Self> {
+    use rtc::RoomEvent as E;
+    let remote = |kind: &str, publication: rtc::RemoteTrackPublication, participant: rtc::RemoteParticipant| Self {
+      participant: Some(participant.into()),
+      publication: Some(publication.into()),
+      ..Self::named(kind)
+    };
+    Some(match event {
+      E::ParticipantConnected { participant } => Self {
+        participant: Some(participant.into()),
+        ..Self::named("participantConnected")
+      },
+      E::ParticipantDisconnected { participant } => Self {
+        participant: Some(participant.into()),
+        ..Self::named("participantDisconnected")
+      },
+      E::TrackPublished {
+        publication,
+        participant,
+      } => remote("trackPublished", publication, participant),
+      E::TrackUnpublished {
+        publication,
+        participant,
+      } => remote("trackUnpublished", publication, participant),
+      E::TrackMuted {
+        publication,
+        participant,
+      } => remote("trackMuted", publication, participant),
+      E::TrackUnmuted {
+        publication,
+        participant,
+      } => remote("trackUnmuted", publication, participant),
+      E::TrackSubscribed {
+        track,
+        publication,
+        participant,
+      } => Self {
+        track: Some(NativeRemoteVideoTrack { inner: track }),
+        ..remote("trackSubscribed", publication, participant)
+      },
+      E::TrackUnsubscribed {
+        track,
+        publication,
+        participant,
+      } => Self {
+        track: Some(NativeRemoteVideoTrack { inner: track }),
+        ..remote("trackUnsubscribed", publication, participant)
+      },
+      E::LocalTrackPublished { publication } => Self {
+        publication: Some(publication.into()),
+        ..Self::named("localTrackPublished")
+      },
+      E::LocalTrackUnpublished { publication } => Self {
+        publication: Some(publication.into()),
+        ..Self::named("localTrackUnpublished")
+      },
+      E::ConnectionStateChanged { state } => Self {
+        state: Some(state_to_js(state)),
+        ..Self::named("connectionStateChanged")
+      },
+      E::Reconnecting => Self::named("reconnecting"),
+      E::Reconnected => Self::named("reconnected"),
+      E::Disconnected { reason } => Self {
+        reason: Some(reason),
+        ..Self::named("disconnected")
+      },
+      _ => return None,
+    })
+  }
+}
+
+/// How to join a room.
+#[napi(object)]
+pub struct NativeConnectOptions {
+  /// Subscribe to every published track (default `true`).
+  pub auto_subscribe: Option<bool>,
+  pub adaptive_stream: Option<bool>,
+  /// Bound on the whole connect (default 10000).
+  pub connect_timeout_ms: Option<u32>,
+}
+
+/// How to publish a track.
+#[napi(object)]
+pub struct NativePublishOptions {
+  pub source: Option<TrackSource>,
+  #[napi(ts_type = "'vp8' | 'h264'")]
+  pub video_codec: Option<String>,
+  /// Bits per second; with `maxFramerate`, overrides LiveKit's preset for the resolution.
+  pub max_bitrate: Option<f64>,
+  pub max_framerate: Option<f64>,
+}
+
+/// The local participant.
+#[napi(object, object_from_js = false)]
+pub struct LocalParticipantInfo {
+  pub sid: String,
+  pub identity: String,
+  pub name: String,
+  pub metadata: String,
+}
+
+/// The send counters of a published track.
+#[napi(object, object_from_js = false)]
+pub struct PublishStats {
+  pub frames_captured: i64,
+  pub frames_dropped: i64,
+  pub frames_encoded: i64,
+  pub keyframes_encoded: i64,
+  pub frames_unsent: i64,
+  pub bytes_sent: i64,
+  pub bitrate_bps: i64,
+}
+
+/// A joined room.
+#[napi]
+pub struct NativeRoom {
+  room: rtc::Room,
+  events: Arc<Mutex<mpsc::UnboundedReceiver<rtc::RoomEvent>>>,
+}
+
+#[napi]
+impl NativeRoom {
+  /// Joins the room at `url` with an access token. Rejects with `ERR_INVALID_URL`,
+  /// `ERR_CONNECTION_REFUSED`, `ERR_UNAUTHORIZED`, `ERR_CONNECT_TIMEOUT`, ...
+  #[napi(ts_return_type = "Promise<NativeRoom>")]
+  pub fn connect<'env>(
+    env: &'env Env,
+    url: String,
+    token: String,
+    options: Option<NativeConnectOptions>,
+  ) -> Result<PromiseRaw<'env, NativeRoom>, String> {
+    let mut room_options = rtc::RoomOptions::default();
+    if let Some(o) = options {
+      room_options.auto_subscribe = o.auto_subscribe.unwrap_or(room_options.auto_subscribe);
+      room_options.adaptive_stream = o.adaptive_stream.unwrap_or(room_options.adaptive_stream);
+      if let Some(ms) = o.connect_timeout_ms {
+        if ms == 0 {
+          return Err(js_error(
+            "ERR_INVALID_ARGUMENT",
+            "invalid connectTimeoutMs: expected a positive number of milliseconds, got 0",
+          ));
+        }
+        room_options.connect_timeout = Duration::from_millis(u64::from(ms));
+      }
+    }
+    spawn_js(
+      env,
+      async move { rtc::Room::connect(&url, &token, room_options).await.js() },
+      |_, (room, events)| {
+        Ok(NativeRoom {
+          room,
+          events: Arc::new(Mutex::new(events)),
+        })
+      },
+    )
+  }
+
+  /// The next event, in order; `null` once the room has ended (after `disconnected`).
+  #[napi(ts_return_type = "Promise<NativeRoomEvent | null>")]
+  pub fn next_event<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Option<NativeRoomEvent>>, String> {
+    let events = self.events.clone();
+    spawn_js(
+      env,
+      async move {
+        let mut events = events.lock().await;
+        loop {
+          match events.recv().await {
+            None => return Ok(None),
+            Some(event) => {
+              if let Some(event) = NativeRoomEvent::from_core(event) {
+                return Ok(Some(event));
+              }
+            }
+          }
+        }
+      },
+      |_, event| Ok(event),
+    )
+  }
+
+  #[napi(getter)]
+  pub fn name(&self) -> String {
+    self.room.name()
+  }
+
+  #[napi(getter)]
+  pub fn sid(&self) -> String {
+    self.room.sid()
+  }
+
+  #[napi(getter)]
+  pub fn is_connected(&self) -> bool {
+    self.room.is_connected()
+  }
+
+  #[napi(getter)]
+  pub fn connection_state(&self) -> ConnectionState {
+    state_to_js(self.room.connection_state())
+  }
+
+  #[napi(getter)]
+  pub fn local_participant(&self) -> LocalParticipantInfo {
+    let local = self.room.local_participant();
+    LocalParticipantInfo {
+      sid: local.sid(),
+      identity: local.identity(),
+      name: local.name(),
+      metadata: local.metadata(),
+    }
+  }
+
+  /// A snapshot of the other participants.
+  #[napi]
+  pub fn remote_participants(&self) -> Vec<ParticipantInfo> {
+    self.room.remote_participants().into_values().map(Into::into).collect()
+  }
+
+  /// Publishes a video track; resolves once the server confirmed it and media flows.
+  #[napi(ts_return_type = "Promise<TrackPublicationInfo>")]
+  pub fn publish_track<'env>(
+    &self,
+    env: &'env Env,
+    track: &NativeLocalVideoTrack,
+    options: Option<NativePublishOptions>,
+  ) -> Result<PromiseRaw<'env, TrackPublicationInfo>, String> {
+    let mut publish = rtc::TrackPublishOptions::default();
+    if let Some(o) = options {
+      if let Some(source) = o.source {
+        publish.source = source_from_js(source);
+      }
+      if let Some(codec) = o.video_codec {
+        publish.video_codec = match codec.to_ascii_lowercase().as_str() {
+          "vp8" => rtc::VideoCodec::Vp8,
+          "h264" => rtc::VideoCodec::H264,
+          _ => {
+            return Err(js_error(
+              "ERR_INVALID_ARGUMENT",
+              format!("invalid videoCodec: expected 'vp8' or 'h264', got {codec:?}"),
+            ))
+          }
+        };
+      }
+      match (o.max_bitrate, o.max_framerate) {
+        (None, None) => {}
+        (bitrate, framerate) => {
+          let default = rtc::default_video_encoding(
+            track.inner.source().width(),
+            track.inner.source().height(),
+            track.inner.source().is_screencast(),
+          );
+          publish.video_encoding = Some(rtc::VideoEncoding {
+            max_bitrate: bitrate.map_or(default.max_bitrate, |b| b.max(0.0) as u64),
+            max_framerate: framerate.unwrap_or(default.max_framerate),
+          });
+        }
+      }
+    }
+    let local = self.room.local_participant();
+    let track = track.inner.clone();
+    spawn_js(
+      env,
+      async move { local.publish_track(&track, publish).await.js() },
+      |_, publication| Ok(TrackPublicationInfo::from(publication)),
+    )
+  }
+
+  /// Stops publishing the track with this sid.
+  #[napi(ts_return_type = "Promise<TrackPublicationInfo>")]
+  pub fn unpublish_track<'env>(
+    &self,
+    env: &'env Env,
+    sid: String,
+  ) -> Result<PromiseRaw<'env, TrackPublicationInfo>, String> {
+    let local = self.room.local_participant();
+    spawn_js(
+      env,
+      async move { local.unpublish_track(&sid).await.js() },
+      |_, publication| Ok(TrackPublicationInfo::from(publication)),
+    )
+  }
+
+  /// The send counters of one of our published tracks; `null` for an unknown sid.
+  #[napi]
+  pub fn publish_stats(&self, sid: String) -> Option<PublishStats> {
+    let s = self.room.local_participant().publish_stats(&sid)?;
+    Some(PublishStats {
+      frames_captured: s.frames_captured as i64,
+      frames_dropped: s.frames_dropped as i64,
+      frames_encoded: s.frames_encoded as i64,
+      keyframes_encoded: s.keyframes_encoded as i64,
+      frames_unsent: s.frames_unsent as i64,
+      bytes_sent: s.bytes_sent as i64,
+      bitrate_bps: s.bitrate_bps as i64,
+    })
+  }
+
+  /// Subscribes to (or unsubscribes from) a remote track by sid.
+  #[napi(ts_return_type = "Promise<void>")]
+  pub fn set_subscribed<'env>(
+    &self,
+    env: &'env Env,
+    track_sid: String,
+    subscribed: bool,
+  ) -> Result<PromiseRaw<'env, ()>, String> {
+    let room = self.room.clone();
+    spawn_js(
+      env,
+      async move { room.set_subscribed(&track_sid, subscribed).await.js() },
+      |_, ()| Ok(()),
+    )
+  }
+
+  /// Leaves the room; the event stream ends after a `disconnected` event. Idempotent.
+  #[napi(ts_return_type = "Promise<void>")]
+  pub fn disconnect<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>, String> {
+    let room = self.room.clone();
+    spawn_js(
+      env,
+      async move {
+        room.disconnect().await;
+        Ok(())
+      },
+      |_, ()| Ok(()),
+    )
+  }
+}

@@ -1,0 +1,101 @@
+//! `VideoSource` and `LocalVideoTrack` of lkrtc-rtc for the TypeScript facade: a source takes
+//! frames synchronously on the JS thread (a size check, one conversion to I420), a track names it.
+
+use lkrtc_rtc as rtc;
+use napi::bindgen_prelude::Result;
+use napi::Env;
+use napi_derive::napi;
+
+use crate::error::{guard, JsResultExt};
+use crate::video_frame::{from_js_rotation, VideoFrame, VideoRotation};
+
+/// Where an application pushes raw frames of one fixed size.
+#[napi]
+pub struct NativeVideoSource {
+  pub(crate) inner: rtc::VideoSource,
+}
+
+#[napi]
+impl NativeVideoSource {
+  #[napi(constructor)]
+  pub fn new(width: u32, height: u32, is_screencast: bool) -> Result<Self, String> {
+    let inner = rtc::VideoSource::new(width, height, rtc::VideoSourceOptions { is_screencast }).js()?;
+    Ok(Self { inner })
+  }
+
+  #[napi(getter)]
+  pub fn width(&self) -> u32 {
+    self.inner.width()
+  }
+
+  #[napi(getter)]
+  pub fn height(&self) -> u32 {
+    self.inner.height()
+  }
+
+  #[napi(getter)]
+  pub fn is_screencast(&self) -> bool {
+    self.inner.is_screencast()
+  }
+
+  #[napi(getter)]
+  pub fn is_closed(&self) -> bool {
+    self.inner.is_closed()
+  }
+
+  #[napi(getter)]
+  pub fn captured_frames(&self) -> i64 {
+    self.inner.captured_frames() as i64
+  }
+
+  /// Hands `frame` (any `VideoBufferType`) to every track publishing this source.
+  /// `timestampUs == 0` means now. Throws `ERR_FRAME_SIZE_MISMATCH` or `ERR_CLOSED`.
+  #[napi]
+  pub fn capture_frame(
+    &self,
+    env: Env,
+    frame: &VideoFrame,
+    timestamp_us: i64,
+    rotation: VideoRotation,
+  ) -> Result<(), String> {
+    let rotation = from_js_rotation(rotation);
+    guard(|| {
+      frame
+        .with_core(&env, |core| self.inner.capture_frame(core, timestamp_us, rotation))?
+        .js()
+    })
+  }
+
+  /// Stops accepting frames; tracks publishing this source stop sending.
+  #[napi]
+  pub fn close(&self) {
+    self.inner.close();
+  }
+}
+
+/// A video track over a source, ready to publish.
+#[napi]
+pub struct NativeLocalVideoTrack {
+  pub(crate) inner: rtc::LocalVideoTrack,
+}
+
+#[napi]
+impl NativeLocalVideoTrack {
+  #[napi(factory)]
+  pub fn create_video_track(name: String, source: &NativeVideoSource) -> Self {
+    Self {
+      inner: rtc::LocalVideoTrack::create_video_track(&name, &source.inner),
+    }
+  }
+
+  #[napi(getter)]
+  pub fn name(&self) -> String {
+    self.inner.name()
+  }
+
+  /// The server's track sid once published.
+  #[napi(getter)]
+  pub fn sid(&self) -> Option<String> {
+    self.inner.sid()
+  }
+}

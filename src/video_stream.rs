@@ -1,0 +1,127 @@
+//! Receiving video: one `VideoStream` of lkrtc-rtc per JS stream. `next()` resolves with the
+//! next decoded frame, handed to JS without a copy when the stream owns it alone.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use lkrtc_rtc as rtc;
+use napi::bindgen_prelude::{ClassInstance, PromiseRaw};
+use napi::bindgen_prelude::Result;
+use napi::Env;
+use napi_derive::napi;
+use tokio::sync::{Mutex, Notify};
+
+use crate::error::spawn_js;
+use crate::room::NativeRemoteVideoTrack;
+use crate::video_frame::{from_js_type, to_js_rotation, VideoBufferType, VideoFrame, VideoRotation};
+
+/// One received frame.
+#[napi(object, object_from_js = false)]
+pub struct NativeVideoFrameEvent<'env> {
+  pub frame: ClassInstance<'env, VideoFrame>,
+  /// Capture time in microseconds.
+  pub timestamp_us: i64,
+  pub rotation: VideoRotation,
+}
+
+struct Closer {
+  closed: AtomicBool,
+  notify: Notify,
+}
+
+/// The decoded frames of one remote video track.
+#[napi]
+pub struct NativeVideoStream {
+  stream: Arc<Mutex<Option<rtc::VideoStream>>>,
+  closer: Arc<Closer>,
+  dropped: Arc<AtomicU64>,
+}
+
+#[napi]
+impl NativeVideoStream {
+  /// `capacity`: frames kept when the reader falls behind, the oldest dropped (0 = all);
+  /// `format`: the frames' type (default I420, as decoded).
+  #[napi(constructor)]
+  pub fn new(track: &NativeRemoteVideoTrack, capacity: u32, format: Option<VideoBufferType>) -> Self {
+    let stream = rtc::VideoStream::new(
+      &track.inner,
+      rtc::VideoStreamOptions {
+        capacity: capacity as usize,
+        format: format.map(from_js_type),
+      },
+    );
+    Self {
+      stream: Arc::new(Mutex::new(Some(stream))),
+      closer: Arc::new(Closer {
+        closed: AtomicBool::new(false),
+        notify: Notify::new(),
+      }),
+      dropped: Arc::new(AtomicU64::new(0)),
+    }
+  }
+
+  /// The next frame; `null` once the stream has ended (closed, track unsubscribed, room left).
+  #[napi(ts_return_type = "Promise<NativeVideoFrameEvent | null>")]
+  pub fn next<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Option<NativeVideoFrameEvent<'env>>>, String> {
+    let (stream, closer, dropped) = (self.stream.clone(), self.closer.clone(), self.dropped.clone());
+    spawn_js(
+      env,
+      async move {
+        let mut guard = stream.lock().await;
+        let notified = closer.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let event = match guard.as_mut() {
+          Some(s) if !closer.closed.load(Ordering::Acquire) => tokio::select! {
+            event = s.next() => event,
+            _ = notified => None,
+          },
+          _ => None,
+        };
+        if let Some(s) = guard.as_ref() {
+          dropped.store(s.dropped_frames(), Ordering::Relaxed);
+        }
+        if event.is_none() {
+          // Ended or closed: detach from the track now rather than at GC.
+          guard.take();
+        }
+        Ok(event)
+      },
+      |env, event| {
+        let Some(event) = event else { return Ok(None) };
+        // The track converts once per format and shares the frame between streams: take it
+        // when this stream holds the only reference, copy it otherwise.
+        let frame = Arc::try_unwrap(event.frame).unwrap_or_else(|shared| (*shared).clone());
+        Ok(Some(NativeVideoFrameEvent {
+          frame: VideoFrame::from_owned_js(env, frame)?,
+          timestamp_us: event.timestamp_us,
+          rotation: to_js_rotation(event.rotation),
+        }))
+      },
+    )
+  }
+
+  /// Frames dropped because the reader was slower than the track.
+  #[napi(getter)]
+  pub fn dropped_frames(&self) -> i64 {
+    if let Ok(guard) = self.stream.try_lock() {
+      if let Some(s) = guard.as_ref() {
+        self.dropped.store(s.dropped_frames(), Ordering::Relaxed);
+      }
+    }
+    self.dropped.load(Ordering::Relaxed) as i64
+  }
+
+  /// Ends the stream: a pending `next()` resolves with `null`. Idempotent.
+  #[napi]
+  pub fn close(&self) {
+    self.closer.closed.store(true, Ordering::Release);
+    self.closer.notify.notify_waiters();
+    if let Ok(mut guard) = self.stream.try_lock() {
+      if let Some(s) = guard.as_ref() {
+        self.dropped.store(s.dropped_frames(), Ordering::Relaxed);
+      }
+      guard.take();
+    }
+  }
+}
