@@ -33,3 +33,6 @@ fi
 
 echo "bootstrap: building the native addon"
 node scripts/build-addon.mjs >/dev/null
+
+echo "bootstrap: compiling the TypeScript API (lib/ -> dist/)"
+npx tsc -p tsconfig.build.json
