@@ -38,7 +38,7 @@ async function lkrtcPublisher(room: string, identity: string, codec: 'vp8' | 'h2
 }
 
 for (const codec of ['vp8', 'h264'] as const) {
-  test(`rtc-node receives every colour lkrtc publishes, in order (${codec})`, async (t) => {
+  test.serial(`rtc-node receives every colour lkrtc publishes, in order (${codec})`, async (t) => {
     const name = roomName(`colours-${codec}`)
     const peer = await joinRtcNode(name, 'rtc-node-viewer')
     const subscribed = once<[rtc.RemoteTrack, rtc.RemoteTrackPublication, rtc.RemoteParticipant]>(
@@ -70,7 +70,7 @@ for (const codec of ['vp8', 'h264'] as const) {
   })
 }
 
-test('rtc-node sees the lkrtc participant and its track: name, source, sid, dimensions', async (t) => {
+test.serial('rtc-node sees the lkrtc participant and its track: name, source, sid, dimensions', async (t) => {
   const name = roomName('track-info')
   const peer = await joinRtcNode(name, 'rtc-node-observer')
   const published = once<[rtc.RemoteTrackPublication, rtc.RemoteParticipant]>(peer, rtc.RoomEvent.TrackPublished)
@@ -98,7 +98,7 @@ test('rtc-node sees the lkrtc participant and its track: name, source, sid, dime
   }
 })
 
-test('rtc-node sees lkrtc unpublish its track', async (t) => {
+test.serial('rtc-node sees lkrtc unpublish its track', async (t) => {
   const name = roomName('unpublish')
   const peer = await joinRtcNode(name, 'rtc-node-observer')
   const published = once<[rtc.RemoteTrackPublication, rtc.RemoteParticipant]>(peer, rtc.RoomEvent.TrackPublished)
@@ -123,7 +123,7 @@ test('rtc-node sees lkrtc unpublish its track', async (t) => {
   }
 })
 
-test('rtc-node sees lkrtc disconnect; lkrtc reports disconnected with CLIENT_INITIATED', async (t) => {
+test.serial('rtc-node sees lkrtc disconnect; lkrtc reports disconnected with CLIENT_INITIATED', async (t) => {
   const name = roomName('disconnect')
   const peer = await joinRtcNode(name, 'rtc-node-observer')
   const joined = once<[rtc.RemoteParticipant]>(peer, rtc.RoomEvent.ParticipantConnected)

@@ -92,3 +92,33 @@ export async function playSequence(
     capture(frames[i], Math.round((performance.timeOrigin + performance.now()) * 1000))
   }
 }
+
+/**
+ * Reads an lkrtc `VideoStream` of RGBA frames until `stop()` or its end: the colour name of
+ * every frame and the sizes seen.
+ */
+export function readStreamColours(stream: AsyncIterable<{ frame: VideoFrame }> & { close(): void }): {
+  names: (string | undefined)[]
+  sizes: Set<string>
+  stop: () => Promise<void>
+  ended: Promise<void>
+} {
+  const names: (string | undefined)[] = []
+  const sizes = new Set<string>()
+  const ended = (async () => {
+    for await (const { frame } of stream) {
+      if (frame.type !== VideoBufferType.RGBA) throw new Error(`expected RGBA frames, got type ${frame.type}`)
+      sizes.add(`${frame.width}x${frame.height}`)
+      names.push(classify(meanRgb(frame.data, frame.width, frame.height)))
+    }
+  })()
+  return {
+    names,
+    sizes,
+    ended,
+    stop: async () => {
+      stream.close()
+      await ended
+    },
+  }
+}

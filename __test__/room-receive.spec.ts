@@ -1,0 +1,346 @@
+/**
+ * lkrtc receives video through `VideoStream`: from another lkrtc participant and from
+ * @livekit/rtc-node, against a real livekit-server. Serial: each test runs real-time media, and
+ * concurrent ones would starve each other of CPU.
+ */
+import test from 'ava'
+
+import {
+  LocalVideoTrack,
+  RemoteParticipant,
+  RemoteTrackPublication,
+  RemoteVideoTrack,
+  Room,
+  TrackKind,
+  TrackSource,
+  VideoBufferType,
+  VideoSource,
+  VideoStream,
+} from '../lib/index.js'
+import { COLOURS, GREY, inOrder, playSequence, readStreamColours, SEQUENCE, solidRgba, stableRuns, type Rgb } from './helpers/colors.js'
+import { joinRtcNode, rtc } from './helpers/rtc-node.js'
+import { once, roomName, sleep, stopTestServer, testServer, token } from './helpers/server.js'
+
+test.after.always(async () => {
+  await rtc.dispose()
+  await stopTestServer()
+})
+
+const WIDTH = 640
+const HEIGHT = 480
+
+async function join(room: string, identity: string): Promise<Room> {
+  const server = await testServer()
+  const lk = new Room()
+  await lk.connect(server.url, await token(identity, room))
+  return lk
+}
+
+/** A publishing lkrtc participant whose source repeats `colour` at 15 fps until told otherwise. */
+async function publisher(room: string, identity: string, { codec = 'vp8' as 'vp8' | 'h264', name = 'camera' } = {}) {
+  const lk = await join(room, identity)
+  const source = new VideoSource(WIDTH, HEIGHT)
+  const track = LocalVideoTrack.createVideoTrack(name, source)
+  const publication = await lk.localParticipant.publishTrack(track, { source: TrackSource.Camera, videoCodec: codec })
+  let frame = solidRgba(WIDTH, HEIGHT, GREY)
+  let timer: NodeJS.Timeout | undefined = setInterval(() => {
+    if (!source.isClosed) source.captureFrame(frame)
+  }, 66)
+  return {
+    lk,
+    source,
+    track,
+    publication,
+    show(colour: Rgb) {
+      frame = solidRgba(WIDTH, HEIGHT, colour)
+    },
+    stopRepeating() {
+      if (timer) clearInterval(timer)
+      timer = undefined
+    },
+  }
+}
+
+type Subscribed = [RemoteVideoTrack, RemoteTrackPublication, RemoteParticipant]
+
+for (const codec of ['vp8', 'h264'] as const) {
+  test.serial(`lkrtc receives every colour another lkrtc publishes, in order, as RGBA (${codec})`, async (t) => {
+    const name = roomName(`lk-lk-${codec}`)
+    const viewer = await join(name, 'lkrtc-viewer')
+    const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
+    const pub = await publisher(name, 'lkrtc-sender', { codec })
+    try {
+      const [track, publication] = await subscribed
+      t.is(publication.mimeType.toLowerCase(), `video/${codec}`)
+      const reader = readStreamColours(new VideoStream(track, { format: VideoBufferType.RGBA }))
+      pub.stopRepeating()
+      await playSequence((frame, timestampUs) => pub.source.captureFrame(frame, { timestampUs }))
+      await reader.stop()
+      const runs = stableRuns(reader.names)
+      t.log(`${reader.names.length} frames received; stable runs: ${runs.join(' ')}`)
+      t.deepEqual([...reader.sizes], [`${WIDTH}x${HEIGHT}`])
+      t.true(inOrder(runs, SEQUENCE), `expected ${SEQUENCE.join(' ')} in order, saw ${runs.join(' ')}`)
+    } finally {
+      pub.stopRepeating()
+      await pub.lk.disconnect()
+      await viewer.disconnect()
+    }
+  })
+}
+
+test.serial('lkrtc receives every colour rtc-node publishes, in order', async (t) => {
+  const name = roomName('node-lk')
+  const viewer = await join(name, 'lkrtc-viewer')
+  const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
+  const peer = await joinRtcNode(name, 'rtc-node-sender')
+  const source = new rtc.VideoSource(WIDTH, HEIGHT)
+  const capture = (rgb: Rgb, timestampUs?: number) => {
+    const data = solidRgba(WIDTH, HEIGHT, rgb).data
+    const frame = new rtc.VideoFrame(new Uint8Array(data), WIDTH, HEIGHT, rtc.VideoBufferType.RGBA)
+    source.captureFrame(frame, timestampUs === undefined ? undefined : BigInt(timestampUs))
+  }
+  let idle: NodeJS.Timeout | undefined = setInterval(() => capture(GREY), 66)
+  try {
+    const track = rtc.LocalVideoTrack.createVideoTrack('rtc-node-camera', source)
+    await peer.localParticipant!.publishTrack(
+      track,
+      new rtc.TrackPublishOptions({ source: rtc.TrackSource.SOURCE_CAMERA, simulcast: false, videoCodec: rtc.VideoCodec.VP8 }),
+    )
+    const [remote, publication, participant] = await subscribed
+    t.is(participant.identity, 'rtc-node-sender')
+    t.is(publication.name, 'rtc-node-camera')
+    t.is(publication.source, TrackSource.Camera)
+    t.is(remote.sid, publication.sid)
+    const reader = readStreamColours(VideoStream.fromTrack({ track: remote, format: VideoBufferType.RGBA }))
+    clearInterval(idle)
+    idle = undefined
+    await playSequence((frame, timestampUs) => {
+      const copy = new rtc.VideoFrame(new Uint8Array(frame.data), WIDTH, HEIGHT, rtc.VideoBufferType.RGBA)
+      source.captureFrame(copy, BigInt(timestampUs))
+    })
+    await reader.stop()
+    const runs = stableRuns(reader.names)
+    t.log(`${reader.names.length} frames received; stable runs: ${runs.join(' ')}`)
+    t.true(reader.sizes.has(`${WIDTH}x${HEIGHT}`), [...reader.sizes].join(' '))
+    t.true(inOrder(runs, SEQUENCE), `expected ${SEQUENCE.join(' ')} in order, saw ${runs.join(' ')}`)
+  } finally {
+    if (idle) clearInterval(idle)
+    await viewer.disconnect()
+    await peer.disconnect()
+    await source.close()
+  }
+})
+
+test.serial('lkrtc sees another lkrtc join, publish, unpublish and leave, with the publication described', async (t) => {
+  const name = roomName('events')
+  const viewer = await join(name, 'lkrtc-watcher')
+  const events: string[] = []
+  for (const event of ['participantConnected', 'trackPublished', 'trackSubscribed', 'trackUnsubscribed', 'trackUnpublished', 'participantDisconnected'] as const) {
+    viewer.on(event, () => events.push(event))
+  }
+  const connected = once<[RemoteParticipant]>(viewer, 'participantConnected')
+  const published = once<[RemoteTrackPublication, RemoteParticipant]>(viewer, 'trackPublished')
+  const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
+  const pub = await publisher(name, 'lkrtc-actor', { name: 'front-camera' })
+  try {
+    const [participant] = await connected
+    t.is(participant.identity, 'lkrtc-actor')
+    t.is(participant.sid, pub.lk.localParticipant.sid)
+    t.is(viewer.remoteParticipants.get('lkrtc-actor'), participant)
+    const [publication, owner] = await published
+    t.is(owner, participant)
+    t.is(publication.sid, pub.publication.sid)
+    t.is(publication.name, 'front-camera')
+    t.is(publication.kind, TrackKind.Video)
+    t.is(publication.source, TrackSource.Camera)
+    t.is(publication.width, WIDTH)
+    t.is(publication.height, HEIGHT)
+    t.is(participant.trackPublications.get(publication.sid), publication)
+    const [track, subscribedPublication] = await subscribed
+    t.is(subscribedPublication, publication)
+    t.is(publication.track, track)
+    t.is(track.sid, publication.sid)
+    t.is(track.participantIdentity, 'lkrtc-actor')
+
+    const unpublished = once<[RemoteTrackPublication, RemoteParticipant]>(viewer, 'trackUnpublished')
+    await pub.lk.localParticipant.unpublishTrack(pub.publication.sid)
+    const [gone] = await unpublished
+    t.is(gone, publication)
+    t.false(participant.trackPublications.has(publication.sid))
+    t.is(publication.track, undefined)
+
+    const left = once<[RemoteParticipant]>(viewer, 'participantDisconnected')
+    pub.stopRepeating()
+    await pub.lk.disconnect()
+    const [leaver] = await left
+    t.is(leaver, participant)
+    t.false(viewer.remoteParticipants.has('lkrtc-actor'))
+    t.deepEqual(events, [
+      'participantConnected',
+      'trackPublished',
+      'trackSubscribed',
+      'trackUnsubscribed',
+      'trackUnpublished',
+      'participantDisconnected',
+    ])
+  } finally {
+    pub.stopRepeating()
+    await pub.lk.disconnect()
+    await viewer.disconnect()
+  }
+})
+
+test.serial('a capacity 1 VideoStream read slowly drops the older frames and yields recent ones', async (t) => {
+  const name = roomName('slow')
+  const viewer = await join(name, 'lkrtc-slow-reader')
+  const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
+  const pub = await publisher(name, 'lkrtc-fast-sender')
+  try {
+    const [track] = await subscribed
+    const stream = new VideoStream(track, { capacity: 1 })
+    const stamps: number[] = []
+    for await (const { frame, timestampUs } of stream) {
+      t.is(frame.type, VideoBufferType.I420)
+      stamps.push(timestampUs)
+      if (stamps.length === 6) break
+      await sleep(400)
+    }
+    t.true(stream.isClosed)
+    t.log(`dropped ${stream.droppedFrames}; gaps ${stamps.slice(1).map((s, i) => Math.round((s - stamps[i]) / 1000)).join(' ')} ms`)
+    t.true(stream.droppedFrames >= 10, `dropped ${stream.droppedFrames}`)
+    // Each frame read after a pause is one captured during it, not the next of a backlog.
+    // (A backlog would give gaps of one frame interval, ~66 ms.)
+    const gaps = stamps.slice(2).map((s, i) => s - stamps[i + 1])
+    t.true(gaps.every((gap) => gap > 150_000), `gaps ${gaps.join(' ')} us`)
+    t.true(gaps.reduce((a, b) => a + b, 0) / gaps.length > 300_000, `gaps ${gaps.join(' ')} us`)
+  } finally {
+    pub.stopRepeating()
+    await pub.lk.disconnect()
+    await viewer.disconnect()
+  }
+})
+
+test.serial('VideoStream.fromParticipant made before the participant publishes yields its track, and the next one after a republish', async (t) => {
+  const name = roomName('follow')
+  const viewer = await join(name, 'lkrtc-follower')
+  const connected = once<[RemoteParticipant]>(viewer, 'participantConnected')
+  const sender = await join(name, 'lkrtc-followed')
+  const [participant] = await connected
+  t.is(participant.trackPublications.size, 0)
+  const stream = VideoStream.fromParticipant({ participant, trackSource: TrackSource.Camera, format: VideoBufferType.RGBA })
+  const reader = readStreamColours(stream)
+  const source = new VideoSource(WIDTH, HEIGHT)
+  let colour: Rgb = COLOURS.red
+  const timer = setInterval(() => source.captureFrame(solidRgba(WIDTH, HEIGHT, colour)), 66)
+  try {
+    const first = await sender.localParticipant.publishTrack(LocalVideoTrack.createVideoTrack('first', source))
+    const until = async (what: string) => {
+      const deadline = Date.now() + 10_000
+      while (reader.names.filter((n) => n === what).length < 5 && Date.now() < deadline) await sleep(50)
+    }
+    await until('red')
+    t.true(reader.names.includes('red'), 'frames of the first track')
+    await sender.localParticipant.unpublishTrack(first.sid)
+    await once(viewer, 'trackUnsubscribed')
+    colour = COLOURS.blue
+    await sender.localParticipant.publishTrack(LocalVideoTrack.createVideoTrack('second', source))
+    await until('blue')
+    t.false(stream.isClosed, 'the stream survives its first track')
+    await reader.stop()
+    const runs = stableRuns(reader.names)
+    t.true(inOrder(runs, ['red', 'blue']), `saw ${runs.join(' ')}`)
+  } finally {
+    clearInterval(timer)
+    stream.close()
+    await sender.disconnect()
+    await viewer.disconnect()
+  }
+})
+
+test.serial('close() ends a for-await loop that is waiting for the next frame', async (t) => {
+  const name = roomName('close')
+  const viewer = await join(name, 'lkrtc-closer')
+  const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
+  const pub = await publisher(name, 'lkrtc-pauser')
+  try {
+    const [track] = await subscribed
+    const stream = new VideoStream(track)
+    let frames = 0
+    let closedAt = 0
+    for await (const _ of stream) {
+      frames++
+      if (frames === 1) {
+        pub.stopRepeating() // no more frames: the loop now waits in next()
+        setTimeout(() => {
+          closedAt = performance.now()
+          stream.close()
+        }, 500)
+      }
+    }
+    const late = performance.now() - closedAt
+    t.true(frames >= 1)
+    t.true(closedAt > 0 && late < 200, `the loop ended ${late} ms after close()`)
+    t.true(stream.isClosed)
+    t.deepEqual(await stream.next(), { done: true, value: undefined })
+  } finally {
+    pub.stopRepeating()
+    await pub.lk.disconnect()
+    await viewer.disconnect()
+  }
+})
+
+test.serial('disconnecting the room ends its VideoStreams', async (t) => {
+  const name = roomName('end-on-disconnect')
+  const viewer = await join(name, 'lkrtc-leaving-viewer')
+  const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
+  const pub = await publisher(name, 'lkrtc-staying-sender')
+  try {
+    const [track] = await subscribed
+    const a = new VideoStream(track)
+    const b = new VideoStream(track, { format: VideoBufferType.RGBA, capacity: 2 })
+    const count = async (stream: VideoStream) => {
+      let n = 0
+      for await (const _ of stream) n++
+      return n
+    }
+    const counts = Promise.all([count(a), count(b)])
+    await sleep(1000)
+    await viewer.disconnect()
+    const [na, nb] = await counts
+    t.true(na > 0 && nb > 0, `frames before the end: ${na}, ${nb}`)
+    t.true(track.ended)
+    // A stream made on a track that has ended ends at once.
+    t.deepEqual(await new VideoStream(track).next(), { done: true, value: undefined })
+  } finally {
+    pub.stopRepeating()
+    await pub.lk.disconnect()
+    await viewer.disconnect()
+  }
+})
+
+test.serial('the publisher unpublishing ends the subscriber\'s VideoStream', async (t) => {
+  const name = roomName('end-on-unpublish')
+  const viewer = await join(name, 'lkrtc-viewer')
+  const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
+  const pub = await publisher(name, 'lkrtc-unpublisher')
+  try {
+    const [track] = await subscribed
+    const stream = new VideoStream(track)
+    let frames = 0
+    const ended = (async () => {
+      for await (const _ of stream) frames++
+    })()
+    await sleep(1000)
+    const unsubscribed = once<Subscribed>(viewer, 'trackUnsubscribed')
+    await pub.lk.localParticipant.unpublishTrack(pub.publication.sid)
+    const [gone] = await unsubscribed
+    t.is(gone, track)
+    await ended
+    t.true(frames > 0)
+    t.true(stream.isClosed)
+  } finally {
+    pub.stopRepeating()
+    await pub.lk.disconnect()
+    await viewer.disconnect()
+  }
+})
