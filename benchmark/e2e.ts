@@ -1,0 +1,77 @@
+// End-to-end figures, lkrtc beside @livekit/rtc-node in the same run against one local
+// livekit-server: capture -> decoded-frame latency (timestamps embedded in pixels), CPU% of the
+// publishing and of the subscribing process, frames sent and delivered. Each participant is its
+// own process (benchmark/e2e-peer.ts) so CPU figures are per participant. Prints a markdown table.
+//   npm run bench:e2e                    (720p30 and 1080p30, VP8, 10 s each)
+//   E2E_SECONDS=30 E2E_SIZES=720 npm run bench:e2e
+import { spawn } from 'node:child_process'
+import { dirname, join } from 'node:path'
+
+import { AccessToken } from 'livekit-server-sdk'
+
+
+const HERE = dirname(__filename)
+const SECONDS = Number(process.env.E2E_SECONDS ?? 10)
+const SIZES = (process.env.E2E_SIZES ?? '720,1080').split(',').map(Number)
+const CODEC = (process.env.E2E_CODEC ?? 'vp8') as 'vp8' | 'h264'
+const STACKS = (process.env.E2E_STACKS ?? 'lkrtc,rtc-node').split(',')
+
+async function token(server: { apiKey: string; apiSecret: string }, identity: string, room: string) {
+  const at = new AccessToken(server.apiKey, server.apiSecret, { identity })
+  at.addGrant({ roomJoin: true, room, canPublish: true, canSubscribe: true })
+  return at.toJwt()
+}
+
+function peer(role: string, stack: string, options: object): Promise<Record<string, number>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(HERE, 'e2e-peer.ts'), role, stack, JSON.stringify(options)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.on('exit', (code) => {
+      const last = out.trim().split('\n').pop() ?? ''
+      if (code !== 0) return reject(new Error(`${role} ${stack} exited with ${code}: ${out.slice(-500)}`))
+      try {
+        resolve(JSON.parse(last))
+      } catch {
+        reject(new Error(`${role} ${stack}: no result in ${out.slice(-500)}`))
+      }
+    })
+  })
+}
+
+async function main() {
+  // @ts-expect-error plain ESM helper without types
+  const { start } = await import('../scripts/livekit-server.mjs')
+  const server = await start()
+  const rows: string[] = []
+  try {
+    for (const height of SIZES) {
+      const width = Math.round((height * 16) / 9)
+      for (const stack of STACKS) {
+        const room = `e2e-${stack}-${height}-${Date.now()}`
+        const common = { url: server.url, width, height, fps: 30, seconds: SECONDS, warmupSeconds: 3, epochMs: Date.now(), codec: CODEC }
+        const sub = peer('subscribe', stack, { ...common, token: await token(server, 'sub', room) })
+        await new Promise((r) => setTimeout(r, 1500))
+        const pub = await peer('publish', stack, { ...common, token: await token(server, 'pub', room) })
+        const got = await sub
+        const lost = pub.sent - got.received
+        rows.push(
+          `| ${stack} | ${height}p30 ${CODEC.toUpperCase()} | ${got.p50.toFixed(1)} | ${got.p95.toFixed(1)} | ${pub.cpu.toFixed(0)}% | ${got.cpu.toFixed(0)}% | ${got.received} / ${pub.sent} (${lost} lost) |`,
+        )
+        console.error(rows[rows.length - 1])
+      }
+    }
+  } finally {
+    await server.stop()
+  }
+  console.log('| stack | stream | latency p50 ms | latency p95 ms | publisher CPU | subscriber CPU | frames delivered / sent |')
+  console.log('|---|---|---:|---:|---:|---:|---:|')
+  for (const row of rows) console.log(row)
+}
+
+main().catch((e) => {
+  console.error(e)
+  process.exit(1)
+})
