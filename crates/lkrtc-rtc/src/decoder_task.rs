@@ -1,5 +1,6 @@
 //! One decoder per subscribed video track, on its own thread: encoded frames in (bounded; a
-//! full queue drops and asks for a keyframe), decoded I420 frames out to the track's streams.
+//! full queue drops and asks for a keyframe), decoded I420 frames out to the track's streams,
+//! stamped with the publisher's capture time.
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -9,35 +10,79 @@ use lkrtc_video::VideoRotation;
 use crate::options::VideoCodec;
 use crate::pc::Pc;
 use crate::remote_track::RemoteVideoTrack;
-use crate::video_source::now_us;
 use crate::video_stream::VideoFrameEvent;
+
+/// Encoded frames waiting for the decoder; more means the decoder cannot keep up.
+const QUEUE: usize = 8;
 
 pub(crate) struct EncodedFrame {
   pub data: Vec<u8>,
+  pub codec: VideoCodec,
   pub keyframe: bool,
-  pub capture_time_us: i64,
+  /// False when frames were lost right before this one.
+  pub contiguous: bool,
+  /// RTP timestamp (90 kHz).
+  pub rtp_time: u32,
+  /// The publisher's capture time (Unix µs) once its sender reports map RTP time.
+  pub capture_time_us: Option<i64>,
+  /// Unix µs when the frame arrived.
+  pub arrival_us: i64,
   pub rotation: VideoRotation,
+}
+
+/// What to do with a frame on its way to the decoder.
+#[derive(Debug, PartialEq, Eq)]
+enum Admit {
+  Queue,
+  /// Useless without the keyframe it depends on.
+  Skip,
+}
+
+/// Keeps deltas whose references are gone away from the decoder: after a loss or a drop,
+/// frames are skipped until the next keyframe.
+#[derive(Default)]
+struct KeyframeGate {
+  waiting: bool,
+}
+
+impl KeyframeGate {
+  fn admit(&mut self, keyframe: bool, contiguous: bool) -> Admit {
+    if keyframe {
+      self.waiting = false;
+    } else if !contiguous {
+      // The transport has already asked the sender for a keyframe.
+      self.waiting = true;
+    }
+    if self.waiting {
+      Admit::Skip
+    } else {
+      Admit::Queue
+    }
+  }
+
+  /// A frame was dropped before the decoder: wait for a keyframe.
+  fn dropped(&mut self) {
+    self.waiting = true;
+  }
 }
 
 /// The engine's end of a decoder.
 pub(crate) struct DecoderInput {
   tx: SyncSender<EncodedFrame>,
-  /// Set after a drop: deltas are useless until the next keyframe.
-  waiting_for_keyframe: bool,
+  gate: KeyframeGate,
   mid: String,
   pc: Pc,
 }
 
 impl DecoderInput {
   pub(crate) fn push(&mut self, frame: EncodedFrame) {
-    if self.waiting_for_keyframe && !frame.keyframe {
+    if self.gate.admit(frame.keyframe, frame.contiguous) == Admit::Skip {
       return;
     }
-    self.waiting_for_keyframe = false;
     match self.tx.try_send(frame) {
       Ok(()) => {}
       Err(TrySendError::Full(_)) => {
-        self.waiting_for_keyframe = true;
+        self.gate.dropped();
         self.pc.request_keyframe(&self.mid);
       }
       Err(TrySendError::Disconnected(_)) => {}
@@ -45,9 +90,57 @@ impl DecoderInput {
   }
 }
 
+/// Timestamps of received frames: the publisher's capture time (Unix µs) when its sender reports
+/// map RTP time, else extrapolated along the RTP clock from the last such mapping. Before the
+/// first sender report the capture time is estimated as RTP time plus the smallest
+/// arrival-minus-RTP offset seen so far (the least delayed frame bounds the latency best).
+/// Never goes back: a frame that would is stamped 1 µs after the previous one (this happens when
+/// the first sender report replaces the estimate).
+#[derive(Default)]
+pub(crate) struct FrameClock {
+  /// Last RTP timestamp and its unwrapped value.
+  last_rtp: Option<(u32, i64)>,
+  /// (unwrapped RTP, capture µs) of the latest sender-report mapping.
+  anchor: Option<(i64, i64)>,
+  /// Smallest arrival µs minus RTP µs seen (used until a sender report maps RTP time).
+  min_offset: Option<i64>,
+  last_out: Option<i64>,
+}
+
+impl FrameClock {
+  pub(crate) fn timestamp_us(&mut self, rtp_time: u32, capture_time_us: Option<i64>, arrival_us: i64) -> i64 {
+    let unwrapped = match self.last_rtp {
+      Some((prev, prev_unwrapped)) => prev_unwrapped + i64::from(rtp_time.wrapping_sub(prev) as i32),
+      None => i64::from(rtp_time),
+    };
+    self.last_rtp = Some((rtp_time, unwrapped));
+    let ts = match (capture_time_us, self.anchor) {
+      (Some(capture), _) => {
+        self.anchor = Some((unwrapped, capture));
+        capture
+      }
+      (None, Some((rtp0, us0))) => us0 + (unwrapped - rtp0) * 100 / 9,
+      (None, None) => {
+        let rtp_us = unwrapped * 100 / 9;
+        let offset = self
+          .min_offset
+          .map_or(arrival_us - rtp_us, |o| o.min(arrival_us - rtp_us));
+        self.min_offset = Some(offset);
+        rtp_us + offset
+      }
+    };
+    let ts = match self.last_out {
+      Some(last) if ts <= last => last + 1,
+      _ => ts,
+    };
+    self.last_out = Some(ts);
+    ts
+  }
+}
+
 /// Starts the decoder thread for `track`; it ends when the input is dropped.
 pub(crate) fn spawn(codec: VideoCodec, mid: String, track: RemoteVideoTrack, pc: Pc) -> std::io::Result<DecoderInput> {
-  let (tx, rx) = sync_channel(8);
+  let (tx, rx) = sync_channel(QUEUE);
   let thread_pc = pc.clone();
   let thread_mid = mid.clone();
   std::thread::Builder::new()
@@ -55,30 +148,50 @@ pub(crate) fn spawn(codec: VideoCodec, mid: String, track: RemoteVideoTrack, pc:
     .spawn(move || run(codec, thread_mid, rx, track, thread_pc))?;
   Ok(DecoderInput {
     tx,
-    waiting_for_keyframe: false,
+    gate: KeyframeGate::default(),
     mid,
     pc,
   })
 }
 
-fn run(codec: VideoCodec, mid: String, rx: Receiver<EncodedFrame>, track: RemoteVideoTrack, pc: Pc) {
+/// Ends the track's streams when the decoder thread ends, also if it panics.
+struct EndOnDrop(RemoteVideoTrack);
+
+impl Drop for EndOnDrop {
+  fn drop(&mut self) {
+    self.0.end();
+  }
+}
+
+fn run(mut codec: VideoCodec, mid: String, rx: Receiver<EncodedFrame>, track: RemoteVideoTrack, pc: Pc) {
+  let track = EndOnDrop(track);
   let mut decoder = match lkrtc_codec::new_decoder(codec) {
     Ok(decoder) => decoder,
     Err(e) => {
       log::warn!("no {codec} decoder for {mid}: {e}");
-      track.end();
       return;
     }
   };
+  let mut clock = FrameClock::default();
   while let Ok(frame) = rx.recv() {
+    if frame.codec != codec {
+      // The sender may use any codec the m-line allows: follow it.
+      match lkrtc_codec::new_decoder(frame.codec) {
+        Ok(next) => {
+          log::debug!("{mid} switched from {codec} to {}", frame.codec);
+          decoder = next;
+          codec = frame.codec;
+        }
+        Err(e) => {
+          log::warn!("no {} decoder for {mid}: {e}", frame.codec);
+          continue;
+        }
+      }
+    }
     match decoder.decode(&frame.data) {
       Ok(Some(decoded)) => {
-        let timestamp_us = if frame.capture_time_us > 0 {
-          frame.capture_time_us
-        } else {
-          now_us()
-        };
-        track.deliver(VideoFrameEvent {
+        let timestamp_us = clock.timestamp_us(frame.rtp_time, frame.capture_time_us, frame.arrival_us);
+        track.0.deliver(VideoFrameEvent {
           frame: Arc::new(decoded),
           timestamp_us,
           rotation: frame.rotation,
@@ -91,5 +204,75 @@ fn run(codec: VideoCodec, mid: String, rx: Receiver<EncodedFrame>, track: Remote
       }
     }
   }
-  track.end();
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn a_loss_skips_deltas_until_the_next_keyframe() {
+    let mut gate = KeyframeGate::default();
+    assert_eq!(gate.admit(true, true), Admit::Queue);
+    assert_eq!(gate.admit(false, true), Admit::Queue);
+    assert_eq!(gate.admit(false, false), Admit::Skip);
+    assert_eq!(gate.admit(false, true), Admit::Skip);
+    assert_eq!(gate.admit(true, false), Admit::Queue);
+    assert_eq!(gate.admit(false, true), Admit::Queue);
+  }
+
+  #[test]
+  fn a_drop_skips_deltas_until_the_next_keyframe() {
+    let mut gate = KeyframeGate::default();
+    gate.dropped();
+    assert_eq!(gate.admit(false, true), Admit::Skip);
+    assert_eq!(gate.admit(true, true), Admit::Queue);
+  }
+
+  #[test]
+  fn sender_capture_times_are_used_as_given() {
+    let mut clock = FrameClock::default();
+    assert_eq!(clock.timestamp_us(1000, Some(5_000_000), 9_000_000), 5_000_000);
+    assert_eq!(clock.timestamp_us(4000, Some(5_033_333), 9_000_000), 5_033_333);
+  }
+
+  #[test]
+  fn before_a_sender_report_arrival_jitter_does_not_show() {
+    let mut clock = FrameClock::default();
+    assert_eq!(clock.timestamp_us(90_000, None, 7_000_000), 7_000_000);
+    // Arrival jitter does not show: 3000 ticks = 33 333 µs later.
+    assert_eq!(clock.timestamp_us(93_000, None, 7_050_000), 7_033_333);
+  }
+
+  #[test]
+  fn before_a_sender_report_the_least_delayed_frame_sets_the_estimate() {
+    let mut clock = FrameClock::default();
+    assert_eq!(clock.timestamp_us(90_000, None, 7_100_000), 7_100_000);
+    // 33 333 µs of RTP later but only 3 333 µs later in arrival: the first frame was late.
+    assert_eq!(clock.timestamp_us(93_000, None, 7_103_333), 7_103_333);
+    assert_eq!(clock.timestamp_us(96_000, None, 7_200_000), 7_136_666);
+  }
+
+  #[test]
+  fn after_a_sender_report_missing_mappings_extrapolate_from_it() {
+    let mut clock = FrameClock::default();
+    clock.timestamp_us(90_000, Some(2_000_000), 9_000_000);
+    assert_eq!(clock.timestamp_us(99_000, None, 9_500_000), 2_100_000);
+  }
+
+  #[test]
+  fn rtp_wrap_does_not_jump() {
+    let mut clock = FrameClock::default();
+    clock.timestamp_us(u32::MAX - 8, None, 1_000_000);
+    assert_eq!(clock.timestamp_us(8_991, None, 1_100_000), 1_100_000);
+  }
+
+  #[test]
+  fn timestamps_never_go_back() {
+    let mut clock = FrameClock::default();
+    assert_eq!(clock.timestamp_us(90_000, None, 7_000_000), 7_000_000);
+    // The first sender report says the frame was captured 40 ms before it arrived.
+    assert_eq!(clock.timestamp_us(93_000, Some(6_993_333), 7_050_000), 7_000_001);
+    assert_eq!(clock.timestamp_us(96_000, Some(7_026_666), 7_080_000), 7_026_666);
+  }
 }

@@ -757,16 +757,22 @@ impl Engine {
       PcEvent::VideoFrame {
         mid,
         data,
+        codec,
         keyframe,
+        contiguous,
+        rtp_time,
         capture_time_us,
         rotation,
-        ..
       } => {
         if let Some(sub) = self.subscribed.get_mut(&mid) {
           sub.input.push(EncodedFrame {
             data,
+            codec,
             keyframe,
+            contiguous,
+            rtp_time,
             capture_time_us,
+            arrival_us: now_us(),
             rotation,
           });
         }
@@ -802,11 +808,16 @@ impl Engine {
     if publication.kind != TrackKind::Video {
       return;
     }
-    let codec = codec.unwrap_or(if publication.mime_type.to_ascii_lowercase().contains("h264") {
+    // The SFU's offer lists every codec, so the SDP cannot tell which one the publisher uses;
+    // the publication's mime type can. The decoder follows the frames' codec either way.
+    let mime = publication.mime_type.to_ascii_lowercase();
+    let codec = if mime.contains("h264") {
       VideoCodec::H264
-    } else {
+    } else if mime.contains("vp8") {
       VideoCodec::Vp8
-    });
+    } else {
+      codec.unwrap_or(VideoCodec::Vp8)
+    };
     let track = RemoteVideoTrack::new(
       publication.sid.clone(),
       publication.name.clone(),

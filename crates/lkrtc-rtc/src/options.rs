@@ -12,6 +12,12 @@ pub struct RoomOptions {
   pub adaptive_stream: bool,
   /// Bound on the whole connect: WebSocket, `JoinResponse` and the first peer connection.
   pub connect_timeout: Duration,
+  /// Resolve `connect` only once the primary peer connection is up (the default), so media can
+  /// flow at once. When false, `connect` resolves right after the `JoinResponse` and the peer
+  /// connections come up in the background (a failure then ends the room with
+  /// `Disconnected { reason: "MEDIA_FAILURE" }`). For signalling-only use, e.g. a server that
+  /// speaks the signal protocol but no WebRTC.
+  pub wait_for_peer_connection: bool,
 }
 
 impl Default for RoomOptions {
@@ -20,6 +26,7 @@ impl Default for RoomOptions {
       auto_subscribe: true,
       adaptive_stream: false,
       connect_timeout: Duration::from_secs(10),
+      wait_for_peer_connection: true,
     }
   }
 }
@@ -142,6 +149,11 @@ pub fn default_video_encoding(width: u32, height: u32, is_screencast: bool) -> V
 #[cfg(test)]
 mod tests {
   use super::*;
+
+  #[test]
+  fn connect_waits_for_the_peer_connection_by_default() {
+    assert!(RoomOptions::default().wait_for_peer_connection);
+  }
 
   #[test]
   fn presets_follow_livekit() {

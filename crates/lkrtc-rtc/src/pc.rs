@@ -47,11 +47,15 @@ pub enum PcEvent {
   VideoFrame {
     mid: String,
     data: Vec<u8>,
+    /// The codec of this frame (the m-line may allow several).
+    codec: VideoCodec,
     keyframe: bool,
     /// False when frames were lost right before this one.
     contiguous: bool,
-    /// The publisher's capture time (Unix µs) when sender reports mapped it, else 0.
-    capture_time_us: i64,
+    /// RTP timestamp (90 kHz).
+    rtp_time: u32,
+    /// The publisher's capture time (Unix µs) once sender reports map it.
+    capture_time_us: Option<i64>,
     rotation: VideoRotation,
   },
 }
@@ -67,7 +71,6 @@ pub struct OutgoingFrame {
 /// A cloneable handle on one peer connection.
 #[derive(Clone)]
 pub struct Pc {
-  role: Role,
   transport: TransportHandle,
 }
 
@@ -113,17 +116,21 @@ fn translate(event: TransportEvent) -> Option<PcEvent> {
     TransportEvent::VideoFrame {
       mid,
       data,
+      codec,
       keyframe,
       contiguous,
+      rtp_time,
       capture_time_us,
       rotation,
       ..
     } => PcEvent::VideoFrame {
       mid: mid.to_string(),
       data,
+      codec: codec_of(codec),
       keyframe,
       contiguous,
-      capture_time_us: capture_time_us.unwrap_or(0),
+      rtp_time,
+      capture_time_us,
       rotation: VideoRotation::from_u32(u32::from(rotation)).unwrap_or(VideoRotation::Rotation0),
     },
     // Data channels carry no video; lkrtc does not expose them yet.
@@ -151,11 +158,7 @@ impl Pc {
         }
       }
     });
-    Ok((Pc { role, transport }, rx))
-  }
-
-  pub fn role(&self) -> Role {
-    self.role
+    Ok((Pc { transport }, rx))
   }
 
   pub async fn add_video_track(&self, stream_id: &str, track_id: &str, codec: VideoCodec) -> RtcResult<String> {
@@ -168,7 +171,11 @@ impl Pc {
   }
 
   pub async fn remove_track(&self, mid: &str) -> RtcResult<()> {
-    self.transport.remove_track(Mid::from(mid)).await.map_err(transport_error)
+    self
+      .transport
+      .remove_track(Mid::from(mid))
+      .await
+      .map_err(transport_error)
   }
 
   pub async fn create_offer(&self, ice_restart: bool) -> RtcResult<String> {
@@ -184,7 +191,10 @@ impl Pc {
   }
 
   pub async fn add_remote_candidate(&self, candidate_init: &str) -> RtcResult<()> {
-    self.transport.add_remote_candidate(candidate_init).map_err(transport_error)
+    self
+      .transport
+      .add_remote_candidate(candidate_init)
+      .map_err(transport_error)
   }
 
   /// Called from encoder threads: queues the frame and returns at once.

@@ -1,6 +1,7 @@
 //! A subscribed remote video track: fans its decoded frames out to the [`crate::VideoStream`]s
 //! reading it, converting once per requested format.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::video_stream::{StreamQueue, VideoFrameEvent};
@@ -10,6 +11,8 @@ struct TrackInner {
   name: String,
   participant_identity: String,
   streams: Mutex<Vec<Arc<StreamQueue>>>,
+  /// Set once the track was unsubscribed or its room disconnected: no frame follows.
+  ended: AtomicBool,
 }
 
 /// A remote video track we receive. Cheap to clone.
@@ -28,7 +31,6 @@ impl std::fmt::Debug for RemoteVideoTrack {
 }
 
 impl RemoteVideoTrack {
-  #[allow(dead_code)] // created by the subscriber path
   pub(crate) fn new(sid: String, name: String, participant_identity: String) -> Self {
     Self {
       inner: Arc::new(TrackInner {
@@ -36,6 +38,7 @@ impl RemoteVideoTrack {
         name,
         participant_identity,
         streams: Mutex::new(Vec::new()),
+        ended: AtomicBool::new(false),
       }),
     }
   }
@@ -52,8 +55,20 @@ impl RemoteVideoTrack {
     self.inner.participant_identity.clone()
   }
 
+  /// True once the track was unsubscribed or its room disconnected.
+  pub fn is_ended(&self) -> bool {
+    self.inner.ended.load(Ordering::Acquire)
+  }
+
+  /// Adds a stream; a stream attached to an ended track is closed at once.
   pub(crate) fn attach(&self, queue: Arc<StreamQueue>) {
-    self.inner.streams.lock().unwrap_or_else(|e| e.into_inner()).push(queue);
+    let mut streams = self.inner.streams.lock().unwrap_or_else(|e| e.into_inner());
+    // Checked under the lock, so `end` cannot slip in between.
+    if self.is_ended() {
+      queue.close();
+    } else {
+      streams.push(queue);
+    }
   }
 
   pub(crate) fn detach(&self, queue: &Arc<StreamQueue>) {
@@ -66,7 +81,6 @@ impl RemoteVideoTrack {
   }
 
   /// Delivers one decoded I420 frame to every stream, converted to each stream's format.
-  #[allow(dead_code)] // fed by the subscriber path's decoder
   pub(crate) fn deliver(&self, event: VideoFrameEvent) {
     let streams = self.inner.streams.lock().unwrap_or_else(|e| e.into_inner()).clone();
     // Each format is converted once, however many streams want it.
@@ -95,9 +109,10 @@ impl RemoteVideoTrack {
   }
 
   /// Ends every stream of this track (unsubscribed or disconnected).
-  #[allow(dead_code)]
   pub(crate) fn end(&self) {
-    for queue in self.inner.streams.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+    let mut streams = self.inner.streams.lock().unwrap_or_else(|e| e.into_inner());
+    self.inner.ended.store(true, Ordering::Release);
+    for queue in streams.drain(..) {
       queue.close();
     }
   }
@@ -136,5 +151,28 @@ mod tests {
     );
     assert_eq!(b.rotation, VideoRotation::Rotation180);
     assert!(i420.next().await.is_none() && rgba.next().await.is_none());
+  }
+
+  #[tokio::test]
+  async fn a_stream_opened_on_an_ended_track_ends_at_once() {
+    let track = RemoteVideoTrack::new("TR_1".into(), "cam".into(), "alice".into());
+    track.end();
+    assert!(track.is_ended());
+    let mut stream = VideoStream::new(&track, VideoStreamOptions::default());
+    assert!(stream.next().await.is_none());
+  }
+
+  #[tokio::test]
+  async fn a_closed_stream_gets_no_more_frames() {
+    let track = RemoteVideoTrack::new("TR_1".into(), "cam".into(), "alice".into());
+    let mut stream = VideoStream::new(&track, VideoStreamOptions::default());
+    stream.close();
+    let frame = VideoFrame::new_zeroed(2, 2, VideoBufferType::I420).unwrap();
+    track.deliver(VideoFrameEvent {
+      frame: Arc::new(frame),
+      timestamp_us: 1,
+      rotation: VideoRotation::Rotation0,
+    });
+    assert!(stream.next().await.is_none());
   }
 }

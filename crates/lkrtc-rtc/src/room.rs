@@ -143,6 +143,9 @@ impl Room {
       }),
     };
 
+    if !options.wait_for_peer_connection {
+      return Ok((room, events_rx));
+    }
     // Wait for the primary peer connection, so media can flow when connect resolves.
     match tokio::time::timeout_at(deadline, ready_rx).await {
       Ok(Ok(Ok(()))) => {}
@@ -227,7 +230,11 @@ impl Room {
 /// The local address that reaches the signal server: media candidates are advertised on it,
 /// so a server on loopback keeps all traffic on loopback.
 async fn local_ip_towards(base: &url::Url) -> RtcResult<std::net::IpAddr> {
-  let host = base.host_str().unwrap_or("127.0.0.1").trim_start_matches('[').trim_end_matches(']');
+  let host = base
+    .host_str()
+    .unwrap_or("127.0.0.1")
+    .trim_start_matches('[')
+    .trim_end_matches(']');
   let port = base.port_or_known_default().unwrap_or(443);
   let addr = tokio::net::lookup_host((host, port))
     .await

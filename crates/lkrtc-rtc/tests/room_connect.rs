@@ -233,7 +233,6 @@ async fn losing_the_server_starts_a_resume_that_disconnect_cuts_short() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the lkrtc-transport peer connections: the server drops a participant whose transports never connected"]
 async fn a_lost_signal_connection_is_resumed() {
   let server = TestServer::start();
   let room = room_name("resume");

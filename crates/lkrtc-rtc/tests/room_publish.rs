@@ -141,13 +141,11 @@ async fn publish_and_observe(codec: VideoCodec, mime: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the lkrtc-transport peer connections"]
 async fn publishes_vp8_640x480() {
   publish_and_observe(VideoCodec::Vp8, "video/VP8").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the lkrtc-transport peer connections"]
 async fn publishes_h264_640x480() {
   publish_and_observe(VideoCodec::H264, "video/H264").await;
 }

@@ -61,8 +61,8 @@ struct LocalTrack {
   codec: VideoCodecKind,
   negotiated: bool,
   pt: Option<Pt>,
-  /// (capture_time_us, Instant) of the first frame: maps capture time to str0m's wallclock.
-  clock: Option<(i64, Instant)>,
+  /// Capture clock minus Unix time, fixed at the first frame (see [`capture_clock_offset`]).
+  clock_offset_us: Option<i64>,
   warned_no_codec: bool,
 }
 
@@ -233,7 +233,7 @@ impl Core {
       codec,
       negotiated: false,
       pt: None,
-      clock: None,
+      clock_offset_us: None,
       warned_no_codec: false,
     });
     self.negotiation_needed();
@@ -384,7 +384,9 @@ impl Core {
     Ok(())
   }
 
-  pub fn write_video(&mut self, local: Mid, frame: OutgoingVideoFrame, now: Instant) {
+  /// `now_unix_us` is the Unix time (µs) at `now`: the RTCP sender reports carry wallclock, so
+  /// a receiver maps RTP time back to the capture time.
+  pub fn write_video(&mut self, local: Mid, frame: OutgoingVideoFrame, now: Instant, now_unix_us: i64) {
     let Some(t) = self.tracks.iter_mut().find(|t| t.local == local) else {
       tracing::debug!(%local, "write_video: unknown track");
       return;
@@ -413,13 +415,10 @@ impl Core {
       }
       return;
     };
-    let (base_us, base_at) = *t.clock.get_or_insert((frame.capture_time_us, now));
-    let delta = frame.capture_time_us.saturating_sub(base_us);
-    let wallclock = if delta >= 0 {
-      base_at + Duration::from_micros(delta as u64)
-    } else {
-      now
-    };
+    let offset = *t
+      .clock_offset_us
+      .get_or_insert_with(|| capture_clock_offset(frame.capture_time_us, now_unix_us));
+    let wallclock = capture_wallclock(frame.capture_time_us - offset, now, now_unix_us);
     let rtp = MediaTime::from_90khz((frame.capture_time_us.max(0) as u64).saturating_mul(9) / 100);
     let orientation = match frame.rotation {
       1 => VideoOrientation::Deg90,
@@ -768,8 +767,7 @@ impl Core {
     let rtp_time = d.time.numer() as u32;
     let capture_time_us = d.last_sender_info.and_then(|sr| {
       let ntp_us = sr.ntp_time.duration_since(UNIX_EPOCH).ok()?.as_micros() as i64;
-      let ticks = rtp_time.wrapping_sub(sr.rtp_time.numer() as u32) as i32 as i64;
-      Some(ntp_us + ticks * 100 / 9)
+      Some(sender_time_of(rtp_time, sr.rtp_time.numer() as u32, ntp_us))
     });
     self.events.push_back(TransportEvent::VideoFrame {
       mid: d.mid,
@@ -785,8 +783,86 @@ impl Core {
   }
 }
 
+/// The sender's wallclock (Unix µs) of a 90 kHz RTP timestamp, from the (RTP, NTP) pair of its
+/// latest sender report. RTP time wraps; frames within ±6.6 h of the report map correctly.
+pub(crate) fn sender_time_of(rtp_time: u32, sr_rtp_time: u32, sr_ntp_us: i64) -> i64 {
+  let ticks = i64::from(rtp_time.wrapping_sub(sr_rtp_time) as i32);
+  sr_ntp_us + ticks * 100 / 9
+}
+
+/// Capture timestamps within this distance of the Unix time are taken as Unix time.
+const UNIX_CLOCK_TOLERANCE_US: i64 = 60_000_000;
+
+/// How far a track's capture clock is from Unix time, decided at its first frame: 0 when the
+/// timestamps are Unix microseconds (lkrtc's own clock), so sender reports carry the exact
+/// capture time; otherwise the first frame is taken as captured now and the rest follow it.
+pub(crate) fn capture_clock_offset(first_capture_us: i64, now_unix_us: i64) -> i64 {
+  let offset = first_capture_us.saturating_sub(now_unix_us);
+  if offset.abs() <= UNIX_CLOCK_TOLERANCE_US {
+    0
+  } else {
+    offset
+  }
+}
+
+/// The `Instant` whose Unix time is `wall_unix_us`, given that `now` is `now_unix_us`. str0m
+/// derives the sender report's (NTP, RTP) pair from the wallclock of the last written frame, and
+/// it must not lie in the future: later capture times are clamped to `now`.
+pub(crate) fn capture_wallclock(wall_unix_us: i64, now: Instant, now_unix_us: i64) -> Instant {
+  let ago = now_unix_us.saturating_sub(wall_unix_us);
+  if ago <= 0 {
+    return now;
+  }
+  now.checked_sub(Duration::from_micros(ago as u64)).unwrap_or(now)
+}
+
 fn codec_matches(p: &PayloadParams, codec: VideoCodecKind) -> bool {
   let spec = p.spec();
   VideoCodecKind::from_str0m(spec.codec) == Some(codec)
     && (codec != VideoCodecKind::H264 || spec.format.packetization_mode == Some(1))
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  const NOW_UNIX: i64 = 1_764_000_000_000_000;
+
+  #[test]
+  fn rtp_time_maps_through_the_sender_report() {
+    assert_eq!(sender_time_of(90_000 + 9, 90_000, NOW_UNIX), NOW_UNIX + 100);
+    assert_eq!(sender_time_of(90_000 - 9_000, 90_000, NOW_UNIX), NOW_UNIX - 100_000);
+  }
+
+  #[test]
+  fn rtp_time_maps_across_the_wrap() {
+    assert_eq!(sender_time_of(8_991, u32::MAX - 8, NOW_UNIX), NOW_UNIX + 100_000);
+    assert_eq!(sender_time_of(u32::MAX - 8, 8_991, NOW_UNIX), NOW_UNIX - 100_000);
+  }
+
+  #[test]
+  fn unix_capture_timestamps_keep_their_clock() {
+    assert_eq!(capture_clock_offset(NOW_UNIX - 30_000, NOW_UNIX), 0);
+    assert_eq!(capture_clock_offset(NOW_UNIX + 5_000, NOW_UNIX), 0);
+  }
+
+  #[test]
+  fn another_clock_starts_at_now() {
+    let offset = capture_clock_offset(5_000_000, NOW_UNIX);
+    assert_eq!(5_000_000 - offset, NOW_UNIX);
+    assert_eq!(5_066_000 - offset, NOW_UNIX + 66_000);
+  }
+
+  #[test]
+  fn a_past_capture_time_maps_to_that_long_ago() {
+    let now = Instant::now() + Duration::from_secs(10);
+    let at = capture_wallclock(NOW_UNIX - 7_000, now, NOW_UNIX);
+    assert_eq!(now - at, Duration::from_micros(7_000));
+  }
+
+  #[test]
+  fn a_future_capture_time_is_clamped_to_now() {
+    let now = Instant::now();
+    assert_eq!(capture_wallclock(NOW_UNIX + 7_000, now, NOW_UNIX), now);
+  }
 }

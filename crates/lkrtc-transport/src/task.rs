@@ -201,6 +201,14 @@ impl TransportHandle {
   }
 }
 
+/// Microseconds since the Unix epoch (the clock of capture timestamps and sender reports).
+fn unix_now_us() -> i64 {
+  std::time::SystemTime::now()
+    .duration_since(std::time::UNIX_EPOCH)
+    .map(|d| d.as_micros() as i64)
+    .unwrap_or(0)
+}
+
 fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, TransportError> {
   use socket2::{Domain, Protocol, Socket, Type};
   let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
@@ -325,7 +333,7 @@ fn handle(
       answer(core, events, reply, r);
     }
     Command::RemoteCandidate(c) => core.add_remote_candidate(c),
-    Command::WriteVideo(mid, frame) => core.write_video(mid, frame, now),
+    Command::WriteVideo(mid, frame) => core.write_video(mid, frame, now, unix_now_us()),
     Command::SendData(reliable, data) => core.send_data(reliable, data),
     Command::RequestKeyframe(mid) => core.request_keyframe(mid),
     Command::Close(done) => {

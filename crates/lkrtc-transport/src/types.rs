@@ -86,8 +86,10 @@ pub struct OutgoingVideoFrame {
   pub data: Vec<u8>,
   /// Whether the encoder made a keyframe (informational; the packetizer reads the bitstream).
   pub keyframe: bool,
-  /// Capture time in microseconds on any monotonic clock of the caller; the RTP timestamp is
-  /// this at 90 kHz, and the interval between frames drives the RTCP sender-report clock.
+  /// Capture time in microseconds; the RTP timestamp is this at 90 kHz. Unix time (within a
+  /// minute of the system clock) is sent as is in the RTCP sender reports, so receivers recover
+  /// it as `VideoFrame::capture_time_us`; any other monotonic clock is anchored to the Unix
+  /// time of the track's first frame.
   pub capture_time_us: i64,
   /// Rotation as LiveKit's `VideoRotation`: 0 = 0°, 1 = 90°, 2 = 180°, 3 = 270°; sent as the
   /// CVO (urn:3gpp:video-orientation) header extension when negotiated.
@@ -132,7 +134,9 @@ pub enum TransportEvent {
     stream_id: String,
     /// msid track id; LiveKit sends the track sid `TR_xxx`.
     track_id: String,
-    /// The codec the answer settled on for this m-line.
+    /// The offer's most preferred codec that the answer kept. A hint only: the sender may use
+    /// any codec both sides kept (an SFU offers all it knows), so [`TransportEvent::VideoFrame`]'s
+    /// `codec` is what to decode with.
     codec: VideoCodecKind,
   },
   /// Subscriber: a remote m-line stopped (inactive, rejected, or reused for another track; in
