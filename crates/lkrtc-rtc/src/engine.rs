@@ -150,8 +150,15 @@ struct Negotiation {
   mid_to_track_id: HashMap<String, String>,
 }
 
+/// How long a failed peer connection waits for the server to say why (a `LeaveRequest`, e.g.
+/// `DUPLICATE_IDENTITY`, usually races the transport's close) before the room ends with
+/// `MEDIA_FAILURE`.
+const MEDIA_FAILURE_GRACE: Duration = Duration::from_secs(1);
+
 enum Flow {
   Continue,
+  /// A peer connection died after the room was up: end the room unless the server explains.
+  MediaFailed,
   /// The signal connection is gone but the session may live on: resume it.
   Resume {
     reason: String,
@@ -187,6 +194,7 @@ impl Engine {
       Target::Publisher
     };
 
+    let mut media_failed_at: Option<Instant> = None;
     let flow = loop {
       let flow = tokio::select! {
         message = self.reader.recv() => match message {
@@ -214,12 +222,23 @@ impl Engine {
           }
           Flow::Continue
         }
+        _ = tokio::time::sleep_until(media_failed_at.unwrap_or_else(Instant::now)), if media_failed_at.is_some() => {
+          Flow::Stop {
+            reason: disconnect_reason(proto::DisconnectReason::MediaFailure as i32),
+            send_leave: true,
+            reply: None,
+          }
+        }
         _ = tokio::time::sleep_until(last_heard + ping_timeout), if keepalive => {
           log::warn!("no message from the server for {ping_timeout:?}");
           Flow::Resume { reason: "CONNECTION_TIMEOUT".into() }
         }
       };
       let flow = match flow {
+        Flow::MediaFailed => {
+          media_failed_at.get_or_insert(Instant::now() + MEDIA_FAILURE_GRACE);
+          Flow::Continue
+        }
         Flow::Resume { reason } => {
           let resumed = self
             .resume(&reason, &mut pending_adds, &mut tracks, &mut negotiation)
@@ -260,8 +279,8 @@ impl Engine {
     for (_, reply) in pending_adds.drain() {
       let _ = reply.send(Err(RtcError::Disconnected { reason: reason.clone() }));
     }
-    self.publisher.close().await;
-    self.subscriber.close().await;
+    // Each close waits (bounded) for its goodbye to drain: both at once.
+    tokio::join!(self.publisher.close(), self.subscriber.close());
     if let Some(ready) = self.ready.take() {
       let _ = ready.send(Err(RtcError::Disconnected { reason: reason.clone() }));
     }
@@ -730,12 +749,13 @@ impl Engine {
           let _ = ready.send(Err(RtcError::Transport(format!(
             "the {target:?} peer connection failed"
           ))));
+          return Flow::Stop {
+            reason: disconnect_reason(proto::DisconnectReason::MediaFailure as i32),
+            send_leave: true,
+            reply: None,
+          };
         }
-        return Flow::Stop {
-          reason: disconnect_reason(proto::DisconnectReason::MediaFailure as i32),
-          send_leave: true,
-          reply: None,
-        };
+        return Flow::MediaFailed;
       }
       PcEvent::KeyframeRequest { mid } => {
         if let Some(track) = tracks.values().find(|t| t.mid == mid) {
