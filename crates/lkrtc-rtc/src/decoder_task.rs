@@ -209,6 +209,95 @@ fn run(mut codec: VideoCodec, mid: String, rx: Receiver<EncodedFrame>, track: Re
 #[cfg(test)]
 mod tests {
   use super::*;
+  use crate::pc::Role;
+  use crate::video_stream::{VideoStream, VideoStreamOptions};
+  use lkrtc_video::{VideoBufferType, VideoFrame};
+
+  fn encoded(codec: VideoCodec, n: usize) -> Vec<(Vec<u8>, bool)> {
+    let config = lkrtc_codec::EncoderConfig {
+      width: 64,
+      height: 64,
+      bitrate_bps: 200_000,
+      max_framerate: 30.0,
+    };
+    let mut encoder = lkrtc_codec::new_encoder(codec, &config).unwrap();
+    let frame = VideoFrame::new_zeroed(64, 64, VideoBufferType::I420).unwrap();
+    (0..n)
+      .filter_map(|i| encoder.encode(&frame.as_ref(), i as i64 * 33_333, i == 0).unwrap())
+      .map(|e| (e.data, e.keyframe))
+      .collect()
+  }
+
+  fn frame(codec: VideoCodec, data: Vec<u8>, keyframe: bool, n: u32) -> EncodedFrame {
+    EncodedFrame {
+      data,
+      codec,
+      keyframe,
+      contiguous: true,
+      rtp_time: n * 3000,
+      capture_time_us: Some(1_000_000 + i64::from(n) * 33_333),
+      arrival_us: 0,
+      rotation: VideoRotation::Rotation90,
+    }
+  }
+
+  async fn decoder(codec: VideoCodec) -> (DecoderInput, RemoteVideoTrack) {
+    let (pc, _events) = Pc::start(Role::Subscriber, std::net::Ipv4Addr::LOCALHOST.into())
+      .await
+      .unwrap();
+    let track = RemoteVideoTrack::new("TR_1".into(), "cam".into(), "alice".into());
+    let input = spawn(codec, "0".into(), track.clone(), pc).unwrap();
+    (input, track)
+  }
+
+  #[tokio::test]
+  async fn decoded_frames_reach_the_stream_with_capture_time_and_rotation() {
+    let (mut input, track) = decoder(VideoCodec::Vp8).await;
+    let mut stream = VideoStream::new(
+      &track,
+      VideoStreamOptions {
+        capacity: 0,
+        format: None,
+      },
+    );
+    for (n, (data, keyframe)) in encoded(VideoCodec::Vp8, 3).into_iter().enumerate() {
+      input.push(frame(VideoCodec::Vp8, data, keyframe, n as u32));
+    }
+    let first = stream.next().await.unwrap();
+    assert_eq!((first.frame.width(), first.frame.height()), (64, 64));
+    assert_eq!(first.frame.buffer_type(), VideoBufferType::I420);
+    assert_eq!(
+      (first.timestamp_us, first.rotation),
+      (1_000_000, VideoRotation::Rotation90)
+    );
+    drop(input);
+  }
+
+  #[tokio::test]
+  async fn the_decoder_follows_the_frames_codec() {
+    let (mut input, track) = decoder(VideoCodec::Vp8).await;
+    let mut stream = VideoStream::new(
+      &track,
+      VideoStreamOptions {
+        capacity: 0,
+        format: None,
+      },
+    );
+    for (n, (data, keyframe)) in encoded(VideoCodec::H264, 3).into_iter().enumerate() {
+      input.push(frame(VideoCodec::H264, data, keyframe, n as u32));
+    }
+    let first = stream.next().await.unwrap();
+    assert_eq!((first.frame.width(), first.frame.height()), (64, 64));
+  }
+
+  #[tokio::test]
+  async fn dropping_the_input_ends_the_streams() {
+    let (input, track) = decoder(VideoCodec::Vp8).await;
+    let mut stream = VideoStream::new(&track, VideoStreamOptions::default());
+    drop(input);
+    assert!(stream.next().await.is_none());
+    assert!(track.is_ended());
+  }
 
   #[test]
   fn a_loss_skips_deltas_until_the_next_keyframe() {
