@@ -3,7 +3,7 @@
  */
 import test from 'ava'
 
-import { LocalVideoTrack, Room, TrackSource, VideoSource } from '../lib/index.js'
+import { LocalTrackPublication, LocalVideoTrack, Room, TrackSource, VideoSource } from '../lib/index.js'
 import { GREY, inOrder, SEQUENCE, playSequence, solidRgba, stableRuns } from './helpers/colors.js'
 import { joinRtcNode, readColours, rtc } from './helpers/rtc-node.js'
 import { once, roomName, stopTestServer, testServer, token } from './helpers/server.js'
@@ -23,6 +23,8 @@ async function lkrtcPublisher(room: string, identity: string, codec: 'vp8' | 'h2
   await lk.connect(server.url, await token(identity, room))
   const source = new VideoSource(WIDTH, HEIGHT)
   const track = LocalVideoTrack.createVideoTrack(name, source)
+  const localPublished = once<[LocalTrackPublication, LocalVideoTrack | undefined]>(lk, 'localTrackPublished')
+  localPublished.catch(() => {}) // awaited by the tests that check it
   const publication = await lk.localParticipant.publishTrack(track, {
     source: TrackSource.Camera,
     videoCodec: codec,
@@ -34,7 +36,7 @@ async function lkrtcPublisher(room: string, identity: string, codec: 'vp8' | 'h2
     if (idle) clearInterval(idle)
     idle = undefined
   }
-  return { lk, source, track, publication, stopIdle }
+  return { lk, source, track, publication, localPublished, stopIdle }
 }
 
 for (const codec of ['vp8', 'h264'] as const) {
@@ -74,8 +76,14 @@ test.serial('rtc-node sees the lkrtc participant and its track: name, source, si
   const name = roomName('track-info')
   const peer = await joinRtcNode(name, 'rtc-node-observer')
   const published = once<[rtc.RemoteTrackPublication, rtc.RemoteParticipant]>(peer, rtc.RoomEvent.TrackPublished)
-  const { lk, publication, stopIdle } = await lkrtcPublisher(name, 'lkrtc-camera', 'vp8', 'camera-640')
+  const { lk, track, publication, localPublished, stopIdle } = await lkrtcPublisher(name, 'lkrtc-camera', 'vp8', 'camera-640')
   try {
+    const [localPublication, localTrack] = await localPublished
+    t.is(localPublication, publication)
+    t.is(localTrack, track)
+    t.is(track.sid, publication.sid)
+    t.is(lk.localParticipant.trackPublications.get(publication.sid), publication)
+    t.is(publication.mimeType.toLowerCase(), 'video/vp8')
     const [remote, participant] = await published
     t.is(participant.identity, 'lkrtc-camera')
     t.is(participant.sid, lk.localParticipant.sid)

@@ -215,7 +215,7 @@ export class RemoteParticipant {
 
 /** This process in the room. */
 export class LocalParticipant {
-  /** Our publications keyed by track sid. */
+  /** Our publications keyed by track sid. Identity and sid are empty until the room connects. */
   readonly trackPublications = new Map<string, LocalTrackPublication>()
   /** @internal */
   readonly room: Room
@@ -227,19 +227,19 @@ export class LocalParticipant {
   }
 
   get sid(): string {
-    return this.room.nativeRoom('localParticipant').localParticipant.sid
+    return this.room.native?.localParticipant.sid ?? ''
   }
 
   get identity(): string {
-    return this.room.nativeRoom('localParticipant').localParticipant.identity
+    return this.room.native?.localParticipant.identity ?? ''
   }
 
   get name(): string {
-    return this.room.nativeRoom('localParticipant').localParticipant.name
+    return this.room.native?.localParticipant.name ?? ''
   }
 
   get metadata(): string {
-    return this.room.nativeRoom('localParticipant').localParticipant.metadata
+    return this.room.native?.localParticipant.metadata ?? ''
   }
 
   /**
@@ -311,7 +311,8 @@ export class Room extends EventEmitter<RoomEvents> {
   /** The other participants, keyed by identity. */
   readonly remoteParticipants = new Map<string, RemoteParticipant>()
   connectionState: ConnectionState = ConnectionState.Disconnected
-  private native: NativeRoom | undefined
+  /** @internal */
+  native: NativeRoom | undefined
   private pump: Promise<void> | undefined
   private connecting = false
 
