@@ -49,6 +49,8 @@ pub enum RtcError {
   Closed { what: &'static str },
   #[error("invalid argument {name}: {reason}")]
   InvalidArgument { name: &'static str, reason: String },
+  #[error("{what} must be called inside a tokio runtime")]
+  NoRuntime { what: &'static str },
   #[error(transparent)]
   Video(#[from] VideoError),
 }
@@ -75,6 +77,7 @@ impl RtcError {
       Self::FrameSizeMismatch { .. } => "ERR_FRAME_SIZE_MISMATCH",
       Self::Closed { .. } => "ERR_CLOSED",
       Self::InvalidArgument { .. } => "ERR_INVALID_ARGUMENT",
+      Self::NoRuntime { .. } => "ERR_NO_RUNTIME",
       Self::Video(e) => e.code(),
     }
   }

@@ -51,6 +51,10 @@ impl Room {
     token: &str,
     options: RoomOptions,
   ) -> RtcResult<(Room, mpsc::UnboundedReceiver<RoomEvent>)> {
+    // The room's tasks are spawned on the caller's runtime; without one tokio would panic.
+    if tokio::runtime::Handle::try_current().is_err() {
+      return Err(RtcError::NoRuntime { what: "Room::connect" });
+    }
     let base = parse_server_url(url)?;
     if token.is_empty() {
       return Err(RtcError::Unauthorized {
@@ -262,5 +266,20 @@ async fn wait_join(reader: &mut SignalReader) -> RtcResult<proto::JoinResponse> 
         ))
       }
     }
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn connecting_outside_a_runtime_is_an_error_not_a_panic() {
+    let connect = Room::connect("ws://127.0.0.1:1", "token", RoomOptions::default());
+    // Polled by a plain executor: no tokio runtime is current.
+    let err = futures_util::FutureExt::now_or_never(connect)
+      .expect("fails at once")
+      .unwrap_err();
+    assert_eq!(err.code(), "ERR_NO_RUNTIME", "{err}");
   }
 }

@@ -457,7 +457,7 @@ async fn unpublishing_ends_the_stream() {
     matches!(e, RoomEvent::TrackUnsubscribed { .. })
   })
   .await;
-  while let Some(_) = next_frame(&mut stream, 10).await {}
+  while next_frame(&mut stream, 10).await.is_some() {}
   feeder.finish();
   bob.disconnect().await;
   alice.room.disconnect().await;
@@ -472,10 +472,48 @@ async fn disconnecting_ends_the_stream() {
   let mut stream = VideoStream::new(&track, VideoStreamOptions::default());
   next_frame(&mut stream, 15).await.expect("a first frame");
   bob.disconnect().await;
-  while let Some(_) = next_frame(&mut stream, 10).await {}
+  while next_frame(&mut stream, 10).await.is_some() {}
   // A stream opened on a track of a room that is gone ends at once.
   let mut late = VideoStream::new(&track, VideoStreamOptions::default());
   assert!(next_frame(&mut late, 5).await.is_none());
   feeder.finish();
+  alice.room.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_auto_subscribe_a_requested_track_is_received() {
+  let _turn = ONE_AT_A_TIME.lock().await;
+  let server = TestServer::start();
+  let room = room_name("manual");
+  let (alice, _alice_events) = publish(&server, &room, VideoCodec::Vp8).await;
+  let feeder = Feeder::start(alice.source.clone(), false);
+  let options = RoomOptions {
+    auto_subscribe: false,
+    ..RoomOptions::default()
+  };
+  let (bob, mut bob_events) = Room::connect(&server.url, &token("bob", &room), options)
+    .await
+    .expect("bob connects");
+  // Nothing arrives unasked.
+  let sid = match next_event(&mut bob_events, 15, |e| matches!(e, RoomEvent::TrackPublished { .. })).await {
+    RoomEvent::TrackPublished { publication, .. } => publication.sid,
+    _ => unreachable!(),
+  };
+  assert_eq!(sid, alice.publication_sid);
+  let err = bob.set_subscribed("TR_nonexistent", true).await.unwrap_err();
+  assert_eq!(err.code(), "ERR_TRACK_NOT_FOUND");
+  bob.set_subscribed(&sid, true).await.expect("subscribe");
+  let track = subscribed_track(&mut bob_events).await;
+  let mut stream = VideoStream::new(&track, VideoStreamOptions::default());
+  let ev = next_frame(&mut stream, 15).await.expect("a frame");
+  assert_eq!(classify(mean_rgb(&ev.frame)), Some(None));
+  bob.set_subscribed(&sid, false).await.expect("unsubscribe");
+  next_event(&mut bob_events, 10, |e| {
+    matches!(e, RoomEvent::TrackUnsubscribed { .. })
+  })
+  .await;
+  while next_frame(&mut stream, 10).await.is_some() {}
+  feeder.finish();
+  bob.disconnect().await;
   alice.room.disconnect().await;
 }
