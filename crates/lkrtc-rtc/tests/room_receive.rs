@@ -517,3 +517,63 @@ async fn without_auto_subscribe_a_requested_track_is_received() {
   bob.disconnect().await;
   alice.room.disconnect().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_publisher_leaving_ends_the_stream() {
+  let _turn = ONE_AT_A_TIME.lock().await;
+  let server = TestServer::start();
+  let room = room_name("leaving");
+  let (alice, feeder, bob, mut bob_events, track) = grey_session(&server, &room).await;
+  let mut stream = VideoStream::new(&track, VideoStreamOptions::default());
+  next_frame(&mut stream, 15).await.expect("a first frame");
+  alice.room.disconnect().await;
+  next_event(&mut bob_events, 10, |e| {
+    matches!(e, RoomEvent::TrackUnsubscribed { .. })
+  })
+  .await;
+  while next_frame(&mut stream, 10).await.is_some() {}
+  assert!(track.is_ended());
+  feeder.finish();
+  bob.disconnect().await;
+}
+
+/// Frames keep arriving across a resume (signal connection lost and re-established).
+async fn frames_flow_after_a_resume(of_publisher: bool) {
+  let _turn = ONE_AT_A_TIME.lock().await;
+  let server = TestServer::start();
+  let room = room_name("resume");
+  let (alice, mut alice_events) = publish(&server, &room, VideoCodec::Vp8).await;
+  let feeder = Feeder::start(alice.source.clone(), false);
+  let (bob, mut bob_events) = Room::connect(&server.url, &token("bob", &room), RoomOptions::default())
+    .await
+    .expect("bob connects");
+  let track = subscribed_track(&mut bob_events).await;
+  let mut stream = VideoStream::new(&track, VideoStreamOptions::default());
+  next_frame(&mut stream, 15).await.expect("a first frame");
+  let (resumed, events) = if of_publisher {
+    (&alice.room, &mut alice_events)
+  } else {
+    (&bob, &mut bob_events)
+  };
+  resumed.simulate_signal_loss();
+  next_event(events, 10, |e| matches!(e, RoomEvent::Reconnected)).await;
+  // Drain what was decoded before, then require fresh frames.
+  while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), stream.next()).await {}
+  for _ in 0..10 {
+    next_frame(&mut stream, 10).await.expect("frames after the resume");
+  }
+  assert!(!track.is_ended());
+  feeder.finish();
+  bob.disconnect().await;
+  alice.room.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_flow_after_the_publisher_resumes() {
+  frames_flow_after_a_resume(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_flow_after_the_subscriber_resumes() {
+  frames_flow_after_a_resume(false).await;
+}
