@@ -307,8 +307,19 @@ fn nal_types(data: &[u8]) -> Vec<u8> {
 #[test]
 fn h264_is_annex_b_with_sps_pps_before_every_idr() {
   let mut enc = new_encoder(VideoCodec::H264, &config(640, 480, 1_000_000)).unwrap();
+  let mut keyframes = 0;
   for n in 0..20 {
-    let out = encode(enc.as_mut(), &pattern(640, 480, n as u32), n, n == 10);
+    let forced = n == 0 || n == 10;
+    // Rate control may skip a frame (encode gives None); never a requested keyframe.
+    let Some(out) = enc
+      .encode(&pattern(640, 480, n as u32).as_ref(), n * FRAME_US, forced)
+      .expect("encode")
+    else {
+      assert!(!forced, "frame {n}: a requested keyframe was skipped");
+      continue;
+    };
+    keyframes += usize::from(out.keyframe);
+    assert!(!forced || out.keyframe, "frame {n} was requested as a keyframe");
     assert!(
       out.data.starts_with(&[0, 0, 0, 1]),
       "frame {n} starts with a start code"
@@ -324,6 +335,7 @@ fn h264_is_annex_b_with_sps_pps_before_every_idr() {
       );
     }
   }
+  assert_eq!(keyframes, 2, "the first and the requested frame only");
 }
 
 #[test]

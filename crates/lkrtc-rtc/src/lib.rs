@@ -1,5 +1,7 @@
 //! A LiveKit client on str0m: the signal client, dual peer-connection transports, rooms and
-//! participants, and the video publish path (source -> I420 -> encoder -> RTP).
+//! participants, the video publish path (source -> I420 -> encoder -> RTP) and the receive path
+//! (RTP -> decoder -> per-stream format -> [`VideoStream`], stamped with the publisher's capture
+//! time).
 //! Usable from plain Rust; the Node binding wraps it without adding logic.
 
 mod decoder_task;
