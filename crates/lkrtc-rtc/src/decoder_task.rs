@@ -90,12 +90,16 @@ impl DecoderInput {
   }
 }
 
+/// A received timestamp this far (µs) behind the previous one restarts the sequence.
+const CLOCK_RESET_US: i64 = 1_000_000;
+
 /// Timestamps of received frames: the publisher's capture time (Unix µs) when its sender reports
 /// map RTP time, else extrapolated along the RTP clock from the last such mapping. Before the
 /// first sender report the capture time is estimated as RTP time plus the smallest
 /// arrival-minus-RTP offset seen so far (the least delayed frame bounds the latency best).
-/// Never goes back: a frame that would is stamped 1 µs after the previous one (this happens when
-/// the first sender report replaces the estimate).
+/// Never goes back by a little: a frame that would is stamped 1 µs after the previous one (this
+/// happens when the first sender report replaces the estimate). A jump back of more than
+/// [`CLOCK_RESET_US`] is the publisher's clock restarting and is passed on as is.
 #[derive(Default)]
 pub(crate) struct FrameClock {
   /// Last RTP timestamp and its unwrapped value.
@@ -130,7 +134,7 @@ impl FrameClock {
       }
     };
     let ts = match self.last_out {
-      Some(last) if ts <= last => last + 1,
+      Some(last) if ts <= last && last - ts <= CLOCK_RESET_US => last + 1,
       _ => ts,
     };
     self.last_out = Some(ts);
@@ -354,6 +358,13 @@ mod tests {
     let mut clock = FrameClock::default();
     clock.timestamp_us(u32::MAX - 8, None, 1_000_000);
     assert_eq!(clock.timestamp_us(8_991, None, 1_100_000), 1_100_000);
+  }
+
+  #[test]
+  fn a_publisher_clock_restart_is_passed_on() {
+    let mut clock = FrameClock::default();
+    assert_eq!(clock.timestamp_us(90_000, Some(50_000_000), 0), 50_000_000);
+    assert_eq!(clock.timestamp_us(93_000, Some(2_000_000), 0), 2_000_000);
   }
 
   #[test]

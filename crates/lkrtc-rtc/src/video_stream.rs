@@ -16,7 +16,10 @@ use crate::remote_track::RemoteVideoTrack;
 #[derive(Debug, Clone)]
 pub struct VideoFrameEvent {
   pub frame: Arc<VideoFrame<Vec<u8>>>,
-  /// Capture time in microseconds (the sender's clock when known, else the receive clock).
+  /// Capture time, Unix microseconds: the publisher's `capture_frame` timestamp once its RTCP
+  /// sender reports map RTP time (within a few ms, typically from 1-3 s after subscribing);
+  /// before that, estimated from the RTP clock and the earliest arrival. Increasing.
+  /// Publishers whose timestamps are not Unix time are anchored to Unix time by lkrtc.
   pub timestamp_us: i64,
   pub rotation: VideoRotation,
 }
