@@ -22,6 +22,8 @@ export declare class NativeRemoteVideoTrack {
   get sid(): string
   get name(): string
   get participantIdentity(): string
+  /** True once the track was unsubscribed or its room disconnected: new streams end at once. */
+  get isEnded(): boolean
 }
 
 /** A joined room. */

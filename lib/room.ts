@@ -76,8 +76,7 @@ export class RemoteVideoTrack {
   readonly kind = TrackKind.Video
   /** @internal */
   readonly native: NativeRemoteVideoTrack
-  /** @internal set once the track is unsubscribed or the room left: its streams have ended. */
-  ended = false
+  private endedHere = false
 
   /** @internal */
   constructor(native: NativeRemoteVideoTrack) {
@@ -94,6 +93,16 @@ export class RemoteVideoTrack {
 
   get participantIdentity(): string {
     return this.native.participantIdentity
+  }
+
+  /** True once the track is unsubscribed or the room left: its streams have ended. */
+  get ended(): boolean {
+    return this.endedHere || this.native.isEnded
+  }
+
+  /** @internal */
+  end(): void {
+    this.endedHere = true
   }
 }
 
@@ -417,7 +426,7 @@ export class Room extends EventEmitter<RoomEvents> {
   private endTracks(): void {
     for (const participant of this.remoteParticipants.values()) {
       for (const publication of participant.trackPublications.values()) {
-        if (publication.track) publication.track.ended = true
+        publication.track?.end()
       }
     }
   }
@@ -467,7 +476,7 @@ export class Room extends EventEmitter<RoomEvents> {
         const participant = this.remoteParticipants.get(event.participant!.identity) ?? this.participant(event.participant!)
         const publication = participant.trackPublications.get(event.publication!.sid) ?? participant.publication(event.publication!)
         const track = publication.track ?? new RemoteVideoTrack(event.track!)
-        track.ended = true
+        track.end()
         publication.track = undefined
         this.emit('trackUnsubscribed', track, publication, participant)
         break

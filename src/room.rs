@@ -173,6 +173,12 @@ impl NativeRemoteVideoTrack {
   pub fn participant_identity(&self) -> String {
     self.inner.participant_identity()
   }
+
+  /// True once the track was unsubscribed or its room disconnected: new streams end at once.
+  #[napi(getter)]
+  pub fn is_ended(&self) -> bool {
+    self.inner.is_ended()
+  }
 }
 
 /// One room event. `type` says which fields are set.

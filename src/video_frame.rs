@@ -314,6 +314,7 @@ impl VideoFrame {
   /// A JS frame over a frame Rust made (e.g. a decoded one): its Vec becomes the backing store of
   /// an external ArrayBuffer, without a copy. The Vec is freed when JS collects the buffer, which
   /// Node defers until the event loop turns: a tight synchronous loop holds every such frame.
+  #[allow(dead_code)] // the bindings use `from_owned_js`
   pub(crate) fn from_owned(env: &Env, frame: core::VideoFrame) -> Result<Self, String> {
     let (width, height, buffer_type) = (frame.width(), frame.height(), frame.buffer_type());
     let view = uint8_array_from_vec(env.raw(), frame.into_data())?;
@@ -639,6 +640,7 @@ impl ViewRef {
   }
 
   /// A strong reference, for a frame whose JS object is made later by napi-rs (no `hold_view`).
+  #[allow(dead_code)] // used by `from_owned` only
   fn strong(env: sys::napi_env, value: sys::napi_value) -> Result<Self, String> {
     Self::with_count(env, value, 1)
   }
