@@ -344,3 +344,49 @@ test.serial('the publisher unpublishing ends the subscriber\'s VideoStream', asy
     await viewer.disconnect()
   }
 })
+
+test.serial('with autoSubscribe off, publication.setSubscribed(true) subscribes and setSubscribed(false) ends the stream', async (t) => {
+  const name = roomName('manual-subscribe')
+  const server = await testServer()
+  const viewer = new Room()
+  const subscriptions: string[] = []
+  viewer.on('trackSubscribed', () => subscriptions.push('subscribed'))
+  viewer.on('trackUnsubscribed', () => subscriptions.push('unsubscribed'))
+  await viewer.connect(server.url, await token('lkrtc-picky-viewer', name), { autoSubscribe: false })
+  const published = once<[RemoteTrackPublication, RemoteParticipant]>(viewer, 'trackPublished')
+  const pub = await publisher(name, 'lkrtc-sender')
+  try {
+    const [publication] = await published
+    await sleep(1000)
+    t.deepEqual(subscriptions, [], 'nothing is subscribed without asking')
+    t.is(publication.track, undefined)
+    t.false(publication.subscribed)
+
+    const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
+    await publication.setSubscribed(true)
+    const [track] = await subscribed
+    t.is(publication.track, track)
+    const stream = new VideoStream(track)
+    let frames = 0
+    const ended = (async () => {
+      for await (const _ of stream) frames++
+    })()
+    const deadline = Date.now() + 10_000
+    while (frames < 5 && Date.now() < deadline) await sleep(50)
+    t.true(frames >= 5, `${frames} frames`)
+
+    const unsubscribed = once<Subscribed>(viewer, 'trackUnsubscribed')
+    await publication.setSubscribed(false)
+    await unsubscribed
+    await ended
+    t.true(stream.isClosed)
+    t.true(track.ended)
+    t.is(publication.track, undefined)
+    t.true(viewer.remoteParticipants.get('lkrtc-sender')!.trackPublications.has(publication.sid), 'still published')
+    t.deepEqual(subscriptions, ['subscribed', 'unsubscribed'])
+  } finally {
+    pub.stopRepeating()
+    await pub.lk.disconnect()
+    await viewer.disconnect()
+  }
+})
