@@ -3,7 +3,7 @@
  */
 import test from 'ava'
 
-import { LocalTrackPublication, LocalVideoTrack, Room, TrackSource, VideoSource } from '../lib/index.js'
+import { ConnectionState, LocalTrackPublication, LocalVideoTrack, Room, TrackSource, VideoSource } from '../lib/index.js'
 import { GREY, inOrder, SEQUENCE, playSequence, solidRgba, stableRuns } from './helpers/colors.js'
 import { joinRtcNode, readColours, rtc } from './helpers/rtc-node.js'
 import { once, roomName, stopTestServer, testServer, token } from './helpers/server.js'
@@ -137,8 +137,12 @@ test.serial('rtc-node sees lkrtc disconnect; lkrtc reports disconnected with CLI
   const joined = once<[rtc.RemoteParticipant]>(peer, rtc.RoomEvent.ParticipantConnected)
   const server = await testServer()
   const lk = new Room()
+  const states: ConnectionState[] = []
+  lk.on('connectionStateChanged', (state) => states.push(state))
   try {
+    t.is(lk.connectionState, ConnectionState.Disconnected)
     await lk.connect(server.url, await token('lkrtc-leaver', name))
+    t.is(lk.connectionState, ConnectionState.Connected)
     t.true(lk.isConnected)
     t.is(lk.name, name)
     const [participant] = await joinedOr(joined, peer, 'lkrtc-leaver')
@@ -149,6 +153,8 @@ test.serial('rtc-node sees lkrtc disconnect; lkrtc reports disconnected with CLI
     await lk.disconnect()
     t.deepEqual(reasons, ['CLIENT_INITIATED'])
     t.false(lk.isConnected)
+    t.is(lk.connectionState, ConnectionState.Disconnected)
+    t.is(states[0], ConnectionState.Connected)
     const [gone] = await left
     t.is(gone.identity, 'lkrtc-leaver')
     t.false(peer.remoteParticipants.has('lkrtc-leaver'))

@@ -282,6 +282,13 @@ test.serial('close() ends a for-await loop that is waiting for the next frame', 
     t.true(closedAt > 0 && late < 200, `the loop ended ${late} ms after close()`)
     t.true(stream.isClosed)
     t.deepEqual(await stream.next(), { done: true, value: undefined })
+
+    // Symbol.asyncDispose (`await using`) closes a stream the same way.
+    const disposable = new VideoStream(track)
+    const pending = disposable.next()
+    await disposable[Symbol.asyncDispose]()
+    t.deepEqual(await pending, { done: true, value: undefined })
+    t.true(disposable.isClosed)
   } finally {
     pub.stopRepeating()
     await pub.lk.disconnect()
