@@ -42,6 +42,7 @@ async fn next(events: &mut UnboundedReceiver<RoomEvent>) -> RoomEvent {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::result_large_err)] // the handshake callback's type is tungstenite's
 async fn pings_then_resumes_a_silent_server_and_honours_its_leave() {
   let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
   let port = listener.local_addr().unwrap().port();
