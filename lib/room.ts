@@ -353,7 +353,7 @@ export class Room extends EventEmitter<RoomEvents> {
     const connectTimeoutMs =
       o.connectTimeoutMs === undefined ? undefined : checkInteger('connectTimeoutMs', o.connectTimeoutMs, 1, 2 ** 31 - 1)
     if (this.native || this.connecting) {
-      throw lkrtcError('ERR_ALREADY_CONNECTED', 'connect: this room is already connected; make a new Room')
+      throw lkrtcError('ERR_ALREADY_CONNECTED', 'connect: a Room connects once (this one already did); make a new Room')
     }
     this.connecting = true
     try {
