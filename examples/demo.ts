@@ -119,7 +119,10 @@ async function main(): Promise<void> {
     const sending = (async () => {
       while (performance.now() - started < SECONDS * 1000) {
         drawFrame(base, frame, sent)
-        source.captureFrame(frame)
+        // Stamp each frame with its due time, not the (jittery) time the timer fired: the encoder
+        // paces by these timestamps.
+        const timestampUs = Math.round((performance.timeOrigin + started + (sent * 1000) / FPS) * 1000)
+        source.captureFrame(frame, { timestampUs })
         sent++
         const due = started + (sent * 1000) / FPS
         await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())))
@@ -156,7 +159,7 @@ async function main(): Promise<void> {
     const stats = sender.localParticipant.publishStats(publication.sid)
     console.log(
       `sent ${sent} frames, received ${received} in ${seconds.toFixed(1)} s: ${(received / seconds).toFixed(1)} frames/s, ` +
-        (stats ? `${stats.framesEncoded} encoded, ${(stats.bytesSent / 1024 / 1024).toFixed(2)} MiB sent (target ${Math.round(stats.bitrateBps / 1000)} kbit/s)` : ''),
+        (stats ? `${stats.framesEncoded} encoded (${stats.framesDropped} replaced before the encoder took them), ${(stats.bytesSent / 1024 / 1024).toFixed(2)} MiB sent (target ${Math.round(stats.bitrateBps / 1000)} kbit/s)` : ''),
     )
 
     if (last) {
