@@ -88,48 +88,51 @@ for (const codec of ['vp8', 'h264'] as const) {
   })
 }
 
-test.serial('lkrtc receives every colour rtc-node publishes, in order', async (t) => {
-  const name = roomName('node-lk')
-  const viewer = await join(name, 'lkrtc-viewer')
-  const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
-  const peer = await joinRtcNode(name, 'rtc-node-sender')
-  const source = new rtc.VideoSource(WIDTH, HEIGHT)
-  const capture = (rgb: Rgb, timestampUs?: number) => {
-    const data = solidRgba(WIDTH, HEIGHT, rgb).data
-    const frame = new rtc.VideoFrame(new Uint8Array(data), WIDTH, HEIGHT, rtc.VideoBufferType.RGBA)
-    source.captureFrame(frame, timestampUs === undefined ? undefined : BigInt(timestampUs))
-  }
-  let idle: NodeJS.Timeout | undefined = setInterval(() => capture(GREY), 66)
-  try {
-    const track = rtc.LocalVideoTrack.createVideoTrack('rtc-node-camera', source)
-    await peer.localParticipant!.publishTrack(
-      track,
-      new rtc.TrackPublishOptions({ source: rtc.TrackSource.SOURCE_CAMERA, simulcast: false, videoCodec: rtc.VideoCodec.VP8 }),
-    )
-    const [remote, publication, participant] = await subscribed
-    t.is(participant.identity, 'rtc-node-sender')
-    t.is(publication.name, 'rtc-node-camera')
-    t.is(publication.source, TrackSource.Camera)
-    t.is(remote.sid, publication.sid)
-    const reader = readStreamColours(VideoStream.fromTrack({ track: remote, format: VideoBufferType.RGBA }))
-    clearInterval(idle)
-    idle = undefined
-    await playSequence((frame, timestampUs) => {
-      const copy = new rtc.VideoFrame(new Uint8Array(frame.data), WIDTH, HEIGHT, rtc.VideoBufferType.RGBA)
-      source.captureFrame(copy, BigInt(timestampUs))
-    })
-    await reader.stop()
-    const runs = stableRuns(reader.names)
-    t.log(`${reader.names.length} frames received; stable runs: ${runs.join(' ')}`)
-    t.true(reader.sizes.has(`${WIDTH}x${HEIGHT}`), [...reader.sizes].join(' '))
-    t.true(inOrder(runs, SEQUENCE), `expected ${SEQUENCE.join(' ')} in order, saw ${runs.join(' ')}`)
-  } finally {
-    if (idle) clearInterval(idle)
-    await viewer.disconnect()
-    await peer.disconnect()
-    await source.close()
-  }
-})
+for (const codec of ['vp8', 'h264'] as const) {
+  test.serial(`lkrtc receives every colour rtc-node publishes, in order (${codec})`, async (t) => {
+    const name = roomName(`node-lk-${codec}`)
+    const viewer = await join(name, 'lkrtc-viewer')
+    const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
+    const peer = await joinRtcNode(name, 'rtc-node-sender')
+    const source = new rtc.VideoSource(WIDTH, HEIGHT)
+    const capture = (rgb: Rgb, timestampUs?: number) => {
+      const data = solidRgba(WIDTH, HEIGHT, rgb).data
+      const frame = new rtc.VideoFrame(new Uint8Array(data), WIDTH, HEIGHT, rtc.VideoBufferType.RGBA)
+      source.captureFrame(frame, timestampUs === undefined ? undefined : BigInt(timestampUs))
+    }
+    let idle: NodeJS.Timeout | undefined = setInterval(() => capture(GREY), 66)
+    try {
+      const track = rtc.LocalVideoTrack.createVideoTrack('rtc-node-camera', source)
+      await peer.localParticipant!.publishTrack(
+        track,
+        new rtc.TrackPublishOptions({ source: rtc.TrackSource.SOURCE_CAMERA, simulcast: false, videoCodec: codec === 'vp8' ? rtc.VideoCodec.VP8 : rtc.VideoCodec.H264 }),
+      )
+      const [remote, publication, participant] = await subscribed
+      t.is(participant.identity, 'rtc-node-sender')
+      t.is(publication.name, 'rtc-node-camera')
+      t.is(publication.source, TrackSource.Camera)
+      t.is(remote.sid, publication.sid)
+      t.is(publication.mimeType.toLowerCase(), `video/${codec}`)
+      const reader = readStreamColours(VideoStream.fromTrack({ track: remote, format: VideoBufferType.RGBA }))
+      clearInterval(idle)
+      idle = undefined
+      await playSequence((frame, timestampUs) => {
+        const copy = new rtc.VideoFrame(new Uint8Array(frame.data), WIDTH, HEIGHT, rtc.VideoBufferType.RGBA)
+        source.captureFrame(copy, BigInt(timestampUs))
+      })
+      await reader.stop()
+      const runs = stableRuns(reader.names)
+      t.log(`${reader.names.length} frames received; stable runs: ${runs.join(' ')}`)
+      t.true(reader.sizes.has(`${WIDTH}x${HEIGHT}`), [...reader.sizes].join(' '))
+      t.true(inOrder(runs, SEQUENCE), `expected ${SEQUENCE.join(' ')} in order, saw ${runs.join(' ')}`)
+    } finally {
+      if (idle) clearInterval(idle)
+      await viewer.disconnect()
+      await peer.disconnect()
+      await source.close()
+    }
+  })
+}
 
 test.serial('lkrtc sees another lkrtc join, publish, unpublish and leave, with the publication described', async (t) => {
   const name = roomName('events')
