@@ -319,7 +319,7 @@ export class Room extends EventEmitter<RoomEvents> {
   readonly localParticipant: LocalParticipant
   /** The other participants, keyed by identity. */
   readonly remoteParticipants = new Map<string, RemoteParticipant>()
-  connectionState: ConnectionState = ConnectionState.Disconnected
+  private state: ConnectionState = ConnectionState.Disconnected
   /** @internal */
   native: NativeRoom | undefined
   private pump: Promise<void> | undefined
@@ -338,8 +338,12 @@ export class Room extends EventEmitter<RoomEvents> {
     return this.native?.sid ?? ''
   }
 
+  get connectionState(): ConnectionState {
+    return this.state
+  }
+
   get isConnected(): boolean {
-    return this.native !== undefined && this.connectionState === ConnectionState.Connected
+    return this.native !== undefined && this.state === ConnectionState.Connected
   }
 
   /**
@@ -365,7 +369,7 @@ export class Room extends EventEmitter<RoomEvents> {
     } finally {
       this.connecting = false
     }
-    this.connectionState = this.native.connectionState
+    this.state = this.native.connectionState
     for (const info of this.native.remoteParticipants()) {
       this.remoteParticipants.set(info.identity, new RemoteParticipant(info, this))
     }
@@ -407,7 +411,7 @@ export class Room extends EventEmitter<RoomEvents> {
     }
     if (!ended) {
       // The native room stopped without saying why: still end as a room always does.
-      this.connectionState = ConnectionState.Disconnected
+      this.state = ConnectionState.Disconnected
       this.endTracks()
       this.emit('disconnected', 'UNKNOWN_REASON')
     }
@@ -494,7 +498,7 @@ export class Room extends EventEmitter<RoomEvents> {
         break
       }
       case 'connectionStateChanged': {
-        this.connectionState = event.state!
+        this.state = event.state!
         this.emit('connectionStateChanged', event.state!)
         break
       }
@@ -505,7 +509,7 @@ export class Room extends EventEmitter<RoomEvents> {
         this.emit('reconnected')
         break
       case 'disconnected': {
-        this.connectionState = ConnectionState.Disconnected
+        this.state = ConnectionState.Disconnected
         this.endTracks()
         this.emit('disconnected', event.reason ?? 'UNKNOWN_REASON')
         break
