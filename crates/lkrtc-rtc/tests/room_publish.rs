@@ -115,7 +115,9 @@ async fn publish_and_observe(codec: VideoCodec, mime: &str) {
     .publish_stats(&publication.sid)
     .expect("stats");
   eprintln!("{codec} 640x480 after ~2 s: {stats:?}");
-  assert!(stats.frames_encoded > 10 && stats.keyframes_encoded >= 1, "{stats:?}");
+  // ~15 fps are encoded on an idle machine; a heavily loaded 2-core one starves the encoder
+  // (the source then drops frames by design), so ask only for steady encoding.
+  assert!(stats.frames_encoded >= 5 && stats.keyframes_encoded >= 1, "{stats:?}");
   assert!(
     stats.bytes_sent > 0 && stats.frames_unsent < stats.frames_encoded,
     "{stats:?}"
