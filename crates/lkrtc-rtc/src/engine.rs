@@ -150,6 +150,9 @@ struct Negotiation {
   mid_to_track_id: HashMap<String, String>,
 }
 
+/// Longest the end of a room waits for its peer connections to close.
+const TRANSPORT_CLOSE_LIMIT: Duration = Duration::from_secs(3);
+
 /// How long a failed peer connection waits for the server to say why (a `LeaveRequest`, e.g.
 /// `DUPLICATE_IDENTITY`, usually races the transport's close) before the room ends with
 /// `MEDIA_FAILURE`.
@@ -279,8 +282,12 @@ impl Engine {
     for (_, reply) in pending_adds.drain() {
       let _ = reply.send(Err(RtcError::Disconnected { reason: reason.clone() }));
     }
-    // Each close waits (bounded) for its goodbye to drain: both at once.
-    tokio::join!(self.publisher.close(), self.subscriber.close());
+    // Each close waits (bounded) for its goodbye to drain: both at once. The outer bound keeps
+    // `disconnect` from ever waiting on a transport that stopped answering.
+    let closes = async { tokio::join!(self.publisher.close(), self.subscriber.close()) };
+    if tokio::time::timeout(TRANSPORT_CLOSE_LIMIT, closes).await.is_err() {
+      log::warn!("the peer connections did not close within {TRANSPORT_CLOSE_LIMIT:?}; leaving them");
+    }
     if let Some(ready) = self.ready.take() {
       let _ = ready.send(Err(RtcError::Disconnected { reason: reason.clone() }));
     }
