@@ -193,29 +193,36 @@ test.serial('lkrtc sees another lkrtc join, publish, unpublish and leave, with t
   }
 })
 
-test.serial('a capacity 1 VideoStream read slowly drops the older frames and yields recent ones', async (t) => {
+test.serial('a capacity 1 VideoStream read slowly drops the older frames and yields recent ones; capacity 0 keeps all', async (t) => {
   const name = roomName('slow')
   const viewer = await join(name, 'lkrtc-slow-reader')
   const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
   const pub = await publisher(name, 'lkrtc-fast-sender')
   try {
     const [track] = await subscribed
-    const stream = new VideoStream(track, { capacity: 1 })
-    const stamps: number[] = []
-    for await (const { frame, timestampUs } of stream) {
-      t.is(frame.type, VideoBufferType.I420)
-      stamps.push(timestampUs)
-      if (stamps.length === 6) break
-      await sleep(400)
+    /** Reads 7 frames, pausing 400 ms after each: their timestamps. */
+    const readSlowly = async (stream: VideoStream) => {
+      const stamps: number[] = []
+      for await (const { frame, timestampUs } of stream) {
+        t.is(frame.type, VideoBufferType.I420)
+        stamps.push(timestampUs)
+        if (stamps.length === 7) break
+        await sleep(400)
+      }
+      return stamps
     }
-    t.true(stream.isClosed)
-    t.log(`dropped ${stream.droppedFrames}; gaps ${stamps.slice(1).map((s, i) => Math.round((s - stamps[i]) / 1000)).join(' ')} ms`)
-    t.true(stream.droppedFrames >= 10, `dropped ${stream.droppedFrames}`)
-    // Each frame read after a pause is one captured during it, not the next of a backlog.
-    // (A backlog would give gaps of one frame interval, ~66 ms.)
-    const gaps = stamps.slice(2).map((s, i) => s - stamps[i + 1])
-    t.true(gaps.every((gap) => gap > 150_000), `gaps ${gaps.join(' ')} us`)
-    t.true(gaps.reduce((a, b) => a + b, 0) / gaps.length > 300_000, `gaps ${gaps.join(' ')} us`)
+    const newest = new VideoStream(track, { capacity: 1 })
+    const all = new VideoStream(track, { capacity: 0 })
+    const [fresh, backlog] = await Promise.all([readSlowly(newest), readSlowly(all)])
+    t.true(newest.isClosed && all.isClosed, 'break closes the streams')
+    const meanGapMs = (stamps: number[]) => (stamps[stamps.length - 1] - stamps[1]) / (stamps.length - 2) / 1000
+    t.log(`capacity 1: dropped ${newest.droppedFrames}, mean gap ${meanGapMs(fresh).toFixed(0)} ms; capacity 0: dropped ${all.droppedFrames}, mean gap ${meanGapMs(backlog).toFixed(0)} ms`)
+    t.true(newest.droppedFrames >= 3, `capacity 1 dropped ${newest.droppedFrames}`)
+    t.is(all.droppedFrames, 0)
+    // After each pause the capacity 1 stream yields a frame captured during it; the capacity 0
+    // stream yields the next of its backlog, one frame interval later.
+    t.true(meanGapMs(fresh) > 250, `capacity 1 mean gap ${meanGapMs(fresh)} ms`)
+    t.true(meanGapMs(fresh) > 2 * meanGapMs(backlog), `gaps ${meanGapMs(fresh)} vs ${meanGapMs(backlog)} ms`)
   } finally {
     pub.stopRepeating()
     await pub.lk.disconnect()
