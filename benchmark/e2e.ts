@@ -50,11 +50,13 @@ async function main() {
     for (const height of SIZES) {
       const width = Math.round((height * 16) / 9)
       for (const stack of STACKS) {
-        const room = `e2e-${stack}-${height}-${Date.now()}`
+        const room = `e2e-${stack.replace('>', '-to-')}-${height}-${Date.now()}`
         const common = { url: server.url, width, height, fps: 30, seconds: SECONDS, warmupSeconds: 3, epochMs: Date.now(), codec: CODEC }
-        const sub = peer('subscribe', stack, { ...common, token: await token(server, 'sub', room) })
+        // `a>b`: stack a publishes, stack b subscribes (interop figures).
+        const [pubStack, subStack = pubStack] = stack.split('>')
+        const sub = peer('subscribe', subStack, { ...common, token: await token(server, 'sub', room) })
         await new Promise((r) => setTimeout(r, 1500))
-        const pub = await peer('publish', stack, { ...common, token: await token(server, 'pub', room) })
+        const pub = await peer('publish', pubStack, { ...common, token: await token(server, 'pub', room) })
         const got = await sub
         const lost = pub.sent - got.received
         rows.push(

@@ -103,11 +103,15 @@ fn run(
   encoder: &mut dyn FrameEncoder,
 ) {
   let target = params.encoding.max_bitrate.max(1);
-  let min_interval_us = if params.encoding.max_framerate > 0.0 {
-    (1e6 / params.encoding.max_framerate * 0.9) as i64
+  let interval_us = if params.encoding.max_framerate > 0.0 {
+    (1e6 / params.encoding.max_framerate) as i64
   } else {
     0
   };
+  // When the next frame is due under max_framerate. A frame up to a quarter interval early
+  // still counts, so a source whose timer jitters around the cap keeps every frame, while a
+  // source at twice the cap loses every other one.
+  let mut next_due: Option<i64> = None;
   let mut bitrate = target;
   control.bitrate_bps.store(bitrate, Ordering::Relaxed);
   let mut last_ts: Option<i64> = None;
@@ -116,13 +120,21 @@ fn run(
   while let Ok(next) = slot.take(Duration::from_millis(200)) {
     let Some(frame) = next else { continue };
     // Honour max_framerate: a source running faster than the cap drops frames here.
-    if let Some(prev) = last_ts {
-      let dt = frame.timestamp_us - prev;
-      if dt >= 0 && dt < min_interval_us {
+    let ts = frame.timestamp_us;
+    if let Some(due) = next_due {
+      let restarted = last_ts.is_some_and(|prev| ts < prev);
+      if !restarted && ts < due - interval_us / 4 {
         continue;
       }
+      next_due = Some(if restarted {
+        ts + interval_us
+      } else {
+        (due + interval_us).max(ts)
+      });
+    } else {
+      next_due = Some(ts + interval_us);
     }
-    last_ts = Some(frame.timestamp_us);
+    last_ts = Some(ts);
     let estimate = bwe_bps.load(Ordering::Relaxed);
     let wanted = if estimate > 0 {
       target.min(estimate).max(30_000)

@@ -145,9 +145,13 @@ impl Pc {
       Role::Publisher => TransportRole::Publisher,
       Role::Subscriber => TransportRole::Subscriber,
     };
-    let (transport, mut events) = TransportHandle::start(TransportConfig::new(transport_role, bind_ip))
-      .await
-      .map_err(transport_error)?;
+    let mut config = TransportConfig::new(transport_role, bind_ip);
+    // No send-side pacing by bandwidth estimate: str0m's estimate-driven pacer held a standing
+    // queue of more than a second of 720p video on loopback (frames then arrive 1.5 s late and
+    // some are lost), where sending at the encoder's rate gives ~35 ms. The encoder keeps to
+    // the publication's max bitrate instead.
+    config.initial_bitrate_bps = None;
+    let (transport, mut events) = TransportHandle::start(config).await.map_err(transport_error)?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
       while let Some(event) = events.recv().await {
