@@ -67,7 +67,7 @@ async function pair(url: string, server: { apiKey: string; apiSecret: string }, 
   await publisher.connect(url, token(server, 'pub', roomName))
   const source = new VideoSource(WIDTH, HEIGHT)
   const track = LocalVideoTrack.createVideoTrack('soak', source)
-  await publisher.localParticipant.publishTrack(track, { source: TrackSource.Camera })
+  const publication = await publisher.localParticipant.publishTrack(track, { source: TrackSource.Camera })
   const feeder = feed(source)
   const stream = await subscribed
   let received = 0
@@ -78,6 +78,7 @@ async function pair(url: string, server: { apiKey: string; apiSecret: string }, 
   })()
   return {
     received: () => received,
+    stats: () => publisher.localParticipant.publishStats(publication.sid),
     async close() {
       const sent = feeder.stop()
       await publisher.disconnect()
@@ -105,10 +106,13 @@ async function main() {
       sample(`streaming (${long.received()} frames)`)
     }
     const received = long.received()
+    const encoded = long.stats()?.framesEncoded ?? 0
     const sent = await long.close()
-    console.error(`long run: ${received} of ${sent} frames received`)
-    if (received < sent * 0.9) {
-      console.error('FAIL: fewer than 90% of the frames arrived')
+    // Frames the encoder could not take (a busy CPU) are replaced by newer ones at the source;
+    // what is encoded must arrive.
+    console.error(`long run: ${sent} frames captured, ${encoded} encoded, ${received} received`)
+    if (received < encoded * 0.9) {
+      console.error('FAIL: fewer than 90% of the encoded frames arrived')
       failed = true
     }
 
