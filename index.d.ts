@@ -105,7 +105,7 @@ export declare class VideoFrame {
    * - `ERR_INVALID_FRAME_SIZE`: `data` is not exactly the size the format needs;
    * - `ERR_INVALID_ARG_TYPE`: an argument has the wrong JavaScript type.
    */
-  constructor(width: number, height: number, type: VideoBufferType, data: Uint8Array | Buffer | ArrayBuffer)
+  constructor(width: number, height: number, type: VideoBufferType, data: Uint8Array | Uint8ClampedArray | Buffer | ArrayBuffer)
   /** Width in pixels. */
   get width(): number
   /** Height in pixels. */

@@ -231,12 +231,13 @@ async function subscribeRtcNode(): Promise<object> {
 }
 
 async function main() {
-  const run = {
+  const runs: Record<string, () => Promise<object>> = {
     'publish lkrtc': publishLkrtc,
     'publish rtc-node': publishRtcNode,
     'subscribe lkrtc': subscribeLkrtc,
     'subscribe rtc-node': subscribeRtcNode,
-  }[`${mode} ${stack}`]
+  }
+  const run = runs[`${mode} ${stack}`]
   if (!run) throw new Error(`unknown role ${mode} ${stack}`)
   const result = await run()
   process.stdout.write(`\n${JSON.stringify(result)}\n`)

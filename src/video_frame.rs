@@ -98,7 +98,7 @@ impl VideoFrame {
   /// - `ERR_INVALID_ARG_TYPE`: an argument has the wrong JavaScript type.
   #[napi(
     constructor,
-    ts_args_type = "width: number, height: number, type: VideoBufferType, data: Uint8Array | Buffer | ArrayBuffer"
+    ts_args_type = "width: number, height: number, type: VideoBufferType, data: Uint8Array | Uint8ClampedArray | Buffer | ArrayBuffer"
   )]
   pub fn new(
     env: Env,

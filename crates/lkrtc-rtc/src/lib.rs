@@ -1,3 +1,4 @@
+#![doc = include_str!("../README.md")]
 //! A LiveKit client on str0m: the signal client, dual peer-connection transports, rooms and
 //! participants, the video publish path (source -> I420 -> encoder -> RTP) and the receive path
 //! (RTP -> decoder -> per-stream format -> [`VideoStream`], stamped with the publisher's capture
