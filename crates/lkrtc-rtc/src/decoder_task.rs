@@ -4,6 +4,7 @@
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use lkrtc_video::VideoRotation;
 
@@ -38,11 +39,18 @@ enum Admit {
   Skip,
 }
 
-/// Keeps deltas whose references are gone away from the decoder: after a loss or a drop,
-/// frames are skipped until the next keyframe.
-#[derive(Default)]
+/// Keeps deltas whose references are gone away from the decoder: a new decoder starts at a
+/// keyframe, and after a loss or a drop frames are skipped until the next keyframe.
 struct KeyframeGate {
   waiting: bool,
+}
+
+impl Default for KeyframeGate {
+  fn default() -> Self {
+    // A track can start mid-stream (a subscription, a reused m-line): nothing to decode
+    // against yet.
+    KeyframeGate { waiting: true }
+  }
 }
 
 impl KeyframeGate {
@@ -66,27 +74,46 @@ impl KeyframeGate {
   }
 }
 
+/// While frames are skipped for want of a keyframe, the request is repeated this often (it or
+/// the keyframe may be lost).
+const KEYFRAME_RETRY: Duration = Duration::from_millis(500);
+
 /// The engine's end of a decoder.
 pub(crate) struct DecoderInput {
   tx: SyncSender<EncodedFrame>,
   gate: KeyframeGate,
+  /// When a keyframe was last asked for (by us or, on a loss, by the transport).
+  last_request: Option<Instant>,
   mid: String,
   pc: Pc,
 }
 
 impl DecoderInput {
   pub(crate) fn push(&mut self, frame: EncodedFrame) {
+    let now = Instant::now();
+    if !frame.contiguous {
+      // The transport asks for a keyframe on every loss.
+      self.last_request = Some(now);
+    }
     if self.gate.admit(frame.keyframe, frame.contiguous) == Admit::Skip {
+      if self.last_request.is_none_or(|at| now >= at + KEYFRAME_RETRY) {
+        self.request_keyframe(now);
+      }
       return;
     }
     match self.tx.try_send(frame) {
       Ok(()) => {}
       Err(TrySendError::Full(_)) => {
         self.gate.dropped();
-        self.pc.request_keyframe(&self.mid);
+        self.request_keyframe(now);
       }
       Err(TrySendError::Disconnected(_)) => {}
     }
+  }
+
+  fn request_keyframe(&mut self, now: Instant) {
+    self.last_request = Some(now);
+    self.pc.request_keyframe(&self.mid);
   }
 }
 
@@ -153,6 +180,7 @@ pub(crate) fn spawn(codec: VideoCodec, mid: String, track: RemoteVideoTrack, pc:
   Ok(DecoderInput {
     tx,
     gate: KeyframeGate::default(),
+    last_request: None,
     mid,
     pc,
   })
@@ -315,8 +343,17 @@ mod tests {
   }
 
   #[test]
+  fn a_new_decoder_starts_at_a_keyframe() {
+    let mut gate = KeyframeGate::default();
+    assert_eq!(gate.admit(false, true), Admit::Skip);
+    assert_eq!(gate.admit(true, true), Admit::Queue);
+    assert_eq!(gate.admit(false, true), Admit::Queue);
+  }
+
+  #[test]
   fn a_drop_skips_deltas_until_the_next_keyframe() {
     let mut gate = KeyframeGate::default();
+    assert_eq!(gate.admit(true, true), Admit::Queue);
     gate.dropped();
     assert_eq!(gate.admit(false, true), Admit::Skip);
     assert_eq!(gate.admit(true, true), Admit::Queue);

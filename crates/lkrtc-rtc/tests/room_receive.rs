@@ -584,3 +584,99 @@ async fn frames_flow_after_the_publisher_resumes() {
 async fn frames_flow_after_the_subscriber_resumes() {
   frames_flow_after_a_resume(false).await;
 }
+
+/// Captures one solid colour every frame interval until stopped.
+fn feed_colour(source: VideoSource, rgb: [u8; 3], stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+  std::thread::spawn(move || {
+    let frame = solid_rgba(rgb);
+    while !stop.load(Ordering::Relaxed) {
+      if source
+        .capture_frame(&frame.as_ref(), now_us(), VideoRotation::Rotation0)
+        .is_err()
+      {
+        return;
+      }
+      std::thread::sleep(FRAME_INTERVAL);
+    }
+  })
+}
+
+/// LiveKit gives a republished track the subscriber m-line of the previous one (same mid, new
+/// msid and SSRCs): every publication must reach the subscriber, in its own colour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_republished_track_is_received_each_time() {
+  let _turn = ONE_AT_A_TIME.lock().await;
+  let server = TestServer::start();
+  let room = room_name("republish");
+  let (alice, _alice_events) = Room::connect(&server.url, &token("alice", &room), RoomOptions::default())
+    .await
+    .expect("alice connects");
+  let (bob, mut bob_events) = Room::connect(&server.url, &token("bob", &room), RoomOptions::default())
+    .await
+    .expect("bob connects");
+  // The first publication and three republications, each in its own colour.
+  let order = [0usize, 2, 1, 3];
+  let mut received = Vec::new();
+  for &colour in &order {
+    let (name, rgb) = COLOURS[colour];
+    let source = VideoSource::new(WIDTH, HEIGHT, VideoSourceOptions::default()).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let feeder = feed_colour(source.clone(), rgb, stop.clone());
+    let track = LocalVideoTrack::create_video_track(name, &source);
+    let publication = alice
+      .local_participant()
+      .publish_track(&track, TrackPublishOptions::default())
+      .await
+      .expect("publish");
+    let remote = match next_event(&mut bob_events, 15, |e| matches!(e, RoomEvent::TrackSubscribed { .. })).await {
+      RoomEvent::TrackSubscribed { track, .. } => track,
+      _ => unreachable!(),
+    };
+    assert_eq!(
+      remote.sid(),
+      publication.sid,
+      "bob subscribed to the {name} publication"
+    );
+    let mut stream = VideoStream::new(
+      &remote,
+      VideoStreamOptions {
+        capacity: 0,
+        format: Some(VideoBufferType::Rgba),
+      },
+    );
+    // Frames of this publication's colour, within 10 s of its subscription.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut classes = Vec::new();
+    let mut matching = 0;
+    while matching < 5 {
+      match tokio::time::timeout_at(deadline, stream.next()).await {
+        Ok(Some(ev)) => {
+          let class = classify(mean_rgb(&ev.frame));
+          matching += usize::from(class == Some(Some(colour)));
+          classes.push(class);
+        }
+        Ok(None) | Err(_) => break,
+      }
+    }
+    eprintln!("{name}: {} frames, {matching} of its colour", classes.len());
+    received.push((name, matching));
+    alice
+      .local_participant()
+      .unpublish_track(&publication.sid)
+      .await
+      .expect("unpublish");
+    next_event(&mut bob_events, 10, |e| {
+      matches!(e, RoomEvent::TrackUnsubscribed { .. })
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    feeder.join().unwrap();
+    source.close();
+  }
+  assert!(
+    received.iter().all(|(_, matching)| *matching >= 5),
+    "frames of each publication's colour: {received:?}"
+  );
+  bob.disconnect().await;
+  alice.disconnect().await;
+}

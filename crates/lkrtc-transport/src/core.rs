@@ -72,6 +72,13 @@ struct RemoteTrack {
   last_pli: Option<Instant>,
 }
 
+/// What a remote m-line carries: a new value on a known mid is another RTP stream.
+#[derive(PartialEq, Eq)]
+struct RemoteSource {
+  msid: Option<(String, String)>,
+  ssrcs: Vec<u32>,
+}
+
 struct Pending {
   offer: SdpPendingOffer,
   added: Vec<Mid>,
@@ -102,6 +109,8 @@ pub(crate) struct Core {
   queued_data: VecDeque<(bool, Vec<u8>)>,
 
   remote: HashMap<Mid, RemoteTrack>,
+  /// Subscriber: per media m-line, the msid and SSRCs the remote last offered it with.
+  remote_sources: HashMap<Mid, RemoteSource>,
 
   dtls_up: bool,
   connected: bool,
@@ -176,6 +185,7 @@ impl Core {
       lossy: None,
       queued_data: VecDeque::new(),
       remote: HashMap::new(),
+      remote_sources: HashMap::new(),
       dtls_up: false,
       connected: false,
       disconnected_since: None,
@@ -440,11 +450,42 @@ impl Core {
     self.require_open()?;
     self.require(TransportRole::Subscriber, "apply_offer")?;
     let offer = SdpOffer::from_sdp_string(sdp_text).map_err(|e| TransportError::Sdp(e.to_string()))?;
+    self.forget_replaced_sources(sdp_text);
     let answer = self.rtc.sdp_api().accept_offer(offer)?;
     let answer = answer.to_sdp_string();
     self.sync_remote_tracks(sdp_text, &answer);
     self.announce_candidates(&answer);
     Ok(answer)
+  }
+
+  /// LiveKit reuses a subscriber m-line for the next track with a new msid and new SSRCs. str0m
+  /// keeps the m-line's depacketizer (and the old SSRC's receive stream) when the SSRCs come
+  /// from `a=ssrc` lines: the new stream's sequence numbers then continue the old stream's
+  /// reordering window, and every packet numbered below the last one emitted is dropped as
+  /// late, which is a coin toss per republication; keyframe requests may also go to the old
+  /// SSRC. An m-line whose source changed is removed from str0m before the offer is applied,
+  /// so the offer re-creates it as new: fresh depacketizer, only the new streams.
+  fn forget_replaced_sources(&mut self, offer: &str) {
+    for s in sdp::scan(offer) {
+      if s.kind != "video" && s.kind != "audio" {
+        continue;
+      }
+      let Some(mid) = s.mid.as_deref().map(Mid::from) else {
+        continue;
+      };
+      if s.msid.is_none() && s.ssrcs.is_empty() {
+        continue; // nothing sent on it now: keep what it carried last
+      }
+      let source = RemoteSource {
+        msid: s.msid,
+        ssrcs: s.ssrcs,
+      };
+      if self.remote_sources.get(&mid).is_some_and(|known| *known != source) {
+        tracing::debug!(%mid, "remote m-line carries a new stream; re-creating it");
+        self.rtc.direct_api().remove_media(mid);
+      }
+      self.remote_sources.insert(mid, source);
+    }
   }
 
   /// Diffs the m-lines of a new remote offer against the known remote tracks. LiveKit reuses an

@@ -20,6 +20,9 @@ pub(crate) struct MSection {
   pub mid: Option<String>,
   pub direction: SdpDirection,
   pub msid: Option<(String, String)>,
+  /// Every SSRC of its `a=ssrc` lines (media and repair), sorted: the RTP streams the remote
+  /// announces for this m-line.
+  pub ssrcs: Vec<u32>,
   /// Payload types in m-line order.
   pub pts: Vec<u8>,
   /// pt -> encoding name (upper case).
@@ -76,6 +79,7 @@ pub(crate) fn scan(sdp: &str) -> Vec<MSection> {
         mid: None,
         direction: SdpDirection::SendRecv,
         msid: None,
+        ssrcs: Vec::new(),
         pts,
         rtpmap: Vec::new(),
       });
@@ -95,6 +99,11 @@ pub(crate) fn scan(sdp: &str) -> Vec<MSection> {
     } else if let Some(msid) = attr.strip_prefix("msid:") {
       cur.msid = parse_msid(msid);
     } else if let Some(ssrc) = attr.strip_prefix("ssrc:") {
+      if let Some(id) = ssrc.split_whitespace().next().and_then(|v| v.parse().ok()) {
+        if let Err(at) = cur.ssrcs.binary_search(&id) {
+          cur.ssrcs.insert(at, id);
+        }
+      }
       // Plan-B style `a=ssrc:N msid:stream track` when there is no a=msid line.
       if cur.msid.is_none() {
         if let Some(idx) = ssrc.find("msid:") {
@@ -237,6 +246,16 @@ a=rtpmap:103 rtx/90000\r\na=fmtp:103 apt=102\r\n";
     assert_eq!(s[1].direction, SdpDirection::SendOnly);
     assert_eq!(s[1].msid, Some(("PA_abc|TR_def".to_owned(), "TR_def".to_owned())));
     assert_eq!(s[1].first_video_codec(), Some(VideoCodecKind::Vp8));
+  }
+
+  #[test]
+  fn scans_the_ssrcs_of_each_section() {
+    let offer = format!(
+      "{OFFER}a=ssrc-group:FID 42 7\r\na=ssrc:42 cname:x\r\na=ssrc:42 msid:PA_abc|TR_def TR_def\r\na=ssrc:7 cname:x\r\n"
+    );
+    let s = scan(&offer);
+    assert!(s[0].ssrcs.is_empty());
+    assert_eq!(s[1].ssrcs, vec![7, 42]);
   }
 
   #[test]
