@@ -1,3 +1,5 @@
+// napi registers exported items only outside `cfg(test)`, where they would look unused.
+#![cfg_attr(test, allow(dead_code))]
 //! The Node binding of lkrtc: thin #[napi] wrappers over crates/lkrtc-video and crates/lkrtc-rtc.
 //! The TypeScript facade in lib/ builds the public API on top.
 
