@@ -149,7 +149,9 @@ fn set_bitrate_changes_the_output_rate() {
       high > low * 2.5,
       "{codec}: mean frame {high:.0} B at 2 Mbps vs {low:.0} B at 300 kbps"
     );
-    assert!(low < 2500.0, "{codec}: mean frame {low:.0} B at 300 kbps");
+    // The pattern does not fit 1.25 kB at VP8's coarsest quantizer: one-threaded VP8 settles
+    // near 2.6 kB here (two threads ~2.1 kB). The bound catches a rate that did not drop.
+    assert!(low < 3000.0, "{codec}: mean frame {low:.0} B at 300 kbps");
     eprintln!("{codec}: mean frame {high:.0} B at 2 Mbps vs {low:.0} B at 300 kbps");
   }
 }
