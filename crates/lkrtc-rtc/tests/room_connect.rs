@@ -5,31 +5,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{room_name, token, TestServer};
+use common::{next_event, room_name, token, TestServer};
 use lkrtc_rtc::{ConnectionState, Room, RoomEvent, RoomOptions};
-use tokio::sync::mpsc::UnboundedReceiver;
 
 fn options() -> RoomOptions {
   RoomOptions {
     connect_timeout: Duration::from_secs(10),
     ..Default::default()
-  }
-}
-
-/// The next event matching `pred`, or a panic after `secs`.
-pub async fn next_event(
-  events: &mut UnboundedReceiver<RoomEvent>,
-  secs: u64,
-  pred: impl Fn(&RoomEvent) -> bool,
-) -> RoomEvent {
-  let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-  loop {
-    match tokio::time::timeout_at(deadline, events.recv()).await {
-      Ok(Some(event)) if pred(&event) => return event,
-      Ok(Some(_)) => continue,
-      Ok(None) => panic!("event stream ended"),
-      Err(_) => panic!("no matching event within {secs} s"),
-    }
   }
 }
 

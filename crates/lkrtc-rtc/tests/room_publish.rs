@@ -7,28 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{room_name, token, TestServer};
+use common::{next_event, room_name, token, TestServer};
 use lkrtc_rtc::{
   LocalVideoTrack, Room, RoomEvent, RoomOptions, TrackKind, TrackPublishOptions, TrackSource, VideoBufferType,
   VideoCodec, VideoFrame, VideoRotation, VideoSource, VideoSourceOptions,
 };
-use tokio::sync::mpsc::UnboundedReceiver;
-
-async fn next_event(
-  events: &mut UnboundedReceiver<RoomEvent>,
-  secs: u64,
-  pred: impl Fn(&RoomEvent) -> bool,
-) -> RoomEvent {
-  let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-  loop {
-    match tokio::time::timeout_at(deadline, events.recv()).await {
-      Ok(Some(event)) if pred(&event) => return event,
-      Ok(Some(_)) => continue,
-      Ok(None) => panic!("event stream ended"),
-      Err(_) => panic!("no matching event within {secs} s"),
-    }
-  }
-}
 
 /// Feeds a moving gradient at ~30 fps until stopped.
 fn feed(source: VideoSource, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {

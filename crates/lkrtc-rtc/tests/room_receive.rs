@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{room_name, token, TestServer};
+use common::{next_event, room_name, token, TestServer};
 use lkrtc_rtc::video_source::now_us;
 use lkrtc_rtc::{
   LocalVideoTrack, RemoteVideoTrack, Room, RoomEvent, RoomOptions, TrackPublishOptions, TrackSource, VideoBufferType,
@@ -35,22 +35,6 @@ const COLOURS: [(&str, [u8; 3]); 5] = [
   ("white", [255, 255, 255]),
   ("black", [0, 0, 0]),
 ];
-
-async fn next_event(
-  events: &mut UnboundedReceiver<RoomEvent>,
-  secs: u64,
-  pred: impl Fn(&RoomEvent) -> bool,
-) -> RoomEvent {
-  let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-  loop {
-    match tokio::time::timeout_at(deadline, events.recv()).await {
-      Ok(Some(event)) if pred(&event) => return event,
-      Ok(Some(_)) => continue,
-      Ok(None) => panic!("event stream ended"),
-      Err(_) => panic!("no matching event within {secs} s"),
-    }
-  }
-}
 
 async fn subscribed_track(events: &mut UnboundedReceiver<RoomEvent>) -> RemoteVideoTrack {
   match next_event(events, 15, |e| matches!(e, RoomEvent::TrackSubscribed { .. })).await {

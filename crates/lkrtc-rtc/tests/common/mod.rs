@@ -131,3 +131,20 @@ pub fn room_name(prefix: &str) -> String {
     N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
   )
 }
+
+/// The next event matching `pred`, or a panic after `secs`.
+pub async fn next_event(
+  events: &mut tokio::sync::mpsc::UnboundedReceiver<lkrtc_rtc::RoomEvent>,
+  secs: u64,
+  pred: impl Fn(&lkrtc_rtc::RoomEvent) -> bool,
+) -> lkrtc_rtc::RoomEvent {
+  let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+  loop {
+    match tokio::time::timeout_at(deadline, events.recv()).await {
+      Ok(Some(event)) if pred(&event) => return event,
+      Ok(Some(_)) => continue,
+      Ok(None) => panic!("event stream ended"),
+      Err(_) => panic!("no matching event within {secs} s"),
+    }
+  }
+}
