@@ -312,22 +312,8 @@ impl VideoFrame {
   }
 
   /// A JS frame over a frame Rust made (e.g. a decoded one): its Vec becomes the backing store of
-  /// an external ArrayBuffer, without a copy. The Vec is freed when JS collects the buffer, which
-  /// Node defers until the event loop turns: a tight synchronous loop holds every such frame.
-  #[allow(dead_code)] // the bindings use `from_owned_js`
-  pub(crate) fn from_owned(env: &Env, frame: core::VideoFrame) -> Result<Self, String> {
-    let (width, height, buffer_type) = (frame.width(), frame.height(), frame.buffer_type());
-    let view = uint8_array_from_vec(env.raw(), frame.into_data())?;
-    Ok(Self {
-      width,
-      height,
-      buffer_type,
-      view: ViewRef::strong(env.raw(), view)?,
-    })
-  }
-
-  /// Like `from_owned`, but returns the JS object, which holds the memory itself: freed in the
-  /// same garbage collection as the frame, with no finalizer to wait for. Prefer this.
+  /// an external ArrayBuffer, without a copy, held by the frame's JS object, so both are freed in
+  /// the same garbage collection.
   pub(crate) fn from_owned_js(env: &Env, frame: core::VideoFrame) -> Result<ClassInstance<'_, VideoFrame>, String> {
     let (width, height, buffer_type) = (frame.width(), frame.height(), frame.buffer_type());
     let view = uint8_array_from_vec(env.raw(), frame.into_data())?;
@@ -636,16 +622,6 @@ struct ViewRef {
 
 impl ViewRef {
   fn new(env: sys::napi_env, value: sys::napi_value) -> Result<Self, String> {
-    Self::with_count(env, value, 0)
-  }
-
-  /// A strong reference, for a frame whose JS object is made later by napi-rs (no `hold_view`).
-  #[allow(dead_code)] // used by `from_owned` only
-  fn strong(env: sys::napi_env, value: sys::napi_value) -> Result<Self, String> {
-    Self::with_count(env, value, 1)
-  }
-
-  fn with_count(env: sys::napi_env, value: sys::napi_value, count: u32) -> Result<Self, String> {
     let mut raw = ptr::null_mut();
     // Weak (count 0): the frame's JS object holds the view strongly (see `hold_view`), so the
     // view lives exactly as long as the frame and both die in the same garbage collection. A
@@ -653,7 +629,7 @@ impl ViewRef {
     // defers to the next turn of the event loop: a synchronous loop would pile up every frame.
     // SAFETY: plain napi call on a value of this call.
     ok(
-      unsafe { sys::napi_create_reference(env, value, count, &mut raw) },
+      unsafe { sys::napi_create_reference(env, value, 0, &mut raw) },
       "napi_create_reference",
     )?;
     Ok(Self { env, raw })
