@@ -153,13 +153,16 @@ async function pump(capture: (data: Uint8Array, timestampUs: number) => void): P
 
 /** Receives until the publisher leaves; latency percentiles over the steady window, every
  * frame counted, CPU% over the steady window. */
-async function receive(frames: AsyncIterable<{ y: Uint8Array; stride: number; width: number }>): Promise<object> {
+async function receive(frames: AsyncIterable<{ y: Uint8Array; stride: number; width: number; height: number }>): Promise<object> {
   const meter = cpuMeter()
   const latencies: number[] = []
+  // Frames that arrived at the published size (an encoder may scale down under load).
+  let fullSize = 0
   let received = 0
   let measuring = false
   let cpu = NaN
   for await (const f of frames) {
+    if (f.width === opts.width && f.height === opts.height) fullSize++
     if (received++ === 0) {
       setTimeout(() => {
         measuring = true
@@ -177,7 +180,7 @@ async function receive(frames: AsyncIterable<{ y: Uint8Array; stride: number; wi
     }
   }
   latencies.sort((a, b) => a - b)
-  return { received, cpu, p50: percentile(latencies, 50), p95: percentile(latencies, 95), samples: latencies.length }
+  return { received, fullSize, cpu, p50: percentile(latencies, 50), p95: percentile(latencies, 95), samples: latencies.length }
 }
 
 async function subscribeLkrtc(): Promise<object> {
@@ -191,7 +194,7 @@ async function subscribeLkrtc(): Promise<object> {
   const stream = new lk.VideoStream(track, { capacity: 0 })
   async function* frames() {
     for await (const { frame } of stream) {
-      yield { y: frame.getPlane(0)!, stride: frame.getStride(0)!, width: frame.width }
+      yield { y: frame.getPlane(0)!, stride: frame.getStride(0)!, width: frame.width, height: frame.height }
     }
   }
   const result = await receive(frames())
@@ -221,7 +224,7 @@ async function subscribeRtcNode(): Promise<object> {
       if (done) return
       const frame = value.frame
       const i420 = frame.type === rtc.VideoBufferType.I420 ? frame : frame.convert(rtc.VideoBufferType.I420)
-      yield { y: i420.data.subarray(0, i420.width * i420.height), stride: i420.width, width: i420.width }
+      yield { y: i420.data.subarray(0, i420.width * i420.height), stride: i420.width, width: i420.width, height: i420.height }
     }
   }
   const result = await receive(frames())

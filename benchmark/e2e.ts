@@ -59,8 +59,9 @@ async function main() {
         const pub = await peer('publish', pubStack, { ...common, token: await token(server, 'pub', room) })
         const got = await sub
         const lost = pub.sent - got.received
+        const full = `${Math.round((100 * got.fullSize) / Math.max(1, got.received))}%`
         rows.push(
-          `| ${stack} | ${height}p30 ${CODEC.toUpperCase()} | ${got.p50.toFixed(1)} | ${got.p95.toFixed(1)} | ${pub.cpu.toFixed(0)}% | ${got.cpu.toFixed(0)}% | ${got.received} / ${pub.sent} (${lost} lost) |`,
+          `| ${stack} | ${height}p30 ${CODEC.toUpperCase()} | ${got.p50.toFixed(1)} | ${got.p95.toFixed(1)} | ${pub.cpu.toFixed(0)}% | ${got.cpu.toFixed(0)}% | ${got.received} / ${pub.sent} (${lost} lost) | ${full} |`,
         )
         console.error(rows[rows.length - 1])
       }
@@ -68,8 +69,8 @@ async function main() {
   } finally {
     await server.stop()
   }
-  console.log('| stack | stream | latency p50 ms | latency p95 ms | publisher CPU | subscriber CPU | frames delivered / sent |')
-  console.log('|---|---|---:|---:|---:|---:|---:|')
+  console.log('| stack | stream | latency p50 ms | latency p95 ms | publisher CPU | subscriber CPU | frames delivered / sent | at full size |')
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|')
   for (const row of rows) console.log(row)
 }
 

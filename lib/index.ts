@@ -28,6 +28,7 @@ export {
 export { createToken, type TokenOptions } from './token.js'
 export { LocalVideoTrack, VideoSource, type CaptureOptions, type VideoSourceOptions } from './video_source.js'
 export {
+  REJOIN_GRACE_MS,
   VideoStream,
   type FromParticipantOptions,
   type FromTrackOptions,

@@ -61,9 +61,20 @@ export interface RoomEvents {
   localTrackPublished: [publication: LocalTrackPublication, track: LocalVideoTrack | undefined]
   localTrackUnpublished: [publication: LocalTrackPublication]
   connectionStateChanged: [state: ConnectionState]
+  /**
+   * The link to the server was lost (the signal connection, or the media path for ~7 s). lkrtc resumes the
+   * session; if the server cannot resume it (e.g. it restarted), it joins again: remote
+   * participants are then reported disconnected and connected again with new tracks, and our
+   * tracks are unpublished and published again (new sids) from the same sources. Attempts back
+   * off from 300 ms to 7 s, 10 in all; after that the room ends with `disconnected`.
+   */
   reconnecting: []
   reconnected: []
-  /** The last event: `reason` is LiveKit's `DisconnectReason` name, e.g. `CLIENT_INITIATED`. */
+  /**
+   * The last event: `reason` is LiveKit's `DisconnectReason` name: `CLIENT_INITIATED` (we left),
+   * `DUPLICATE_IDENTITY`, `PARTICIPANT_REMOVED`, `ROOM_DELETED`, `SERVER_SHUTDOWN`, or, when
+   * reconnecting gave up, what was lost: `SIGNAL_CLOSE`, `CONNECTION_TIMEOUT`, `MEDIA_FAILURE`.
+   */
   disconnected: [reason: string]
 }
 
@@ -324,6 +335,8 @@ export class Room extends EventEmitter<RoomEvents> {
   native: NativeRoom | undefined
   private pump: Promise<void> | undefined
   private connecting = false
+  /** @internal when the last `reconnected` event came (ms since the epoch) */
+  reconnectedAt = 0
 
   constructor() {
     super()
@@ -506,6 +519,7 @@ export class Room extends EventEmitter<RoomEvents> {
         this.emit('reconnecting')
         break
       case 'reconnected':
+        this.reconnectedAt = Date.now()
         this.emit('reconnected')
         break
       case 'disconnected': {

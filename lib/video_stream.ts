@@ -42,7 +42,9 @@ const MAX_CAPACITY = 2 ** 31 - 1
  *
  * Ends when the track is unsubscribed, the room disconnects or `close()` is called.
  * `VideoStream.fromParticipant` follows whichever track a participant publishes for a source,
- * including ones published later, and ends when that participant leaves.
+ * including ones published later, and ends when that participant leaves. It follows the
+ * participant across a full reconnect (e.g. a restarted server), waiting up to `REJOIN_GRACE_MS`
+ * after `reconnected` for them to rejoin and republish.
  */
 export class VideoStream implements AsyncIterableIterator<VideoFrameEvent> {
   readonly capacity: number
@@ -158,52 +160,71 @@ export class VideoStream implements AsyncIterableIterator<VideoFrameEvent> {
   }
 }
 
-/** The tracks one participant publishes for one source, one after another. */
+/**
+ * How long a participant-following stream waits for its participant to come back after the room
+ * reconnected (a restarted server sees everyone rejoin, each on its own backoff).
+ */
+export const REJOIN_GRACE_MS = 30_000
+
+/**
+ * The tracks one participant (by identity) publishes for one source, one after another. Across a
+ * full reconnect the participant leaves and rejoins with new tracks: the stream follows them.
+ */
 class ParticipantTracks {
   private last: RemoteVideoTrack | undefined
+  private readonly identity: string
 
   constructor(
-    private readonly participant: RemoteParticipant,
+    participant: RemoteParticipant,
     private readonly source: TrackSource,
-  ) {}
+  ) {
+    this.identity = participant.identity
+    this.room = participant.room
+  }
+
+  private readonly room: RemoteParticipant['room']
 
   private find(): RemoteVideoTrack | undefined {
-    for (const publication of this.participant.trackPublications.values()) {
+    const participant = this.room.remoteParticipants.get(this.identity)
+    if (!participant) return undefined
+    for (const publication of participant.trackPublications.values()) {
       const track = publication.track
       if (publication.source === this.source && track && !track.ended && track !== this.last) return track
     }
     return undefined
   }
 
-  private gone(): boolean {
-    const room = this.participant.room
-    return (
-      room.connectionState === ConnectionState.Disconnected ||
-      room.remoteParticipants.get(this.participant.identity) !== this.participant
-    )
+  /** Milliseconds left to wait for an absent participant; 0 when the stream should end. */
+  private patience(): number {
+    const room = this.room
+    if (room.connectionState === ConnectionState.Disconnected) return 0
+    if (room.remoteParticipants.has(this.identity) || room.connectionState === ConnectionState.Reconnecting) {
+      return Infinity
+    }
+    return Math.max(0, room.reconnectedAt + REJOIN_GRACE_MS - Date.now())
   }
 
   /** The next track to read, waiting for one; `undefined` when the stream should end. */
   async next(stream: VideoStream): Promise<RemoteVideoTrack | undefined> {
-    const room = this.participant.room
+    const room = this.room
     for (;;) {
-      if (stream.closed || this.gone()) return undefined
+      const patience = this.patience()
+      if (stream.closed || patience === 0) return undefined
       const track = this.find()
       if (track) {
         this.last = track
         return track
       }
       await new Promise<void>((resolve) => {
+        const events = ['trackSubscribed', 'participantConnected', 'participantDisconnected', 'reconnected', 'disconnected'] as const
+        const timer = patience === Infinity ? undefined : setTimeout(() => done(), patience)
         const done = () => {
-          room.off('trackSubscribed', done)
-          room.off('participantDisconnected', done)
-          room.off('disconnected', done)
+          for (const event of events) room.off(event, done)
+          clearTimeout(timer)
           stream.wake = undefined
           resolve()
         }
-        room.on('trackSubscribed', done)
-        room.on('participantDisconnected', done)
-        room.on('disconnected', done)
+        for (const event of events) room.on(event, done)
         stream.wake = done
       })
     }

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libclang-dev clang nasm libvpx-dev cmake pkg-config g++)
+APT_PACKAGES=(libclang-dev clang nasm libvpx-dev cmake pkg-config g++ iproute2 nftables)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

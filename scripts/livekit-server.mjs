@@ -85,29 +85,35 @@ export async function start({ timeoutMs = 20_000, logLevel = 'info' } = {}) {
   const configPath = join(dir, `livekit-${port}.yaml`)
   writeFileSync(configPath, config({ port, tcpPort, udpPort, logLevel }))
   const log = join(dir, `livekit-${port}.log`)
-  const fd = openSync(log, 'w')
-  const child = spawn(BINARY, ['--config', configPath], { stdio: ['ignore', fd, fd] })
-  closeSync(fd)
-  let exited = null
-  const exit = new Promise((r) =>
-    child.once('exit', (code, signal) => {
-      exited = { code, signal }
-      r(exited)
-    }),
-  )
-  child.once('error', (e) => {
-    exited = { error: e }
-  })
 
-  const deadline = Date.now() + timeoutMs
-  while (!(await accepts(port))) {
-    if (exited) throw new Error(`livekit-server exited (${JSON.stringify(exited)}); see ${log}`)
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL')
-      throw new Error(`livekit-server did not accept connections within ${timeoutMs} ms; see ${log}`)
+  let child
+  let exited
+  let exit
+  const launch = async (flags) => {
+    const fd = openSync(log, flags)
+    child = spawn(BINARY, ['--config', configPath], { stdio: ['ignore', fd, fd] })
+    closeSync(fd)
+    exited = null
+    exit = new Promise((r) =>
+      child.once('exit', (code, signal) => {
+        exited = { code, signal }
+        r(exited)
+      }),
+    )
+    child.once('error', (e) => {
+      exited = { error: e }
+    })
+    const deadline = Date.now() + timeoutMs
+    while (!(await accepts(port))) {
+      if (exited) throw new Error(`livekit-server exited (${JSON.stringify(exited)}); see ${log}`)
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL')
+        throw new Error(`livekit-server did not accept connections within ${timeoutMs} ms; see ${log}`)
+      }
+      await sleep(50)
     }
-    await sleep(50)
   }
+  await launch('w')
 
   const stop = async () => {
     if (exited) return
@@ -116,7 +122,32 @@ export async function start({ timeoutMs = 20_000, logLevel = 'info' } = {}) {
     await exit
     clearTimeout(timer)
   }
-  return { url: `ws://127.0.0.1:${port}`, apiKey: API_KEY, apiSecret: API_SECRET, port, tcpPort, udpPort, log, pid: child.pid, stop }
+  /** SIGKILL: the server vanishes without a word to anyone, as in a crash. */
+  const kill = async () => {
+    if (exited) return
+    child.kill('SIGKILL')
+    await exit
+  }
+  /** Kills the server and starts it again on the same ports, with no memory of its rooms. */
+  const restart = async () => {
+    await kill()
+    await launch('a')
+  }
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    apiKey: API_KEY,
+    apiSecret: API_SECRET,
+    port,
+    tcpPort,
+    udpPort,
+    log,
+    get pid() {
+      return child.pid
+    },
+    stop,
+    kill,
+    restart,
+  }
 }
 
 const isMain = process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)

@@ -81,7 +81,9 @@ where
   };
   env
     .spawn_future_with_callback(guarded, move |env, result| {
-      result.and_then(|value| to_js(env, value)).map_err(|e| rejection(env, e))
+      result
+        .and_then(|value| to_js(env, value))
+        .map_err(|e| rejection(env, e))
     })
     .js()
 }

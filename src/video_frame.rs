@@ -306,7 +306,9 @@ impl VideoFrame {
 impl VideoFrame {
   /// The JS object of a frame made in Rust, holding its view (see [`hold_view`]).
   fn into_js(self, env: &Env, view: sys::napi_value) -> JsResult<ClassInstance<'_, VideoFrame>> {
-    let instance = self.into_instance(env).map_err(|e| js_error("ERR_INTERNAL", e.reason.clone()))?;
+    let instance = self
+      .into_instance(env)
+      .map_err(|e| js_error("ERR_INTERNAL", e.reason.clone()))?;
     hold_view(env.raw(), instance.as_object(env).raw(), view)?;
     Ok(instance)
   }

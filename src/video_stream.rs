@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use lkrtc_rtc as rtc;
-use napi::bindgen_prelude::{ClassInstance, PromiseRaw};
 use napi::bindgen_prelude::Result;
+use napi::bindgen_prelude::{ClassInstance, PromiseRaw};
 use napi::Env;
 use napi_derive::napi;
 use tokio::sync::{Mutex, Notify};

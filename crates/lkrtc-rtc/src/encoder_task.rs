@@ -3,7 +3,7 @@
 //! bandwidth estimate) and hands it to the publisher transport with its rotation.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::options::{VideoCodec, VideoEncoding};
@@ -21,6 +21,37 @@ pub(crate) struct EncoderControl {
   pub frames_unsent: AtomicU64,
   pub bytes_sent: AtomicU64,
   pub bitrate_bps: AtomicU64,
+  /// Where encoded frames go. A full reconnect moves the track to a new transport and mid
+  /// while the encoder runs on.
+  pub route: Mutex<Option<EncoderRoute>>,
+}
+
+/// The transport and transceiver (mid) a track's frames are written to.
+pub(crate) struct EncoderRoute {
+  pub pc: Pc,
+  pub mid: String,
+}
+
+impl EncoderControl {
+  pub fn new(route: EncoderRoute) -> Self {
+    let control = Self::default();
+    control.set_route(route);
+    control
+  }
+
+  /// Sends the next frames to `route`, starting with a keyframe.
+  pub fn set_route(&self, route: EncoderRoute) {
+    *self.route.lock().unwrap_or_else(|e| e.into_inner()) = Some(route);
+    self.keyframe.store(true, Ordering::Relaxed);
+  }
+
+  fn write(&self, frame: OutgoingFrame) -> RtcResult<()> {
+    let route = self.route.lock().unwrap_or_else(|e| e.into_inner());
+    match route.as_ref() {
+      Some(route) => route.pc.write_video(&route.mid, frame),
+      None => Err(RtcError::NotConnected),
+    }
+  }
 }
 
 pub(crate) struct EncoderParams {
@@ -84,20 +115,18 @@ pub(crate) fn spawn(
   params: EncoderParams,
   mut encoder: Box<dyn FrameEncoder>,
   slot: Arc<FrameSlot>,
-  pc: Pc,
   control: Arc<EncoderControl>,
   bwe_bps: Arc<AtomicU64>,
 ) -> RtcResult<std::thread::JoinHandle<()>> {
   std::thread::Builder::new()
     .name(format!("lkrtc-encoder-{}", params.mid))
-    .spawn(move || run(params, slot, pc, control, bwe_bps, encoder.as_mut()))
+    .spawn(move || run(params, slot, control, bwe_bps, encoder.as_mut()))
     .map_err(|e| RtcError::Codec(format!("cannot start the encoder thread: {e}")))
 }
 
 fn run(
   params: EncoderParams,
   slot: Arc<FrameSlot>,
-  pc: Pc,
   control: Arc<EncoderControl>,
   bwe_bps: Arc<AtomicU64>,
   encoder: &mut dyn FrameEncoder,
@@ -160,7 +189,7 @@ fn run(
         if keyframe {
           control.keyframes_encoded.fetch_add(1, Ordering::Relaxed);
         }
-        if let Err(e) = pc.write_video(&params.mid, out) {
+        if let Err(e) = control.write(out) {
           log::debug!("dropping an encoded frame: {e}");
           control.frames_unsent.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -205,7 +234,7 @@ mod tests {
       max_framerate: 30.0,
     };
     let encoder = new_encoder(VideoCodec::Vp8, 320, 240, encoding).unwrap();
-    let control = Arc::new(EncoderControl::default());
+    let control = Arc::new(EncoderControl::new(EncoderRoute { pc, mid: "0".into() }));
     let slot = source.attach();
     let params = EncoderParams {
       encoding,
@@ -215,7 +244,6 @@ mod tests {
       params,
       encoder,
       slot.clone(),
-      pc,
       control.clone(),
       Arc::new(AtomicU64::new(0)),
     )
@@ -258,13 +286,13 @@ mod tests {
       max_framerate: 10.0,
     };
     let encoder = new_encoder(VideoCodec::Vp8, 64, 64, encoding).unwrap();
-    let control = Arc::new(EncoderControl::default());
+    let control = Arc::new(EncoderControl::new(EncoderRoute { pc, mid: "0".into() }));
     let slot = source.attach();
     let params = EncoderParams {
       encoding,
       mid: "0".into(),
     };
-    let thread = spawn(params, encoder, slot, pc, control.clone(), Arc::new(AtomicU64::new(0))).unwrap();
+    let thread = spawn(params, encoder, slot, control.clone(), Arc::new(AtomicU64::new(0))).unwrap();
     let frame = VideoFrame::new_zeroed(64, 64, VideoBufferType::I420).unwrap();
     // 30 frames stamped 1/30 s apart = 1 s of video: at 10 fps about 10 survive.
     for n in 0..30i64 {

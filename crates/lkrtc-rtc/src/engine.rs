@@ -13,11 +13,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::decoder_task::{self, DecoderInput, EncodedFrame};
-use crate::encoder_task::EncoderControl;
+use crate::encoder_task::{EncoderControl, EncoderRoute};
 use crate::events::{ConnectionState, RoomEvent};
+use crate::local_track::LocalVideoTrack;
 use crate::options::VideoCodec;
 use crate::participant::RemoteParticipant;
-use crate::pc::{Pc, PcEvent};
+use crate::pc::{Pc, PcEvent, Role};
 use crate::publication::{LocalTrackPublication, RemoteTrackPublication, TrackKind};
 use crate::remote_track::RemoteVideoTrack;
 use crate::signal::connection::{self, SignalReader, SignalWriter};
@@ -44,7 +45,6 @@ pub(crate) fn lock(shared: &SharedRef) -> std::sync::MutexGuard<'_, Shared> {
 
 /// What a started track needs to feed its encoder.
 pub(crate) struct StartedTrack {
-  pub pc: Pc,
   pub mid: String,
   pub control: Arc<EncoderControl>,
   pub bwe_bps: Arc<AtomicU64>,
@@ -60,9 +60,12 @@ pub(crate) enum Command {
   },
   StartTrack {
     cid: String,
+    /// Sent again to republish the track after a full reconnect.
+    request: proto::AddTrackRequest,
     info: proto::TrackInfo,
     codec: VideoCodec,
     publication: LocalTrackPublication,
+    track: LocalVideoTrack,
     source: VideoSource,
     slot: Arc<FrameSlot>,
     reply: oneshot::Sender<RtcResult<StartedTrack>>,
@@ -93,12 +96,15 @@ pub(crate) struct Subscribed {
   participant: RemoteParticipant,
 }
 
-struct PublishedTrack {
+pub(crate) struct PublishedTrack {
   mid: String,
   cid: String,
+  request: proto::AddTrackRequest,
+  codec: VideoCodec,
   /// The server's description, replayed in `SyncState` on resume.
   info: proto::TrackInfo,
   publication: LocalTrackPublication,
+  track: LocalVideoTrack,
   control: Arc<EncoderControl>,
   source: VideoSource,
   slot: Arc<FrameSlot>,
@@ -127,7 +133,13 @@ pub(crate) struct Engine {
   pub token: String,
   pub last_answer: Option<proto::SessionDescription>,
   pub last_offer: Option<proto::SessionDescription>,
+  /// The local address media binds to (see `Room::connect`), reused by a full reconnect.
+  pub bind_ip: std::net::IpAddr,
+  /// Our tracks between a full reconnect and the new server's `TrackPublishedResponse`, by cid.
+  pub republishing: HashMap<String, PublishedTrack>,
 }
+
+type PendingAdds = HashMap<String, (proto::AddTrackRequest, oneshot::Sender<RtcResult<proto::TrackInfo>>)>;
 
 pub(crate) struct ResumeParams {
   pub base: url::Url,
@@ -150,6 +162,15 @@ struct Negotiation {
   mid_to_track_id: HashMap<String, String>,
 }
 
+/// A peer connection whose ICE path is down (no answer to ~5 s of checks, e.g. UDP blocked) for
+/// this long more is restarted: the
+/// session resumes on a new WebSocket, the publisher offers with new ICE credentials and the
+/// server restarts the subscriber's ICE.
+const ICE_RESTART_AFTER: Duration = Duration::from_secs(2);
+
+/// How long an ICE restart has before the path counts as still down.
+const ICE_RESTART_GRACE: Duration = Duration::from_secs(3);
+
 /// Longest the end of a room waits for its peer connections to close.
 const TRANSPORT_CLOSE_LIMIT: Duration = Duration::from_secs(3);
 
@@ -166,6 +187,10 @@ enum Flow {
   Resume {
     reason: String,
   },
+  /// The session cannot be resumed (server restarted, transport dead): join again, republish.
+  Restart {
+    reason: String,
+  },
   Stop {
     reason: String,
     send_leave: bool,
@@ -175,7 +200,7 @@ enum Flow {
 
 impl Engine {
   pub async fn run(mut self) {
-    let mut pending_adds: HashMap<String, oneshot::Sender<RtcResult<proto::TrackInfo>>> = HashMap::new();
+    let mut pending_adds: PendingAdds = HashMap::new();
     let mut tracks: HashMap<String, PublishedTrack> = HashMap::new();
     let mut negotiation = Negotiation {
       in_flight: false,
@@ -191,14 +216,12 @@ impl Engine {
     let mut ping = tokio::time::interval(ping_every);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
-    let primary = if self.session.subscriber_primary {
-      Target::Subscriber
-    } else {
-      Target::Publisher
-    };
 
     let mut media_failed_at: Option<Instant> = None;
+    // Per target (publisher, subscriber): since when its ICE path has been down.
+    let mut media_down_since: [Option<Instant>; 2] = [None, None];
     let flow = loop {
+      let media_down = media_down_since.iter().flatten().min().copied();
       let flow = tokio::select! {
         message = self.reader.recv() => match message {
           Some(Ok(message)) => {
@@ -216,8 +239,18 @@ impl Engine {
           // Every handle is gone: leave politely.
           None => Flow::Stop { reason: "CLIENT_INITIATED".into(), send_leave: true, reply: None },
         },
-        Some(event) = self.publisher_events.recv() => self.on_pc_event(Target::Publisher, event, primary, &tracks, &mut negotiation).await,
-        Some(event) = self.subscriber_events.recv() => self.on_pc_event(Target::Subscriber, event, primary, &tracks, &mut negotiation).await,
+        Some(event) = self.publisher_events.recv() => {
+          track_media(&mut media_down_since, Target::Publisher, &event, self.ready.is_none());
+          self.on_pc_event(Target::Publisher, event, &tracks, &mut negotiation).await
+        }
+        Some(event) = self.subscriber_events.recv() => {
+          track_media(&mut media_down_since, Target::Subscriber, &event, self.ready.is_none());
+          self.on_pc_event(Target::Subscriber, event, &tracks, &mut negotiation).await
+        }
+        _ = tokio::time::sleep_until(media_down.unwrap_or_else(Instant::now) + ICE_RESTART_AFTER), if media_down.is_some() => {
+          log::warn!("media has not flowed for {ICE_RESTART_AFTER:?}; restarting ICE");
+          Flow::Resume { reason: "MEDIA_DISCONNECTED".into() }
+        }
         _ = ping.tick(), if keepalive => {
           let message = self.session.ping(now_us() / 1000);
           if let Err(e) = self.writer.send(message).await {
@@ -226,11 +259,7 @@ impl Engine {
           Flow::Continue
         }
         _ = tokio::time::sleep_until(media_failed_at.unwrap_or_else(Instant::now)), if media_failed_at.is_some() => {
-          Flow::Stop {
-            reason: disconnect_reason(proto::DisconnectReason::MediaFailure as i32),
-            send_leave: true,
-            reply: None,
-          }
+          Flow::Restart { reason: disconnect_reason(proto::DisconnectReason::MediaFailure as i32) }
         }
         _ = tokio::time::sleep_until(last_heard + ping_timeout), if keepalive => {
           log::warn!("no message from the server for {ping_timeout:?}");
@@ -244,10 +273,24 @@ impl Engine {
         }
         Flow::Resume { reason } => {
           let resumed = self
-            .resume(&reason, &mut pending_adds, &mut tracks, &mut negotiation)
+            .resume(&reason, false, &mut pending_adds, &mut tracks, &mut negotiation)
             .await;
           last_heard = Instant::now();
+          // A path that was down gets time for its ICE restart; if it is still down after that,
+          // the next resume restarts it again (a full rejoin follows once the transport fails).
+          let retry = Instant::now() + ICE_RESTART_GRACE;
+          media_down_since = media_down_since.map(|down| down.map(|_| retry));
+          media_failed_at = None;
           resumed
+        }
+        Flow::Restart { reason } => {
+          let restarted = self
+            .resume(&reason, true, &mut pending_adds, &mut tracks, &mut negotiation)
+            .await;
+          last_heard = Instant::now();
+          media_down_since = [None, None];
+          media_failed_at = None;
+          restarted
         }
         other => other,
       };
@@ -279,8 +322,11 @@ impl Engine {
     for (_, sub) in self.subscribed.drain() {
       sub.track.end();
     }
-    for (_, reply) in pending_adds.drain() {
+    for (_, (_, reply)) in pending_adds.drain() {
       let _ = reply.send(Err(RtcError::Disconnected { reason: reason.clone() }));
+    }
+    for (_, track) in self.republishing.drain() {
+      track.source.detach(&track.slot);
     }
     // Each close waits (bounded) for its goodbye to drain: both at once. The outer bound keeps
     // `disconnect` from ever waiting on a transport that stopped answering.
@@ -306,15 +352,22 @@ impl Engine {
   }
 
   /// Resumes the session on a new WebSocket (`reconnect=1&sid=..`), replays our state with
-  /// `SyncState` and ICE-restarts the publisher. Commands wait; `disconnect` cuts it short.
+  /// `SyncState` and ICE-restarts the publisher. When the server cannot resume it (it restarted,
+  /// or the transports are dead: `full`), joins again with new transports and republishes our
+  /// tracks (LiveKit's full reconnect). Attempts back off; commands wait; `disconnect` cuts it
+  /// short.
   async fn resume(
     &mut self,
     reason: &str,
-    pending_adds: &mut HashMap<String, oneshot::Sender<RtcResult<proto::TrackInfo>>>,
+    mut full: bool,
+    pending_adds: &mut PendingAdds,
     tracks: &mut HashMap<String, PublishedTrack>,
     negotiation: &mut Negotiation,
   ) -> Flow {
-    log::info!("signal lost ({reason}); resuming");
+    log::info!(
+      "connection lost ({reason}); {}",
+      if full { "rejoining" } else { "resuming" }
+    );
     // A dead peer never answers a close: don't wait for it.
     let _ = tokio::time::timeout(Duration::from_millis(100), self.writer.close()).await;
     lock(&self.shared).state = ConnectionState::Reconnecting;
@@ -326,11 +379,22 @@ impl Engine {
     let mut delay = RESUME_FIRST_DELAY;
     let mut outcome = Err(RtcError::Signal(reason.to_string()));
     for attempt in 1..=RESUME_ATTEMPTS {
-      outcome = self.try_resume(tracks).await;
+      outcome = if full {
+        self.try_restart(pending_adds, tracks, negotiation).await
+      } else {
+        self.try_resume(tracks).await
+      };
       match &outcome {
         Ok(()) => break,
         Err(RtcError::Unauthorized { .. } | RtcError::Disconnected { .. }) => break,
-        Err(e) => log::info!("resume attempt {attempt} failed: {e}"),
+        Err(e) => {
+          log::info!(
+            "{} attempt {attempt} failed: {e}",
+            if full { "rejoin" } else { "resume" }
+          );
+          // As LiveKit's SDKs do: once a resume fails, the next attempts join afresh.
+          full = true;
+        }
       }
       if attempt == RESUME_ATTEMPTS {
         break;
@@ -363,7 +427,7 @@ impl Engine {
         reply: None,
       };
     }
-    if !tracks.is_empty() || self.last_offer.is_some() {
+    if !full && (!tracks.is_empty() || self.last_offer.is_some()) {
       negotiation.in_flight = false;
       self.negotiate_with(negotiation, true).await;
     }
@@ -402,9 +466,14 @@ impl Engine {
         match reader.recv().await {
           Some(Ok(proto::signal_response::Message::Reconnect(_))) => return Ok(()),
           Some(Ok(proto::signal_response::Message::Leave(leave))) => {
-            return Err(RtcError::Disconnected {
-              reason: disconnect_reason(leave.reason),
-            })
+            let reason = disconnect_reason(leave.reason);
+            // The server lost our session (e.g. it restarted): it asks for a full reconnect.
+            if leave.can_reconnect || leave.action == proto::leave_request::Action::Reconnect as i32 {
+              return Err(RtcError::Signal(format!(
+                "the server cannot resume the session ({reason})"
+              )));
+            }
+            return Err(RtcError::Disconnected { reason });
           }
           Some(Ok(_)) => continue,
           Some(Err(e)) => return Err(e),
@@ -440,6 +509,159 @@ impl Engine {
     self.writer.send(Request::SyncState(sync)).await
   }
 
+  /// A full reconnect: a new signal session and new transports. Once the server has accepted the
+  /// join, everything the old session held is reported gone (remote tracks unsubscribed and
+  /// unpublished, participants disconnected, our publications unpublished), the participants of
+  /// the new session are announced and our tracks are published again: each keeps its source and
+  /// encoder, which switches to the new transport when the server confirms it (`republish`).
+  async fn try_restart(
+    &mut self,
+    pending_adds: &mut PendingAdds,
+    tracks: &mut HashMap<String, PublishedTrack>,
+    negotiation: &mut Negotiation,
+  ) -> RtcResult<()> {
+    let params = JoinParams {
+      reconnect_sid: None,
+      ..self.resume.params.clone()
+    };
+    let url = signal_url(&self.resume.base, &self.token, &params);
+    let timeout = self.resume.connect_timeout;
+    let (writer, mut reader) = connection::connect(&url, &self.resume.base, &self.token, timeout).await?;
+    let join = tokio::time::timeout(timeout, crate::room::wait_join(&mut reader))
+      .await
+      .map_err(|_| RtcError::ConnectTimeout {
+        timeout_ms: timeout.as_millis() as u64,
+        stage: "join response",
+      })??;
+    let session = SignalSession::from_join(&join)?;
+    let (publisher, publisher_events) = Pc::start(Role::Publisher, self.bind_ip).await?;
+    let (subscriber, subscriber_events) = Pc::start(Role::Subscriber, self.bind_ip).await?;
+    log::info!(
+      "rejoined room {:?} as {:?} (participant {})",
+      session.room_name,
+      session.local.identity,
+      session.local.sid
+    );
+
+    self.forget_remote_participants();
+    let old_publisher = std::mem::replace(&mut self.publisher, publisher);
+    let old_subscriber = std::mem::replace(&mut self.subscriber, subscriber);
+    tokio::spawn(async move {
+      let closes = async { tokio::join!(old_publisher.close(), old_subscriber.close()) };
+      let _ = tokio::time::timeout(TRANSPORT_CLOSE_LIMIT, closes).await;
+    });
+    self.publisher_events = publisher_events;
+    self.subscriber_events = subscriber_events;
+    self.writer = writer;
+    self.reader = reader;
+    self.session = session;
+    self.remote_candidates = [Some(Vec::new()), Some(Vec::new())];
+    self.last_offer = None;
+    self.last_answer = None;
+    *negotiation = Negotiation {
+      in_flight: false,
+      again: false,
+      mid_to_track_id: HashMap::new(),
+    };
+    {
+      let mut shared = lock(&self.shared);
+      shared.room_sid = self.session.room_sid.clone();
+      shared.local = self.session.local.clone();
+      shared.remotes = self.session.remotes();
+      shared.publications.clear();
+    }
+    for (_, track) in tracks.drain() {
+      let _ = self.events.send(RoomEvent::LocalTrackUnpublished {
+        publication: track.publication.clone(),
+      });
+      self.republishing.insert(track.cid.clone(), track);
+    }
+    for participant in self.session.remotes().into_values() {
+      let _ = self.events.send(RoomEvent::ParticipantConnected {
+        participant: participant.clone(),
+      });
+      for publication in participant.publications.values() {
+        let _ = self.events.send(RoomEvent::TrackPublished {
+          publication: publication.clone(),
+          participant: participant.clone(),
+        });
+      }
+    }
+    let requests: Vec<proto::AddTrackRequest> = self
+      .republishing
+      .values()
+      .map(|t| t.request.clone())
+      .chain(pending_adds.values().map(|(request, _)| request.clone()))
+      .collect();
+    for request in requests {
+      self.send(Request::AddTrack(request)).await;
+    }
+    Ok(())
+  }
+
+  /// The new server confirmed a track of ours after a full reconnect: give its encoder the new
+  /// transceiver and announce the new publication.
+  async fn republish(
+    &mut self,
+    mut published: PublishedTrack,
+    info: proto::TrackInfo,
+    tracks: &mut HashMap<String, PublishedTrack>,
+    negotiation: &mut Negotiation,
+  ) {
+    let stream_id = format!("{}-stream", published.cid);
+    let mid = match self
+      .publisher
+      .add_video_track(&stream_id, &published.cid, published.codec)
+      .await
+    {
+      Ok(mid) => mid,
+      Err(e) => {
+        log::warn!("cannot republish {}: {e}", published.track.name());
+        published.source.detach(&published.slot);
+        published.track.set_sid(None);
+        return;
+      }
+    };
+    negotiation.mid_to_track_id.insert(mid.clone(), published.cid.clone());
+    published.control.set_route(EncoderRoute {
+      pc: self.publisher.clone(),
+      mid: mid.clone(),
+    });
+    published.mid = mid;
+    published.publication = LocalTrackPublication::from_info(&info, published.codec.mime_type());
+    published.info = info;
+    let sid = published.publication.sid.clone();
+    published.track.set_sid(Some(sid.clone()));
+    lock(&self.shared)
+      .publications
+      .insert(sid.clone(), published.publication.clone());
+    let _ = self.events.send(RoomEvent::LocalTrackPublished {
+      publication: published.publication.clone(),
+    });
+    tracks.insert(sid, published);
+    self.negotiate(negotiation).await;
+  }
+
+  /// The end of a session as seen by the user: every remote track unsubscribed and unpublished,
+  /// every remote participant disconnected.
+  fn forget_remote_participants(&mut self) {
+    let mids: Vec<String> = self.subscribed.keys().cloned().collect();
+    for mid in mids {
+      if let Some(sub) = self.subscribed.remove(&mid) {
+        self.end_subscription(sub);
+      }
+    }
+    for participant in self.session.remotes().into_values() {
+      for publication in participant.publications.values() {
+        let _ = self.events.send(RoomEvent::TrackUnpublished {
+          publication: publication.clone(),
+          participant: participant.clone(),
+        });
+      }
+      let _ = self.events.send(RoomEvent::ParticipantDisconnected { participant });
+    }
+  }
+
   /// Applies the candidates held until `target`'s remote description was set.
   async fn flush_candidates(&mut self, target: Target) {
     let held = self.remote_candidates[target as usize].take().unwrap_or_default();
@@ -466,7 +688,7 @@ impl Engine {
   async fn on_signal(
     &mut self,
     message: proto::signal_response::Message,
-    pending_adds: &mut HashMap<String, oneshot::Sender<RtcResult<proto::TrackInfo>>>,
+    pending_adds: &mut PendingAdds,
     tracks: &mut HashMap<String, PublishedTrack>,
     negotiation: &mut Negotiation,
   ) -> Flow {
@@ -527,8 +749,10 @@ impl Engine {
           }
         }
         Action::TrackPublished { cid, track } => {
-          if let Some(reply) = pending_adds.remove(&cid) {
+          if let Some((_, reply)) = pending_adds.remove(&cid) {
             let _ = reply.send(Ok(track));
+          } else if let Some(published) = self.republishing.remove(&cid) {
+            self.republish(published, track, tracks, negotiation).await;
           }
         }
         Action::LocalTrackUnpublished { sid } => {
@@ -548,8 +772,10 @@ impl Engine {
         }
         Action::Leave { reason, action } => {
           log::info!("the server ends the session: {reason} ({})", action.as_str_name());
-          if action == proto::leave_request::Action::Resume {
-            return Flow::Resume { reason };
+          match action {
+            proto::leave_request::Action::Resume => return Flow::Resume { reason },
+            proto::leave_request::Action::Reconnect => return Flow::Restart { reason },
+            _ => {}
           }
           return Flow::Stop {
             reason,
@@ -566,14 +792,13 @@ impl Engine {
   async fn on_command(
     &mut self,
     command: Command,
-    pending_adds: &mut HashMap<String, oneshot::Sender<RtcResult<proto::TrackInfo>>>,
+    pending_adds: &mut PendingAdds,
     tracks: &mut HashMap<String, PublishedTrack>,
     negotiation: &mut Negotiation,
   ) -> Flow {
     match command {
       Command::AddTrack { request, reply } => {
-        let cid = request.cid.clone();
-        pending_adds.insert(cid, reply);
+        pending_adds.insert(request.cid.clone(), (request.clone(), reply));
         self.send(Request::AddTrack(request)).await;
       }
       Command::CancelAdd { cid } => {
@@ -581,9 +806,11 @@ impl Engine {
       }
       Command::StartTrack {
         cid,
+        request,
         info,
         codec,
         publication,
+        track,
         source,
         slot,
         reply,
@@ -592,9 +819,11 @@ impl Engine {
         match self.publisher.add_video_track(&stream_id, &cid, codec).await {
           Ok(mid) => {
             negotiation.mid_to_track_id.insert(mid.clone(), cid.clone());
-            let control = Arc::new(EncoderControl::default());
-            let started = StartedTrack {
+            let control = Arc::new(EncoderControl::new(EncoderRoute {
               pc: self.publisher.clone(),
+              mid: mid.clone(),
+            }));
+            let started = StartedTrack {
               mid: mid.clone(),
               control: control.clone(),
               bwe_bps: self.bwe_bps.clone(),
@@ -607,8 +836,11 @@ impl Engine {
               PublishedTrack {
                 mid,
                 cid,
+                request,
+                codec,
                 info,
                 publication,
+                track,
                 control,
                 source,
                 slot,
@@ -724,7 +956,6 @@ impl Engine {
     &mut self,
     target: Target,
     event: PcEvent,
-    primary: Target,
     tracks: &HashMap<String, PublishedTrack>,
     negotiation: &mut Negotiation,
   ) -> Flow {
@@ -743,6 +974,11 @@ impl Engine {
         }
       }
       PcEvent::Connected => {
+        let primary = if self.session.subscriber_primary {
+          Target::Subscriber
+        } else {
+          Target::Publisher
+        };
         if target == primary {
           if let Some(ready) = self.ready.take() {
             let _ = ready.send(Ok(()));
@@ -895,5 +1131,17 @@ impl Engine {
       publication: sub.publication,
       participant: sub.participant,
     });
+  }
+}
+
+/// Notes when a target's ICE path goes down after the room is up, and when it comes back.
+fn track_media(down_since: &mut [Option<Instant>; 2], target: Target, event: &PcEvent, room_up: bool) {
+  let slot = &mut down_since[target as usize];
+  match event {
+    PcEvent::Disconnected if room_up => {
+      slot.get_or_insert_with(Instant::now);
+    }
+    PcEvent::Connected | PcEvent::Failed => *slot = None,
+    _ => {}
   }
 }

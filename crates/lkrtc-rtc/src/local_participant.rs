@@ -171,7 +171,10 @@ impl LocalParticipant {
       ..Default::default()
     };
     let (reply, confirmed) = oneshot::channel();
-    self.command(Command::AddTrack { request, reply })?;
+    self.command(Command::AddTrack {
+      request: request.clone(),
+      reply,
+    })?;
     let info = match tokio::time::timeout(PUBLISH_TIMEOUT, confirmed).await {
       Ok(Ok(result)) => result?,
       Ok(Err(_)) => return Err(RtcError::NotConnected),
@@ -188,10 +191,12 @@ impl LocalParticipant {
     let slot = source.attach();
     let (reply, started) = oneshot::channel();
     self.command(Command::StartTrack {
-      cid,
+      cid: cid.clone(),
+      request,
       info: info.clone(),
       codec,
       publication: publication.clone(),
+      track: track.clone(),
       source: source.clone(),
       slot: slot.clone(),
       reply,
@@ -202,19 +207,12 @@ impl LocalParticipant {
       mid: started.mid,
     };
     let control = started.control.clone();
-    if let Err(e) = encoder_task::spawn(
-      params,
-      encoder,
-      slot.clone(),
-      started.pc,
-      started.control,
-      started.bwe_bps,
-    ) {
+    track.set_sid(Some(publication.sid.clone()));
+    lock_tracks(&self.inner.tracks).insert(cid, (track.clone(), control, slot.clone()));
+    if let Err(e) = encoder_task::spawn(params, encoder, slot, started.control, started.bwe_bps) {
       let _ = self.unpublish_track(&publication.sid).await;
       return Err(e);
     }
-    track.set_sid(Some(publication.sid.clone()));
-    lock_tracks(&self.inner.tracks).insert(publication.sid.clone(), (track.clone(), control, slot));
     let _ = self.command(Command::Emit(RoomEvent::LocalTrackPublished {
       publication: publication.clone(),
     }));
@@ -224,7 +222,7 @@ impl LocalParticipant {
   /// The send counters of a published track, `None` for an unknown sid.
   pub fn publish_stats(&self, sid: &str) -> Option<PublishStats> {
     let tracks = lock_tracks(&self.inner.tracks);
-    let (track, control, slot) = tracks.get(sid)?;
+    let (track, control, slot) = tracks.values().find(|(t, _, _)| t.sid().as_deref() == Some(sid))?;
     Some(PublishStats {
       frames_captured: track.source().captured_frames(),
       frames_dropped: slot.dropped.load(Ordering::Relaxed),
@@ -244,14 +242,20 @@ impl LocalParticipant {
       sid: sid.to_string(),
       reply,
     })?;
-    let result = done.await.map_err(|_| RtcError::NotConnected)?;
-    if let Some((track, _, _)) = lock_tracks(&self.inner.tracks).remove(sid) {
-      track.set_sid(None);
-    }
-    result
+    let result = done.await.map_err(|_| RtcError::NotConnected);
+    // Keyed by cid: find the track that had this sid.
+    lock_tracks(&self.inner.tracks).retain(|_, (track, _, _)| {
+      let ours = track.sid().as_deref() == Some(sid);
+      if ours {
+        track.set_sid(None);
+      }
+      !ours
+    });
+    result?
   }
 }
 
+/// Published tracks keyed by their cid, which stays while the server's sid can change.
 type TrackMap = HashMap<String, (LocalVideoTrack, Arc<EncoderControl>, Arc<FrameSlot>)>;
 
 fn lock_tracks(tracks: &Mutex<TrackMap>) -> std::sync::MutexGuard<'_, TrackMap> {

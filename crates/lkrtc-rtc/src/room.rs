@@ -136,6 +136,8 @@ impl Room {
       token: token.to_string(),
       last_answer: None,
       last_offer: None,
+      bind_ip,
+      republishing: HashMap::new(),
     };
     let task = tokio::spawn(engine.run());
     let room = Room {
@@ -249,7 +251,7 @@ async fn local_ip_towards(base: &url::Url) -> RtcResult<std::net::IpAddr> {
 }
 
 /// The first useful message must be a `JoinResponse`; a `LeaveRequest` instead means refusal.
-async fn wait_join(reader: &mut SignalReader) -> RtcResult<proto::JoinResponse> {
+pub(crate) async fn wait_join(reader: &mut SignalReader) -> RtcResult<proto::JoinResponse> {
   loop {
     match reader.recv().await {
       Some(Ok(proto::signal_response::Message::Join(join))) => return Ok(join),

@@ -25,6 +25,11 @@ pub(crate) const LOSSY_LABEL: &str = "_lossy";
 
 /// ICE disconnected this long without recovery counts as failed.
 const FAIL_AFTER: Duration = Duration::from_secs(15);
+/// A connected transport that receives nothing for this long is reported disconnected. The
+/// remote's consent checks and our checks' answers arrive every 1.5-2 s even without media, and
+/// str0m alone keeps a pair alive for 15 s after the remote's last check, so a dead path would
+/// otherwise go unnoticed for 15-20 s (browsers call a path not receiving after 2.5 s).
+const RECEIVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a close waits for str0m to flush BYE/close_notify.
 const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 /// At most one loss-triggered PLI per track in this window.
@@ -113,7 +118,11 @@ pub(crate) struct Core {
   remote_sources: HashMap<Mid, RemoteSource>,
 
   dtls_up: bool,
+  /// str0m's ICE state is connected or completed.
+  ice_up: bool,
   connected: bool,
+  /// When the last datagram arrived: a connected transport that stops receiving is disconnected.
+  last_received: Option<Instant>,
   disconnected_since: Option<Instant>,
   closing_since: Option<Instant>,
   close_started: bool,
@@ -126,6 +135,11 @@ impl Core {
     let mut rtc_config = RtcConfig::new()
       .set_dtls_version(str0m::config::DtlsVersion::Dtls12)
       .clear_codecs();
+    // Consent checks every 1.5 s (str0m: 3 s), so that a live path always carries something
+    // within RECEIVE_TIMEOUT; a pair fails after 5 unanswered retransmits (libwebrtc calls a
+    // connection unwritable after 5 unanswered checks).
+    rtc_config.set_max_stun_rto(Duration::from_millis(1500));
+    rtc_config.set_max_stun_retransmits(5);
     match config.role {
       TransportRole::Publisher => {
         // Only what lkrtc can encode, so the server cannot pick anything else.
@@ -187,6 +201,8 @@ impl Core {
       remote: HashMap::new(),
       remote_sources: HashMap::new(),
       dtls_up: false,
+      ice_up: false,
+      last_received: None,
       connected: false,
       disconnected_since: None,
       closing_since: None,
@@ -628,6 +644,11 @@ impl Core {
     let Ok(contents) = data.try_into() else {
       return; // not STUN/DTLS/RTP: stray datagram
     };
+    self.last_received = Some(now);
+    if !self.connected && self.dtls_up && self.ice_up {
+      // Disconnected for silence, and the path carries datagrams again.
+      self.set_connected(true, now);
+    }
     let input = Input::Receive(
       now,
       Receive {
@@ -667,6 +688,11 @@ impl Core {
           continue;
         }
       }
+      if self.connected && self.last_received.is_some_and(|t| now >= t + RECEIVE_TIMEOUT) {
+        tracing::info!(role = self.role.name(), "nothing received for {RECEIVE_TIMEOUT:?}");
+        self.set_connected(false, now);
+        continue;
+      }
       if self.closing_since.is_none() && !self.rtc.is_alive() {
         self.fail("peer connection ended");
         continue;
@@ -682,6 +708,9 @@ impl Core {
           let mut at = at.min(now + MAX_SLEEP);
           if let Some(since) = self.disconnected_since {
             at = at.min(since + FAIL_AFTER);
+          }
+          if let (true, Some(t)) = (self.connected, self.last_received) {
+            at = at.min(t + RECEIVE_TIMEOUT);
           }
           if let Some(since) = self.closing_since {
             at = at.min(since + CLOSE_DRAIN);
@@ -712,11 +741,16 @@ impl Core {
         self.dtls_up = true;
         self.set_connected(true, now);
       }
-      Event::IceConnectionStateChange(state) => match state {
-        IceConnectionState::Disconnected => self.set_connected(false, now),
-        IceConnectionState::Connected | IceConnectionState::Completed if self.dtls_up => self.set_connected(true, now),
-        _ => {}
-      },
+      Event::IceConnectionStateChange(state) => {
+        self.ice_up = matches!(state, IceConnectionState::Connected | IceConnectionState::Completed);
+        match state {
+          IceConnectionState::Disconnected => self.set_connected(false, now),
+          IceConnectionState::Connected | IceConnectionState::Completed if self.dtls_up => {
+            self.set_connected(true, now)
+          }
+          _ => {}
+        }
+      }
       Event::MediaData(d) => self.on_media_data(d, now),
       Event::ChannelOpen(id, label) => {
         let reliable = label != LOSSY_LABEL;

@@ -81,9 +81,18 @@ impl VideoBufferType {
       Self::I010 => &[(w * 2, h), (cw * 2, ch), (cw * 2, ch)],
       Self::Nv12 => &[(w, h), (cw * 2, ch)],
     };
-    let mut layout = FrameLayout { planes: [PlaneLayout::default(); 4], count: planes.len(), size: 0 };
+    let mut layout = FrameLayout {
+      planes: [PlaneLayout::default(); 4],
+      count: planes.len(),
+      size: 0,
+    };
     for (i, &(stride, rows)) in planes.iter().enumerate() {
-      layout.planes[i] = PlaneLayout { offset: layout.size, stride, rows, len: stride * rows };
+      layout.planes[i] = PlaneLayout {
+        offset: layout.size,
+        stride,
+        rows,
+        len: stride * rows,
+      };
       layout.size += stride * rows;
     }
     layout

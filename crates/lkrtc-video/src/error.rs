@@ -13,13 +13,28 @@ pub enum VideoError {
   #[error("invalid rotation: expected a VideoRotation (0..=3), got {given}")]
   InvalidRotation { given: i64 },
   #[error("invalid frame size: a {width}x{height} {buffer_type} frame needs exactly {expected} bytes, got {given}")]
-  InvalidFrameSize { width: u32, height: u32, buffer_type: VideoBufferType, expected: usize, given: usize },
+  InvalidFrameSize {
+    width: u32,
+    height: u32,
+    buffer_type: VideoBufferType,
+    expected: usize,
+    given: usize,
+  },
   #[error("dimension mismatch: expected a {width}x{height} destination frame, got {given_width}x{given_height}")]
-  DimensionMismatch { width: u32, height: u32, given_width: u32, given_height: u32 },
+  DimensionMismatch {
+    width: u32,
+    height: u32,
+    given_width: u32,
+    given_height: u32,
+  },
   #[error("unsupported conversion from {from} to {to}")]
   UnsupportedConversion { from: VideoBufferType, to: VideoBufferType },
   #[error("conversion from {from} to {to} failed in libyuv (code {code})")]
-  ConversionFailed { from: VideoBufferType, to: VideoBufferType, code: i32 },
+  ConversionFailed {
+    from: VideoBufferType,
+    to: VideoBufferType,
+    code: i32,
+  },
 }
 
 impl VideoError {

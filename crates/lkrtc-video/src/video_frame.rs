@@ -21,7 +21,11 @@ pub fn check_dimensions(width: i64, height: i64) -> Result<(u32, u32), VideoErro
   if ok(width) && ok(height) {
     Ok((width as u32, height as u32))
   } else {
-    Err(VideoError::InvalidDimensions { width, height, max: MAX_DIMENSION })
+    Err(VideoError::InvalidDimensions {
+      width,
+      height,
+      max: MAX_DIMENSION,
+    })
   }
 }
 
@@ -32,9 +36,20 @@ impl<D: AsRef<[u8]>> VideoFrame<D> {
     let expected = buffer_type.layout(width, height).size;
     let given = data.as_ref().len();
     if given != expected {
-      return Err(VideoError::InvalidFrameSize { width, height, buffer_type, expected, given });
+      return Err(VideoError::InvalidFrameSize {
+        width,
+        height,
+        buffer_type,
+        expected,
+        given,
+      });
     }
-    Ok(Self { width, height, buffer_type, data })
+    Ok(Self {
+      width,
+      height,
+      buffer_type,
+      data,
+    })
   }
 
   pub fn width(&self) -> u32 {
@@ -71,7 +86,12 @@ impl<D: AsRef<[u8]>> VideoFrame<D> {
 
   /// A borrowed view of this frame.
   pub fn as_ref(&self) -> VideoFrame<&[u8]> {
-    VideoFrame { width: self.width, height: self.height, buffer_type: self.buffer_type, data: self.data.as_ref() }
+    VideoFrame {
+      width: self.width,
+      height: self.height,
+      buffer_type: self.buffer_type,
+      data: self.data.as_ref(),
+    }
   }
 }
 
@@ -92,6 +112,11 @@ impl VideoFrame<Vec<u8>> {
   pub fn new_zeroed(width: u32, height: u32, buffer_type: VideoBufferType) -> Result<Self, VideoError> {
     check_dimensions(i64::from(width), i64::from(height))?;
     let size = buffer_type.layout(width, height).size;
-    Ok(Self { width, height, buffer_type, data: vec![0; size] })
+    Ok(Self {
+      width,
+      height,
+      buffer_type,
+      data: vec![0; size],
+    })
   }
 }

@@ -2,6 +2,8 @@
 //! log in `target/lkrtc-rtc-tests/`, killed on drop.
 #![allow(dead_code)]
 
+pub mod media;
+
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -14,6 +16,7 @@ pub const API_SECRET: &str = "secret";
 
 pub struct TestServer {
   child: Child,
+  config: PathBuf,
   pub http_port: u16,
   pub url: String,
   pub log: PathBuf,
@@ -68,21 +71,33 @@ logging: {{ level: debug }}
     )
     .unwrap();
     let log = dir.join(format!("livekit-{http_port}.log"));
-    let log_file = std::fs::File::create(&log).unwrap();
-    let child = Command::new(&binary)
-      .arg("--config")
-      .arg(&config)
-      .stdin(Stdio::null())
-      .stdout(log_file.try_clone().unwrap())
-      .stderr(log_file)
-      .spawn()
-      .expect("start livekit-server");
     let mut server = TestServer {
-      child,
+      child: spawn_server(&config, &log, false),
+      config,
       http_port,
       url: format!("ws://127.0.0.1:{http_port}"),
       log,
     };
+    server.wait_listening();
+    server
+  }
+
+  /// Kills the server (SIGKILL: no goodbye to anyone) and waits for it to be gone.
+  pub fn kill(&mut self) {
+    let _ = self.child.kill();
+    let _ = self.child.wait();
+  }
+
+  /// Starts the server again on the same ports, with no memory of the rooms it had.
+  pub fn restart(&mut self) {
+    self.kill();
+    self.child = spawn_server(&self.config, &self.log, true);
+    self.wait_listening();
+  }
+
+  fn wait_listening(&mut self) {
+    let http_port = self.http_port;
+    let server = self;
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", http_port)).is_err() {
       if let Ok(Some(status)) = server.child.try_wait() {
@@ -95,7 +110,6 @@ logging: {{ level: debug }}
       );
       std::thread::sleep(Duration::from_millis(50));
     }
-    server
   }
 
   pub fn token(&self, identity: &str, room: &str) -> String {
@@ -113,6 +127,25 @@ pub fn token(identity: &str, room: &str) -> String {
     ..Default::default()
   })
   .unwrap()
+}
+
+fn spawn_server(config: &std::path::Path, log: &std::path::Path, append: bool) -> Child {
+  let binary = workspace_root().join(".tools/bin/livekit-server");
+  let log_file = std::fs::OpenOptions::new()
+    .create(true)
+    .write(true)
+    .append(append)
+    .truncate(!append)
+    .open(log)
+    .unwrap();
+  Command::new(&binary)
+    .arg("--config")
+    .arg(config)
+    .stdin(Stdio::null())
+    .stdout(log_file.try_clone().unwrap())
+    .stderr(log_file)
+    .spawn()
+    .expect("start livekit-server")
 }
 
 impl Drop for TestServer {

@@ -1,0 +1,127 @@
+/**
+ * Reconnection through the TypeScript API, against a livekit-server of this file's own that is
+ * killed mid-stream and started again on the same ports: both rooms rejoin, the publisher's track
+ * is published again from the same source, and a stream following the publisher carries on.
+ */
+import test from 'ava'
+
+import {
+  ConnectionState,
+  createToken,
+  type LocalTrackPublication,
+  LocalVideoTrack,
+  Room, 
+  TrackSource,
+  VideoBufferType,
+  VideoSource,
+  VideoStream,
+} from '../lib/index.js'
+import { classify, COLOURS, meanRgb, solidRgba } from './helpers/colors.js'
+import { once, roomName, sleep } from './helpers/server.js'
+
+interface RestartableServer {
+  url: string
+  apiKey: string
+  apiSecret: string
+  kill(): Promise<void>
+  restart(): Promise<void>
+  stop(): Promise<void>
+}
+
+let server: RestartableServer | undefined
+
+test.before(async () => {
+  const path = '../scripts/livekit-server.mjs'
+  const { start } = (await import(path)) as { start: () => Promise<RestartableServer> }
+  server = await start()
+})
+
+test.after.always(async () => {
+  await server?.stop()
+})
+
+const WIDTH = 320
+const HEIGHT = 240
+
+async function join(identity: string, room: string): Promise<Room> {
+  const lk = new Room()
+  const token = await createToken({ apiKey: server!.apiKey, apiSecret: server!.apiSecret, identity, room })
+  await lk.connect(server!.url, token)
+  return lk
+}
+
+/** Resolves once `check()` holds, polling; rejects with `what` after `timeoutMs`. */
+async function until(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(50)
+  }
+}
+
+test('a stream following a participant carries on across a server restart', async (t) => {
+  const room = roomName('restart')
+  const alice = await join('alice', room)
+  const source = new VideoSource(WIDTH, HEIGHT)
+  const track = LocalVideoTrack.createVideoTrack('camera', source)
+  const before = await alice.localParticipant.publishTrack(track, { source: TrackSource.Camera })
+  let frame = solidRgba(WIDTH, HEIGHT, COLOURS.red)
+  const feeder = setInterval(() => source.captureFrame(frame), 33)
+
+  const bob = new Room()
+  try {
+    const token = await createToken({ apiKey: server!.apiKey, apiSecret: server!.apiSecret, identity: 'bob', room })
+    await bob.connect(server!.url, token)
+    if (!bob.remoteParticipants.has('alice')) {
+      await once(bob, 'participantConnected', (p: { identity: string }) => p.identity === 'alice')
+    }
+    const aliceBefore = bob.remoteParticipants.get('alice')!
+    const stream = VideoStream.fromParticipant({ participant: aliceBefore, format: VideoBufferType.RGBA })
+    const seen: (string | undefined)[] = []
+    const reading = (async () => {
+      for await (const { frame } of stream) {
+        t.is(frame.width, WIDTH)
+        t.is(frame.height, HEIGHT)
+        seen.push(classify(meanRgb(frame.data, WIDTH, HEIGHT)))
+      }
+    })()
+    await until('red frames', () => seen.filter((c) => c === 'red').length >= 5, 15_000)
+
+    const states: ConnectionState[] = []
+    bob.on('connectionStateChanged', (state) => states.push(state))
+    const rejoined = Promise.all([alice, bob].map((r) => once(r, 'reconnected', () => true, 45_000)))
+    const republished = once<[LocalTrackPublication]>(alice, 'localTrackPublished', () => true, 60_000)
+    await server!.kill()
+    frame = solidRgba(WIDTH, HEIGHT, COLOURS.blue)
+    await sleep(500)
+    await server!.restart()
+    await rejoined
+    t.is(alice.connectionState, ConnectionState.Connected)
+    t.is(bob.connectionState, ConnectionState.Connected)
+    t.deepEqual(states.slice(0, 2), [ConnectionState.Reconnecting, ConnectionState.Connected])
+
+    const [publication] = await republished
+    t.not(publication.sid, before.sid, 'the restarted server gave the track a new sid')
+    t.is(publication.name, 'camera')
+    t.is(track.sid, publication.sid)
+    t.true(alice.localParticipant.trackPublications.has(publication.sid))
+    t.false(alice.localParticipant.trackPublications.has(before.sid))
+
+    const blueBefore = seen.length
+    await until('blue frames on the same stream', () => seen.slice(blueBefore).filter((c) => c === 'blue').length >= 10, 40_000)
+    t.false(stream.isClosed)
+    const aliceAfter = bob.remoteParticipants.get('alice')
+    t.truthy(aliceAfter)
+    t.not(aliceAfter!.sid, aliceBefore.sid, 'alice rejoined as a new participant')
+    const firstBlue = seen.indexOf('blue')
+    t.true(seen.slice(0, firstBlue).includes('red') && !seen.slice(firstBlue).includes('red'), seen.join(','))
+    await bob.disconnect()
+    await reading
+    t.true(stream.isClosed)
+  } finally {
+    clearInterval(feeder)
+    await bob.disconnect()
+    await alice.disconnect()
+    source.close()
+  }
+})

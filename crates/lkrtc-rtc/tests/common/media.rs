@@ -1,0 +1,109 @@
+//! Coloured video for integration tests: a feeder thread capturing solid colours, and readers
+//! that recognise them by luma after the codec.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lkrtc_rtc::video_source::now_us;
+use lkrtc_rtc::{
+  RemoteVideoTrack, RoomEvent, VideoBufferType, VideoFrame, VideoRotation, VideoSource, VideoStream, VideoStreamOptions,
+};
+
+use super::next_event;
+
+pub const WIDTH: u32 = 320;
+pub const HEIGHT: u32 = 240;
+
+/// Solid colours as captured (RGBA) and their BT.601 limited-range luma as received.
+pub const RED: ([u8; 3], f64) = ([255, 0, 0], 82.0);
+pub const BLUE: ([u8; 3], f64) = ([0, 0, 255], 41.0);
+
+pub fn solid(rgb: [u8; 3]) -> VideoFrame<Vec<u8>> {
+  let mut data = vec![255u8; (WIDTH * HEIGHT * 4) as usize];
+  for px in data.chunks_exact_mut(4) {
+    px[..3].copy_from_slice(&rgb);
+  }
+  VideoFrame::new(WIDTH, HEIGHT, VideoBufferType::Rgba, data).unwrap()
+}
+
+/// Mean of the luma plane of an I420 frame.
+pub fn mean_luma(frame: &VideoFrame<Vec<u8>>) -> f64 {
+  let y = &frame.data()[..(frame.width() * frame.height()) as usize];
+  y.iter().map(|&v| f64::from(v)).sum::<f64>() / y.len() as f64
+}
+
+/// Captures `colours[index]` at ~30 fps until stopped; the index can change under it.
+pub struct Feeder {
+  stop: Arc<AtomicBool>,
+  pub colour: Arc<AtomicU8>,
+  thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Feeder {
+  pub fn start(source: VideoSource) -> Feeder {
+    let stop = Arc::new(AtomicBool::new(false));
+    let colour = Arc::new(AtomicU8::new(0));
+    let frames = [solid(RED.0), solid(BLUE.0)];
+    let thread = {
+      let (stop, colour) = (stop.clone(), colour.clone());
+      std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+          let frame = &frames[usize::from(colour.load(Ordering::Relaxed))];
+          let _ = source.capture_frame(&frame.as_ref(), now_us(), VideoRotation::Rotation0);
+          std::thread::sleep(Duration::from_millis(33));
+        }
+      })
+    };
+    Feeder {
+      stop,
+      colour,
+      thread: Some(thread),
+    }
+  }
+}
+
+impl Drop for Feeder {
+  fn drop(&mut self) {
+    self.stop.store(true, Ordering::Relaxed);
+    if let Some(thread) = self.thread.take() {
+      let _ = thread.join();
+    }
+  }
+}
+
+pub async fn subscribed(events: &mut tokio::sync::mpsc::UnboundedReceiver<RoomEvent>, secs: u64) -> RemoteVideoTrack {
+  match next_event(events, secs, |e| matches!(e, RoomEvent::TrackSubscribed { .. })).await {
+    RoomEvent::TrackSubscribed { track, participant, .. } => {
+      assert_eq!(participant.identity, "alice");
+      track
+    }
+    _ => unreachable!(),
+  }
+}
+
+/// Reads until `n` frames of luma `want` (±12) arrived; other frames (older colour, the first
+/// blurry keyframes) are skipped, up to a time limit.
+pub async fn frames_of(stream: &mut VideoStream, want: f64, n: usize, secs: u64) -> Vec<i64> {
+  let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+  let mut stamps = Vec::new();
+  while stamps.len() < n {
+    let event = tokio::time::timeout_at(deadline, stream.next())
+      .await
+      .unwrap_or_else(|_| panic!("{} of {n} frames of luma {want} in {secs} s", stamps.len()))
+      .expect("the stream goes on");
+    assert_eq!((event.frame.width(), event.frame.height()), (WIDTH, HEIGHT));
+    if (mean_luma(&event.frame) - want).abs() <= 12.0 {
+      stamps.push(event.timestamp_us);
+    }
+  }
+  stamps
+}
+
+pub fn i420() -> VideoStreamOptions {
+  VideoStreamOptions {
+    format: Some(VideoBufferType::I420),
+    ..Default::default()
+  }
+}

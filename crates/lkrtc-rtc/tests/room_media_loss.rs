@@ -1,0 +1,170 @@
+//! Media path loss: every UDP packet on loopback is dropped for a while (an nftables rule),
+//! while the signal connection (TCP) lives on. The tests run in a network namespace of their own,
+//! made by re-running this test binary under `unshare --net` (needs root), so the host's loopback
+//! is never touched: livekit-server, publisher and subscriber all live in that namespace.
+
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::media::{frames_of, i420, subscribed, Feeder, BLUE, HEIGHT, RED, WIDTH};
+use common::{room_name, token, TestServer};
+use lkrtc_rtc::{
+  LocalVideoTrack, Room, RoomOptions, TrackPublishOptions, VideoSource, VideoSourceOptions, VideoStream,
+};
+
+const INSIDE: &str = "LKRTC_TEST_NETNS";
+
+/// Runs the named test again inside a new network namespace and returns true; returns false when
+/// already inside, where the caller runs the test body.
+fn run_isolated(name: &str) -> bool {
+  if std::env::var_os(INSIDE).is_some() {
+    return false;
+  }
+  // SAFETY: geteuid has no preconditions.
+  if unsafe { libc_geteuid() } != 0 {
+    eprintln!("{name}: skipped, creating a network namespace needs root");
+    return true;
+  }
+  let exe = std::env::current_exe().unwrap();
+  let status = Command::new("unshare")
+    .args(["--net", "--", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+    .arg(&exe)
+    .args(["--exact", name, "--nocapture", "--test-threads=1"])
+    .env(INSIDE, "1")
+    .status()
+    .expect("run unshare");
+  assert!(status.success(), "{name} failed inside its network namespace: {status}");
+  true
+}
+
+extern "C" {
+  #[link_name = "geteuid"]
+  fn libc_geteuid() -> u32;
+}
+
+fn nft(args: &[&str]) {
+  let status = Command::new("nft")
+    .args(args)
+    .status()
+    .expect("run nft (Debian package nftables)");
+  assert!(status.success(), "nft {args:?}: {status}");
+}
+
+/// Drops every UDP packet arriving on this namespace's interfaces (lo) until `restore_udp`:
+/// senders see no error, the packets just vanish.
+fn drop_udp() {
+  nft(&["add", "table", "inet", "lkrtc_test"]);
+  nft(&[
+    "add",
+    "chain",
+    "inet",
+    "lkrtc_test",
+    "input",
+    "{ type filter hook input priority 0; }",
+  ]);
+  nft(&[
+    "add",
+    "rule",
+    "inet",
+    "lkrtc_test",
+    "input",
+    "meta",
+    "l4proto",
+    "udp",
+    "drop",
+  ]);
+}
+
+fn restore_udp() {
+  nft(&["delete", "table", "inet", "lkrtc_test"]);
+}
+
+/// Publisher and subscriber exchange red; UDP goes dark for `outage` while the publisher turns
+/// blue; blue must arrive on the same stream afterwards. Returns the kinds of the events both
+/// rooms reported meanwhile.
+async fn video_survives_a_udp_outage(outage: Duration) -> Vec<String> {
+  let server = TestServer::start();
+  let room = room_name("udp");
+  let (alice, mut alice_events) = Room::connect(&server.url, &token("alice", &room), RoomOptions::default())
+    .await
+    .expect("alice connects");
+  let source = VideoSource::new(WIDTH, HEIGHT, VideoSourceOptions::default()).unwrap();
+  let track = LocalVideoTrack::create_video_track("camera", &source);
+  let publication = alice
+    .local_participant()
+    .publish_track(&track, TrackPublishOptions::default())
+    .await
+    .expect("publish");
+  let feeder = Feeder::start(source.clone());
+  let (bob, mut bob_events) = Room::connect(&server.url, &token("bob", &room), RoomOptions::default())
+    .await
+    .expect("bob connects");
+  let remote = subscribed(&mut bob_events, 15).await;
+  let mut stream = VideoStream::new(&remote, i420());
+  frames_of(&mut stream, RED.1, 10, 15).await;
+
+  drop_udp();
+  feeder.colour.store(1, Ordering::Relaxed);
+  tokio::time::sleep(outage).await;
+  let encoded_in_outage = alice
+    .local_participant()
+    .publish_stats(&publication.sid)
+    .map(|s| s.frames_encoded);
+  restore_udp();
+  let restored = Instant::now();
+  let blue = frames_of(&mut stream, BLUE.1, 30, 30).await;
+  eprintln!(
+    "{outage:?} without UDP: 30 blue frames {:?} after it came back (encoded so far {encoded_in_outage:?})",
+    restored.elapsed()
+  );
+  assert!(blue.windows(2).all(|w| w[1] > w[0]), "timestamps increase: {blue:?}");
+  assert!(!remote.is_ended(), "the same track carries on");
+
+  let mut seen = Vec::new();
+  for (who, events) in [("alice", &mut alice_events), ("bob", &mut bob_events)] {
+    while let Ok(event) = events.try_recv() {
+      let kind = format!("{event:?}");
+      let kind = kind.split([' ', '{', '(']).next().unwrap_or_default();
+      seen.push(format!("{who}:{kind}"));
+    }
+  }
+  eprintln!("events: {seen:?}");
+  drop(feeder);
+  bob.disconnect().await;
+  alice.disconnect().await;
+  seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_resumes_after_a_two_second_udp_outage() {
+  if run_isolated("video_resumes_after_a_two_second_udp_outage") {
+    return;
+  }
+  let seen = video_survives_a_udp_outage(Duration::from_secs(2)).await;
+  assert!(
+    !seen
+      .iter()
+      .any(|e| e.ends_with(":Reconnecting") || e.ends_with(":Disconnected")),
+    "ICE rides out a short outage by itself: {seen:?}"
+  );
+}
+
+/// Long enough for the ICE path to be declared down: both rooms restart ICE (a resume) and the
+/// same track carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_resumes_after_a_twelve_second_udp_outage_through_an_ice_restart() {
+  if run_isolated("video_resumes_after_a_twelve_second_udp_outage_through_an_ice_restart") {
+    return;
+  }
+  let seen = video_survives_a_udp_outage(Duration::from_secs(12)).await;
+  for who in ["alice", "bob"] {
+    assert!(
+      seen.contains(&format!("{who}:Reconnected")),
+      "{who} restarted its ICE path: {seen:?}"
+    );
+  }
+  assert!(!seen.iter().any(|e| e.ends_with(":Disconnected")), "{seen:?}");
+}
