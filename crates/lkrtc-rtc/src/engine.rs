@@ -559,7 +559,7 @@ impl Engine {
             reply: None,
           };
         }
-        Action::RefreshToken(token) => self.token = token,
+        Action::RefreshToken(token) => self.token = token.0,
       }
     }
     Flow::Continue
