@@ -370,7 +370,7 @@ export class Room extends EventEmitter<RoomEvents> {
    */
   async connect(url: string, token: string, options: RoomOptions = {}): Promise<void> {
     checkString('url', url, { nonEmpty: true })
-    checkString('token', token)
+    checkString('token', token, { secret: true })
     const o = checkOptions<RoomOptions>('options', options)
     const connectTimeoutMs =
       o.connectTimeoutMs === undefined ? undefined : checkInteger('connectTimeoutMs', o.connectTimeoutMs, 1, 2 ** 31 - 1)
