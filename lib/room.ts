@@ -35,8 +35,8 @@ export interface RoomOptions {
   /**
    * Extra certificate authorities to trust for a `wss://` (or `https://`) server, as PEM text
    * with one or more `-----BEGIN CERTIFICATE-----` sections: for a server whose certificate is
-   * signed by a private CA, or is self-signed. They are trusted in addition to the public roots,
-   * never instead of them. Text that holds no usable certificate rejects `connect` with
+   * signed by a private CA, or is self-signed (then pass that certificate; it must not be marked
+   * `CA:TRUE`). They are trusted in addition to the public roots, never instead of them. Text that holds no usable certificate rejects `connect` with
    * `ERR_INVALID_CERTIFICATE`; a server certificate that is still not trusted, or not valid for
    * the URL's host name, rejects it with `ERR_TLS`.
    *

@@ -20,8 +20,9 @@ pub struct RoomOptions {
   pub wait_for_peer_connection: bool,
   /// Extra certificate authorities to trust for `wss://` (and `https://`) servers, as PEM text
   /// holding one or more `-----BEGIN CERTIFICATE-----` sections: for a server whose certificate
-  /// is signed by a private CA, or is self-signed. They are trusted in addition to the public
-  /// roots (webpki-roots), never instead of them. Text that is not PEM certificates fails
+  /// is signed by a private CA, or is self-signed (then pass that certificate; it must not be
+  /// marked `CA:TRUE`). They are trusted in addition to the public roots (webpki-roots), never
+  /// instead of them. Text that is not PEM certificates fails
   /// `Room::connect` with `ERR_INVALID_CERTIFICATE` before any I/O.
   pub ca_certificates: Option<String>,
 }

@@ -69,6 +69,15 @@ pub fn handshake_error(err: &rustls::Error, host: &str, address: String) -> RtcE
     rustls::Error::InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
       format!("the server's certificate has expired ({err})")
     }
+    // webpki's error inside rustls' `Other`: a self-signed certificate made with `CA:TRUE`
+    // (openssl's default for `req -x509`) cannot also be the server's certificate.
+    rustls::Error::InvalidCertificate(CertificateError::Other(other))
+      if format!("{other:?}").contains("CaUsedAsEndEntity") =>
+    {
+      "the server's certificate is a CA certificate (basicConstraints CA:TRUE), which is not accepted as a \
+       server certificate: serve a certificate issued by that CA, or make the self-signed one without CA:TRUE"
+        .to_string()
+    }
     rustls::Error::InvalidCertificate(_) => format!("the server's certificate was rejected: {err}"),
     rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
       format!("{err} (does the server speak TLS on this port? ws:// is plain, wss:// is TLS)")
