@@ -30,7 +30,8 @@ export declare class NativeRemoteVideoTrack {
 export declare class NativeRoom {
   /**
    * Joins the room at `url` with an access token. Rejects with `ERR_INVALID_URL`,
-   * `ERR_CONNECTION_REFUSED`, `ERR_UNAUTHORIZED`, `ERR_CONNECT_TIMEOUT`, ...
+   * `ERR_INVALID_CERTIFICATE`, `ERR_CONNECTION_REFUSED`, `ERR_TLS`, `ERR_UNAUTHORIZED`,
+   * `ERR_CONNECT_TIMEOUT`, ...
    */
   static connect(url: string, token: string, options?: NativeConnectOptions | undefined | null): Promise<NativeRoom>
   /** The next event, in order; `null` once the room has ended (after `disconnected`). */
@@ -170,6 +171,8 @@ export interface NativeConnectOptions {
   adaptiveStream?: boolean
   /** Bound on the whole connect (default 10000). */
   connectTimeoutMs?: number
+  /** Extra CA certificates (PEM) to trust for `wss://`, besides the public roots. */
+  caCertificates?: string
 }
 
 /** Signs a join token. */

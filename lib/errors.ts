@@ -8,9 +8,14 @@ export function lkrtcError(code: string, message: string): LkrtcError {
   return Object.assign(new Error(message), { code })
 }
 
-export function describe(value: unknown): string {
+/**
+ * What `value` is, for an error message. With `secret`, never its content: only its type (a
+ * misplaced access token or API secret must not end up in a log through an error).
+ */
+export function describe(value: unknown, { secret = false } = {}): string {
   if (value === null) return 'null'
   if (Array.isArray(value)) return 'an array'
+  if (secret && ['string', 'number', 'boolean', 'bigint'].includes(typeof value)) return `a ${typeof value}`
   switch (typeof value) {
     case 'undefined':
       return 'undefined'
@@ -29,17 +34,18 @@ export function describe(value: unknown): string {
   }
 }
 
-export function invalidArgType(name: string, expected: string, value: unknown): LkrtcError {
-  return lkrtcError('ERR_INVALID_ARG_TYPE', `invalid ${name}: expected ${expected}, got ${describe(value)}`)
+export function invalidArgType(name: string, expected: string, value: unknown, { secret = false } = {}): LkrtcError {
+  return lkrtcError('ERR_INVALID_ARG_TYPE', `invalid ${name}: expected ${expected}, got ${describe(value, { secret })}`)
 }
 
-export function invalidArgument(name: string, expected: string, value: unknown): LkrtcError {
-  return lkrtcError('ERR_INVALID_ARGUMENT', `invalid ${name}: expected ${expected}, got ${describe(value)}`)
+export function invalidArgument(name: string, expected: string, value: unknown, { secret = false } = {}): LkrtcError {
+  return lkrtcError('ERR_INVALID_ARGUMENT', `invalid ${name}: expected ${expected}, got ${describe(value, { secret })}`)
 }
 
-export function checkString(name: string, value: unknown, { nonEmpty = false } = {}): string {
-  if (typeof value !== 'string') throw invalidArgType(name, 'a string', value)
-  if (nonEmpty && value.length === 0) throw invalidArgument(name, 'a non-empty string', value)
+/** A string argument; with `secret` (tokens, API secrets) its value is never quoted in the error. */
+export function checkString(name: string, value: unknown, { nonEmpty = false, secret = false } = {}): string {
+  if (typeof value !== 'string') throw invalidArgType(name, 'a string', value, { secret })
+  if (nonEmpty && value.length === 0) throw invalidArgument(name, 'a non-empty string', value, { secret })
   return value
 }
 

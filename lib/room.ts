@@ -15,6 +15,7 @@ import {
   checkBoolean,
   checkEnum,
   checkInteger,
+  checkOptionalString,
   checkOptions,
   checkPositive,
   checkString,
@@ -31,6 +32,22 @@ export interface RoomOptions {
   adaptiveStream?: boolean
   /** Bound on the whole connect (signalling and the first peer connection). Default 10000. */
   connectTimeoutMs?: number
+  /**
+   * Extra certificate authorities to trust for a `wss://` (or `https://`) server, as PEM text
+   * with one or more `-----BEGIN CERTIFICATE-----` sections: for a server whose certificate is
+   * signed by a private CA, or is self-signed (then pass that certificate; it must not be marked
+   * `CA:TRUE`). They are trusted in addition to the public roots, never instead of them. Text that holds no usable certificate rejects `connect` with
+   * `ERR_INVALID_CERTIFICATE`; a server certificate that is still not trusted, or not valid for
+   * the URL's host name, rejects it with `ERR_TLS`.
+   *
+   * @example
+   * ```ts
+   * await room.connect('wss://livekit.internal:7880', token, {
+   *   caCertificates: readFileSync('/etc/livekit/ca.pem', 'utf8'),
+   * })
+   * ```
+   */
+  caCertificates?: string
 }
 
 export interface VideoEncoding {
@@ -361,14 +378,16 @@ export class Room extends EventEmitter<RoomEvents> {
 
   /**
    * Joins the room. Rejects with an `Error` whose `code` says why: `ERR_INVALID_URL`,
-   * `ERR_CONNECTION_REFUSED`, `ERR_UNAUTHORIZED`, `ERR_CONNECT_TIMEOUT`, `ERR_SERVER`, ...
+   * `ERR_INVALID_CERTIFICATE`, `ERR_CONNECTION_REFUSED`, `ERR_TLS`, `ERR_UNAUTHORIZED`,
+   * `ERR_CONNECT_TIMEOUT`, `ERR_SERVER`, ...
    */
   async connect(url: string, token: string, options: RoomOptions = {}): Promise<void> {
     checkString('url', url, { nonEmpty: true })
-    checkString('token', token)
+    checkString('token', token, { secret: true })
     const o = checkOptions<RoomOptions>('options', options)
     const connectTimeoutMs =
       o.connectTimeoutMs === undefined ? undefined : checkInteger('connectTimeoutMs', o.connectTimeoutMs, 1, 2 ** 31 - 1)
+    const caCertificates = checkOptionalString('caCertificates', o.caCertificates)
     if (this.native || this.connecting) {
       throw lkrtcError('ERR_ALREADY_CONNECTED', 'connect: a Room connects once (this one already did); make a new Room')
     }
@@ -378,6 +397,7 @@ export class Room extends EventEmitter<RoomEvents> {
         autoSubscribe: checkBoolean('autoSubscribe', o.autoSubscribe, true),
         adaptiveStream: checkBoolean('adaptiveStream', o.adaptiveStream, false),
         connectTimeoutMs,
+        caCertificates,
       })
     } finally {
       this.connecting = false

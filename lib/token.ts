@@ -50,7 +50,7 @@ export function createToken(options: TokenOptions): string {
   }
   return nativeCreateToken({
     apiKey: checkString('apiKey', o.apiKey, { nonEmpty: true }),
-    apiSecret: checkString('apiSecret', o.apiSecret, { nonEmpty: true }),
+    apiSecret: checkString('apiSecret', o.apiSecret, { nonEmpty: true, secret: true }),
     identity: checkString('identity', o.identity, { nonEmpty: true }),
     room: checkString('room', o.room, { nonEmpty: true }),
     name: checkOptionalString('name', o.name),

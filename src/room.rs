@@ -287,6 +287,8 @@ pub struct NativeConnectOptions {
   pub adaptive_stream: Option<bool>,
   /// Bound on the whole connect (default 10000).
   pub connect_timeout_ms: Option<u32>,
+  /// Extra CA certificates (PEM) to trust for `wss://`, besides the public roots.
+  pub ca_certificates: Option<String>,
 }
 
 /// How to publish a track.
@@ -331,7 +333,8 @@ pub struct NativeRoom {
 #[napi]
 impl NativeRoom {
   /// Joins the room at `url` with an access token. Rejects with `ERR_INVALID_URL`,
-  /// `ERR_CONNECTION_REFUSED`, `ERR_UNAUTHORIZED`, `ERR_CONNECT_TIMEOUT`, ...
+  /// `ERR_INVALID_CERTIFICATE`, `ERR_CONNECTION_REFUSED`, `ERR_TLS`, `ERR_UNAUTHORIZED`,
+  /// `ERR_CONNECT_TIMEOUT`, ...
   #[napi(ts_return_type = "Promise<NativeRoom>")]
   pub fn connect<'env>(
     env: &'env Env,
@@ -352,6 +355,7 @@ impl NativeRoom {
         }
         room_options.connect_timeout = Duration::from_millis(u64::from(ms));
       }
+      room_options.ca_certificates = o.ca_certificates;
     }
     spawn_js(
       env,

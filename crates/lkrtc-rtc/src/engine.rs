@@ -145,6 +145,7 @@ pub(crate) struct ResumeParams {
   pub base: url::Url,
   pub params: JoinParams,
   pub connect_timeout: Duration,
+  pub tls_config: Arc<rustls::ClientConfig>,
 }
 
 /// Backoff between resume attempts: 300 ms doubling, capped at 7 s, 10 tries (LiveKit's).
@@ -460,7 +461,8 @@ impl Engine {
     };
     let url = signal_url(&self.resume.base, &self.token, &params);
     let timeout = self.resume.connect_timeout;
-    let (writer, mut reader) = connection::connect(&url, &self.resume.base, &self.token, timeout).await?;
+    let (writer, mut reader) =
+      connection::connect(&url, &self.resume.base, &self.token, &self.resume.tls_config, timeout).await?;
     let wait = async {
       loop {
         match reader.recv().await {
@@ -783,7 +785,7 @@ impl Engine {
             reply: None,
           };
         }
-        Action::RefreshToken(token) => self.token = token,
+        Action::RefreshToken(token) => self.token = token.0,
       }
     }
     Flow::Continue

@@ -12,6 +12,14 @@ pub enum RtcError {
   ConnectionRefused { address: String },
   #[error("could not connect to {address}: {reason}")]
   ConnectionFailed { address: String, reason: String },
+  /// The TLS handshake of a `wss://` connection failed: an untrusted or expired certificate, a
+  /// certificate for another host name, no common protocol version, ...
+  #[error("TLS handshake with {address} failed: {reason}")]
+  Tls { address: String, reason: String },
+  /// `RoomOptions::ca_certificates` is not usable: not PEM, no certificate in it, or a
+  /// certificate that does not parse.
+  #[error("invalid CA certificates: {reason}")]
+  InvalidCertificate { reason: String },
   #[error("unauthorized: {reason}")]
   Unauthorized { reason: String },
   #[error("could not connect within {timeout_ms} ms ({stage})")]
@@ -62,6 +70,8 @@ impl RtcError {
       Self::InvalidUrl { .. } => "ERR_INVALID_URL",
       Self::ConnectionRefused { .. } => "ERR_CONNECTION_REFUSED",
       Self::ConnectionFailed { .. } => "ERR_CONNECTION_FAILED",
+      Self::Tls { .. } => "ERR_TLS",
+      Self::InvalidCertificate { .. } => "ERR_INVALID_CERTIFICATE",
       Self::Unauthorized { .. } => "ERR_UNAUTHORIZED",
       Self::ConnectTimeout { .. } => "ERR_CONNECT_TIMEOUT",
       Self::Server { .. } => "ERR_SERVER",

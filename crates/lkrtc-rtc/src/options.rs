@@ -18,6 +18,13 @@ pub struct RoomOptions {
   /// `Disconnected { reason: "MEDIA_FAILURE" }`). For signalling-only use, e.g. a server that
   /// speaks the signal protocol but no WebRTC.
   pub wait_for_peer_connection: bool,
+  /// Extra certificate authorities to trust for `wss://` (and `https://`) servers, as PEM text
+  /// holding one or more `-----BEGIN CERTIFICATE-----` sections: for a server whose certificate
+  /// is signed by a private CA, or is self-signed (then pass that certificate; it must not be
+  /// marked `CA:TRUE`). They are trusted in addition to the public roots (webpki-roots), never
+  /// instead of them. Text that is not PEM certificates fails
+  /// `Room::connect` with `ERR_INVALID_CERTIFICATE` before any I/O.
+  pub ca_certificates: Option<String>,
 }
 
 impl Default for RoomOptions {
@@ -27,6 +34,7 @@ impl Default for RoomOptions {
       adaptive_stream: false,
       connect_timeout: Duration::from_secs(10),
       wait_for_peer_connection: true,
+      ca_certificates: None,
     }
   }
 }

@@ -17,6 +17,7 @@ use crate::participant::RemoteParticipant;
 use crate::pc::{Pc, Role};
 use crate::signal::connection::{self, SignalReader};
 use crate::signal::session::{disconnect_reason, SignalSession};
+use crate::signal::tls;
 use crate::signal::url::{parse_server_url, signal_url, JoinParams};
 use crate::{RtcError, RtcResult};
 
@@ -44,8 +45,9 @@ impl std::fmt::Debug for Room {
 
 impl Room {
   /// Joins the room at `url` (`ws`, `wss`, `http` or `https`) with an access token. Fails within
-  /// `options.connect_timeout` with `ERR_INVALID_URL`, `ERR_CONNECTION_REFUSED`,
-  /// `ERR_UNAUTHORIZED`, `ERR_CONNECT_TIMEOUT`, ... Must be called inside a tokio runtime.
+  /// `options.connect_timeout` with `ERR_INVALID_URL`, `ERR_INVALID_CERTIFICATE`,
+  /// `ERR_CONNECTION_REFUSED`, `ERR_TLS`, `ERR_UNAUTHORIZED`, `ERR_CONNECT_TIMEOUT`, ... Must be
+  /// called inside a tokio runtime.
   pub async fn connect(
     url: &str,
     token: &str,
@@ -61,6 +63,7 @@ impl Room {
         reason: "empty access token".into(),
       });
     }
+    let tls_config = tls::client_config(options.ca_certificates.as_deref())?;
     let timeout_ms = options.connect_timeout.as_millis() as u64;
     let deadline = Instant::now() + options.connect_timeout;
     let params = JoinParams {
@@ -73,6 +76,7 @@ impl Room {
       &signal_url(&base, token, &params),
       &base,
       token,
+      &tls_config,
       options.connect_timeout,
     )
     .await?;
@@ -132,6 +136,7 @@ impl Room {
         base,
         params,
         connect_timeout: options.connect_timeout,
+        tls_config,
       },
       token: token.to_string(),
       last_answer: None,

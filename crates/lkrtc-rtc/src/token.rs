@@ -12,8 +12,8 @@ use sha2::Sha256;
 
 use crate::{RtcError, RtcResult};
 
-/// What a token grants and to whom.
-#[derive(Debug, Clone)]
+/// What a token grants and to whom. Its `Debug` output leaves out the API secret.
+#[derive(Clone)]
 pub struct TokenOptions {
   pub api_key: String,
   pub api_secret: String,
@@ -28,6 +28,25 @@ pub struct TokenOptions {
   pub metadata: Option<String>,
   pub attributes: HashMap<String, String>,
   pub hidden: bool,
+}
+
+impl std::fmt::Debug for TokenOptions {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    f.debug_struct("TokenOptions")
+      .field("api_key", &self.api_key)
+      .field("api_secret", &"<redacted>")
+      .field("identity", &self.identity)
+      .field("name", &self.name)
+      .field("room", &self.room)
+      .field("ttl", &self.ttl)
+      .field("can_publish", &self.can_publish)
+      .field("can_subscribe", &self.can_subscribe)
+      .field("can_publish_data", &self.can_publish_data)
+      .field("metadata", &self.metadata)
+      .field("attributes", &self.attributes)
+      .field("hidden", &self.hidden)
+      .finish()
+  }
 }
 
 impl Default for TokenOptions {
@@ -169,6 +188,19 @@ mod tests {
     mac.update(b"a.b");
     let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
     assert_eq!(sig.len(), 43);
+  }
+
+  #[test]
+  fn debug_output_leaves_out_the_api_secret() {
+    let options = TokenOptions {
+      api_key: "devkey".into(),
+      api_secret: "s3cr3t-value".into(),
+      identity: "alice".into(),
+      ..Default::default()
+    };
+    let debug = format!("{options:?} {options:#?}");
+    assert!(!debug.contains("s3cr3t-value"), "{debug}");
+    assert!(debug.contains("devkey") && debug.contains("alice"), "{debug}");
   }
 
   #[test]

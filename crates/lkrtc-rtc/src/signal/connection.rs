@@ -9,10 +9,12 @@ use livekit_protocol as proto;
 use prost::Message as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::error::TlsError;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use url::Url;
 
+use super::tls;
 use super::url::{address, redact, validate_url};
 use crate::{RtcError, RtcResult};
 
@@ -29,11 +31,19 @@ pub struct SignalReader {
 }
 
 /// Opens the WebSocket at `url` (built by [`super::url::signal_url`]). `base` is the server URL,
-/// used to ask `/rtc/validate` why an upgrade was refused.
-pub async fn connect(url: &Url, base: &Url, token: &str, timeout: Duration) -> RtcResult<(SignalWriter, SignalReader)> {
+/// used to ask `/rtc/validate` why an upgrade was refused; `tls_config` is used for `wss://` (see
+/// [`super::tls::client_config`]).
+pub async fn connect(
+  url: &Url,
+  base: &Url,
+  token: &str,
+  tls_config: &Arc<rustls::ClientConfig>,
+  timeout: Duration,
+) -> RtcResult<(SignalWriter, SignalReader)> {
   let attempt = async {
     let request = url.as_str();
-    match tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(tls_connector()?)).await {
+    let connector = Connector::Rustls(tls_config.clone());
+    match tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector)).await {
       Ok((ws, _response)) => {
         let (sink, stream) = ws.split();
         Ok((SignalWriter { sink }, SignalReader { stream }))
@@ -50,25 +60,22 @@ pub async fn connect(url: &Url, base: &Url, token: &str, timeout: Duration) -> R
   }
 }
 
-fn tls_connector() -> RtcResult<Connector> {
-  let provider = Arc::new(rustls::crypto::ring::default_provider());
-  let mut roots = rustls::RootCertStore::empty();
-  roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-  let config = rustls::ClientConfig::builder_with_provider(provider)
-    .with_safe_default_protocol_versions()
-    .map_err(|e| RtcError::Signal(format!("tls setup: {e}")))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-  Ok(Connector::Rustls(Arc::new(config)))
-}
-
 async fn map_connect_error(err: tungstenite::Error, url: &Url, base: &Url, token: &str) -> RtcError {
   let address = address(url);
   match err {
     tungstenite::Error::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
       RtcError::ConnectionRefused { address }
     }
-    tungstenite::Error::Io(e) => RtcError::ConnectionFailed {
+    // tokio-rustls reports a failed handshake as an I/O error around the rustls error.
+    tungstenite::Error::Io(e) => match tls::rustls_error(&e) {
+      Some(tls_error) => tls::handshake_error(tls_error, url.host_str().unwrap_or(""), address),
+      None => RtcError::ConnectionFailed {
+        address,
+        reason: e.to_string(),
+      },
+    },
+    tungstenite::Error::Tls(TlsError::Rustls(e)) => tls::handshake_error(&e, url.host_str().unwrap_or(""), address),
+    tungstenite::Error::Tls(e) => RtcError::Tls {
       address,
       reason: e.to_string(),
     },

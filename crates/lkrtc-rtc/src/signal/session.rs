@@ -74,7 +74,18 @@ pub enum Action {
     reason: String,
     action: proto::leave_request::Action,
   },
-  RefreshToken(String),
+  /// The server refreshed our access token: use it to resume.
+  RefreshToken(AccessToken),
+}
+
+/// An access token. Its `Debug` output leaves the token out, so actions can be logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken(pub String);
+
+impl std::fmt::Debug for AccessToken {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    f.write_str("AccessToken(<redacted>)")
+  }
 }
 
 /// The room as the server describes it, and the keepalive parameters.
@@ -186,7 +197,7 @@ impl SignalSession {
           message: res.message,
         }]
       }
-      Response::RefreshToken(token) => vec![Action::RefreshToken(token)],
+      Response::RefreshToken(token) => vec![Action::RefreshToken(AccessToken(token))],
       Response::Mute(_) => vec![], // server-side mute of our tracks: we only publish video; nothing to stop
       _ => vec![],
     }
@@ -510,5 +521,14 @@ mod tests {
         rtt: 42
       })
     ));
+  }
+
+  #[test]
+  fn a_refreshed_token_is_kept_but_not_in_debug_output() {
+    let mut s = SignalSession::from_join(&join()).unwrap();
+    let actions = s.handle(Response::RefreshToken("eyJ.refreshed.sig".into()), 0);
+    assert!(matches!(&actions[..], [Action::RefreshToken(AccessToken(t))] if t == "eyJ.refreshed.sig"));
+    let debug = format!("{actions:?}");
+    assert!(!debug.contains("eyJ.refreshed.sig"), "{debug}");
   }
 }

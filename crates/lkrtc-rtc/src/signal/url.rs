@@ -21,6 +21,9 @@ pub struct JoinParams {
 }
 
 /// Parses and normalises a server URL: `http(s)` becomes `ws(s)`, other schemes are refused.
+/// Credentials in the URL (`user:password@`) and an `access_token` in its query are refused too:
+/// the token is the `token` argument, and neither belongs in a URL that may be logged. Other
+/// query parameters and the fragment are dropped. Error messages never quote the URL.
 pub fn parse_server_url(url: &str) -> RtcResult<Url> {
   let invalid = |reason: String| RtcError::InvalidUrl { reason };
   let mut parsed =
@@ -36,6 +39,17 @@ pub fn parse_server_url(url: &str) -> RtcResult<Url> {
   };
   if parsed.host_str().is_none_or(str::is_empty) {
     return Err(invalid("missing host".into()));
+  }
+  if !parsed.username().is_empty() || parsed.password().is_some() {
+    return Err(invalid(
+      "credentials in the URL are not supported (expected scheme://host[:port][/path]; pass the access token as the token)"
+        .into(),
+    ));
+  }
+  if parsed.query_pairs().any(|(key, _)| key == "access_token") {
+    return Err(invalid(
+      "the URL carries an access_token (expected the server URL without it; pass the access token as the token)".into(),
+    ));
   }
   parsed
     .set_scheme(scheme)
@@ -73,10 +87,14 @@ pub fn validate_url(base: &Url, token: &str) -> Url {
   url
 }
 
-/// The URL without its query (which holds the token): safe to log or put in an error.
+/// The URL without its query (which holds the token) and without credentials: safe to log or
+/// put in an error.
 pub fn redact(url: &Url) -> String {
   let mut u = url.clone();
   u.set_query(None);
+  u.set_fragment(None);
+  let _ = u.set_username("");
+  let _ = u.set_password(None);
   u.to_string()
 }
 
@@ -144,6 +162,78 @@ mod tests {
       let err = parse_server_url(bad).unwrap_err();
       assert_eq!(err.code(), "ERR_INVALID_URL", "{bad}");
     }
+  }
+
+  #[test]
+  fn every_supported_scheme_is_accepted_and_normalised() {
+    for (given, scheme) in [
+      ("ws://h:1", "ws"),
+      ("http://h:1", "ws"),
+      ("wss://h:1", "wss"),
+      ("https://h:1", "wss"),
+      ("  WSS://H:1  ", "wss"),
+    ] {
+      assert_eq!(parse_server_url(given).unwrap().scheme(), scheme, "{given}");
+    }
+  }
+
+  #[test]
+  fn other_schemes_are_invalid_and_named() {
+    for (bad, scheme) in [
+      ("ftp://host", "ftp"),
+      ("tcp://host:7880", "tcp"),
+      ("mailto:a@b", "mailto"),
+    ] {
+      let err = parse_server_url(bad).unwrap_err();
+      assert_eq!(err.code(), "ERR_INVALID_URL", "{bad}");
+      assert!(
+        err.to_string().contains(&format!("unsupported scheme {scheme:?}")),
+        "{err}"
+      );
+    }
+  }
+
+  #[test]
+  fn an_empty_host_is_invalid() {
+    for bad in ["ws://", "wss://:443", "http://"] {
+      let err = parse_server_url(bad).unwrap_err();
+      assert_eq!(err.code(), "ERR_INVALID_URL", "{bad}");
+    }
+  }
+
+  #[test]
+  fn credentials_in_the_url_are_invalid_and_not_quoted() {
+    for bad in [
+      "wss://alice:hunter2@example.com",
+      "wss://alice@example.com",
+      "ws://:hunter2@127.0.0.1:7880",
+    ] {
+      let err = parse_server_url(bad).unwrap_err();
+      assert_eq!(err.code(), "ERR_INVALID_URL", "{bad}");
+      let message = err.to_string();
+      assert!(message.contains("credentials"), "{message}");
+      assert!(!message.contains("hunter2") && !message.contains("alice"), "{message}");
+    }
+  }
+
+  #[test]
+  fn an_access_token_in_the_url_is_invalid_and_not_quoted() {
+    for bad in [
+      "wss://example.com?access_token=eyJ.secret.sig",
+      "wss://example.com/rtc?auto_subscribe=1&access_token=eyJ.secret.sig",
+    ] {
+      let err = parse_server_url(bad).unwrap_err();
+      assert_eq!(err.code(), "ERR_INVALID_URL", "{bad}");
+      let message = err.to_string();
+      assert!(message.contains("access_token"), "{message}");
+      assert!(!message.contains("eyJ.secret.sig"), "{message}");
+    }
+  }
+
+  #[test]
+  fn other_query_parameters_and_the_fragment_are_dropped() {
+    let base = parse_server_url("wss://example.com/lk?region=eu#top").unwrap();
+    assert_eq!(base.as_str(), "wss://example.com/lk");
   }
 
   #[test]

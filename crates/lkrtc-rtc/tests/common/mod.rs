@@ -38,7 +38,13 @@ fn free_udp_port() -> u16 {
 }
 
 impl TestServer {
+  /// A server with the dev keys ([`API_KEY`], [`API_SECRET`]).
   pub fn start() -> TestServer {
+    Self::start_with_keys(API_KEY, API_SECRET)
+  }
+
+  /// A server that knows one API key and secret.
+  pub fn start_with_keys(api_key: &str, api_secret: &str) -> TestServer {
     let root = workspace_root();
     let binary = root.join(".tools/bin/livekit-server");
     assert!(
@@ -55,7 +61,7 @@ impl TestServer {
       format!(
         "port: {http_port}
 bind_addresses: [127.0.0.1]
-keys: {{ {API_KEY}: {API_SECRET} }}
+keys: {{ {api_key}: {api_secret} }}
 rtc:
   udp_port: {udp_port}
   tcp_port: {tcp_port}
