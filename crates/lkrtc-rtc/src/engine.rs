@@ -528,7 +528,8 @@ impl Engine {
     };
     let url = signal_url(&self.resume.base, &self.token, &params);
     let timeout = self.resume.connect_timeout;
-    let (writer, mut reader) = connection::connect(&url, &self.resume.base, &self.token, timeout).await?;
+    let (writer, mut reader) =
+      connection::connect(&url, &self.resume.base, &self.token, &self.resume.tls_config, timeout).await?;
     let join = tokio::time::timeout(timeout, crate::room::wait_join(&mut reader))
       .await
       .map_err(|_| RtcError::ConnectTimeout {
