@@ -867,7 +867,21 @@ impl Engine {
           let _ = reply.send(Ok(track.publication));
         }
         None => {
-          let _ = reply.send(Err(RtcError::TrackNotFound { sid }));
+          // A track waiting to be republished after a full rejoin still answers to its old sid.
+          let cid = self
+            .republishing
+            .iter()
+            .find(|(_, t)| t.publication.sid == sid)
+            .map(|(cid, _)| cid.clone());
+          match cid.and_then(|cid| self.republishing.remove(&cid)) {
+            Some(track) => {
+              track.source.detach(&track.slot);
+              let _ = reply.send(Ok(track.publication));
+            }
+            None => {
+              let _ = reply.send(Err(RtcError::TrackNotFound { sid }));
+            }
+          }
         }
       },
       Command::SimulateSignalLoss => {
