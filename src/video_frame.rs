@@ -181,13 +181,13 @@ impl VideoFrame {
 
   /// A `Uint8Array` view (no copy) of plane `index` (see `planes`), or `undefined` past the last
   /// plane. Its length is the plane's `stride * rows`.
-  #[napi(ts_return_type = "Uint8Array | undefined")]
-  pub fn get_plane<'env>(&self, env: &'env Env, index: u32) -> Result<Either<Unknown<'env>, ()>, String> {
+  #[napi(ts_args_type = "index: number", ts_return_type = "Uint8Array | undefined")]
+  pub fn get_plane<'env>(&self, env: &'env Env, index: Unknown) -> Result<Either<Unknown<'env>, ()>, String> {
+    let env = env.raw();
     let layout = self.buffer_type.layout(self.width, self.height);
-    let Some(plane) = layout.planes().get(index as usize) else {
+    let Some(plane) = layout.planes().get(plane_index(env, index.raw())?) else {
       return Ok(Either::B(()));
     };
-    let env = env.raw();
     let info = self.current_info(env)?;
     let mut out = ptr::null_mut();
     // SAFETY: the range lies inside the view, whose size `current_info` checked.
@@ -207,13 +207,13 @@ impl VideoFrame {
   }
 
   /// Bytes per row of plane `index`, or `undefined` past the last plane.
-  #[napi(ts_return_type = "number | undefined")]
-  pub fn get_stride(&self, index: u32) -> Either<u32, ()> {
+  #[napi(ts_args_type = "index: number", ts_return_type = "number | undefined")]
+  pub fn get_stride(&self, env: Env, index: Unknown) -> Result<Either<u32, ()>, String> {
     let layout = self.buffer_type.layout(self.width, self.height);
-    match layout.planes().get(index as usize) {
+    Ok(match layout.planes().get(plane_index(env.raw(), index.raw())?) {
       Some(p) => Either::A(p.stride as u32),
       None => Either::B(()),
-    }
+    })
   }
 
   /// A new frame of `type` with this frame's picture (BT.601 limited range, like libwebrtc).
@@ -226,12 +226,12 @@ impl VideoFrame {
     &self,
     env: &'env Env,
     buffer_type: Unknown,
-    options: Option<ConvertOptions>,
+    options: Option<Unknown>,
   ) -> Result<ClassInstance<'env, VideoFrame>, String> {
     let js_env = env;
     let env = env.raw();
     let to = parse_buffer_type(env, buffer_type.raw())?;
-    let flip_y = options.and_then(|o| o.flip_y).unwrap_or(false);
+    let flip_y = convert_options(env, options)?.flip_y.unwrap_or(false);
     let info = self.current_info(env)?;
     let size = to.layout(self.width, self.height).size;
     let (mut data, mut buffer) = (ptr::null_mut(), ptr::null_mut());
@@ -282,9 +282,15 @@ impl VideoFrame {
   /// dimensions must match (else `ERR_DIMENSION_MISMATCH`). Allocates nothing for most pairs,
   /// so a pipeline can reuse one destination frame for every frame it converts.
   #[napi(ts_args_type = "dst: VideoFrame, options?: ConvertOptions")]
-  pub fn convert_into(&self, env: Env, dst: &VideoFrame, options: Option<ConvertOptions>) -> Result<(), String> {
+  pub fn convert_into(
+    &self,
+    env: Env,
+    dst: Either<&VideoFrame, Unknown>,
+    options: Option<Unknown>,
+  ) -> Result<(), String> {
     let env = env.raw();
-    let flip_y = options.and_then(|o| o.flip_y).unwrap_or(false);
+    let dst = frame_arg(env, "dst", dst)?;
+    let flip_y = convert_options(env, options)?.flip_y.unwrap_or(false);
     let src_info = self.current_info(env)?;
     let dst_info = dst.current_info(env)?;
     // SAFETY: `current_info` checked both views are alive and exactly their frames' sizes; no JS
@@ -418,13 +424,19 @@ fn ok(status: sys::napi_status, what: &str) -> JsResult<()> {
   }
 }
 
-fn type_name(env: sys::napi_env, value: sys::napi_value) -> &'static str {
-  let mut t = 0;
+/// The `typeof` of `value`, -1 if napi cannot tell.
+fn value_type(env: sys::napi_env, value: sys::napi_value) -> sys::napi_valuetype {
+  let mut t = -1;
   // SAFETY: plain napi query on a value of this call.
   if unsafe { sys::napi_typeof(env, value, &mut t) } != sys::Status::napi_ok {
-    return "an unknown value";
+    return -1;
   }
-  match t {
+  t
+}
+
+fn type_name(env: sys::napi_env, value: sys::napi_value) -> &'static str {
+  match value_type(env, value) {
+    -1 => "an unknown value",
     sys::ValueType::napi_undefined => "undefined",
     sys::ValueType::napi_null => "null",
     sys::ValueType::napi_boolean => "a boolean",
@@ -445,6 +457,71 @@ fn number(env: sys::napi_env, name: &str, value: sys::napi_value, expected: &str
     return Err(invalid_arg_type(name, expected, type_name(env, value)));
   }
   Ok(n)
+}
+
+/// A `VideoFrame` argument: anything else (including an object that only inherits from
+/// `VideoFrame.prototype`) is ERR_INVALID_ARG_TYPE naming `name`.
+pub(crate) fn frame_arg<'a>(
+  env: sys::napi_env,
+  name: &str,
+  value: Either<&'a VideoFrame, Unknown>,
+) -> JsResult<&'a VideoFrame> {
+  match value {
+    Either::A(frame) => Ok(frame),
+    Either::B(other) => Err(invalid_arg_type(name, "a VideoFrame", type_name(env, other.raw()))),
+  }
+}
+
+/// A plane index: an integer >= 0 (past the last plane, however far, means no plane).
+fn plane_index(env: sys::napi_env, value: sys::napi_value) -> JsResult<usize> {
+  let expected = "an integer >= 0";
+  let n = number(env, "index", value, expected)?;
+  // NaN fails the comparison; infinities have a NaN fraction.
+  if n >= 0.0 && n.fract() == 0.0 {
+    Ok(n as usize)
+  } else {
+    Err(js_error(
+      "ERR_INVALID_ARGUMENT",
+      format!("invalid index: expected {expected}, got {n}"),
+    ))
+  }
+}
+
+/// `ConvertOptions` read by hand, so that a wrong type is ERR_INVALID_ARG_TYPE rather than
+/// ignored (a string for `options`) or napi's status code (a string for `flipY`).
+fn convert_options(env: sys::napi_env, options: Option<Unknown>) -> JsResult<ConvertOptions> {
+  let mut result = ConvertOptions { flip_y: None };
+  let Some(options) = options else {
+    return Ok(result);
+  };
+  let options = options.raw();
+  if value_type(env, options) != sys::ValueType::napi_object {
+    return Err(invalid_arg_type(
+      "options",
+      "an options object",
+      type_name(env, options),
+    ));
+  }
+  let mut flip_y = ptr::null_mut();
+  // SAFETY: plain napi call on an object of this call.
+  ok(
+    unsafe { sys::napi_get_named_property(env, options, c"flipY".as_ptr(), &mut flip_y) },
+    "reading options.flipY",
+  )?;
+  match value_type(env, flip_y) {
+    sys::ValueType::napi_undefined => {}
+    sys::ValueType::napi_boolean => {
+      let mut b = false;
+      // SAFETY: `flip_y` is a boolean of this call.
+      ok(
+        unsafe { sys::napi_get_value_bool(env, flip_y, &mut b) },
+        "napi_get_value_bool",
+      )?;
+      result.flip_y = Some(b);
+    }
+    _ => return Err(invalid_arg_type("flipY", "a boolean", type_name(env, flip_y))),
+  }
+  Ok(result)
 }
 
 /// A width or height as i64, with non-integers (NaN, 1.5, Infinity) mapped outside the valid range.

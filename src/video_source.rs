@@ -2,12 +2,12 @@
 //! frames synchronously on the JS thread (a size check, one conversion to I420), a track names it.
 
 use lkrtc_rtc as rtc;
-use napi::bindgen_prelude::Result;
+use napi::bindgen_prelude::{Either, Result, Unknown};
 use napi::Env;
 use napi_derive::napi;
 
 use crate::error::{guard, JsResultExt};
-use crate::video_frame::{from_js_rotation, VideoFrame, VideoRotation};
+use crate::video_frame::{frame_arg, from_js_rotation, VideoFrame, VideoRotation};
 
 /// Where an application pushes raw frames of one fixed size.
 #[napi]
@@ -50,14 +50,15 @@ impl NativeVideoSource {
 
   /// Hands `frame` (any `VideoBufferType`) to every track publishing this source.
   /// `timestampUs == 0` means now. Throws `ERR_FRAME_SIZE_MISMATCH` or `ERR_CLOSED`.
-  #[napi]
+  #[napi(ts_args_type = "frame: VideoFrame, timestampUs: number, rotation: VideoRotation")]
   pub fn capture_frame(
     &self,
     env: Env,
-    frame: &VideoFrame,
+    frame: Either<&VideoFrame, Unknown>,
     timestamp_us: i64,
     rotation: VideoRotation,
   ) -> Result<(), String> {
+    let frame = frame_arg(env.raw(), "frame", frame)?;
     let rotation = from_js_rotation(rotation);
     guard(|| {
       frame
