@@ -10,7 +10,7 @@ export interface TokenOptions {
   room: string
   /** Display name. */
   name?: string
-  /** Validity: seconds, or a string such as `'90s'`, `'10m'`, `'6h'`, `'1d'`. Default 6 hours. */
+  /** Validity: seconds (at most 100 years), or a string such as `'90s'`, `'10m'`, `'6h'`, `'1d'`. Default 6 hours. */
   ttl?: number | string
   /** Default `true`. */
   canPublish?: boolean
@@ -25,18 +25,22 @@ export interface TokenOptions {
 }
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 }
+/** 100 years: longer is a mistake (and would overflow the token's expiry time). */
+const MAX_TTL_SECONDS = 100 * 365 * 86400
 
 function ttlSeconds(ttl: unknown): number | undefined {
   if (ttl === undefined) return undefined
-  const expected = "a number of seconds >= 1 or a duration such as '10m'"
+  const expected = `a number of seconds from 1 to ${MAX_TTL_SECONDS} (100 years) or a duration such as '10m'`
+  const inRange = (seconds: number) => seconds >= 1 && seconds <= MAX_TTL_SECONDS
   if (typeof ttl === 'number') {
-    if (!Number.isFinite(ttl) || ttl < 1) throw invalidArgument('ttl', expected, ttl)
+    if (!inRange(ttl)) throw invalidArgument('ttl', expected, ttl)
     return ttl
   }
   if (typeof ttl !== 'string') throw invalidArgType('ttl', expected, ttl)
   const m = /^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$/.exec(ttl)
-  if (!m || Number(m[1]) * UNITS[m[2] || 's'] < 1) throw invalidArgument('ttl', expected, ttl)
-  return Number(m[1]) * UNITS[m[2] || 's']
+  const seconds = m ? Number(m[1]) * UNITS[m[2] || 's'] : NaN
+  if (!inRange(seconds)) throw invalidArgument('ttl', expected, ttl)
+  return seconds
 }
 
 /** Signs an access token (HS256 JWT with LiveKit's video grant) for joining `options.room`. */

@@ -30,10 +30,11 @@ pub struct NativeTokenOptions {
 #[napi]
 pub fn native_create_token(options: NativeTokenOptions) -> Result<String, String> {
   let defaults = rtc::TokenOptions::default();
-  let ttl = match options.ttl {
+  // `try_from`: `Duration::from_secs_f64` panics past u64::MAX seconds.
+  let ttl = match options.ttl.map(|s| (s, Duration::try_from_secs_f64(s))) {
     None => defaults.ttl,
-    Some(s) if s.is_finite() && s >= 1.0 => Duration::from_secs_f64(s),
-    Some(s) => {
+    Some((s, Ok(ttl))) if s >= 1.0 => ttl,
+    Some((s, _)) => {
       return Err(js_error(
         "ERR_INVALID_ARGUMENT",
         format!("invalid ttl: expected a number of seconds >= 1, got {s}"),

@@ -128,7 +128,7 @@ pub fn create_token(options: &TokenOptions) -> RtcResult<String> {
     jti: &options.identity,
     // A little slack for clocks that run behind the server's.
     nbf: now.saturating_sub(10),
-    exp: now + options.ttl.as_secs().max(1),
+    exp: now.saturating_add(options.ttl.as_secs().max(1)),
     name: options.name.as_deref(),
     metadata: options.metadata.as_deref(),
     attributes: &options.attributes,
@@ -213,5 +213,21 @@ mod tests {
     })
     .unwrap_err();
     assert_eq!(err.code(), "ERR_INVALID_ARGUMENT");
+  }
+
+  #[test]
+  fn a_ttl_past_the_end_of_time_saturates_the_expiry_instead_of_wrapping() {
+    let token = create_token(&TokenOptions {
+      api_key: "k".into(),
+      api_secret: "s".into(),
+      identity: "i".into(),
+      room: "r".into(),
+      ttl: Duration::MAX,
+      ..Default::default()
+    })
+    .unwrap();
+    let payload = URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(claims["exp"], u64::MAX);
   }
 }
