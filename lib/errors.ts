@@ -67,9 +67,11 @@ export function checkInteger(name: string, value: unknown, min: number, max: num
   return value
 }
 
-export function checkPositive(name: string, value: unknown): number {
-  if (typeof value !== 'number') throw invalidArgType(name, 'a positive number', value)
-  if (!Number.isFinite(value) || value <= 0) throw invalidArgument(name, 'a positive number', value)
+/** A number greater than `above` and at most `max` (so never NaN or infinite). */
+export function checkNumber(name: string, value: unknown, above: number, max: number): number {
+  const expected = `a number above ${above} and at most ${max}`
+  if (typeof value !== 'number') throw invalidArgType(name, expected, value)
+  if (!(value > above && value <= max)) throw invalidArgument(name, expected, value)
   return value
 }
 

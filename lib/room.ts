@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 
 import {
   ConnectionState,
+  NativeLocalVideoTrack,
   NativeRemoteVideoTrack,
   NativeRoom,
   type NativeRoomEvent,
@@ -17,7 +18,7 @@ import {
   checkInteger,
   checkOptionalString,
   checkOptions,
-  checkPositive,
+  checkNumber,
   checkString,
   invalidArgType,
   invalidArgument,
@@ -51,8 +52,9 @@ export interface RoomOptions {
 }
 
 export interface VideoEncoding {
-  /** Bits per second. */
+  /** Bits per second: an integer from 1000 to 2**32 - 1. */
   maxBitrate: number
+  /** Frames per second: above 0 and at most 240. */
   maxFramerate: number
 }
 
@@ -285,7 +287,10 @@ export class LocalParticipant {
    * `ERR_PUBLISH_REFUSED`, `ERR_ALREADY_PUBLISHED`, `ERR_NOT_CONNECTED`, ...
    */
   async publishTrack(track: LocalVideoTrack, options: TrackPublishOptions = {}): Promise<LocalTrackPublication> {
-    if (!(track instanceof LocalVideoTrack)) throw invalidArgType('track', 'a LocalVideoTrack', track)
+    // `native` too: an object that only inherits from LocalVideoTrack.prototype has none.
+    if (!(track instanceof LocalVideoTrack && track.native instanceof NativeLocalVideoTrack)) {
+      throw invalidArgType('track', 'a LocalVideoTrack', track)
+    }
     const o = checkOptions<TrackPublishOptions>('options', options)
     const source = checkEnum<TrackSource>('source', o.source, TrackSource, TrackSource.Camera)
     let videoCodec: 'vp8' | 'h264' | undefined
@@ -296,9 +301,11 @@ export class LocalParticipant {
       videoCodec = codec
     }
     const encoding = checkOptions<VideoEncoding>('videoEncoding', o.videoEncoding)
-    const maxBitrate = encoding.maxBitrate === undefined ? undefined : checkPositive('videoEncoding.maxBitrate', encoding.maxBitrate)
+    // The encoders' limits: rather refused here than silently clamped.
+    const maxBitrate =
+      encoding.maxBitrate === undefined ? undefined : checkInteger('videoEncoding.maxBitrate', encoding.maxBitrate, 1000, 2 ** 32 - 1)
     const maxFramerate =
-      encoding.maxFramerate === undefined ? undefined : checkPositive('videoEncoding.maxFramerate', encoding.maxFramerate)
+      encoding.maxFramerate === undefined ? undefined : checkNumber('videoEncoding.maxFramerate', encoding.maxFramerate, 0, 240)
     const room = this.room.nativeRoom('publishTrack')
     this.publishing.add(track)
     try {
@@ -351,7 +358,7 @@ export class Room extends EventEmitter<RoomEvents> {
   /** @internal */
   native: NativeRoom | undefined
   private pump: Promise<void> | undefined
-  private connecting = false
+  private connecting: Promise<NativeRoom> | undefined
   /** @internal when the last `reconnected` event came (ms since the epoch) */
   reconnectedAt = 0
 
@@ -383,24 +390,25 @@ export class Room extends EventEmitter<RoomEvents> {
    */
   async connect(url: string, token: string, options: RoomOptions = {}): Promise<void> {
     checkString('url', url, { nonEmpty: true })
-    checkString('token', token, { secret: true })
+    checkString('token', token, { nonEmpty: true, secret: true })
     const o = checkOptions<RoomOptions>('options', options)
     const connectTimeoutMs =
       o.connectTimeoutMs === undefined ? undefined : checkInteger('connectTimeoutMs', o.connectTimeoutMs, 1, 2 ** 31 - 1)
-    const caCertificates = checkOptionalString('caCertificates', o.caCertificates)
+    const nativeOptions = {
+      autoSubscribe: checkBoolean('autoSubscribe', o.autoSubscribe, true),
+      adaptiveStream: checkBoolean('adaptiveStream', o.adaptiveStream, false),
+      connectTimeoutMs,
+      caCertificates: checkOptionalString('caCertificates', o.caCertificates),
+    }
     if (this.native || this.connecting) {
       throw lkrtcError('ERR_ALREADY_CONNECTED', 'connect: a Room connects once (this one already did); make a new Room')
     }
-    this.connecting = true
+    const connecting = NativeRoom.connect(url, token, nativeOptions)
+    this.connecting = connecting
     try {
-      this.native = await NativeRoom.connect(url, token, {
-        autoSubscribe: checkBoolean('autoSubscribe', o.autoSubscribe, true),
-        adaptiveStream: checkBoolean('adaptiveStream', o.adaptiveStream, false),
-        connectTimeoutMs,
-        caCertificates,
-      })
+      this.native = await connecting
     } finally {
-      this.connecting = false
+      this.connecting = undefined
     }
     this.state = this.native.connectionState
     for (const info of this.native.remoteParticipants()) {
@@ -409,8 +417,12 @@ export class Room extends EventEmitter<RoomEvents> {
     this.pump = this.run(this.native)
   }
 
-  /** Leaves the room; resolves after the `disconnected` event. Idempotent. */
+  /**
+   * Leaves the room; resolves after the `disconnected` event. Idempotent. Called while `connect`
+   * is pending, it waits for that to settle and then leaves.
+   */
   async disconnect(): Promise<void> {
+    if (this.connecting) await this.connecting.catch(() => undefined)
     if (!this.native) return
     await this.native.disconnect()
     await this.pump

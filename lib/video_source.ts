@@ -81,7 +81,10 @@ export class LocalVideoTrack {
 
   static createVideoTrack(name: string, source: VideoSource): LocalVideoTrack {
     checkString('name', name)
-    if (!(source instanceof VideoSource)) throw invalidArgType('source', 'a VideoSource', source)
+    // `native` too: an object that only inherits from VideoSource.prototype has none.
+    if (!(source instanceof VideoSource && source.native instanceof NativeVideoSource)) {
+      throw invalidArgType('source', 'a VideoSource', source)
+    }
     return new LocalVideoTrack(NativeLocalVideoTrack.createVideoTrack(name, source.native), source)
   }
 
