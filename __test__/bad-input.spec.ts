@@ -954,3 +954,9 @@ test.serial('a VideoStream made after the room disconnected ends at once', async
   t.deepEqual(await follower.next(), { done: true, value: undefined })
   t.true(follower.isClosed)
 })
+
+test.serial('setSubscribed after the room disconnected rejects with ERR_NOT_CONNECTED', async (t) => {
+  const pair = await subscribedPair('subscribe-after-leave')
+  await pair.close()
+  await assertFails(t, () => pair.publication.setSubscribed(false), 'ERR_NOT_CONNECTED', 'not connected')
+})
