@@ -79,10 +79,10 @@ fn paint(frame: &mut VideoFrame, n: u64) {
         v = 235;
       }
       if y > h * 3 / 4 && y < h * 3 / 4 + h / 12 {
-        v = if ((x + t * 3) / 3) % 2 == 0 { 200 } else { 60 };
+        v = if ((x + t * 3) / 3).is_multiple_of(2) { 200 } else { 60 };
       }
       // Fine texture that moves diagonally.
-      v += ((x * 7 + y * 13 + t * 5) % 17) as usize;
+      v += (x * 7 + y * 13 + t * 5) % 17;
       y_plane[y * w + x] = v.min(255) as u8;
     }
   }

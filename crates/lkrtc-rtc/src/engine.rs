@@ -61,7 +61,7 @@ pub(crate) enum Command {
   StartTrack {
     cid: String,
     /// Sent again to republish the track after a full reconnect.
-    request: proto::AddTrackRequest,
+    request: Box<proto::AddTrackRequest>,
     info: proto::TrackInfo,
     codec: VideoCodec,
     publication: LocalTrackPublication,
@@ -839,7 +839,7 @@ impl Engine {
               PublishedTrack {
                 mid,
                 cid,
-                request,
+                request: *request,
                 codec,
                 info,
                 publication,

@@ -192,7 +192,7 @@ impl LocalParticipant {
     let (reply, started) = oneshot::channel();
     self.command(Command::StartTrack {
       cid: cid.clone(),
-      request,
+      request: Box::new(request),
       info: info.clone(),
       codec,
       publication: publication.clone(),
