@@ -9,11 +9,8 @@ use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::media::{frames_of, i420, subscribed, Feeder, BLUE, HEIGHT, RED, WIDTH};
-use common::{room_name, token, TestServer};
-use lkrtc_rtc::{
-  LocalVideoTrack, Room, RoomOptions, TrackPublishOptions, VideoSource, VideoSourceOptions, VideoStream,
-};
+use common::media::{frames_of, red_session, RedSession, BLUE};
+use common::{room_name, TestServer};
 
 const INSIDE: &str = "LKRTC_TEST_NETNS";
 
@@ -87,24 +84,17 @@ fn restore_udp() {
 /// rooms reported meanwhile.
 async fn video_survives_a_udp_outage(outage: Duration) -> Vec<String> {
   let server = TestServer::start();
-  let room = room_name("udp");
-  let (alice, mut alice_events) = Room::connect(&server.url, &token("alice", &room), RoomOptions::default())
-    .await
-    .expect("alice connects");
-  let source = VideoSource::new(WIDTH, HEIGHT, VideoSourceOptions::default()).unwrap();
-  let track = LocalVideoTrack::create_video_track("camera", &source);
-  let publication = alice
-    .local_participant()
-    .publish_track(&track, TrackPublishOptions::default())
-    .await
-    .expect("publish");
-  let feeder = Feeder::start(source.clone());
-  let (bob, mut bob_events) = Room::connect(&server.url, &token("bob", &room), RoomOptions::default())
-    .await
-    .expect("bob connects");
-  let remote = subscribed(&mut bob_events, 15).await;
-  let mut stream = VideoStream::new(&remote, i420());
-  frames_of(&mut stream, RED.1, 10, 15).await;
+  let RedSession {
+    alice,
+    mut alice_events,
+    publication,
+    feeder,
+    bob,
+    mut bob_events,
+    remote,
+    mut stream,
+    ..
+  } = red_session(&server, &room_name("udp"), 10).await;
 
   drop_udp();
   feeder.colour.store(1, Ordering::Relaxed);

@@ -8,34 +8,24 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::media::{frames_of, i420, subscribed, Feeder, BLUE, HEIGHT, RED, WIDTH};
+use common::media::{frames_of, i420, red_session, subscribed, RedSession, BLUE};
 use common::{next_event, room_name, token, TestServer};
-use lkrtc_rtc::{
-  ConnectionState, LocalVideoTrack, Room, RoomEvent, RoomOptions, TrackPublishOptions, VideoSource, VideoSourceOptions,
-  VideoStream,
-};
+use lkrtc_rtc::{ConnectionState, Room, RoomEvent, RoomOptions, VideoStream};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_sides_rejoin_and_video_flows_again_after_the_server_restarts() {
   let mut server = TestServer::start();
-  let room = room_name("restart");
-  let (alice, mut alice_events) = Room::connect(&server.url, &token("alice", &room), RoomOptions::default())
-    .await
-    .expect("alice connects");
-  let source = VideoSource::new(WIDTH, HEIGHT, VideoSourceOptions::default()).unwrap();
-  let track = LocalVideoTrack::create_video_track("camera", &source);
-  let before = alice
-    .local_participant()
-    .publish_track(&track, TrackPublishOptions::default())
-    .await
-    .expect("publish");
-  let feeder = Feeder::start(source.clone());
-  let (bob, mut bob_events) = Room::connect(&server.url, &token("bob", &room), RoomOptions::default())
-    .await
-    .expect("bob connects");
-  let first = subscribed(&mut bob_events, 15).await;
-  let mut stream = VideoStream::new(&first, i420());
-  frames_of(&mut stream, RED.1, 5, 15).await;
+  let RedSession {
+    alice,
+    mut alice_events,
+    track,
+    publication: before,
+    feeder,
+    bob,
+    mut bob_events,
+    remote: first,
+    mut stream,
+  } = red_session(&server, &room_name("restart"), 5).await;
 
   server.kill();
   feeder.colour.store(1, Ordering::Relaxed);

@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use lkrtc_rtc::video_source::now_us;
 use lkrtc_rtc::{
-  RemoteVideoTrack, RoomEvent, VideoBufferType, VideoFrame, VideoRotation, VideoSource, VideoStream, VideoStreamOptions,
+  LocalTrackPublication, LocalVideoTrack, RemoteVideoTrack, Room, RoomEvent, RoomOptions, TrackPublishOptions,
+  VideoBufferType, VideoFrame, VideoRotation, VideoSource, VideoSourceOptions, VideoStream, VideoStreamOptions,
 };
+use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::next_event;
+use super::{next_event, token, TestServer};
 
 pub const WIDTH: u32 = 320;
 pub const HEIGHT: u32 = 240;
@@ -105,5 +107,49 @@ pub fn i420() -> VideoStreamOptions {
   VideoStreamOptions {
     format: Some(VideoBufferType::I420),
     ..Default::default()
+  }
+}
+
+/// alice publishes a `Feeder` (red) as "camera"; bob subscribes and has read `red_frames` red frames.
+pub struct RedSession {
+  pub alice: Room,
+  pub alice_events: UnboundedReceiver<RoomEvent>,
+  pub track: LocalVideoTrack,
+  pub publication: LocalTrackPublication,
+  pub feeder: Feeder,
+  pub bob: Room,
+  pub bob_events: UnboundedReceiver<RoomEvent>,
+  pub remote: RemoteVideoTrack,
+  pub stream: VideoStream,
+}
+
+pub async fn red_session(server: &TestServer, room: &str, red_frames: usize) -> RedSession {
+  let (alice, alice_events) = Room::connect(&server.url, &token("alice", room), RoomOptions::default())
+    .await
+    .expect("alice connects");
+  let source = VideoSource::new(WIDTH, HEIGHT, VideoSourceOptions::default()).unwrap();
+  let track = LocalVideoTrack::create_video_track("camera", &source);
+  let publication = alice
+    .local_participant()
+    .publish_track(&track, TrackPublishOptions::default())
+    .await
+    .expect("publish");
+  let feeder = Feeder::start(source);
+  let (bob, mut bob_events) = Room::connect(&server.url, &token("bob", room), RoomOptions::default())
+    .await
+    .expect("bob connects");
+  let remote = subscribed(&mut bob_events, 15).await;
+  let mut stream = VideoStream::new(&remote, i420());
+  frames_of(&mut stream, RED.1, red_frames, 15).await;
+  RedSession {
+    alice,
+    alice_events,
+    track,
+    publication,
+    feeder,
+    bob,
+    bob_events,
+    remote,
+    stream,
   }
 }
