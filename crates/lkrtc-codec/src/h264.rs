@@ -297,13 +297,23 @@ pub(crate) struct H264Decoder {
 
 impl H264Decoder {
   pub(crate) fn new() -> Result<Self, CodecError> {
-    let decoder = Decoder::with_api_config(OpenH264API::from_source(), DecoderConfig::new()).map_err(|e| {
-      CodecError::DecoderInit {
-        codec: VideoCodec::H264,
-        detail: e.to_string(),
-      }
-    })?;
-    Ok(Self { decoder })
+    Ok(Self {
+      decoder: open_decoder()?,
+    })
+  }
+}
+
+fn open_decoder() -> Result<Decoder, CodecError> {
+  Decoder::with_api_config(OpenH264API::from_source(), DecoderConfig::new()).map_err(|e| CodecError::DecoderInit {
+    codec: VideoCodec::H264,
+    detail: e.to_string(),
+  })
+}
+
+fn decode_err(detail: String) -> CodecError {
+  CodecError::Decode {
+    codec: VideoCodec::H264,
+    detail,
   }
 }
 
@@ -313,10 +323,6 @@ impl VideoDecoder for H264Decoder {
   }
 
   fn decode(&mut self, data: &[u8]) -> Result<Option<VideoFrame>, CodecError> {
-    let decode_err = |detail: String| CodecError::Decode {
-      codec: VideoCodec::H264,
-      detail,
-    };
     if data.is_empty() {
       return Err(decode_err("empty frame".into()));
     }
@@ -326,39 +332,58 @@ impl VideoDecoder for H264Decoder {
     if !has_start_code(data) {
       return Err(decode_err("not an Annex-B byte stream (no start code)".into()));
     }
-    let Some(yuv) = self.decoder.decode(data).map_err(|e| decode_err(e.to_string()))? else {
-      return Ok(None);
-    };
-    let (w, h) = yuv.dimensions();
-    let (sy, su, sv) = yuv.strides();
-    let (w, h) = (
-      u32::try_from(w).map_err(|_| decode_err("bad width".into()))?,
-      u32::try_from(h).map_err(|_| decode_err("bad height".into()))?,
-    );
-    if w == 0 || h == 0 || w > lkrtc_video::MAX_DIMENSION || h > lkrtc_video::MAX_DIMENSION {
-      return Err(decode_err(format!("unexpected picture size {w}x{h}")));
+    let result = decode_once(&mut self.decoder, data);
+    if matches!(result, Ok(Some(_))) || !has_idr(data) {
+      return result;
     }
-    copy_to_frame(
-      w,
-      h,
-      [
-        SrcPlane {
-          data: yuv.y(),
-          stride: sy,
-        },
-        SrcPlane {
-          data: yuv.u(),
-          stride: su,
-        },
-        SrcPlane {
-          data: yuv.v(),
-          stride: sv,
-        },
-      ],
-    )
-    .map(Some)
-    .map_err(decode_err)
+    // A damaged stream can leave openh264 wedged, ignoring even keyframes from then on (e.g. a
+    // corrupted SPS that reads as an SVC prefix NAL): a keyframe that gives no picture gets a
+    // fresh decoder, as a new subscriber would have.
+    self.decoder = open_decoder()?;
+    decode_once(&mut self.decoder, data)
   }
+}
+
+fn decode_once(decoder: &mut Decoder, data: &[u8]) -> Result<Option<VideoFrame>, CodecError> {
+  let Some(yuv) = decoder.decode(data).map_err(|e| decode_err(e.to_string()))? else {
+    return Ok(None);
+  };
+  let (w, h) = yuv.dimensions();
+  let (sy, su, sv) = yuv.strides();
+  let (w, h) = (
+    u32::try_from(w).map_err(|_| decode_err("bad width".into()))?,
+    u32::try_from(h).map_err(|_| decode_err("bad height".into()))?,
+  );
+  if w == 0 || h == 0 || w > lkrtc_video::MAX_DIMENSION || h > lkrtc_video::MAX_DIMENSION {
+    return Err(decode_err(format!("unexpected picture size {w}x{h}")));
+  }
+  copy_to_frame(
+    w,
+    h,
+    [
+      SrcPlane {
+        data: yuv.y(),
+        stride: sy,
+      },
+      SrcPlane {
+        data: yuv.u(),
+        stride: su,
+      },
+      SrcPlane {
+        data: yuv.v(),
+        stride: sv,
+      },
+    ],
+  )
+  .map(Some)
+  .map_err(decode_err)
+}
+
+/// True when the Annex-B access unit `data` holds an IDR slice (NAL type 5).
+fn has_idr(data: &[u8]) -> bool {
+  data
+    .windows(4)
+    .any(|w| w[0] == 0 && w[1] == 0 && w[2] == 1 && w[3] & 0x1f == 5)
 }
 
 /// True when `data` starts with an Annex-B start code (`00 00 01` or `00 00 00 01`).

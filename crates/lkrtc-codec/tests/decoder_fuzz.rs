@@ -229,3 +229,28 @@ proptest! {
     assert_recovers(codec, decoder.as_mut())?;
   }
 }
+
+/// Found by the property below: the first bytes of a keyframe with the SPS header byte turned
+/// into 0x4e (an SVC prefix NAL) left openh264 ignoring every later frame, keyframes included.
+#[test]
+fn a_keyframe_decodes_after_an_sps_corrupted_into_an_svc_prefix() {
+  let frames = encoded(VideoCodec::H264);
+  let mut damaged = frames[0].clone();
+  apply(
+    &mut damaged,
+    &[Damage::Truncate(1), Damage::SetByte(4, 0x4e)],
+    &frames[1],
+  );
+  assert_eq!(damaged[4], 0x4e);
+  let mut decoder = new_decoder(VideoCodec::H264).unwrap();
+  assert!(decoder.decode(&frames[0]).unwrap().is_some());
+  let _ = decoder.decode(&damaged);
+  for delta in &frames[1..DAMAGEABLE] {
+    let _ = decoder.decode(delta);
+  }
+  for (n, frame) in frames.iter().enumerate().skip(DAMAGEABLE) {
+    let picture = decoder.decode(frame).unwrap_or_else(|e| panic!("frame {n}: {e}"));
+    let picture = picture.unwrap_or_else(|| panic!("frame {n}: no picture"));
+    assert_eq!((picture.width(), picture.height()), (WIDTH, HEIGHT));
+  }
+}
