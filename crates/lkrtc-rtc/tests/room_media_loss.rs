@@ -26,8 +26,12 @@ fn run_isolated(name: &str) -> bool {
     return true;
   }
   let exe = std::env::current_exe().unwrap();
-  let status = Command::new("unshare")
-    .args(["--net", "--", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+  let status = Command::new(system_tool("unshare"))
+    .args(["--net", "--", "sh", "-c"])
+    .arg(format!(
+      "{} link set lo up && exec \"$0\" \"$@\"",
+      system_tool("ip").display()
+    ))
     .arg(&exe)
     .args(["--exact", name, "--nocapture", "--test-threads=1"])
     .env(INSIDE, "1")
@@ -42,8 +46,18 @@ extern "C" {
   fn libc_geteuid() -> u32;
 }
 
+/// The system's own binary: under `npm test`, node_modules/.bin comes first on PATH and holds
+/// an unrelated `nft` (a Node file tracer).
+fn system_tool(name: &str) -> std::path::PathBuf {
+  ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+    .iter()
+    .map(|dir| std::path::Path::new(dir).join(name))
+    .find(|path| path.exists())
+    .unwrap_or_else(|| name.into())
+}
+
 fn nft(args: &[&str]) {
-  let status = Command::new("nft")
+  let status = Command::new(system_tool("nft"))
     .args(args)
     .status()
     .expect("run nft (Debian package nftables)");
@@ -98,7 +112,16 @@ async fn video_survives_a_udp_outage(outage: Duration) -> Vec<String> {
 
   drop_udp();
   feeder.colour.store(1, Ordering::Relaxed);
-  tokio::time::sleep(outage).await;
+  // Frames in flight may still land in the first half second; after that, none may.
+  let dark_from = Instant::now() + Duration::from_millis(500);
+  let outage_end = tokio::time::Instant::now() + outage;
+  let mut during = 0;
+  while let Ok(Some(_)) = tokio::time::timeout_at(outage_end, stream.next()).await {
+    if Instant::now() > dark_from {
+      during += 1;
+    }
+  }
+  assert_eq!(during, 0, "frames arrived while UDP was dropped");
   let encoded_in_outage = alice
     .local_participant()
     .publish_stats(&publication.sid)
