@@ -173,6 +173,7 @@ export const REJOIN_GRACE_MS = 30_000
 class ParticipantTracks {
   private last: RemoteVideoTrack | undefined
   private readonly identity: string
+  private readonly room: RemoteParticipant['room']
 
   constructor(
     participant: RemoteParticipant,
@@ -181,8 +182,6 @@ class ParticipantTracks {
     this.identity = participant.identity
     this.room = participant.room
   }
-
-  private readonly room: RemoteParticipant['room']
 
   private find(): RemoteVideoTrack | undefined {
     const participant = this.room.remoteParticipants.get(this.identity)

@@ -163,10 +163,9 @@ struct Negotiation {
   mid_to_track_id: HashMap<String, String>,
 }
 
-/// A peer connection whose ICE path is down (no answer to ~5 s of checks, e.g. UDP blocked) for
-/// this long more is restarted: the
-/// session resumes on a new WebSocket, the publisher offers with new ICE credentials and the
-/// server restarts the subscriber's ICE.
+/// A peer connection whose path is down (nothing received for 5 s, e.g. UDP blocked) for this
+/// long more is restarted: the session resumes on a new WebSocket, the publisher offers with new
+/// ICE credentials and the server restarts the subscriber's ICE.
 const ICE_RESTART_AFTER: Duration = Duration::from_secs(2);
 
 /// How long an ICE restart has before the path counts as still down.
@@ -267,31 +266,24 @@ impl Engine {
           Flow::Resume { reason: "CONNECTION_TIMEOUT".into() }
         }
       };
+      let full = matches!(flow, Flow::Restart { .. });
       let flow = match flow {
         Flow::MediaFailed => {
           media_failed_at.get_or_insert(Instant::now() + MEDIA_FAILURE_GRACE);
           Flow::Continue
         }
-        Flow::Resume { reason } => {
-          let resumed = self
-            .resume(&reason, false, &mut pending_adds, &mut tracks, &mut negotiation)
+        Flow::Resume { reason } | Flow::Restart { reason } => {
+          let outcome = self
+            .resume(&reason, full, &mut pending_adds, &mut tracks, &mut negotiation)
             .await;
           last_heard = Instant::now();
+          media_failed_at = None;
           // A path that was down gets time for its ICE restart; if it is still down after that,
           // the next resume restarts it again (a full rejoin follows once the transport fails).
+          // A rejoin starts over with new transports.
           let retry = Instant::now() + ICE_RESTART_GRACE;
-          media_down_since = media_down_since.map(|down| down.map(|_| retry));
-          media_failed_at = None;
-          resumed
-        }
-        Flow::Restart { reason } => {
-          let restarted = self
-            .resume(&reason, true, &mut pending_adds, &mut tracks, &mut negotiation)
-            .await;
-          last_heard = Instant::now();
-          media_down_since = [None, None];
-          media_failed_at = None;
-          restarted
+          media_down_since = media_down_since.map(|down| down.filter(|_| !full).map(|_| retry));
+          outcome
         }
         other => other,
       };
@@ -454,15 +446,21 @@ impl Engine {
     Flow::Continue
   }
 
-  async fn try_resume(&mut self, tracks: &HashMap<String, PublishedTrack>) -> RtcResult<()> {
+  /// A new signal connection to the room's server; a resume of our session when `reconnect_sid`
+  /// is set, a fresh join otherwise.
+  async fn open_signal(&self, reconnect_sid: Option<String>) -> RtcResult<(SignalWriter, SignalReader)> {
     let params = JoinParams {
-      reconnect_sid: Some(self.session.local.sid.clone()),
+      reconnect_sid,
       ..self.resume.params.clone()
     };
     let url = signal_url(&self.resume.base, &self.token, &params);
+    let (base, tls, timeout) = (&self.resume.base, &self.resume.tls_config, self.resume.connect_timeout);
+    connection::connect(&url, base, &self.token, tls, timeout).await
+  }
+
+  async fn try_resume(&mut self, tracks: &HashMap<String, PublishedTrack>) -> RtcResult<()> {
     let timeout = self.resume.connect_timeout;
-    let (writer, mut reader) =
-      connection::connect(&url, &self.resume.base, &self.token, &self.resume.tls_config, timeout).await?;
+    let (writer, mut reader) = self.open_signal(Some(self.session.local.sid.clone())).await?;
     let wait = async {
       loop {
         match reader.recv().await {
@@ -522,14 +520,8 @@ impl Engine {
     tracks: &mut HashMap<String, PublishedTrack>,
     negotiation: &mut Negotiation,
   ) -> RtcResult<()> {
-    let params = JoinParams {
-      reconnect_sid: None,
-      ..self.resume.params.clone()
-    };
-    let url = signal_url(&self.resume.base, &self.token, &params);
     let timeout = self.resume.connect_timeout;
-    let (writer, mut reader) =
-      connection::connect(&url, &self.resume.base, &self.token, &self.resume.tls_config, timeout).await?;
+    let (writer, mut reader) = self.open_signal(None).await?;
     let join = tokio::time::timeout(timeout, crate::room::wait_join(&mut reader))
       .await
       .map_err(|_| RtcError::ConnectTimeout {
@@ -611,12 +603,7 @@ impl Engine {
     tracks: &mut HashMap<String, PublishedTrack>,
     negotiation: &mut Negotiation,
   ) {
-    let stream_id = format!("{}-stream", published.cid);
-    let mid = match self
-      .publisher
-      .add_video_track(&stream_id, &published.cid, published.codec)
-      .await
-    {
+    let mid = match self.add_sender(&published.cid, published.codec, negotiation).await {
       Ok(mid) => mid,
       Err(e) => {
         log::warn!("cannot republish {}: {e}", published.track.name());
@@ -625,7 +612,6 @@ impl Engine {
         return;
       }
     };
-    negotiation.mid_to_track_id.insert(mid.clone(), published.cid.clone());
     published.control.set_route(EncoderRoute {
       pc: self.publisher.clone(),
       mid: mid.clone(),
@@ -645,14 +631,22 @@ impl Engine {
     self.negotiate(negotiation).await;
   }
 
+  /// A sendonly transceiver for our track `cid` on the current publisher; its mid is sent with
+  /// each offer so the server can match it to the track.
+  async fn add_sender(&mut self, cid: &str, codec: VideoCodec, negotiation: &mut Negotiation) -> RtcResult<String> {
+    let mid = self
+      .publisher
+      .add_video_track(&format!("{cid}-stream"), cid, codec)
+      .await?;
+    negotiation.mid_to_track_id.insert(mid.clone(), cid.to_string());
+    Ok(mid)
+  }
+
   /// The end of a session as seen by the user: every remote track unsubscribed and unpublished,
   /// every remote participant disconnected.
   fn forget_remote_participants(&mut self) {
-    let mids: Vec<String> = self.subscribed.keys().cloned().collect();
-    for mid in mids {
-      if let Some(sub) = self.subscribed.remove(&mid) {
-        self.end_subscription(sub);
-      }
+    for (_, sub) in std::mem::take(&mut self.subscribed) {
+      self.end_subscription(sub);
     }
     for participant in self.session.remotes().into_values() {
       for publication in participant.publications.values() {
@@ -817,47 +811,43 @@ impl Engine {
         source,
         slot,
         reply,
-      } => {
-        let stream_id = format!("{cid}-stream");
-        match self.publisher.add_video_track(&stream_id, &cid, codec).await {
-          Ok(mid) => {
-            negotiation.mid_to_track_id.insert(mid.clone(), cid.clone());
-            let control = Arc::new(EncoderControl::new(EncoderRoute {
-              pc: self.publisher.clone(),
-              mid: mid.clone(),
-            }));
-            let started = StartedTrack {
-              mid: mid.clone(),
-              control: control.clone(),
-              bwe_bps: self.bwe_bps.clone(),
-            };
-            lock(&self.shared)
-              .publications
-              .insert(publication.sid.clone(), publication.clone());
-            tracks.insert(
-              publication.sid.clone(),
-              PublishedTrack {
-                mid,
-                cid,
-                request: *request,
-                codec,
-                info,
-                publication,
-                track,
-                control,
-                source,
-                slot,
-              },
-            );
-            self.negotiate(negotiation).await;
-            let _ = reply.send(Ok(started));
-          }
-          Err(e) => {
-            source.detach(&slot);
-            let _ = reply.send(Err(e));
-          }
+      } => match self.add_sender(&cid, codec, negotiation).await {
+        Ok(mid) => {
+          let control = Arc::new(EncoderControl::new(EncoderRoute {
+            pc: self.publisher.clone(),
+            mid: mid.clone(),
+          }));
+          let started = StartedTrack {
+            mid: mid.clone(),
+            control: control.clone(),
+            bwe_bps: self.bwe_bps.clone(),
+          };
+          lock(&self.shared)
+            .publications
+            .insert(publication.sid.clone(), publication.clone());
+          tracks.insert(
+            publication.sid.clone(),
+            PublishedTrack {
+              mid,
+              cid,
+              request: *request,
+              codec,
+              info,
+              publication,
+              track,
+              control,
+              source,
+              slot,
+            },
+          );
+          self.negotiate(negotiation).await;
+          let _ = reply.send(Ok(started));
         }
-      }
+        Err(e) => {
+          source.detach(&slot);
+          let _ = reply.send(Err(e));
+        }
+      },
       Command::Unpublish { sid, reply } => match tracks.remove(&sid) {
         Some(track) => {
           self.stop_track(&track, negotiation).await;
