@@ -1,8 +1,9 @@
 // One side of the end-to-end benchmark, in its own process so its CPU time is its own.
 //   node --import tsx benchmark/e2e-peer.ts <publish|subscribe> <lkrtc|rtc-node> <json options>
 // The publisher stamps its capture time (µs since `epochMs`) into the top rows of the Y plane
-// as 32 black/white blocks; the subscriber reads them back from the decoded frame, so latency
-// is capture -> decoded frame in the receiving program, whatever the stack does in between.
+// as 32 black/white blocks, and the frame's number into the band below; the subscriber reads
+// them back from the decoded frame, so latency is capture -> decoded frame in the receiving
+// program, whatever the stack does in between, and it knows which frames never arrived.
 // The last line on stdout is a JSON result.
 
 interface Options {
@@ -43,20 +44,21 @@ function makePictures(w: number, h: number): Uint8Array[] {
   return pictures
 }
 
-function stamp(y: Uint8Array, w: number, value: number): void {
+/** Writes `value` into band `band` (0: capture time, 1: frame number) of a Y plane. */
+function stamp(y: Uint8Array, w: number, band: number, value: number): void {
   const block = Math.floor(w / BITS)
   for (let bit = 0; bit < BITS; bit++) {
     const v = (value >>> (BITS - 1 - bit)) & 1 ? 235 : 16
-    for (let row = 0; row < BAND; row++) y.fill(v, row * w + bit * block, row * w + (bit + 1) * block)
+    for (let row = band * BAND; row < (band + 1) * BAND; row++) y.fill(v, row * w + bit * block, row * w + (bit + 1) * block)
   }
 }
 
-function readStamp(y: Uint8Array, stride: number, w: number): number {
+function readStamp(y: Uint8Array, stride: number, w: number, band: number): number {
   const block = Math.floor(w / BITS)
   let value = 0
   for (let bit = 0; bit < BITS; bit++) {
     let sum = 0
-    for (let row = BAND / 2 - 4; row < BAND / 2 + 4; row++) {
+    for (let row = band * BAND + BAND / 2 - 4; row < band * BAND + BAND / 2 + 4; row++) {
       for (let x = bit * block + block / 4; x < (bit + 1) * block - block / 4; x++) sum += y[row * stride + Math.floor(x)]
     }
     const mean = sum / (8 * Math.floor(block / 2))
@@ -140,7 +142,8 @@ async function pump(capture: (data: Uint8Array, timestampUs: number) => void): P
     if (n === warmup) meter.start()
     const data = pictures[n % pictures.length].slice()
     const ts = nowUs()
-    stamp(data, opts.width, Math.round(ts) >>> 0)
+    stamp(data, opts.width, 0, Math.round(ts) >>> 0)
+    stamp(data, opts.width, 1, n)
     capture(data, Math.round(ts))
     sent++
     const next = begin + (n + 1) * interval
@@ -148,21 +151,23 @@ async function pump(capture: (data: Uint8Array, timestampUs: number) => void): P
   }
   const cpu = meter.stop()
   await sleep(1500) // let the last frames arrive before leaving
-  return { sent, cpu }
+  return { sent, warmup, cpu }
 }
 
 /** Receives until the publisher leaves; latency percentiles over the steady window, every
- * frame counted, CPU% over the steady window. */
+ * frame counted (and the numbers of those that arrived), CPU% over the steady window. */
 async function receive(frames: AsyncIterable<{ y: Uint8Array; stride: number; width: number; height: number }>): Promise<object> {
   const meter = cpuMeter()
   const latencies: number[] = []
   // Frames that arrived at the published size (an encoder may scale down under load).
   let fullSize = 0
   let received = 0
+  const numbers: number[] = []
   let measuring = false
   let cpu = NaN
   for await (const f of frames) {
     if (f.width === opts.width && f.height === opts.height) fullSize++
+    numbers.push(readStamp(f.y, f.stride, f.width, 1))
     if (received++ === 0) {
       setTimeout(() => {
         measuring = true
@@ -174,13 +179,13 @@ async function receive(frames: AsyncIterable<{ y: Uint8Array; stride: number; wi
       }, opts.warmupSeconds * 1000)
     }
     if (measuring) {
-      const stamped = readStamp(f.y, f.stride, f.width)
+      const stamped = readStamp(f.y, f.stride, f.width, 0)
       const latencyMs = (((Math.round(nowUs()) >>> 0) - stamped) >>> 0) / 1000
       latencies.push(latencyMs)
     }
   }
   latencies.sort((a, b) => a - b)
-  return { received, fullSize, cpu, p50: percentile(latencies, 50), p95: percentile(latencies, 95), samples: latencies.length }
+  return { received, numbers, fullSize, cpu, p50: percentile(latencies, 50), p95: percentile(latencies, 95), samples: latencies.length }
 }
 
 async function subscribeLkrtc(): Promise<object> {

@@ -3,6 +3,7 @@
 // (exit 1) when RSS grows more than SOAK_MAX_GROWTH_MB after the warm-up.
 //   npm run soak                                   (10 minutes, 100 cycles)
 //   SOAK_MINUTES=1 SOAK_CYCLES=20 npm run soak     (the short version)
+//   SOAK_STACK=rtc-node npm run soak               (the same run with @livekit/rtc-node)
 import { createToken, LocalVideoTrack, Room, TrackSource, VideoBufferType, VideoFrame, VideoSource, VideoStream } from '../lib/index.js'
 
 const MINUTES = Number(process.env.SOAK_MINUTES ?? 10)
@@ -11,6 +12,7 @@ const MAX_GROWTH_MB = Number(process.env.SOAK_MAX_GROWTH_MB ?? 50)
 const WIDTH = Number(process.env.SOAK_WIDTH ?? 1920)
 const HEIGHT = Number(process.env.SOAK_HEIGHT ?? 1080)
 const WARMUP_S = Math.min(30, MINUTES * 15)
+const STACK = process.env.SOAK_STACK ?? 'lkrtc'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const mb = (bytes: number) => bytes / 1e6
@@ -57,7 +59,20 @@ function feed(source: VideoSource) {
   }
 }
 
-async function pair(url: string, server: { apiKey: string; apiSecret: string }, roomName: string) {
+/** A publisher and a subscriber in one room, the subscriber counting full-size frames. */
+interface Pair {
+  received(): number
+  /** Frames the encoder took (lkrtc), or undefined where the stack does not say. */
+  encoded(): number | undefined
+  /** Stops feeding, leaves both rooms; returns the frames captured. */
+  close(): Promise<number>
+}
+
+async function pair(url: string, server: { apiKey: string; apiSecret: string }, roomName: string): Promise<Pair> {
+  return STACK === 'rtc-node' ? pairRtcNode(url, server, roomName) : pairLkrtc(url, server, roomName)
+}
+
+async function pairLkrtc(url: string, server: { apiKey: string; apiSecret: string }, roomName: string): Promise<Pair> {
   const publisher = new Room()
   const subscriber = new Room()
   const subscribed = new Promise<VideoStream>((resolve) =>
@@ -78,7 +93,7 @@ async function pair(url: string, server: { apiKey: string; apiSecret: string }, 
   })()
   return {
     received: () => received,
-    stats: () => publisher.localParticipant.publishStats(publication.sid),
+    encoded: () => publisher.localParticipant.publishStats(publication.sid)?.framesEncoded,
     async close() {
       const sent = feeder.stop()
       await publisher.disconnect()
@@ -86,6 +101,52 @@ async function pair(url: string, server: { apiKey: string; apiSecret: string }, 
       await draining
       source.close()
       return sent
+    },
+  }
+}
+
+async function pairRtcNode(url: string, server: { apiKey: string; apiSecret: string }, roomName: string): Promise<Pair> {
+  const rtc = await import('@livekit/rtc-node')
+  const publisher = new rtc.Room()
+  const subscriber = new rtc.Room()
+  const subscribed = new Promise<InstanceType<typeof rtc.RemoteVideoTrack>>((resolve) =>
+    subscriber.on(rtc.RoomEvent.TrackSubscribed, (track) => {
+      if (track instanceof rtc.RemoteVideoTrack) resolve(track)
+    }),
+  )
+  await subscriber.connect(url, token(server, 'sub', roomName), { autoSubscribe: true, dynacast: false })
+  await publisher.connect(url, token(server, 'pub', roomName), { autoSubscribe: false, dynacast: false })
+  const source = new rtc.VideoSource(WIDTH, HEIGHT)
+  const track = rtc.LocalVideoTrack.createVideoTrack('soak', source)
+  await publisher.localParticipant!.publishTrack(track, new rtc.TrackPublishOptions({ source: rtc.TrackSource.SOURCE_CAMERA, simulcast: false }))
+  const data = new Uint8Array((WIDTH * HEIGHT * 3) / 2)
+  let n = 0
+  const timer = setInterval(() => {
+    data.fill((n * 3) & 255, 0, WIDTH * 64)
+    source.captureFrame(new rtc.VideoFrame(data, WIDTH, HEIGHT, rtc.VideoBufferType.I420))
+    n++
+  }, 1000 / 30)
+  const reader = new rtc.VideoStream(await subscribed).getReader()
+  let received = 0
+  const draining = (async () => {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) return
+      // rtc-node's encoder may scale the picture down: count every frame that arrives.
+      if (value.frame.width > 0) received++
+    }
+  })()
+  return {
+    received: () => received,
+    encoded: () => undefined,
+    async close() {
+      clearInterval(timer)
+      await reader.cancel().catch(() => {})
+      await draining.catch(() => {})
+      await publisher.disconnect()
+      await subscriber.disconnect()
+      await source.close()
+      return n
     },
   }
 }
@@ -106,8 +167,9 @@ async function main() {
       sample(`streaming (${long.received()} frames)`)
     }
     const received = long.received()
-    const encoded = long.stats()?.framesEncoded ?? 0
+    const encodedSoFar = long.encoded()
     const sent = await long.close()
+    const encoded = encodedSoFar ?? sent
     // Frames the encoder could not take (a busy CPU) are replaced by newer ones at the source;
     // what is encoded must arrive.
     console.error(`long run: ${sent} frames captured, ${encoded} encoded, ${received} received`)
@@ -132,7 +194,7 @@ async function main() {
     const last = sample('end')
     const growth = last.rss - base.rss
     console.log(`RSS after warm-up ${base.rss.toFixed(0)} MB, at the end ${last.rss.toFixed(0)} MB: growth ${growth.toFixed(1)} MB (limit ${MAX_GROWTH_MB} MB)`)
-    console.log(`JS heap ${base.heap.toFixed(0)} -> ${last.heap.toFixed(0)} MB; ${CYCLES} cycles, ${MINUTES} min at ${WIDTH}x${HEIGHT}`)
+    console.log(`JS heap ${base.heap.toFixed(0)} -> ${last.heap.toFixed(0)} MB; ${STACK}, ${CYCLES} cycles, ${MINUTES} min at ${WIDTH}x${HEIGHT}`)
     if (growth > MAX_GROWTH_MB) {
       console.error('FAIL: RSS grew beyond the limit')
       failed = true
