@@ -53,16 +53,28 @@ function stamp(y: Uint8Array, w: number, band: number, value: number): void {
   }
 }
 
-function readStamp(y: Uint8Array, stride: number, w: number, band: number): number {
-  const block = Math.floor(w / BITS)
+/** Reads band `band` back from a decoded Y plane of `w` x `h`, which may be smaller than the
+ * published picture (an encoder that scales down): the band scales with it. */
+function readStamp(y: Uint8Array, stride: number, w: number, h: number, band: number): number {
+  const scale = h / opts.height
+  const block = w / BITS
+  const center = (band + 0.5) * BAND * scale
+  const half = Math.max(1, 4 * scale)
+  const top = Math.round(center - half)
+  const bottom = Math.round(center + half)
   let value = 0
   for (let bit = 0; bit < BITS; bit++) {
+    const left = Math.ceil(bit * block + block / 4)
+    const right = Math.floor((bit + 1) * block - block / 4)
     let sum = 0
-    for (let row = band * BAND + BAND / 2 - 4; row < band * BAND + BAND / 2 + 4; row++) {
-      for (let x = bit * block + block / 4; x < (bit + 1) * block - block / 4; x++) sum += y[row * stride + Math.floor(x)]
+    let count = 0
+    for (let row = top; row < bottom; row++) {
+      for (let x = left; x < right; x++) {
+        sum += y[row * stride + x]
+        count++
+      }
     }
-    const mean = sum / (8 * Math.floor(block / 2))
-    value = (value << 1) | (mean > 125 ? 1 : 0)
+    value = (value << 1) | (sum / Math.max(1, count) > 125 ? 1 : 0)
   }
   return value >>> 0
 }
@@ -167,7 +179,7 @@ async function receive(frames: AsyncIterable<{ y: Uint8Array; stride: number; wi
   let cpu = NaN
   for await (const f of frames) {
     if (f.width === opts.width && f.height === opts.height) fullSize++
-    numbers.push(readStamp(f.y, f.stride, f.width, 1))
+    numbers.push(readStamp(f.y, f.stride, f.width, f.height, 1))
     if (received++ === 0) {
       setTimeout(() => {
         measuring = true
@@ -179,7 +191,7 @@ async function receive(frames: AsyncIterable<{ y: Uint8Array; stride: number; wi
       }, opts.warmupSeconds * 1000)
     }
     if (measuring) {
-      const stamped = readStamp(f.y, f.stride, f.width, 0)
+      const stamped = readStamp(f.y, f.stride, f.width, f.height, 0)
       const latencyMs = (((Math.round(nowUs()) >>> 0) - stamped) >>> 0) / 1000
       latencies.push(latencyMs)
     }
