@@ -24,6 +24,8 @@ export declare class NativeRemoteVideoTrack {
   get participantIdentity(): string
   /** True once the track was unsubscribed or its room disconnected: new streams end at once. */
   get isEnded(): boolean
+  /** Why the track ended; `null` while it runs. */
+  get endReason(): 'unsubscribed' | 'unpublished' | 'participantLeft' | 'rejoined' | 'disconnected' | null
 }
 
 /** A joined room. */

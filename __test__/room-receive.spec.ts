@@ -271,10 +271,37 @@ test.serial('VideoStream.fromParticipant ends when its participant leaves', asyn
   const [participant] = await connected
   const stream = VideoStream.fromParticipant({ participant })
   const pending = stream.next()
+  t.is(stream.endReason, undefined)
   await sender.disconnect()
   t.deepEqual(await pending, { done: true, value: undefined })
   t.true(stream.isClosed)
+  t.is(stream.endReason, 'participantLeft')
   await viewer.disconnect()
+})
+
+test.serial('a VideoStream on a track ends with endReason participantLeft when its publisher leaves', async (t) => {
+  const name = roomName('track-leave')
+  const viewer = await join(name, 'lkrtc-track-viewer')
+  const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
+  const pub = await publisher(name, 'lkrtc-track-leaver')
+  try {
+    const [track] = await subscribed
+    const stream = new VideoStream(track)
+    let frames = 0
+    const ended = (async () => {
+      for await (const _ of stream) frames++
+    })()
+    await sleep(1000)
+    pub.stopRepeating()
+    await pub.lk.disconnect()
+    await ended
+    t.true(frames > 0)
+    t.is(stream.endReason, 'participantLeft')
+  } finally {
+    pub.stopRepeating()
+    await pub.lk.disconnect()
+    await viewer.disconnect()
+  }
 })
 
 test.serial('close() ends a for-await loop that is waiting for the next frame', async (t) => {
@@ -301,6 +328,7 @@ test.serial('close() ends a for-await loop that is waiting for the next frame', 
     t.true(frames >= 1)
     t.true(closedAt > 0 && late < 200, `the loop ended ${late} ms after close()`)
     t.true(stream.isClosed)
+    t.is(stream.endReason, 'closed')
     t.deepEqual(await stream.next(), { done: true, value: undefined })
 
     // Symbol.asyncDispose (`await using`) closes a stream the same way.
@@ -309,6 +337,7 @@ test.serial('close() ends a for-await loop that is waiting for the next frame', 
     await disposable[Symbol.asyncDispose]()
     t.deepEqual(await pending, { done: true, value: undefined })
     t.true(disposable.isClosed)
+    t.is(disposable.endReason, 'closed')
   } finally {
     pub.stopRepeating()
     await pub.lk.disconnect()
@@ -336,8 +365,12 @@ test.serial('disconnecting the room ends its VideoStreams', async (t) => {
     const [na, nb] = await counts
     t.true(na > 0 && nb > 0, `frames before the end: ${na}, ${nb}`)
     t.true(track.ended)
+    t.is(a.endReason, 'disconnected')
+    t.is(b.endReason, 'disconnected')
     // A stream made on a track that has ended ends at once.
-    t.deepEqual(await new VideoStream(track).next(), { done: true, value: undefined })
+    const late = new VideoStream(track)
+    t.deepEqual(await late.next(), { done: true, value: undefined })
+    t.is(late.endReason, 'disconnected')
   } finally {
     pub.stopRepeating()
     await pub.lk.disconnect()
@@ -365,6 +398,7 @@ test.serial('the publisher unpublishing ends the subscriber\'s VideoStream', asy
     await ended
     t.true(frames > 0)
     t.true(stream.isClosed)
+    t.is(stream.endReason, 'unpublished')
   } finally {
     pub.stopRepeating()
     await pub.lk.disconnect()
@@ -407,6 +441,7 @@ test.serial('with autoSubscribe off, publication.setSubscribed(true) subscribes 
     await unsubscribed
     await ended
     t.true(stream.isClosed)
+    t.is(stream.endReason, 'unsubscribed')
     t.true(track.ended)
     t.is(publication.track, undefined)
     t.true(viewer.remoteParticipants.get('lkrtc-sender')!.trackPublications.has(publication.sid), 'still published')

@@ -1,7 +1,8 @@
 /**
  * Reconnection through the TypeScript API, against a livekit-server of this file's own that is
  * killed mid-stream and started again on the same ports: both rooms rejoin, the publisher's track
- * is published again from the same source, and a stream following the publisher carries on.
+ * is published again from the same source, and streams following the publisher or its track
+ * carry on. The tests run one after another: each restarts the server.
  */
 import test from 'ava'
 
@@ -10,7 +11,8 @@ import {
   createToken,
   type LocalTrackPublication,
   LocalVideoTrack,
-  Room, 
+  type RemoteVideoTrack,
+  Room,
   TrackSource,
   VideoBufferType,
   VideoSource,
@@ -59,7 +61,7 @@ async function until(what: string, check: () => boolean, timeoutMs: number): Pro
   }
 }
 
-test('a stream following a participant carries on across a server restart', async (t) => {
+test.serial('a stream following a participant carries on across a server restart', async (t) => {
   const room = roomName('restart')
   const alice = await join('alice', room)
   const source = new VideoSource(WIDTH, HEIGHT)
@@ -118,6 +120,59 @@ test('a stream following a participant carries on across a server restart', asyn
     await bob.disconnect()
     await reading
     t.true(stream.isClosed)
+    t.is(stream.endReason, 'disconnected')
+  } finally {
+    clearInterval(feeder)
+    await bob.disconnect()
+    await alice.disconnect()
+    source.close()
+  }
+})
+
+test.serial('a stream on a track carries on with the track published again after a server restart', async (t) => {
+  const room = roomName('restart-track')
+  const alice = await join('alice', room)
+  const source = new VideoSource(WIDTH, HEIGHT)
+  const track = LocalVideoTrack.createVideoTrack('camera', source)
+  await alice.localParticipant.publishTrack(track, { source: TrackSource.Camera })
+  let frame = solidRgba(WIDTH, HEIGHT, COLOURS.red)
+  const feeder = setInterval(() => source.captureFrame(frame), 33)
+
+  const bob = new Room()
+  try {
+    const subscribed = once<[RemoteVideoTrack]>(bob, 'trackSubscribed', () => true, 15_000)
+    const token = await createToken({ apiKey: server!.apiKey, apiSecret: server!.apiSecret, identity: 'bob', room })
+    await bob.connect(server!.url, token)
+    const [remote] = await subscribed
+    const stream = new VideoStream(remote, { format: VideoBufferType.RGBA })
+    const seen: (string | undefined)[] = []
+    const reading = (async () => {
+      for await (const { frame } of stream) seen.push(classify(meanRgb(frame.data, WIDTH, HEIGHT)))
+    })()
+    await until('red frames', () => seen.filter((c) => c === 'red').length >= 5, 15_000)
+
+    const rejoined = Promise.all([alice, bob].map((r) => once(r, 'reconnected', () => true, 45_000)))
+    const resubscribed = once<[RemoteVideoTrack]>(bob, 'trackSubscribed', () => true, 60_000)
+    await server!.kill()
+    frame = solidRgba(WIDTH, HEIGHT, COLOURS.blue)
+    await sleep(500)
+    await server!.restart()
+    await rejoined
+    const [again] = await resubscribed
+    t.true(remote.ended, 'the first track ended with the old session')
+    t.not(again.sid, remote.sid)
+    t.is(again.name, 'camera')
+
+    const blueBefore = seen.length
+    await until('blue frames on the same stream', () => seen.slice(blueBefore).filter((c) => c === 'blue').length >= 10, 40_000)
+    t.false(stream.isClosed)
+    t.is(stream.endReason, undefined)
+
+    // Outside a rejoin the stream ends with its track.
+    const publication = [...alice.localParticipant.trackPublications.values()][0]
+    await alice.localParticipant.unpublishTrack(publication.sid)
+    await reading
+    t.is(stream.endReason, 'unpublished')
   } finally {
     clearInterval(feeder)
     await bob.disconnect()

@@ -33,5 +33,6 @@ export {
   type FromParticipantOptions,
   type FromTrackOptions,
   type VideoFrameEvent,
+  type VideoStreamEndReason,
   type VideoStreamOptions,
 } from './video_stream.js'

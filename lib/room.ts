@@ -106,11 +106,17 @@ export class RemoteVideoTrack {
   readonly kind = TrackKind.Video
   /** @internal */
   readonly native: NativeRemoteVideoTrack
+  /** @internal the room it arrived in */
+  readonly room: Room
+  /** Where its publisher's video comes from (camera, screen share, ...). */
+  readonly source: TrackSource
   private endedHere = false
 
   /** @internal */
-  constructor(native: NativeRemoteVideoTrack) {
+  constructor(native: NativeRemoteVideoTrack, room: Room, source: TrackSource) {
     this.native = native
+    this.room = room
+    this.source = source
   }
 
   get sid(): string {
@@ -516,7 +522,7 @@ export class Room extends EventEmitter<RoomEvents> {
       case 'trackSubscribed': {
         const participant = this.participant(event.participant!)
         const publication = participant.publication(event.publication!)
-        const track = new RemoteVideoTrack(event.track!)
+        const track = new RemoteVideoTrack(event.track!, this, publication.source)
         publication.track = track
         this.emit('trackSubscribed', track, publication, participant)
         break
@@ -524,7 +530,7 @@ export class Room extends EventEmitter<RoomEvents> {
       case 'trackUnsubscribed': {
         const participant = this.remoteParticipants.get(event.participant!.identity) ?? this.participant(event.participant!)
         const publication = participant.trackPublications.get(event.publication!.sid) ?? participant.publication(event.publication!)
-        const track = publication.track ?? new RemoteVideoTrack(event.track!)
+        const track = publication.track ?? new RemoteVideoTrack(event.track!, this, publication.source)
         track.end()
         publication.track = undefined
         this.emit('trackUnsubscribed', track, publication, participant)

@@ -1,6 +1,6 @@
 import { ConnectionState, NativeVideoStream, TrackSource, VideoBufferType, type VideoFrame, type VideoRotation } from '../index.js'
 import { checkEnum, checkInteger, checkOptions, invalidArgType } from './errors.js'
-import { RemoteParticipant, RemoteVideoTrack } from './room.js'
+import { RemoteParticipant, RemoteVideoTrack, type Room } from './room.js'
 
 /** One received frame. */
 export interface VideoFrameEvent {
@@ -34,23 +34,39 @@ export interface FromParticipantOptions extends VideoStreamOptions {
 const MAX_CAPACITY = 2 ** 31 - 1
 
 /**
+ * Why a `VideoStream` ended:
+ * - `closed`: `close()`, `return()` (a `break` out of `for await`) or `[Symbol.asyncDispose]`;
+ * - `unsubscribed`: we unsubscribed from the track;
+ * - `unpublished`: its publisher unpublished it (or did not publish it again within
+ *   `REJOIN_GRACE_MS` of a full reconnect);
+ * - `participantLeft`: its publisher left the room (or did not come back within
+ *   `REJOIN_GRACE_MS` of a full reconnect);
+ * - `disconnected`: the room disconnected; its `disconnected` event says why.
+ */
+export type VideoStreamEndReason = 'closed' | 'unsubscribed' | 'unpublished' | 'participantLeft' | 'disconnected'
+
+/**
  * The decoded frames of a remote video track, as an async iterable:
  *
  * ```ts
  * for await (const { frame, timestampUs } of new VideoStream(track, { format: VideoBufferType.RGBA })) { ... }
  * ```
  *
- * Ends when the track is unsubscribed, the room disconnects or `close()` is called.
+ * Ends when the track is unsubscribed or unpublished, its publisher leaves, the room disconnects
+ * or `close()` is called; `endReason` then says which. A full reconnect (e.g. a restarted server)
+ * ends every remote track, and the publisher publishes it again as a new one: the stream carries
+ * on with the new track of the same participant, source and name, waiting up to
+ * `REJOIN_GRACE_MS` after `reconnected` for it.
  * `VideoStream.fromParticipant` follows whichever track a participant publishes for a source,
- * including ones published later, and ends when that participant leaves. It follows the
- * participant across a full reconnect (e.g. a restarted server), waiting up to `REJOIN_GRACE_MS`
- * after `reconnected` for them to rejoin and republish.
+ * including ones published later, and ends when that participant leaves (also across a full
+ * reconnect, with the same grace).
  */
 export class VideoStream implements AsyncIterableIterator<VideoFrameEvent> {
   readonly capacity: number
   readonly format: VideoBufferType
-  private readonly nextTrack: () => Promise<RemoteVideoTrack | undefined>
+  private readonly tracks: TrackSuccession
   private current: NativeVideoStream | undefined
+  private reason: VideoStreamEndReason | undefined
   /** @internal */
   closed = false
   private finished = false
@@ -60,21 +76,12 @@ export class VideoStream implements AsyncIterableIterator<VideoFrameEvent> {
   wake: (() => void) | undefined
 
   constructor(track: RemoteVideoTrack, options: VideoStreamOptions = {}) {
-    const follower = (track as unknown) instanceof ParticipantTracks ? (track as unknown as ParticipantTracks) : undefined
+    const follower = (track as unknown) instanceof TrackSuccession ? (track as unknown as TrackSuccession) : undefined
     if (!follower && !(track instanceof RemoteVideoTrack)) throw invalidArgType('track', 'a RemoteVideoTrack', track)
     const o = checkOptions<VideoStreamOptions>('options', options)
     this.capacity = o.capacity === undefined ? 0 : checkInteger('capacity', o.capacity, 0, MAX_CAPACITY)
     this.format = checkEnum<VideoBufferType>('format', o.format, VideoBufferType, VideoBufferType.I420)
-    if (follower) {
-      this.nextTrack = () => follower.next(this)
-    } else {
-      let given = false
-      this.nextTrack = async () => {
-        if (given || track.ended) return undefined
-        given = true
-        return track
-      }
-    }
+    this.tracks = follower ?? new TrackSuccession(track.room, track.participantIdentity, track.source, track)
   }
 
   /** The same as `new VideoStream(track, options)`. */
@@ -94,8 +101,13 @@ export class VideoStream implements AsyncIterableIterator<VideoFrameEvent> {
       throw invalidArgType('participant', 'a RemoteParticipant', o.participant)
     }
     const source = checkEnum<TrackSource>('trackSource', o.trackSource, TrackSource, TrackSource.Camera)
-    const follower = new ParticipantTracks(o.participant, source)
+    const follower = new TrackSuccession(o.participant.room, o.participant.identity, source)
     return new VideoStream(follower as unknown as RemoteVideoTrack, o)
+  }
+
+  /** Why the stream ended; `undefined` while it runs. */
+  get endReason(): VideoStreamEndReason | undefined {
+    return this.reason
   }
 
   /** Frames dropped so far because the reader was slower than the track (see `capacity`). */
@@ -113,7 +125,7 @@ export class VideoStream implements AsyncIterableIterator<VideoFrameEvent> {
   private async step(): Promise<IteratorResult<VideoFrameEvent, undefined>> {
     while (!this.closed) {
       if (!this.current) {
-        const track = await this.nextTrack()
+        const track = await this.tracks.next(this)
         if (!track || this.closed) break
         this.current = new NativeVideoStream(track.native, this.capacity, this.format)
       }
@@ -123,6 +135,7 @@ export class VideoStream implements AsyncIterableIterator<VideoFrameEvent> {
     }
     this.retire()
     this.finished = true
+    this.reason ??= this.closed ? 'closed' : this.tracks.whyEnded()
     return { done: true, value: undefined }
   }
 
@@ -137,6 +150,7 @@ export class VideoStream implements AsyncIterableIterator<VideoFrameEvent> {
   close(): void {
     if (this.closed) return
     this.closed = true
+    if (!this.finished) this.reason = 'closed'
     this.current?.close()
     this.wake?.()
   }
@@ -167,20 +181,25 @@ export class VideoStream implements AsyncIterableIterator<VideoFrameEvent> {
 export const REJOIN_GRACE_MS = 30_000
 
 /**
- * The tracks one participant (by identity) publishes for one source, one after another. Across a
- * full reconnect the participant leaves and rejoins with new tracks: the stream follows them.
+ * The tracks a stream reads, one after another. Following a participant (`fromParticipant`): any
+ * track they publish for a source, until they leave. Following a track: that track, then, when
+ * a full reconnect ended it, the track its participant publishes again with the same source and
+ * name. Across a full reconnect the participant leaves and rejoins with new tracks: both wait for
+ * them up to `REJOIN_GRACE_MS` after `reconnected`.
  */
-class ParticipantTracks {
+class TrackSuccession {
   private last: RemoteVideoTrack | undefined
-  private readonly identity: string
-  private readonly room: RemoteParticipant['room']
+  /** When the last track was seen to end in a rejoin (ms since the epoch). */
+  private rejoinSeenAt = 0
+  private readonly name: string | undefined
 
   constructor(
-    participant: RemoteParticipant,
+    private readonly room: Room,
+    private readonly identity: string,
     private readonly source: TrackSource,
+    private readonly first?: RemoteVideoTrack,
   ) {
-    this.identity = participant.identity
-    this.room = participant.room
+    this.name = first?.name
   }
 
   private find(): RemoteVideoTrack | undefined {
@@ -188,30 +207,41 @@ class ParticipantTracks {
     if (!participant) return undefined
     for (const publication of participant.trackPublications.values()) {
       const track = publication.track
-      if (publication.source === this.source && track && !track.ended && track !== this.last) return track
+      if (publication.source !== this.source || !track || track.ended || track === this.last) continue
+      if (this.name === undefined || track.name === this.name) return track
     }
     return undefined
   }
 
-  /** Milliseconds left to wait for an absent participant; 0 when the stream should end. */
+  /** Milliseconds left to wait for the next track; 0 when the stream should end. */
   private patience(): number {
     const room = this.room
     if (room.connectionState === ConnectionState.Disconnected) return 0
-    if (room.remoteParticipants.has(this.identity) || room.connectionState === ConnectionState.Reconnecting) {
-      return Infinity
-    }
-    return Math.max(0, room.reconnectedAt + REJOIN_GRACE_MS - Date.now())
+    if (room.connectionState === ConnectionState.Reconnecting) return Infinity
+    const grace = Math.max(room.reconnectedAt, this.rejoinSeenAt) + REJOIN_GRACE_MS - Date.now()
+    if (this.first) return Math.max(0, grace)
+    return room.remoteParticipants.has(this.identity) ? Infinity : Math.max(0, grace)
   }
 
   /** The next track to read, waiting for one; `undefined` when the stream should end. */
   async next(stream: VideoStream): Promise<RemoteVideoTrack | undefined> {
     const room = this.room
+    if (this.first && !this.last) {
+      this.last = this.first
+      if (!this.first.ended) return this.first
+    }
+    if (this.first) {
+      // A followed track carries on only across a rejoin.
+      if (this.last?.native.endReason !== 'rejoined') return undefined
+      this.rejoinSeenAt ||= Date.now()
+    }
     for (;;) {
       const patience = this.patience()
       if (stream.closed || patience === 0) return undefined
       const track = this.find()
       if (track) {
         this.last = track
+        this.rejoinSeenAt = 0
         return track
       }
       await new Promise<void>((resolve) => {
@@ -227,5 +257,15 @@ class ParticipantTracks {
         stream.wake = done
       })
     }
+  }
+
+  /** Why the stream ended, once `next` gave up. */
+  whyEnded(): VideoStreamEndReason {
+    const ended = this.last?.native.endReason ?? null
+    if (this.room.connectionState === ConnectionState.Disconnected || ended === 'disconnected') return 'disconnected'
+    if (!this.first || !this.room.remoteParticipants.has(this.identity)) return 'participantLeft'
+    if (ended === 'unsubscribed' || ended === 'unpublished' || ended === 'participantLeft') return ended
+    // Gave up waiting for the track to come back after a rejoin, or it ended without a reason.
+    return ended === 'rejoined' ? 'unpublished' : 'unsubscribed'
   }
 }

@@ -179,6 +179,15 @@ impl NativeRemoteVideoTrack {
   pub fn is_ended(&self) -> bool {
     self.inner.is_ended()
   }
+
+  /// Why the track ended; `null` while it runs.
+  #[napi(
+    getter,
+    ts_return_type = "'unsubscribed' | 'unpublished' | 'participantLeft' | 'rejoined' | 'disconnected' | null"
+  )]
+  pub fn end_reason(&self) -> Option<&'static str> {
+    self.inner.end_reason().map(|r| r.as_str())
+  }
 }
 
 /// One room event. `type` says which fields are set.

@@ -20,7 +20,7 @@ use crate::options::VideoCodec;
 use crate::participant::RemoteParticipant;
 use crate::pc::{Pc, PcEvent, Role};
 use crate::publication::{LocalTrackPublication, RemoteTrackPublication, TrackKind};
-use crate::remote_track::RemoteVideoTrack;
+use crate::remote_track::{RemoteVideoTrack, TrackEndReason};
 use crate::signal::connection::{self, SignalReader, SignalWriter};
 use crate::signal::session::{disconnect_reason, Action, SignalSession, Target};
 use crate::signal::url::{signal_url, JoinParams};
@@ -313,6 +313,7 @@ impl Engine {
       track.source.detach(&track.slot);
     }
     for (_, sub) in self.subscribed.drain() {
+      sub.track.set_end_reason(TrackEndReason::Disconnected);
       sub.track.end();
     }
     for (_, (_, reply)) in pending_adds.drain() {
@@ -646,7 +647,7 @@ impl Engine {
   /// every remote participant disconnected.
   fn forget_remote_participants(&mut self) {
     for (_, sub) in std::mem::take(&mut self.subscribed) {
-      self.end_subscription(sub);
+      self.end_subscription(sub, TrackEndReason::Rejoined);
     }
     for participant in self.session.remotes().into_values() {
       for publication in participant.publications.values() {
@@ -704,8 +705,14 @@ impl Engine {
     for action in actions {
       match action {
         Action::Emit(event) => {
-          if let RoomEvent::TrackUnpublished { publication, .. } = &event {
-            self.unsubscribe_sid(&publication.sid);
+          if let RoomEvent::TrackUnpublished { publication, participant } = &event {
+            // A participant who left is gone from the session by now; its tracks go with it.
+            let reason = if self.session.remote_by_sid(&participant.sid).is_some() {
+              TrackEndReason::Unpublished
+            } else {
+              TrackEndReason::ParticipantLeft
+            };
+            self.unsubscribe_sid(&publication.sid, reason);
           }
           let _ = self.events.send(event);
         }
@@ -1021,7 +1028,7 @@ impl Engine {
       } => self.subscribe(mid, &stream_id, &track_id, codec),
       PcEvent::TrackRemoved { mid } => {
         if let Some(sub) = self.subscribed.remove(&mid) {
-          self.end_subscription(sub);
+          self.end_subscription(sub, TrackEndReason::Unsubscribed);
         }
       }
       PcEvent::VideoFrame {
@@ -1116,7 +1123,7 @@ impl Engine {
     );
   }
 
-  fn unsubscribe_sid(&mut self, track_sid: &str) {
+  fn unsubscribe_sid(&mut self, track_sid: &str, reason: TrackEndReason) {
     let mids: Vec<String> = self
       .subscribed
       .iter()
@@ -1125,12 +1132,13 @@ impl Engine {
       .collect();
     for mid in mids {
       if let Some(sub) = self.subscribed.remove(&mid) {
-        self.end_subscription(sub);
+        self.end_subscription(sub, reason);
       }
     }
   }
 
-  fn end_subscription(&mut self, sub: Subscribed) {
+  fn end_subscription(&mut self, sub: Subscribed, reason: TrackEndReason) {
+    sub.track.set_end_reason(reason);
     // Dropping the input ends the decoder thread, which ends the track's streams.
     drop(sub.input);
     let _ = self.events.send(RoomEvent::TrackUnsubscribed {

@@ -32,7 +32,7 @@ pub use options::{
 };
 pub use participant::RemoteParticipant;
 pub use publication::{LocalTrackPublication, RemoteTrackPublication, TrackKind, TrackSource};
-pub use remote_track::RemoteVideoTrack;
+pub use remote_track::{RemoteVideoTrack, TrackEndReason};
 pub use room::Room;
 pub use token::{create_token, TokenOptions};
 pub use video_source::{CapturedFrame, VideoSource};

@@ -2,9 +2,39 @@
 //! reading it, converting once per requested format.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::video_stream::{StreamQueue, VideoFrameEvent};
+
+/// Why a remote track ended, and with it the streams reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackEndReason {
+  /// We unsubscribed, or the server stopped sending the track to us.
+  Unsubscribed,
+  /// Its publisher unpublished it.
+  Unpublished,
+  /// Its publisher left the room.
+  ParticipantLeft,
+  /// The room joined again after its session was lost (e.g. the server restarted): the
+  /// publisher's tracks come back as new ones.
+  Rejoined,
+  /// The room disconnected.
+  Disconnected,
+}
+
+impl TrackEndReason {
+  /// The reason's name: `unsubscribed`, `unpublished`, `participantLeft`, `rejoined` or
+  /// `disconnected`.
+  pub fn as_str(self) -> &'static str {
+    match self {
+      Self::Unsubscribed => "unsubscribed",
+      Self::Unpublished => "unpublished",
+      Self::ParticipantLeft => "participantLeft",
+      Self::Rejoined => "rejoined",
+      Self::Disconnected => "disconnected",
+    }
+  }
+}
 
 struct TrackInner {
   sid: String,
@@ -13,6 +43,8 @@ struct TrackInner {
   streams: Mutex<Vec<Arc<StreamQueue>>>,
   /// Set once the track was unsubscribed or its room disconnected: no frame follows.
   ended: AtomicBool,
+  /// Why it ended: the first reason given wins.
+  end_reason: OnceLock<TrackEndReason>,
 }
 
 /// A remote video track we receive. Cheap to clone.
@@ -39,6 +71,7 @@ impl RemoteVideoTrack {
         participant_identity,
         streams: Mutex::new(Vec::new()),
         ended: AtomicBool::new(false),
+        end_reason: OnceLock::new(),
       }),
     }
   }
@@ -58,6 +91,16 @@ impl RemoteVideoTrack {
   /// True once the track was unsubscribed or its room disconnected.
   pub fn is_ended(&self) -> bool {
     self.inner.ended.load(Ordering::Acquire)
+  }
+
+  /// Why the track ended (or is ending); `None` while it runs.
+  pub fn end_reason(&self) -> Option<TrackEndReason> {
+    self.inner.end_reason.get().copied()
+  }
+
+  /// Records why the track is about to end; a reason given earlier stays.
+  pub(crate) fn set_end_reason(&self, reason: TrackEndReason) {
+    let _ = self.inner.end_reason.set(reason);
   }
 
   /// Adds a stream; a stream attached to an ended track is closed at once.

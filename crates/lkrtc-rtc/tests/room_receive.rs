@@ -11,7 +11,8 @@ use std::time::Duration;
 use common::{next_event, room_name, token, TestServer};
 use lkrtc_rtc::video_source::now_us;
 use lkrtc_rtc::{
-  LocalVideoTrack, RemoteVideoTrack, Room, RoomEvent, RoomOptions, TrackPublishOptions, TrackSource, VideoBufferType,
+  LocalVideoTrack, RemoteVideoTrack, Room, RoomEvent, RoomOptions, TrackEndReason, TrackPublishOptions, TrackSource,
+  VideoBufferType,
   VideoCodec, VideoFrame, VideoFrameEvent, VideoRotation, VideoSource, VideoSourceOptions, VideoStream,
   VideoStreamOptions,
 };
@@ -442,6 +443,7 @@ async fn unpublishing_ends_the_stream() {
   })
   .await;
   while next_frame(&mut stream, 10).await.is_some() {}
+  assert_eq!(track.end_reason(), Some(TrackEndReason::Unpublished));
   feeder.finish();
   bob.disconnect().await;
   alice.room.disconnect().await;
@@ -455,8 +457,10 @@ async fn disconnecting_ends_the_stream() {
   let (alice, feeder, bob, _bob_events, track) = grey_session(&server, &room).await;
   let mut stream = VideoStream::new(&track, VideoStreamOptions::default());
   next_frame(&mut stream, 15).await.expect("a first frame");
+  assert_eq!(track.end_reason(), None);
   bob.disconnect().await;
   while next_frame(&mut stream, 10).await.is_some() {}
+  assert_eq!(track.end_reason(), Some(TrackEndReason::Disconnected));
   // A stream opened on a track of a room that is gone ends at once.
   let mut late = VideoStream::new(&track, VideoStreamOptions::default());
   assert!(next_frame(&mut late, 5).await.is_none());
@@ -504,6 +508,7 @@ async fn without_auto_subscribe_a_requested_track_is_received() {
   })
   .await;
   while next_frame(&mut stream, 10).await.is_some() {}
+  assert_eq!(track.end_reason(), Some(TrackEndReason::Unsubscribed));
   feeder.finish();
   bob.disconnect().await;
   alice.room.disconnect().await;
@@ -524,6 +529,7 @@ async fn the_publisher_leaving_ends_the_stream() {
   .await;
   while next_frame(&mut stream, 10).await.is_some() {}
   assert!(track.is_ended());
+  assert_eq!(track.end_reason(), Some(TrackEndReason::ParticipantLeft));
   feeder.finish();
   bob.disconnect().await;
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::media::{frames_of, i420, red_session, subscribed, RedSession, BLUE};
 use common::{next_event, room_name, token, TestServer};
-use lkrtc_rtc::{ConnectionState, Room, RoomEvent, RoomOptions, VideoStream};
+use lkrtc_rtc::{ConnectionState, Room, RoomEvent, RoomOptions, TrackEndReason, VideoStream};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_sides_rejoin_and_video_flows_again_after_the_server_restarts() {
@@ -62,6 +62,7 @@ async fn both_sides_rejoin_and_video_flows_again_after_the_server_restarts() {
   .await;
   assert!(ended.is_ok(), "the old session's stream ends");
   assert!(first.is_ended());
+  assert_eq!(first.end_reason(), Some(TrackEndReason::Rejoined));
   let second = subscribed(&mut bob_events, 30).await;
   assert_ne!(second.sid(), first.sid());
   let mut stream = VideoStream::new(&second, i420());
