@@ -705,7 +705,11 @@ impl Engine {
     for action in actions {
       match action {
         Action::Emit(event) => {
-          if let RoomEvent::TrackUnpublished { publication, participant } = &event {
+          if let RoomEvent::TrackUnpublished {
+            publication,
+            participant,
+          } = &event
+          {
             // A participant who left is gone from the session by now; its tracks go with it.
             let reason = if self.session.remote_by_sid(&participant.sid).is_some() {
               TrackEndReason::Unpublished

@@ -12,9 +12,8 @@ use common::{next_event, room_name, token, TestServer};
 use lkrtc_rtc::video_source::now_us;
 use lkrtc_rtc::{
   LocalVideoTrack, RemoteVideoTrack, Room, RoomEvent, RoomOptions, TrackEndReason, TrackPublishOptions, TrackSource,
-  VideoBufferType,
-  VideoCodec, VideoFrame, VideoFrameEvent, VideoRotation, VideoSource, VideoSourceOptions, VideoStream,
-  VideoStreamOptions,
+  VideoBufferType, VideoCodec, VideoFrame, VideoFrameEvent, VideoRotation, VideoSource, VideoSourceOptions,
+  VideoStream, VideoStreamOptions,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 
