@@ -63,6 +63,15 @@ async function publisher(room: string, identity: string, { codec = 'vp8' as 'vp8
 
 type Subscribed = [RemoteVideoTrack, RemoteTrackPublication, RemoteParticipant]
 
+/** Reads `stream` to its end in the background, counting its frames. */
+function drain(stream: VideoStream): { frames: number; ended: Promise<void> } {
+  const reader = { frames: 0, ended: Promise.resolve() }
+  reader.ended = (async () => {
+    for await (const _ of stream) reader.frames++
+  })()
+  return reader
+}
+
 for (const codec of ['vp8', 'h264'] as const) {
   test.serial(`lkrtc receives every colour another lkrtc publishes, in order, as RGBA (${codec})`, async (t) => {
     const name = roomName(`lk-lk-${codec}`)
@@ -287,15 +296,12 @@ test.serial('a VideoStream on a track ends with endReason participantLeft when i
   try {
     const [track] = await subscribed
     const stream = new VideoStream(track)
-    let frames = 0
-    const ended = (async () => {
-      for await (const _ of stream) frames++
-    })()
+    const reader = drain(stream)
     await sleep(1000)
     pub.stopRepeating()
     await pub.lk.disconnect()
-    await ended
-    t.true(frames > 0)
+    await reader.ended
+    t.true(reader.frames > 0)
     t.is(stream.endReason, 'participantLeft')
   } finally {
     pub.stopRepeating()
@@ -386,17 +392,14 @@ test.serial('the publisher unpublishing ends the subscriber\'s VideoStream', asy
   try {
     const [track] = await subscribed
     const stream = new VideoStream(track)
-    let frames = 0
-    const ended = (async () => {
-      for await (const _ of stream) frames++
-    })()
+    const reader = drain(stream)
     await sleep(1000)
     const unsubscribed = once<Subscribed>(viewer, 'trackUnsubscribed')
     await pub.lk.localParticipant.unpublishTrack(pub.publication.sid)
     const [gone] = await unsubscribed
     t.is(gone, track)
-    await ended
-    t.true(frames > 0)
+    await reader.ended
+    t.true(reader.frames > 0)
     t.true(stream.isClosed)
     t.is(stream.endReason, 'unpublished')
   } finally {
@@ -428,18 +431,15 @@ test.serial('with autoSubscribe off, publication.setSubscribed(true) subscribes 
     const [track] = await subscribed
     t.is(publication.track, track)
     const stream = new VideoStream(track)
-    let frames = 0
-    const ended = (async () => {
-      for await (const _ of stream) frames++
-    })()
+    const reader = drain(stream)
     const deadline = Date.now() + 10_000
-    while (frames < 5 && Date.now() < deadline) await sleep(50)
-    t.true(frames >= 5, `${frames} frames`)
+    while (reader.frames < 5 && Date.now() < deadline) await sleep(50)
+    t.true(reader.frames >= 5, `${reader.frames} frames`)
 
     const unsubscribed = once<Subscribed>(viewer, 'trackUnsubscribed')
     await publication.setSubscribed(false)
     await unsubscribed
-    await ended
+    await reader.ended
     t.true(stream.isClosed)
     t.is(stream.endReason, 'unsubscribed')
     t.true(track.ended)

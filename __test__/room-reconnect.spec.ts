@@ -61,6 +61,17 @@ async function until(what: string, check: () => boolean, timeoutMs: number): Pro
   }
 }
 
+/** Kills the server, runs `whileDown`, starts the server again on the same ports and waits until
+ * every room in `rooms` has reconnected. */
+async function restartServer(rooms: Room[], whileDown: () => void): Promise<void> {
+  const rejoined = Promise.all(rooms.map((r) => once(r, 'reconnected', () => true, 45_000)))
+  await server!.kill()
+  whileDown()
+  await sleep(500)
+  await server!.restart()
+  await rejoined
+}
+
 test.serial('a stream following a participant carries on across a server restart', async (t) => {
   const room = roomName('restart')
   const alice = await join('alice', room)
@@ -91,13 +102,8 @@ test.serial('a stream following a participant carries on across a server restart
 
     const states: ConnectionState[] = []
     bob.on('connectionStateChanged', (state) => states.push(state))
-    const rejoined = Promise.all([alice, bob].map((r) => once(r, 'reconnected', () => true, 45_000)))
     const republished = once<[LocalTrackPublication]>(alice, 'localTrackPublished', () => true, 60_000)
-    await server!.kill()
-    frame = solidRgba(WIDTH, HEIGHT, COLOURS.blue)
-    await sleep(500)
-    await server!.restart()
-    await rejoined
+    await restartServer([alice, bob], () => (frame = solidRgba(WIDTH, HEIGHT, COLOURS.blue)))
     t.is(alice.connectionState, ConnectionState.Connected)
     t.is(bob.connectionState, ConnectionState.Connected)
     t.deepEqual(states.slice(0, 2), [ConnectionState.Reconnecting, ConnectionState.Connected])
@@ -151,13 +157,8 @@ test.serial('a stream on a track carries on with the track published again after
     })()
     await until('red frames', () => seen.filter((c) => c === 'red').length >= 5, 15_000)
 
-    const rejoined = Promise.all([alice, bob].map((r) => once(r, 'reconnected', () => true, 45_000)))
     const resubscribed = once<[RemoteVideoTrack]>(bob, 'trackSubscribed', () => true, 60_000)
-    await server!.kill()
-    frame = solidRgba(WIDTH, HEIGHT, COLOURS.blue)
-    await sleep(500)
-    await server!.restart()
-    await rejoined
+    await restartServer([alice, bob], () => (frame = solidRgba(WIDTH, HEIGHT, COLOURS.blue)))
     const [again] = await resubscribed
     t.true(remote.ended, 'the first track ended with the old session')
     t.not(again.sid, remote.sid)

@@ -205,6 +205,17 @@ mod tests {
     assert!(stream.next().await.is_none());
   }
 
+  #[test]
+  fn the_first_end_reason_given_stays() {
+    let track = RemoteVideoTrack::new("TR_1".into(), "cam".into(), "alice".into());
+    assert_eq!(track.end_reason(), None);
+    track.set_end_reason(TrackEndReason::ParticipantLeft);
+    track.set_end_reason(TrackEndReason::Disconnected);
+    track.end();
+    assert_eq!(track.end_reason(), Some(TrackEndReason::ParticipantLeft));
+    assert_eq!(track.end_reason().map(TrackEndReason::as_str), Some("participantLeft"));
+  }
+
   #[tokio::test]
   async fn a_closed_stream_gets_no_more_frames() {
     let track = RemoteVideoTrack::new("TR_1".into(), "cam".into(), "alice".into());
