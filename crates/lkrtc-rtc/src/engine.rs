@@ -19,7 +19,7 @@ use crate::local_track::LocalVideoTrack;
 use crate::options::VideoCodec;
 use crate::participant::RemoteParticipant;
 use crate::pc::{Pc, PcEvent, Role};
-use crate::publication::{LocalTrackPublication, RemoteTrackPublication, TrackKind};
+use crate::publication::{LocalTrackPublication, RemoteTrackPublication, TrackKind, TrackSource};
 use crate::remote_track::{RemoteVideoTrack, TrackEndReason};
 use crate::signal::connection::{self, SignalReader, SignalWriter};
 use crate::signal::session::{disconnect_reason, Action, SignalSession, Target};
@@ -137,6 +137,26 @@ pub(crate) struct Engine {
   pub bind_ip: std::net::IpAddr,
   /// Our tracks between a full reconnect and the new server's `TrackPublishedResponse`, by cid.
   pub republishing: HashMap<String, PublishedTrack>,
+  /// Subscriptions asked for with `set_subscribed`, by track sid.
+  pub subscription_choices: HashMap<String, bool>,
+  /// The choices of the session before a full reconnect, by what identifies a track across it,
+  /// waiting for that track to be published again.
+  pub carried_choices: HashMap<TrackKey, bool>,
+}
+
+/// At most this many subscription choices wait for their tracks after full reconnects.
+const MAX_CARRIED_CHOICES: usize = 1024;
+
+/// A remote track across a full reconnect, where its sid changes: its publisher's identity, its
+/// source and its name.
+pub(crate) type TrackKey = (String, TrackSource, String);
+
+fn track_key(participant: &RemoteParticipant, publication: &RemoteTrackPublication) -> TrackKey {
+  (
+    participant.identity.clone(),
+    publication.source,
+    publication.name.clone(),
+  )
 }
 
 type PendingAdds = HashMap<String, (proto::AddTrackRequest, oneshot::Sender<RtcResult<proto::TrackInfo>>)>;
@@ -581,6 +601,7 @@ impl Engine {
           publication: publication.clone(),
           participant: participant.clone(),
         });
+        self.apply_carried_choice(&participant, publication).await;
       }
     }
     let requests: Vec<proto::AddTrackRequest> = self
@@ -649,8 +670,19 @@ impl Engine {
     for (_, sub) in std::mem::take(&mut self.subscribed) {
       self.end_subscription(sub, TrackEndReason::Rejoined);
     }
+    // Choices still waiting from an earlier rejoin stay (their tracks may yet come back), within
+    // a bound.
+    let mut choices = std::mem::take(&mut self.subscription_choices);
+    if self.carried_choices.len() + choices.len() > MAX_CARRIED_CHOICES {
+      self.carried_choices.clear();
+    }
     for participant in self.session.remotes().into_values() {
       for publication in participant.publications.values() {
+        if let Some(subscribed) = choices.remove(&publication.sid) {
+          self
+            .carried_choices
+            .insert(track_key(&participant, publication), subscribed);
+        }
         let _ = self.events.send(RoomEvent::TrackUnpublished {
           publication: publication.clone(),
           participant: participant.clone(),
@@ -717,8 +749,19 @@ impl Engine {
               TrackEndReason::ParticipantLeft
             };
             self.unsubscribe_sid(&publication.sid, reason);
+            self.subscription_choices.remove(&publication.sid);
           }
+          let published = match &event {
+            RoomEvent::TrackPublished {
+              publication,
+              participant,
+            } => Some((participant.clone(), publication.clone())),
+            _ => None,
+          };
           let _ = self.events.send(event);
+          if let Some((participant, publication)) = published {
+            self.apply_carried_choice(&participant, &publication).await;
+          }
         }
         Action::SubscriberOffer { sdp, id } => match self.subscriber.apply_offer(&sdp).await {
           Ok(answer) => {
@@ -902,15 +945,9 @@ impl Engine {
           let _ = reply.send(Err(RtcError::TrackNotFound { sid: track_sid }));
           return Flow::Continue;
         };
-        let update = proto::UpdateSubscription {
-          track_sids: vec![track_sid.clone()],
-          subscribe: subscribed,
-          participant_tracks: vec![proto::ParticipantTracks {
-            participant_sid: participant.sid.clone(),
-            track_sids: vec![track_sid],
-          }],
-        };
-        self.send(Request::Subscription(update)).await;
+        let participant_sid = participant.sid.clone();
+        self.subscription_choices.insert(track_sid.clone(), subscribed);
+        self.send_subscription(participant_sid, track_sid, subscribed).await;
         let _ = reply.send(Ok(()));
       }
       Command::Disconnect { reply } => {
@@ -1125,6 +1162,35 @@ impl Engine {
         participant,
       },
     );
+  }
+
+  async fn send_subscription(&mut self, participant_sid: String, track_sid: String, subscribe: bool) {
+    let update = proto::UpdateSubscription {
+      track_sids: vec![track_sid.clone()],
+      subscribe,
+      participant_tracks: vec![proto::ParticipantTracks {
+        participant_sid,
+        track_sids: vec![track_sid],
+      }],
+    };
+    self.send(Request::Subscription(update)).await;
+  }
+
+  /// A track published again after a full reconnect gets the subscription the user chose for
+  /// its predecessor (when that differs from `auto_subscribe`).
+  async fn apply_carried_choice(&mut self, participant: &RemoteParticipant, publication: &RemoteTrackPublication) {
+    if self.carried_choices.is_empty() {
+      return;
+    }
+    let Some(subscribed) = self.carried_choices.remove(&track_key(participant, publication)) else {
+      return;
+    };
+    self.subscription_choices.insert(publication.sid.clone(), subscribed);
+    if subscribed != self.resume.params.auto_subscribe {
+      self
+        .send_subscription(participant.sid.clone(), publication.sid.clone(), subscribed)
+        .await;
+    }
   }
 
   fn unsubscribe_sid(&mut self, track_sid: &str, reason: TrackEndReason) {

@@ -143,6 +143,8 @@ impl Room {
       last_offer: None,
       bind_ip,
       republishing: HashMap::new(),
+      subscription_choices: HashMap::new(),
+      carried_choices: HashMap::new(),
     };
     let task = tokio::spawn(engine.run());
     let room = Room {

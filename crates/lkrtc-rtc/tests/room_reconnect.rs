@@ -8,9 +8,28 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::media::{frames_of, i420, red_session, subscribed, RedSession, BLUE};
+use common::media::{frames_of, i420, red_session, subscribed, Feeder, RedSession, BLUE, HEIGHT, RED, WIDTH};
 use common::{next_event, room_name, token, TestServer};
-use lkrtc_rtc::{ConnectionState, Room, RoomEvent, RoomOptions, TrackEndReason, VideoStream};
+use lkrtc_rtc::{
+  ConnectionState, LocalVideoTrack, Room, RoomEvent, RoomOptions, TrackEndReason, TrackPublishOptions, VideoSource,
+  VideoSourceOptions, VideoStream,
+};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// Kills the server, turns the feeder blue, starts the server again on the same ports and waits
+/// until both rooms (their event receivers) have rejoined.
+async fn restart_and_rejoin(server: &mut TestServer, feeder: &Feeder, rooms: [&mut UnboundedReceiver<RoomEvent>; 2]) {
+  server.kill();
+  feeder.colour.store(1, Ordering::Relaxed);
+  tokio::time::sleep(Duration::from_millis(500)).await;
+  server.restart();
+  let restarted_at = Instant::now();
+  for events in rooms {
+    next_event(events, 10, |e| matches!(e, RoomEvent::Reconnecting)).await;
+    next_event(events, 40, |e| matches!(e, RoomEvent::Reconnected)).await;
+  }
+  eprintln!("both rejoined {:?} after the restart", restarted_at.elapsed());
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_sides_rejoin_and_video_flows_again_after_the_server_restarts() {
@@ -27,17 +46,7 @@ async fn both_sides_rejoin_and_video_flows_again_after_the_server_restarts() {
     mut stream,
   } = red_session(&server, &room_name("restart"), 5).await;
 
-  server.kill();
-  feeder.colour.store(1, Ordering::Relaxed);
-  tokio::time::sleep(Duration::from_millis(500)).await;
-  server.restart();
-  let restarted_at = Instant::now();
-
-  for (who, events) in [("alice", &mut alice_events), ("bob", &mut bob_events)] {
-    next_event(events, 10, |e| matches!(e, RoomEvent::Reconnecting)).await;
-    next_event(events, 40, |e| matches!(e, RoomEvent::Reconnected)).await;
-    eprintln!("{who} rejoined {:?} after the restart", restarted_at.elapsed());
-  }
+  restart_and_rejoin(&mut server, &feeder, [&mut alice_events, &mut bob_events]).await;
   assert_eq!(alice.connection_state(), ConnectionState::Connected);
   assert_eq!(bob.connection_state(), ConnectionState::Connected);
 
@@ -104,5 +113,99 @@ async fn a_room_whose_server_stays_down_ends_with_the_reason_in_bounded_time() {
   );
   assert!(took < Duration::from_secs(75), "it gave up in bounded time: {took:?}");
   assert_eq!(alice.connection_state(), ConnectionState::Disconnected);
+  alice.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_track_subscribed_by_hand_is_subscribed_again_after_the_server_restarts() {
+  let mut server = TestServer::start();
+  let room = room_name("manual-restart");
+  let (alice, mut alice_events) = Room::connect(&server.url, &token("alice", &room), RoomOptions::default())
+    .await
+    .expect("alice connects");
+  let source = VideoSource::new(WIDTH, HEIGHT, VideoSourceOptions::default()).unwrap();
+  let track = LocalVideoTrack::create_video_track("camera", &source);
+  let publication = alice
+    .local_participant()
+    .publish_track(&track, TrackPublishOptions::default())
+    .await
+    .expect("publish");
+  let feeder = Feeder::start(source);
+  let manual = RoomOptions {
+    auto_subscribe: false,
+    ..RoomOptions::default()
+  };
+  let (bob, mut bob_events) = Room::connect(&server.url, &token("bob", &room), manual)
+    .await
+    .expect("bob connects");
+  let known = |bob: &Room| {
+    bob
+      .remote_participants()
+      .get("alice")
+      .is_some_and(|a| a.track_publications().contains_key(&publication.sid))
+  };
+  if !known(&bob) {
+    next_event(&mut bob_events, 15, |e| matches!(e, RoomEvent::TrackPublished { .. })).await;
+  }
+  bob.set_subscribed(&publication.sid, true).await.expect("subscribe");
+  let first = subscribed(&mut bob_events, 15).await;
+  frames_of(&mut VideoStream::new(&first, i420()), RED.1, 5, 15).await;
+
+  restart_and_rejoin(&mut server, &feeder, [&mut alice_events, &mut bob_events]).await;
+
+  // No new set_subscribed: the choice made for the old track carries over to the new one.
+  let second = subscribed(&mut bob_events, 30).await;
+  assert_ne!(second.sid(), first.sid());
+  assert_eq!(second.name(), "camera");
+  frames_of(&mut VideoStream::new(&second, i420()), BLUE.1, 10, 20).await;
+
+  drop(feeder);
+  bob.disconnect().await;
+  alice.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_track_unsubscribed_by_hand_stays_unsubscribed_after_the_server_restarts() {
+  let mut server = TestServer::start();
+  let RedSession {
+    alice,
+    mut alice_events,
+    feeder,
+    bob,
+    mut bob_events,
+    remote,
+    mut stream,
+    ..
+  } = red_session(&server, &room_name("unsubscribed-restart"), 3).await;
+  bob.set_subscribed(&remote.sid(), false).await.expect("unsubscribe");
+  next_event(&mut bob_events, 10, |e| {
+    matches!(e, RoomEvent::TrackUnsubscribed { .. })
+  })
+  .await;
+  while stream.next().await.is_some() {}
+
+  restart_and_rejoin(&mut server, &feeder, [&mut alice_events, &mut bob_events]).await;
+  next_event(
+    &mut bob_events,
+    30,
+    |e| matches!(e, RoomEvent::TrackPublished { publication, .. } if publication.name == "camera"),
+  )
+  .await;
+
+  // The server subscribes bob by default; the carried choice undoes it at once. Count what
+  // happens over a few seconds: every subscription is matched by an unsubscription.
+  let mut held = 0i32;
+  let until = tokio::time::Instant::now() + Duration::from_secs(6);
+  while let Ok(Some(event)) = tokio::time::timeout_at(until, bob_events.recv()).await {
+    match event {
+      RoomEvent::TrackSubscribed { .. } => held += 1,
+      RoomEvent::TrackUnsubscribed { .. } => held -= 1,
+      _ => {}
+    }
+  }
+  assert_eq!(held, 0, "bob holds no subscription to the republished track");
+
+  drop(feeder);
+  bob.disconnect().await;
   alice.disconnect().await;
 }
