@@ -737,31 +737,27 @@ impl Engine {
     for action in actions {
       match action {
         Action::Emit(event) => {
-          if let RoomEvent::TrackUnpublished {
-            publication,
-            participant,
-          } = &event
-          {
-            // A participant who left is gone from the session by now; its tracks go with it.
-            let reason = if self.session.remote_by_sid(&participant.sid).is_some() {
-              TrackEndReason::Unpublished
-            } else {
-              TrackEndReason::ParticipantLeft
-            };
-            self.unsubscribe_sid(&publication.sid, reason);
-            self.subscription_choices.remove(&publication.sid);
-          }
-          let published = match &event {
+          match &event {
+            RoomEvent::TrackUnpublished {
+              publication,
+              participant,
+            } => {
+              // A participant who left is gone from the session by now; its tracks go with it.
+              let reason = if self.session.remote_by_sid(&participant.sid).is_some() {
+                TrackEndReason::Unpublished
+              } else {
+                TrackEndReason::ParticipantLeft
+              };
+              self.unsubscribe_sid(&publication.sid, reason);
+              self.subscription_choices.remove(&publication.sid);
+            }
             RoomEvent::TrackPublished {
               publication,
               participant,
-            } => Some((participant.clone(), publication.clone())),
-            _ => None,
-          };
-          let _ = self.events.send(event);
-          if let Some((participant, publication)) = published {
-            self.apply_carried_choice(&participant, &publication).await;
+            } => self.apply_carried_choice(participant, publication).await,
+            _ => {}
           }
+          let _ = self.events.send(event);
         }
         Action::SubscriberOffer { sdp, id } => match self.subscriber.apply_offer(&sdp).await {
           Ok(answer) => {
