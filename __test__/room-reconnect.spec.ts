@@ -18,7 +18,7 @@ import {
   VideoSource,
   VideoStream,
 } from '../lib/index.js'
-import { classify, COLOURS, meanRgb, solidRgba } from './helpers/colors.js'
+import { classify, COLOURS, meanRgb, type Rgb, solidRgba } from './helpers/colors.js'
 import { once, roomName, sleep } from './helpers/server.js'
 
 interface RestartableServer {
@@ -61,6 +61,30 @@ async function until(what: string, check: () => boolean, timeoutMs: number): Pro
   }
 }
 
+/** alice joins `room` and publishes 'camera' from a source fed one solid colour at 30 fps: red
+ * until `show` changes it. `close` stops the feed, leaves and closes the source. */
+async function publishColours(room: string) {
+  const alice = await join('alice', room)
+  const source = new VideoSource(WIDTH, HEIGHT)
+  const track = LocalVideoTrack.createVideoTrack('camera', source)
+  const publication = await alice.localParticipant.publishTrack(track, { source: TrackSource.Camera })
+  let frame = solidRgba(WIDTH, HEIGHT, COLOURS.red)
+  const feeder = setInterval(() => source.captureFrame(frame), 33)
+  return {
+    alice,
+    track,
+    publication,
+    show(colour: Rgb) {
+      frame = solidRgba(WIDTH, HEIGHT, colour)
+    },
+    async close() {
+      clearInterval(feeder)
+      await alice.disconnect()
+      source.close()
+    },
+  }
+}
+
 /** Kills the server, runs `whileDown`, starts the server again on the same ports and waits until
  * every room in `rooms` has reconnected. */
 async function restartServer(rooms: Room[], whileDown: () => void): Promise<void> {
@@ -74,12 +98,7 @@ async function restartServer(rooms: Room[], whileDown: () => void): Promise<void
 
 test.serial('a stream following a participant carries on across a server restart', async (t) => {
   const room = roomName('restart')
-  const alice = await join('alice', room)
-  const source = new VideoSource(WIDTH, HEIGHT)
-  const track = LocalVideoTrack.createVideoTrack('camera', source)
-  const before = await alice.localParticipant.publishTrack(track, { source: TrackSource.Camera })
-  let frame = solidRgba(WIDTH, HEIGHT, COLOURS.red)
-  const feeder = setInterval(() => source.captureFrame(frame), 33)
+  const { alice, track, publication: before, show, close } = await publishColours(room)
 
   const bob = new Room()
   try {
@@ -103,7 +122,7 @@ test.serial('a stream following a participant carries on across a server restart
     const states: ConnectionState[] = []
     bob.on('connectionStateChanged', (state) => states.push(state))
     const republished = once<[LocalTrackPublication]>(alice, 'localTrackPublished', () => true, 60_000)
-    await restartServer([alice, bob], () => (frame = solidRgba(WIDTH, HEIGHT, COLOURS.blue)))
+    await restartServer([alice, bob], () => show(COLOURS.blue))
     t.is(alice.connectionState, ConnectionState.Connected)
     t.is(bob.connectionState, ConnectionState.Connected)
     t.deepEqual(states.slice(0, 2), [ConnectionState.Reconnecting, ConnectionState.Connected])
@@ -128,21 +147,14 @@ test.serial('a stream following a participant carries on across a server restart
     t.true(stream.isClosed)
     t.is(stream.endReason, 'disconnected')
   } finally {
-    clearInterval(feeder)
     await bob.disconnect()
-    await alice.disconnect()
-    source.close()
+    await close()
   }
 })
 
 test.serial('a stream on a track carries on with the track published again after a server restart', async (t) => {
   const room = roomName('restart-track')
-  const alice = await join('alice', room)
-  const source = new VideoSource(WIDTH, HEIGHT)
-  const track = LocalVideoTrack.createVideoTrack('camera', source)
-  await alice.localParticipant.publishTrack(track, { source: TrackSource.Camera })
-  let frame = solidRgba(WIDTH, HEIGHT, COLOURS.red)
-  const feeder = setInterval(() => source.captureFrame(frame), 33)
+  const { alice, show, close } = await publishColours(room)
 
   const bob = new Room()
   try {
@@ -158,7 +170,7 @@ test.serial('a stream on a track carries on with the track published again after
     await until('red frames', () => seen.filter((c) => c === 'red').length >= 5, 15_000)
 
     const resubscribed = once<[RemoteVideoTrack]>(bob, 'trackSubscribed', () => true, 60_000)
-    await restartServer([alice, bob], () => (frame = solidRgba(WIDTH, HEIGHT, COLOURS.blue)))
+    await restartServer([alice, bob], () => show(COLOURS.blue))
     const [again] = await resubscribed
     t.true(remote.ended, 'the first track ended with the old session')
     t.not(again.sid, remote.sid)
@@ -175,9 +187,7 @@ test.serial('a stream on a track carries on with the track published again after
     await reading
     t.is(stream.endReason, 'unpublished')
   } finally {
-    clearInterval(feeder)
     await bob.disconnect()
-    await alice.disconnect()
-    source.close()
+    await close()
   }
 })

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{next_event, room_name, token, TestServer};
+use common::{next_event, published_track_sid, room_name, token, TestServer};
 use lkrtc_rtc::video_source::now_us;
 use lkrtc_rtc::{
   LocalVideoTrack, RemoteVideoTrack, Room, RoomEvent, RoomOptions, TrackEndReason, TrackPublishOptions, TrackSource,
@@ -482,17 +482,7 @@ async fn without_auto_subscribe_a_requested_track_is_received() {
     .await
     .expect("bob connects");
   // The track is known from the join (or announced right after it), but not subscribed.
-  let known = bob
-    .remote_participants()
-    .get("alice")
-    .and_then(|alice| alice.track_publications().into_keys().next());
-  let sid = match known {
-    Some(sid) => sid,
-    None => match next_event(&mut bob_events, 15, |e| matches!(e, RoomEvent::TrackPublished { .. })).await {
-      RoomEvent::TrackPublished { publication, .. } => publication.sid,
-      _ => unreachable!(),
-    },
-  };
+  let sid = published_track_sid(&bob, &mut bob_events, "alice").await;
   assert_eq!(sid, alice.publication_sid);
   let err = bob.set_subscribed("TR_nonexistent", true).await.unwrap_err();
   assert_eq!(err.code(), "ERR_TRACK_NOT_FOUND");

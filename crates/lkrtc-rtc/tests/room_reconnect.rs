@@ -8,12 +8,9 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::media::{frames_of, i420, red_session, subscribed, Feeder, RedSession, BLUE, HEIGHT, RED, WIDTH};
-use common::{next_event, room_name, token, TestServer};
-use lkrtc_rtc::{
-  ConnectionState, LocalVideoTrack, Room, RoomEvent, RoomOptions, TrackEndReason, TrackPublishOptions, VideoSource,
-  VideoSourceOptions, VideoStream,
-};
+use common::media::{frames_of, i420, publish_camera, red_session, subscribed, Feeder, RedSession, BLUE, RED};
+use common::{next_event, published_track_sid, room_name, token, TestServer};
+use lkrtc_rtc::{ConnectionState, Room, RoomEvent, RoomOptions, TrackEndReason, VideoStream};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Kills the server, turns the feeder blue, starts the server again on the same ports and waits
@@ -120,17 +117,7 @@ async fn a_room_whose_server_stays_down_ends_with_the_reason_in_bounded_time() {
 async fn a_track_subscribed_by_hand_is_subscribed_again_after_the_server_restarts() {
   let mut server = TestServer::start();
   let room = room_name("manual-restart");
-  let (alice, mut alice_events) = Room::connect(&server.url, &token("alice", &room), RoomOptions::default())
-    .await
-    .expect("alice connects");
-  let source = VideoSource::new(WIDTH, HEIGHT, VideoSourceOptions::default()).unwrap();
-  let track = LocalVideoTrack::create_video_track("camera", &source);
-  let publication = alice
-    .local_participant()
-    .publish_track(&track, TrackPublishOptions::default())
-    .await
-    .expect("publish");
-  let feeder = Feeder::start(source);
+  let (alice, mut alice_events, _track, publication, feeder) = publish_camera(&server, &room).await;
   let manual = RoomOptions {
     auto_subscribe: false,
     ..RoomOptions::default()
@@ -138,15 +125,10 @@ async fn a_track_subscribed_by_hand_is_subscribed_again_after_the_server_restart
   let (bob, mut bob_events) = Room::connect(&server.url, &token("bob", &room), manual)
     .await
     .expect("bob connects");
-  let known = |bob: &Room| {
-    bob
-      .remote_participants()
-      .get("alice")
-      .is_some_and(|a| a.track_publications().contains_key(&publication.sid))
-  };
-  if !known(&bob) {
-    next_event(&mut bob_events, 15, |e| matches!(e, RoomEvent::TrackPublished { .. })).await;
-  }
+  assert_eq!(
+    published_track_sid(&bob, &mut bob_events, "alice").await,
+    publication.sid
+  );
   bob.set_subscribed(&publication.sid, true).await.expect("subscribe");
   let first = subscribed(&mut bob_events, 15).await;
   frames_of(&mut VideoStream::new(&first, i420()), RED.1, 5, 15).await;

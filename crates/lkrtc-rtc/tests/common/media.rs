@@ -123,7 +123,17 @@ pub struct RedSession {
   pub stream: VideoStream,
 }
 
-pub async fn red_session(server: &TestServer, room: &str, red_frames: usize) -> RedSession {
+/// alice joins `room` and publishes a `Feeder` (red) as "camera".
+pub async fn publish_camera(
+  server: &TestServer,
+  room: &str,
+) -> (
+  Room,
+  UnboundedReceiver<RoomEvent>,
+  LocalVideoTrack,
+  LocalTrackPublication,
+  Feeder,
+) {
   let (alice, alice_events) = Room::connect(&server.url, &token("alice", room), RoomOptions::default())
     .await
     .expect("alice connects");
@@ -135,6 +145,11 @@ pub async fn red_session(server: &TestServer, room: &str, red_frames: usize) -> 
     .await
     .expect("publish");
   let feeder = Feeder::start(source);
+  (alice, alice_events, track, publication, feeder)
+}
+
+pub async fn red_session(server: &TestServer, room: &str, red_frames: usize) -> RedSession {
+  let (alice, alice_events, track, publication, feeder) = publish_camera(server, room).await;
   let (bob, mut bob_events) = Room::connect(&server.url, &token("bob", room), RoomOptions::default())
     .await
     .expect("bob connects");

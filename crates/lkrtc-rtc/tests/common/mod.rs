@@ -187,3 +187,29 @@ pub async fn next_event(
     }
   }
 }
+
+/// The sid of a track `identity` publishes, as `room` knows it from its join or, failing that,
+/// from the next `TrackPublished` (within 15 s).
+pub async fn published_track_sid(
+  room: &lkrtc_rtc::Room,
+  events: &mut tokio::sync::mpsc::UnboundedReceiver<lkrtc_rtc::RoomEvent>,
+  identity: &str,
+) -> String {
+  let known = room
+    .remote_participants()
+    .get(identity)
+    .and_then(|p| p.track_publications().into_keys().next());
+  if let Some(sid) = known {
+    return sid;
+  }
+  match next_event(
+    events,
+    15,
+    |e| matches!(e, lkrtc_rtc::RoomEvent::TrackPublished { participant, .. } if participant.identity == identity),
+  )
+  .await
+  {
+    lkrtc_rtc::RoomEvent::TrackPublished { publication, .. } => publication.sid,
+    _ => unreachable!(),
+  }
+}
