@@ -183,32 +183,35 @@ export const REJOIN_GRACE_MS = 30_000
 /**
  * The tracks a stream reads, one after another. Following a participant (`fromParticipant`): any
  * track they publish for a source, until they leave. Following a track: that track, then, when
- * a full reconnect ended it, the track its participant publishes again with the same source and
- * name. Across a full reconnect the participant leaves and rejoins with new tracks: both wait for
- * them up to `REJOIN_GRACE_MS` after `reconnected`.
+ * a full reconnect ended it, its successor as the core names it (`successor`: the track its
+ * participant publishes again with the same source and name). Across a full reconnect the
+ * participant leaves and rejoins with new tracks: both wait for them up to `REJOIN_GRACE_MS`
+ * after `reconnected`.
  */
 class TrackSuccession {
   private last: RemoteVideoTrack | undefined
   /** When the last track was seen to end in a rejoin (ms since the epoch). */
   private rejoinSeenAt = 0
-  private readonly name: string | undefined
 
   constructor(
     private readonly room: Room,
     private readonly identity: string,
     private readonly source: TrackSource,
     private readonly first?: RemoteVideoTrack,
-  ) {
-    this.name = first?.name
-  }
+  ) {}
 
   private find(): RemoteVideoTrack | undefined {
     const participant = this.room.remoteParticipants.get(this.identity)
     if (!participant) return undefined
+    // A followed track carries on with the successor the core names for it (through every
+    // rejoin since); a followed participant with any track of the source.
+    let successor = this.first ? this.last?.native.successor : undefined
+    while (successor?.endReason === 'rejoined' && successor.successor) successor = successor.successor
+    if (this.first && !successor) return undefined
     for (const publication of participant.trackPublications.values()) {
       const track = publication.track
       if (publication.source !== this.source || !track || track.ended || track === this.last) continue
-      if (this.name === undefined || track.name === this.name) return track
+      if (!successor || track.sid === successor.sid) return track
     }
     return undefined
   }

@@ -188,6 +188,13 @@ impl NativeRemoteVideoTrack {
   pub fn end_reason(&self) -> Option<&'static str> {
     self.inner.end_reason().map(|r| r.as_str())
   }
+
+  /// The track that carries on from this one after a full rejoin ended it (its publisher's
+  /// track of the same source and name, once subscribed); `null` until then.
+  #[napi(getter)]
+  pub fn successor(&self) -> Option<NativeRemoteVideoTrack> {
+    self.inner.successor().map(|inner| NativeRemoteVideoTrack { inner })
+  }
 }
 
 /// One room event. `type` says which fields are set.

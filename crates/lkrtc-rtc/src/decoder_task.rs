@@ -78,42 +78,45 @@ impl KeyframeGate {
 /// the keyframe may be lost).
 const KEYFRAME_RETRY: Duration = Duration::from_millis(500);
 
-/// The engine's end of a decoder.
+/// The transport's end of a decoder: called on the transport's task with each received frame
+/// of the track (see `Pc::set_video_sink`), so it never blocks: a full queue drops the frame
+/// and asks for a keyframe.
 pub(crate) struct DecoderInput {
   tx: SyncSender<EncodedFrame>,
   gate: KeyframeGate,
   /// When a keyframe was last asked for (by us or, on a loss, by the transport).
   last_request: Option<Instant>,
-  mid: String,
-  pc: Pc,
 }
 
 impl DecoderInput {
-  pub(crate) fn push(&mut self, frame: EncodedFrame) {
+  /// Queues `frame` for the decoder. Returns true to ask the sender for a keyframe.
+  pub(crate) fn push(&mut self, frame: EncodedFrame) -> bool {
     let now = Instant::now();
     if !frame.contiguous {
       // The transport asks for a keyframe on every loss.
       self.last_request = Some(now);
     }
     if self.gate.admit(frame.keyframe, frame.contiguous) == Admit::Skip {
-      if self.last_request.is_none_or(|at| now >= at + KEYFRAME_RETRY) {
-        self.request_keyframe(now);
-      }
-      return;
+      return self.request_keyframe(now);
     }
     match self.tx.try_send(frame) {
-      Ok(()) => {}
+      Ok(()) => false,
       Err(TrySendError::Full(_)) => {
         self.gate.dropped();
-        self.request_keyframe(now);
+        self.last_request = Some(now);
+        true
       }
-      Err(TrySendError::Disconnected(_)) => {}
+      Err(TrySendError::Disconnected(_)) => false,
     }
   }
 
-  fn request_keyframe(&mut self, now: Instant) {
+  /// While frames are skipped, a keyframe request at most every [`KEYFRAME_RETRY`].
+  fn request_keyframe(&mut self, now: Instant) -> bool {
+    if self.last_request.is_some_and(|at| now < at + KEYFRAME_RETRY) {
+      return false;
+    }
     self.last_request = Some(now);
-    self.pc.request_keyframe(&self.mid);
+    true
   }
 }
 
@@ -169,20 +172,17 @@ impl FrameClock {
   }
 }
 
-/// Starts the decoder thread for `track`; it ends when the input is dropped.
+/// Starts the decoder thread for `track`; it ends when the input is dropped. `pc` carries the
+/// keyframe requests of the decoder itself (after a decode error).
 pub(crate) fn spawn(codec: VideoCodec, mid: String, track: RemoteVideoTrack, pc: Pc) -> std::io::Result<DecoderInput> {
   let (tx, rx) = sync_channel(QUEUE);
-  let thread_pc = pc.clone();
-  let thread_mid = mid.clone();
   std::thread::Builder::new()
     .name(format!("lkrtc-decoder-{mid}"))
-    .spawn(move || run(codec, thread_mid, rx, track, thread_pc))?;
+    .spawn(move || run(codec, mid, rx, track, pc))?;
   Ok(DecoderInput {
     tx,
     gate: KeyframeGate::default(),
     last_request: None,
-    mid,
-    pc,
   })
 }
 
@@ -329,6 +329,33 @@ mod tests {
     drop(input);
     assert!(stream.next().await.is_none());
     assert!(track.is_ended());
+  }
+
+  #[test]
+  fn a_full_queue_drops_and_asks_for_a_keyframe_once_per_retry() {
+    let (tx, _rx) = sync_channel(1);
+    let mut input = DecoderInput {
+      tx,
+      gate: KeyframeGate::default(),
+      last_request: None,
+    };
+    let key = |n| frame(VideoCodec::Vp8, vec![1], true, n);
+    let delta = |n| frame(VideoCodec::Vp8, vec![2], false, n);
+    assert!(!input.push(key(0)), "queued");
+    assert!(input.push(delta(1)), "the queue is full: dropped, keyframe asked for");
+    assert!(!input.push(delta(2)), "skipped without asking again so soon");
+    assert!(!input.push(delta(3)));
+  }
+
+  #[test]
+  fn a_delta_before_any_keyframe_asks_for_one() {
+    let (tx, _rx) = sync_channel(4);
+    let mut input = DecoderInput {
+      tx,
+      gate: KeyframeGate::default(),
+      last_request: None,
+    };
+    assert!(input.push(frame(VideoCodec::Vp8, vec![2], false, 0)));
   }
 
   #[test]

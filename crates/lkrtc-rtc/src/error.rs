@@ -3,62 +3,147 @@
 
 use lkrtc_video::VideoError;
 
+/// Everything that can go wrong in lkrtc-rtc; [`RtcError::code`] gives its stable code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RtcError {
+  /// The server URL does not parse or has an unsupported scheme.
   #[error("invalid url: {reason}")]
-  InvalidUrl { reason: String },
+  InvalidUrl {
+    /// What is wrong with it.
+    reason: String,
+  },
+  /// Nothing listens at the server address.
   #[error("connection refused by {address}")]
-  ConnectionRefused { address: String },
+  ConnectionRefused {
+    /// The address tried.
+    address: String,
+  },
+  /// The connection to the server failed for another reason.
   #[error("could not connect to {address}: {reason}")]
-  ConnectionFailed { address: String, reason: String },
+  ConnectionFailed {
+    /// The address tried.
+    address: String,
+    /// What failed.
+    reason: String,
+  },
   /// The TLS handshake of a `wss://` connection failed: an untrusted or expired certificate, a
   /// certificate for another host name, no common protocol version, ...
   #[error("TLS handshake with {address} failed: {reason}")]
-  Tls { address: String, reason: String },
+  Tls {
+    /// The address tried.
+    address: String,
+    /// What failed.
+    reason: String,
+  },
   /// `RoomOptions::ca_certificates` is not usable: not PEM, no certificate in it, or a
   /// certificate that does not parse.
   #[error("invalid CA certificates: {reason}")]
-  InvalidCertificate { reason: String },
+  InvalidCertificate {
+    /// What is wrong with them.
+    reason: String,
+  },
+  /// The server refused the access token.
   #[error("unauthorized: {reason}")]
-  Unauthorized { reason: String },
+  Unauthorized {
+    /// The server's reason.
+    reason: String,
+  },
+  /// A connect did not finish within its timeout; `stage` says where it stood.
   #[error("could not connect within {timeout_ms} ms ({stage})")]
-  ConnectTimeout { timeout_ms: u64, stage: &'static str },
+  ConnectTimeout {
+    /// The timeout.
+    timeout_ms: u64,
+    /// What was awaited when it ran out.
+    stage: &'static str,
+  },
+  /// The server answered the WebSocket upgrade with an HTTP error.
   #[error("server error {status}: {reason}")]
-  Server { status: u16, reason: String },
+  Server {
+    /// The HTTP status.
+    status: u16,
+    /// The server's reason.
+    reason: String,
+  },
+  /// The signal connection broke or carried something unexpected.
   #[error("signalling error: {0}")]
   Signal(String),
+  /// The session ended; `reason` is LiveKit's `DisconnectReason` name.
   #[error("the server ended the session: {reason}")]
-  Disconnected { reason: String },
+  Disconnected {
+    /// LiveKit's `DisconnectReason` name.
+    reason: String,
+  },
+  /// The room is not connected (never was, or has disconnected).
   #[error("not connected")]
   NotConnected,
+  /// A peer connection failed.
   #[error("transport error: {0}")]
   Transport(String),
+  /// An encoder or decoder failed.
   #[error("codec error: {0}")]
   Codec(String),
+  /// The server did not confirm a published track in time.
   #[error("the server did not confirm the track {name:?} within {timeout_ms} ms")]
-  PublishTimeout { name: String, timeout_ms: u64 },
+  PublishTimeout {
+    /// The track's name.
+    name: String,
+    /// The time allowed.
+    timeout_ms: u64,
+  },
+  /// The server or the token does not allow publishing.
   #[error("publishing was refused: {reason}")]
-  PublishRefused { reason: String },
+  PublishRefused {
+    /// Why.
+    reason: String,
+  },
+  /// No track with this sid.
   #[error("no published track with sid {sid:?}")]
-  TrackNotFound { sid: String },
+  TrackNotFound {
+    /// The sid asked for.
+    sid: String,
+  },
+  /// The track is published already.
   #[error("the track {name:?} is already published")]
-  AlreadyPublished { name: String },
+  AlreadyPublished {
+    /// The track's name.
+    name: String,
+  },
   #[error(
     "frame size mismatch: the source is {expected_width}x{expected_height}, the frame is {given_width}x{given_height}"
   )]
+  /// A captured frame is not the size of its source.
   FrameSizeMismatch {
+    /// The source's width.
     expected_width: u32,
+    /// The source's height.
     expected_height: u32,
+    /// The frame's width.
     given_width: u32,
+    /// The frame's height.
     given_height: u32,
   },
+  /// The object was closed.
   #[error("{what} is closed")]
-  Closed { what: &'static str },
+  Closed {
+    /// What was closed.
+    what: &'static str,
+  },
+  /// An argument is out of its range.
   #[error("invalid argument {name}: {reason}")]
-  InvalidArgument { name: &'static str, reason: String },
+  InvalidArgument {
+    /// The argument's name.
+    name: &'static str,
+    /// What was expected and given.
+    reason: String,
+  },
+  /// Called outside a tokio runtime.
   #[error("{what} must be called inside a tokio runtime")]
-  NoRuntime { what: &'static str },
+  NoRuntime {
+    /// The call.
+    what: &'static str,
+  },
+  /// A frame operation failed (lkrtc-video's error).
   #[error(transparent)]
   Video(#[from] VideoError),
 }
@@ -93,4 +178,5 @@ impl RtcError {
   }
 }
 
+/// The result of lkrtc-rtc's fallible calls.
 pub type RtcResult<T> = Result<T, RtcError>;

@@ -8,55 +8,87 @@ use crate::remote_track::RemoteVideoTrack;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum ConnectionState {
+  /// Not connected, or no longer.
   Disconnected = 0,
+  /// Joined, with the signal connection up.
   Connected = 1,
+  /// The connection was lost and is being resumed or rejoined.
   Reconnecting = 2,
 }
 
+/// What happened in a room, in the order it happened.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum RoomEvent {
+  /// Another participant joined.
   ParticipantConnected {
+    /// The remote participant concerned.
     participant: RemoteParticipant,
   },
+  /// Another participant left.
   ParticipantDisconnected {
+    /// The remote participant concerned.
     participant: RemoteParticipant,
   },
+  /// Another participant published a track.
   TrackPublished {
+    /// The remote track's publication.
     publication: RemoteTrackPublication,
+    /// The remote participant concerned.
     participant: RemoteParticipant,
   },
+  /// Another participant unpublished a track (or left with it).
   TrackUnpublished {
+    /// The remote track's publication.
     publication: RemoteTrackPublication,
+    /// The remote participant concerned.
     participant: RemoteParticipant,
   },
+  /// Another participant muted a track.
   TrackMuted {
+    /// The remote track's publication.
     publication: RemoteTrackPublication,
+    /// The remote participant concerned.
     participant: RemoteParticipant,
   },
+  /// Another participant unmuted a track.
   TrackUnmuted {
+    /// The remote track's publication.
     publication: RemoteTrackPublication,
+    /// The remote participant concerned.
     participant: RemoteParticipant,
   },
   /// A remote video track is being received: read it with a [`crate::VideoStream`].
   TrackSubscribed {
+    /// The track received.
     track: RemoteVideoTrack,
+    /// The remote track's publication.
     publication: RemoteTrackPublication,
+    /// The remote participant concerned.
     participant: RemoteParticipant,
   },
   /// Its streams have ended.
   TrackUnsubscribed {
+    /// The track received.
     track: RemoteVideoTrack,
+    /// The remote track's publication.
     publication: RemoteTrackPublication,
+    /// The remote participant concerned.
     participant: RemoteParticipant,
   },
+  /// One of our tracks is published.
   LocalTrackPublished {
+    /// Our track's publication.
     publication: LocalTrackPublication,
   },
+  /// One of our tracks is no longer published.
   LocalTrackUnpublished {
+    /// Our track's publication.
     publication: LocalTrackPublication,
   },
+  /// The room's [`ConnectionState`] changed.
   ConnectionStateChanged {
+    /// The new state.
     state: ConnectionState,
   },
   /// The signal connection was lost; lkrtc is resuming the session.
@@ -66,6 +98,7 @@ pub enum RoomEvent {
   /// The last event of a room: nothing follows it and the channel closes.
   /// `reason` is LiveKit's `DisconnectReason` name, e.g. `CLIENT_INITIATED`, `DUPLICATE_IDENTITY`.
   Disconnected {
+    /// Why the room ended.
     reason: String,
   },
 }

@@ -4,6 +4,7 @@
 //! (RTP -> decoder -> per-stream format -> [`VideoStream`], stamped with the publisher's capture
 //! time).
 //! Usable from plain Rust; the Node binding wraps it without adding logic.
+#![deny(missing_docs)]
 
 mod decoder_task;
 mod encoder_task;
@@ -18,7 +19,7 @@ mod pc;
 pub mod publication;
 pub mod remote_track;
 pub mod room;
-pub mod signal;
+pub(crate) mod signal;
 pub mod token;
 pub mod video_source;
 pub mod video_stream;

@@ -1,21 +1,20 @@
 //! The local participant: who we are in the room, and publishing/unpublishing video tracks.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use livekit_protocol as proto;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::encoder_task::{self, EncoderControl, EncoderParams};
-use crate::engine::{lock, Command, SharedRef};
-use crate::events::{ConnectionState, RoomEvent};
+use crate::encoder_task::{self, EncoderParams};
+use crate::engine::shared::{lock, SharedRef};
+use crate::engine::{Command, PublishRequest};
+use crate::events::ConnectionState;
 use crate::local_track::LocalVideoTrack;
 use crate::options::{codec_name, default_video_encoding, TrackPublishOptions};
 use crate::publication::LocalTrackPublication;
-use crate::video_source::FrameSlot;
 use crate::{RtcError, RtcResult};
-use std::sync::atomic::Ordering;
 
 /// How long the server has to confirm an `AddTrackRequest`.
 pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,7 +22,6 @@ pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 struct LocalInner {
   shared: SharedRef,
   commands: mpsc::UnboundedSender<Command>,
-  tracks: Mutex<TrackMap>,
 }
 
 /// Counters of one published track's send pipeline.
@@ -33,10 +31,13 @@ pub struct PublishStats {
   pub frames_captured: u64,
   /// Captured frames replaced by a newer one before the encoder took them.
   pub frames_dropped: u64,
+  /// Frames the encoder produced.
   pub frames_encoded: u64,
+  /// Keyframes among them.
   pub keyframes_encoded: u64,
   /// Encoded frames the transport refused (e.g. before it connected).
   pub frames_unsent: u64,
+  /// Encoded bytes handed to the transport.
   pub bytes_sent: u64,
   /// The encoder's current target.
   pub bitrate_bps: u64,
@@ -69,41 +70,46 @@ fn new_cid() -> String {
 impl LocalParticipant {
   pub(crate) fn new(shared: SharedRef, commands: mpsc::UnboundedSender<Command>) -> Self {
     Self {
-      inner: Arc::new(LocalInner {
-        shared,
-        commands,
-        tracks: Mutex::new(HashMap::new()),
-      }),
+      inner: Arc::new(LocalInner { shared, commands }),
     }
   }
 
+  /// Our participant sid (`PA_...`); changes on a rejoin.
   pub fn sid(&self) -> String {
     lock(&self.inner.shared).local.sid.clone()
   }
 
+  /// Our identity, from the token.
   pub fn identity(&self) -> String {
     lock(&self.inner.shared).local.identity.clone()
   }
 
+  /// Our display name.
   pub fn name(&self) -> String {
     lock(&self.inner.shared).local.name.clone()
   }
 
+  /// Our metadata.
   pub fn metadata(&self) -> String {
     lock(&self.inner.shared).local.metadata.clone()
   }
 
   /// Our published tracks, keyed by sid.
   pub fn track_publications(&self) -> HashMap<String, LocalTrackPublication> {
-    lock(&self.inner.shared).publications.clone()
+    lock(&self.inner.shared)
+      .publications
+      .iter()
+      .map(|(sid, view)| (sid.clone(), view.publication.clone()))
+      .collect()
   }
 
   fn command(&self, command: Command) -> RtcResult<()> {
     self.inner.commands.send(command).map_err(|_| RtcError::NotConnected)
   }
 
-  /// Publishes a video track: `AddTrackRequest`, the server's confirmation (10 s cap), a sendonly
-  /// transceiver and a renegotiation, then an encoder thread fed by the track's source.
+  /// Publishes a video track: one request to the room's engine, which sends `AddTrackRequest`
+  /// and on the server's confirmation (10 s cap) adds a sendonly transceiver and renegotiates;
+  /// then an encoder thread fed by the track's source.
   pub async fn publish_track(
     &self,
     track: &LocalVideoTrack,
@@ -170,68 +176,45 @@ impl LocalParticipant {
       disable_red: true,
       ..Default::default()
     };
-    let (reply, confirmed) = oneshot::channel();
-    self.command(Command::AddTrack {
-      request: request.clone(),
+    let slot = source.attach();
+    let (reply, started) = oneshot::channel();
+    let publish = PublishRequest {
+      request,
+      codec,
+      track: track.clone(),
+      slot: slot.clone(),
       reply,
-    })?;
-    let info = match tokio::time::timeout(PUBLISH_TIMEOUT, confirmed).await {
+    };
+    if let Err(e) = self.command(Command::Publish(Box::new(publish))) {
+      source.detach(&slot);
+      return Err(e);
+    }
+    // The engine drops a publish whose caller stopped waiting.
+    let started = match tokio::time::timeout(PUBLISH_TIMEOUT, started).await {
       Ok(Ok(result)) => result?,
       Ok(Err(_)) => return Err(RtcError::NotConnected),
       Err(_) => {
-        let _ = self.command(Command::CancelAdd { cid });
         return Err(RtcError::PublishTimeout {
           name: track.name(),
           timeout_ms: PUBLISH_TIMEOUT.as_millis() as u64,
-        });
+        })
       }
     };
-    let publication = LocalTrackPublication::from_info(&info, codec.mime_type());
-
-    let slot = source.attach();
-    let (reply, started) = oneshot::channel();
-    self.command(Command::StartTrack {
-      cid: cid.clone(),
-      request: Box::new(request),
-      info: info.clone(),
-      codec,
-      publication: publication.clone(),
-      track: track.clone(),
-      source: source.clone(),
-      slot: slot.clone(),
-      reply,
-    })?;
-    let started = started.await.map_err(|_| RtcError::NotConnected)??;
+    let publication = started.publication;
     let params = EncoderParams {
       encoding,
       mid: started.mid,
     };
-    let control = started.control.clone();
-    track.set_sid(Some(publication.sid.clone()));
-    lock_tracks(&self.inner.tracks).insert(cid, (track.clone(), control, slot.clone()));
     if let Err(e) = encoder_task::spawn(params, encoder, slot, started.control, started.bwe_bps) {
       let _ = self.unpublish_track(&publication.sid).await;
       return Err(e);
     }
-    let _ = self.command(Command::Emit(RoomEvent::LocalTrackPublished {
-      publication: publication.clone(),
-    }));
     Ok(publication)
   }
 
   /// The send counters of a published track, `None` for an unknown sid.
   pub fn publish_stats(&self, sid: &str) -> Option<PublishStats> {
-    let tracks = lock_tracks(&self.inner.tracks);
-    let (track, control, slot) = tracks.values().find(|(t, _, _)| t.sid().as_deref() == Some(sid))?;
-    Some(PublishStats {
-      frames_captured: track.source().captured_frames(),
-      frames_dropped: slot.dropped.load(Ordering::Relaxed),
-      frames_encoded: control.frames_encoded.load(Ordering::Relaxed),
-      keyframes_encoded: control.keyframes_encoded.load(Ordering::Relaxed),
-      frames_unsent: control.frames_unsent.load(Ordering::Relaxed),
-      bytes_sent: control.bytes_sent.load(Ordering::Relaxed),
-      bitrate_bps: control.bitrate_bps.load(Ordering::Relaxed),
-    })
+    lock(&self.inner.shared).publications.get(sid).map(|view| view.stats())
   }
 
   /// Stops publishing the track with this sid: its encoder stops and the transceiver is removed
@@ -242,22 +225,6 @@ impl LocalParticipant {
       sid: sid.to_string(),
       reply,
     })?;
-    let result = done.await.map_err(|_| RtcError::NotConnected);
-    // Keyed by cid: find the track that had this sid.
-    lock_tracks(&self.inner.tracks).retain(|_, (track, _, _)| {
-      let ours = track.sid().as_deref() == Some(sid);
-      if ours {
-        track.set_sid(None);
-      }
-      !ours
-    });
-    result?
+    done.await.map_err(|_| RtcError::NotConnected)?
   }
-}
-
-/// Published tracks keyed by their cid, which stays while the server's sid can change.
-type TrackMap = HashMap<String, (LocalVideoTrack, Arc<EncoderControl>, Arc<FrameSlot>)>;
-
-fn lock_tracks(tracks: &Mutex<TrackMap>) -> std::sync::MutexGuard<'_, TrackMap> {
-  tracks.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -26,6 +26,7 @@ impl std::fmt::Debug for LocalVideoTrack {
 }
 
 impl LocalVideoTrack {
+  /// A track named `name` over `source`; publish it with `LocalParticipant::publish_track`.
   pub fn create_video_track(name: &str, source: &VideoSource) -> Self {
     Self {
       inner: Arc::new(TrackInner {
@@ -36,10 +37,12 @@ impl LocalVideoTrack {
     }
   }
 
+  /// Its name.
   pub fn name(&self) -> String {
     self.inner.name.clone()
   }
 
+  /// The source that feeds it.
   pub fn source(&self) -> &VideoSource {
     &self.inner.source
   }

@@ -9,6 +9,7 @@ use crate::publication::TrackSource;
 pub struct RoomOptions {
   /// Subscribe to every published track automatically.
   pub auto_subscribe: bool,
+  /// Ask the server to adapt received video to how it is displayed (LiveKit's `adaptive_stream`).
   pub adaptive_stream: bool,
   /// Bound on the whole connect: WebSocket, `JoinResponse` and the first peer connection.
   pub connect_timeout: Duration,
@@ -55,13 +56,16 @@ pub(crate) fn codec_name(codec: VideoCodec) -> &'static str {
 pub struct VideoEncoding {
   /// Bits per second.
   pub max_bitrate: u64,
+  /// Frames per second.
   pub max_framerate: f64,
 }
 
 /// How to publish a track.
 #[derive(Debug, Clone)]
 pub struct TrackPublishOptions {
+  /// Where the track's video comes from (camera, screen share, ...).
   pub source: TrackSource,
+  /// The codec to encode with.
   pub video_codec: VideoCodec,
   /// `None`: LiveKit's preset for the source's resolution.
   pub video_encoding: Option<VideoEncoding>,
@@ -80,6 +84,7 @@ impl Default for TrackPublishOptions {
 /// Options of a [`crate::VideoSource`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct VideoSourceOptions {
+  /// The source shows a screen: LiveKit's screen-share encodings apply.
   pub is_screencast: bool,
 }
 

@@ -9,10 +9,15 @@ use crate::publication::RemoteTrackPublication;
 /// Another participant in the room, as last described by the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteParticipant {
+  /// The server's id of the participant (`PA_...`); changes on a rejoin.
   pub sid: String,
+  /// The identity from the participant's token; stays across rejoins.
   pub identity: String,
+  /// Display name.
   pub name: String,
+  /// Application metadata.
   pub metadata: String,
+  /// Application attributes.
   pub attributes: HashMap<String, String>,
   pub(crate) publications: HashMap<String, RemoteTrackPublication>,
 }
@@ -38,6 +43,7 @@ impl RemoteParticipant {
     self.publications.clone()
   }
 
+  /// The publication of the track `sid`, if this participant has it.
   pub fn track_publication(&self, sid: &str) -> Option<&RemoteTrackPublication> {
     self.publications.get(sid)
   }

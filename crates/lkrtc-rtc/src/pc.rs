@@ -1,18 +1,23 @@
 //! The seam between the room engine and `lkrtc-transport`: one peer connection per role.
 //! Everything the engine needs from WebRTC passes through here, so the transport's exact API
-//! touches one file.
+//! touches one file. Received video does not come this way as events: a subscribed track's
+//! frames go from the transport's task straight to its decoder's bounded input
+//! ([`Pc::set_video_sink`]); frames of a track without one are dropped here.
 
 use std::net::IpAddr;
 
 use lkrtc_transport::{
-  Mid, OutgoingVideoFrame, TransportConfig, TransportEvent, TransportHandle, TransportRole, VideoCodecKind,
+  Mid, OutgoingVideoFrame, TransportConfig, TransportEvent, TransportHandle, TransportRole, VideoCodecKind, VideoSink,
 };
 use lkrtc_video::VideoRotation;
 use tokio::sync::mpsc;
 
+use crate::decoder_task::{DecoderInput, EncodedFrame};
 use crate::options::VideoCodec;
+use crate::video_source::now_us;
 use crate::{RtcError, RtcResult};
 
+/// Which of LiveKit's two peer connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
   Publisher,
@@ -42,21 +47,6 @@ pub enum PcEvent {
   },
   TrackRemoved {
     mid: String,
-  },
-  /// Subscriber: one complete encoded frame.
-  VideoFrame {
-    mid: String,
-    data: Vec<u8>,
-    /// The codec of this frame (the m-line may allow several).
-    codec: VideoCodec,
-    keyframe: bool,
-    /// False when frames were lost right before this one.
-    contiguous: bool,
-    /// RTP timestamp (90 kHz).
-    rtp_time: u32,
-    /// The publisher's capture time (Unix µs) once sender reports map it.
-    capture_time_us: Option<i64>,
-    rotation: VideoRotation,
   },
 }
 
@@ -113,26 +103,8 @@ fn translate(event: TransportEvent) -> Option<PcEvent> {
       codec: Some(codec_of(codec)),
     },
     TransportEvent::TrackRemoved { mid } => PcEvent::TrackRemoved { mid: mid.to_string() },
-    TransportEvent::VideoFrame {
-      mid,
-      data,
-      codec,
-      keyframe,
-      contiguous,
-      rtp_time,
-      capture_time_us,
-      rotation,
-      ..
-    } => PcEvent::VideoFrame {
-      mid: mid.to_string(),
-      data,
-      codec: codec_of(codec),
-      keyframe,
-      contiguous,
-      rtp_time,
-      capture_time_us,
-      rotation: VideoRotation::from_u32(u32::from(rotation)).unwrap_or(VideoRotation::Rotation0),
-    },
+    // A frame of a track without a sink (not subscribed, or not yet): nobody decodes it.
+    TransportEvent::VideoFrame { .. } => return None,
     // Data channels carry no video; lkrtc does not expose them yet.
     TransportEvent::DataReceived { .. } => return None,
   })
@@ -213,6 +185,36 @@ impl Pc {
       },
     );
     Ok(())
+  }
+
+  /// Sends the received frames of `mid` to `input` from now on, on the transport's task; `None`
+  /// drops the input (ending its decoder).
+  pub fn set_video_sink(&self, mid: &str, input: Option<DecoderInput>) {
+    let sink = input.map(|mut input| -> VideoSink {
+      Box::new(move |event| match event {
+        TransportEvent::VideoFrame {
+          data,
+          codec,
+          keyframe,
+          contiguous,
+          rtp_time,
+          capture_time_us,
+          rotation,
+          ..
+        } => input.push(EncodedFrame {
+          data,
+          codec: codec_of(codec),
+          keyframe,
+          contiguous,
+          rtp_time,
+          capture_time_us,
+          arrival_us: now_us(),
+          rotation: VideoRotation::from_u32(u32::from(rotation)).unwrap_or(VideoRotation::Rotation0),
+        }),
+        _ => false,
+      })
+    });
+    self.transport.set_video_sink(Mid::from(mid), sink);
   }
 
   /// Asks the sender of `mid` for a keyframe (PLI). Called from decoder threads.

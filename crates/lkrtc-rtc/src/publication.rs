@@ -6,12 +6,16 @@ use livekit_protocol as proto;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum TrackKind {
+  /// Audio.
   Audio = 0,
+  /// Video.
   Video = 1,
+  /// Data.
   Data = 2,
 }
 
 impl TrackKind {
+  /// From LiveKit's protocol number (unknown numbers map to the default).
   pub fn from_proto(n: i32) -> Self {
     match n {
       0 => Self::Audio,
@@ -25,15 +29,21 @@ impl TrackKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(u32)]
 pub enum TrackSource {
+  /// Not said.
   #[default]
   Unknown = 0,
+  /// A camera.
   Camera = 1,
+  /// A microphone.
   Microphone = 2,
+  /// A shared screen.
   ScreenShare = 3,
+  /// A shared screen's audio.
   ScreenShareAudio = 4,
 }
 
 impl TrackSource {
+  /// From LiveKit's protocol number (unknown numbers map to the default).
   pub fn from_proto(n: i32) -> Self {
     match n {
       1 => Self::Camera,
@@ -44,6 +54,7 @@ impl TrackSource {
     }
   }
 
+  /// As LiveKit's protocol enum.
   pub fn to_proto(self) -> proto::TrackSource {
     match self {
       Self::Unknown => proto::TrackSource::Unknown,
@@ -58,15 +69,23 @@ impl TrackSource {
 /// A track another participant published, as last described by the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteTrackPublication {
+  /// The server's id of the track (`TR_...`).
   pub sid: String,
+  /// The name it was published with.
   pub name: String,
+  /// What it carries.
   pub kind: TrackKind,
+  /// Where it comes from.
   pub source: TrackSource,
+  /// Width in pixels, as published.
   pub width: u32,
+  /// Height in pixels, as published.
   pub height: u32,
   /// e.g. `video/VP8`, `video/H264`; empty until the server knows the codec.
   pub mime_type: String,
+  /// Whether its publisher muted it.
   pub muted: bool,
+  /// Whether it is sent in several layers.
   pub simulcast: bool,
 }
 
@@ -89,13 +108,21 @@ impl RemoteTrackPublication {
 /// A track this participant published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalTrackPublication {
+  /// The server's id of the track (`TR_...`).
   pub sid: String,
+  /// The name it was published with.
   pub name: String,
+  /// What it carries.
   pub kind: TrackKind,
+  /// Where it comes from.
   pub source: TrackSource,
+  /// Width in pixels, as published.
   pub width: u32,
+  /// Height in pixels, as published.
   pub height: u32,
+  /// The codec, e.g. `video/VP8`.
   pub mime_type: String,
+  /// Whether its publisher muted it.
   pub muted: bool,
 }
 

@@ -45,6 +45,9 @@ struct TrackInner {
   ended: AtomicBool,
   /// Why it ended: the first reason given wins.
   end_reason: OnceLock<TrackEndReason>,
+  /// After a full rejoin ended it: the same publisher's track of the same source and name,
+  /// once subscribed.
+  successor: OnceLock<RemoteVideoTrack>,
 }
 
 /// A remote video track we receive. Cheap to clone.
@@ -72,18 +75,22 @@ impl RemoteVideoTrack {
         streams: Mutex::new(Vec::new()),
         ended: AtomicBool::new(false),
         end_reason: OnceLock::new(),
+        successor: OnceLock::new(),
       }),
     }
   }
 
+  /// The server's id of the track (`TR_...`).
   pub fn sid(&self) -> String {
     self.inner.sid.clone()
   }
 
+  /// The name its publisher gave it.
   pub fn name(&self) -> String {
     self.inner.name.clone()
   }
 
+  /// Its publisher's identity.
   pub fn participant_identity(&self) -> String {
     self.inner.participant_identity.clone()
   }
@@ -96,6 +103,18 @@ impl RemoteVideoTrack {
   /// Why the track ended (or is ending); `None` while it runs.
   pub fn end_reason(&self) -> Option<TrackEndReason> {
     self.inner.end_reason.get().copied()
+  }
+
+  /// The track that carries on from this one after a full rejoin ended it (reason
+  /// [`TrackEndReason::Rejoined`]): its publisher's track published again with the same source
+  /// and name, once subscribed. `None` until then.
+  pub fn successor(&self) -> Option<RemoteVideoTrack> {
+    self.inner.successor.get().cloned()
+  }
+
+  /// Names the track that carries on from this one; the first one named stays.
+  pub(crate) fn set_successor(&self, next: RemoteVideoTrack) {
+    let _ = self.inner.successor.set(next);
   }
 
   /// Records why the track is about to end; a reason given earlier stays.

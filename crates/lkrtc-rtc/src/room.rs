@@ -2,23 +2,20 @@
 //! Events arrive in order on the receiver returned by [`Room::connect`].
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
-use livekit_protocol as proto;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::engine::{lock, Command, Engine, ResumeParams, Shared, SharedRef};
+use crate::engine::join::JoinConfig;
+use crate::engine::shared::{lock, Shared, SharedRef};
+use crate::engine::{Command, Engine};
 use crate::events::{ConnectionState, RoomEvent};
 use crate::local_participant::LocalParticipant;
 use crate::options::RoomOptions;
 use crate::participant::RemoteParticipant;
-use crate::pc::{Pc, Role};
-use crate::signal::connection::{self, SignalReader};
-use crate::signal::session::{disconnect_reason, SignalSession};
 use crate::signal::tls;
-use crate::signal::url::{parse_server_url, signal_url, JoinParams};
+use crate::signal::url::{parse_server_url, JoinParams};
 use crate::{RtcError, RtcResult};
 
 struct RoomInner {
@@ -66,49 +63,28 @@ impl Room {
     let tls_config = tls::client_config(options.ca_certificates.as_deref())?;
     let timeout_ms = options.connect_timeout.as_millis() as u64;
     let deadline = Instant::now() + options.connect_timeout;
-    let params = JoinParams {
-      auto_subscribe: options.auto_subscribe,
-      adaptive_stream: options.adaptive_stream,
-      sdk_version: env!("CARGO_PKG_VERSION").to_string(),
-      reconnect_sid: None,
+    let mut config = JoinConfig {
+      base,
+      params: JoinParams {
+        auto_subscribe: options.auto_subscribe,
+        adaptive_stream: options.adaptive_stream,
+        sdk_version: env!("CARGO_PKG_VERSION").to_string(),
+        reconnect_sid: None,
+      },
+      connect_timeout: options.connect_timeout,
+      tls_config,
+      token: token.to_string(),
+      bind_ip: None,
     };
-    let (writer, mut reader) = connection::connect(
-      &signal_url(&base, token, &params),
-      &base,
-      token,
-      &tls_config,
-      options.connect_timeout,
-    )
-    .await?;
-    let join = tokio::time::timeout_at(deadline, wait_join(&mut reader))
-      .await
-      .map_err(|_| RtcError::ConnectTimeout {
-        timeout_ms,
-        stage: "join response",
-      })??;
-    let session = SignalSession::from_join(&join)?;
-    log::info!(
-      "joined room {:?} as {:?} (server {})",
-      session.room_name,
-      session.local.identity,
-      join
-        .server_info
-        .as_ref()
-        .map(|s| s.version.as_str())
-        .unwrap_or(join.server_version.as_str())
+    let joined = config.join().await?;
+    let session = &joined.session;
+    let mut state = Shared::new(
+      session.room_name.clone(),
+      session.room_sid.clone(),
+      session.local.clone(),
     );
-
-    let bind_ip = local_ip_towards(&base).await?;
-    let (publisher, publisher_events) = Pc::start(Role::Publisher, bind_ip).await?;
-    let (subscriber, subscriber_events) = Pc::start(Role::Subscriber, bind_ip).await?;
-    let shared: SharedRef = Arc::new(Mutex::new(Shared {
-      room_name: session.room_name.clone(),
-      room_sid: session.room_sid.clone(),
-      local: session.local.clone(),
-      remotes: session.remotes(),
-      state: ConnectionState::Connected,
-      publications: HashMap::new(),
-    }));
+    state.remotes = session.remotes();
+    let shared: SharedRef = Arc::new(Mutex::new(state));
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = oneshot::channel();
@@ -116,36 +92,7 @@ impl Room {
     let _ = events_tx.send(RoomEvent::ConnectionStateChanged {
       state: ConnectionState::Connected,
     });
-    let engine = Engine {
-      writer,
-      reader,
-      session,
-      shared: shared.clone(),
-      // The engine holds the only sender, so the stream ends when the engine does.
-      events: events_tx,
-      commands: commands_rx,
-      publisher: publisher.clone(),
-      publisher_events,
-      subscriber,
-      subscriber_events,
-      ready: Some(ready_tx),
-      bwe_bps: Arc::new(AtomicU64::new(0)),
-      subscribed: HashMap::new(),
-      remote_candidates: [Some(Vec::new()), Some(Vec::new())],
-      resume: ResumeParams {
-        base,
-        params,
-        connect_timeout: options.connect_timeout,
-        tls_config,
-      },
-      token: token.to_string(),
-      last_answer: None,
-      last_offer: None,
-      bind_ip,
-      republishing: HashMap::new(),
-      subscription_choices: HashMap::new(),
-      carried_choices: HashMap::new(),
-    };
+    let engine = Engine::new(joined, config, shared.clone(), events_tx, commands_rx, ready_tx);
     let task = tokio::spawn(engine.run());
     let room = Room {
       inner: Arc::new(RoomInner {
@@ -178,14 +125,17 @@ impl Room {
     Ok((room, events_rx))
   }
 
+  /// The room's name.
   pub fn name(&self) -> String {
     lock(&self.inner.shared).room_name.clone()
   }
 
+  /// The room's sid (`RM_...`).
   pub fn sid(&self) -> String {
     lock(&self.inner.shared).room_sid.clone()
   }
 
+  /// Us in this room.
   pub fn local_participant(&self) -> LocalParticipant {
     self.inner.local.clone()
   }
@@ -195,10 +145,12 @@ impl Room {
     lock(&self.inner.shared).remotes.clone()
   }
 
+  /// Connected, reconnecting or disconnected.
   pub fn connection_state(&self) -> ConnectionState {
     lock(&self.inner.shared).state
   }
 
+  /// Whether the state is [`ConnectionState::Connected`].
   pub fn is_connected(&self) -> bool {
     self.connection_state() == ConnectionState::Connected
   }
@@ -237,44 +189,6 @@ impl Room {
       let _ = task.await;
     }
     lock(&self.inner.shared).state = ConnectionState::Disconnected;
-  }
-}
-
-/// The local address that reaches the signal server: media candidates are advertised on it,
-/// so a server on loopback keeps all traffic on loopback.
-async fn local_ip_towards(base: &url::Url) -> RtcResult<std::net::IpAddr> {
-  let host = base
-    .host_str()
-    .unwrap_or("127.0.0.1")
-    .trim_start_matches('[')
-    .trim_end_matches(']');
-  let port = base.port_or_known_default().unwrap_or(443);
-  let addr = tokio::net::lookup_host((host, port))
-    .await
-    .ok()
-    .and_then(|mut addrs| addrs.next())
-    .ok_or_else(|| RtcError::Transport(format!("cannot resolve the server host {host:?}")))?;
-  lkrtc_transport::local_ip_for(addr).map_err(|e| RtcError::Transport(format!("no route to {addr}: {e}")))
-}
-
-/// The first useful message must be a `JoinResponse`; a `LeaveRequest` instead means refusal.
-pub(crate) async fn wait_join(reader: &mut SignalReader) -> RtcResult<proto::JoinResponse> {
-  loop {
-    match reader.recv().await {
-      Some(Ok(proto::signal_response::Message::Join(join))) => return Ok(join),
-      Some(Ok(proto::signal_response::Message::Leave(leave))) => {
-        return Err(RtcError::Disconnected {
-          reason: disconnect_reason(leave.reason),
-        })
-      }
-      Some(Ok(_)) => continue,
-      Some(Err(e)) => return Err(e),
-      None => {
-        return Err(RtcError::Signal(
-          "the server closed the connection before the JoinResponse".into(),
-        ))
-      }
-    }
   }
 }
 

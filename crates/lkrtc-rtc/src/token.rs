@@ -15,18 +15,29 @@ use crate::{RtcError, RtcResult};
 /// What a token grants and to whom. Its `Debug` output leaves out the API secret.
 #[derive(Clone)]
 pub struct TokenOptions {
+  /// The API key (the token's issuer).
   pub api_key: String,
+  /// The secret that signs the token.
   pub api_secret: String,
+  /// Who the token is for.
   pub identity: String,
+  /// Display name.
   pub name: Option<String>,
+  /// The room it grants joining.
   pub room: String,
   /// Validity from now; LiveKit's default is 6 hours.
   pub ttl: Duration,
+  /// Whether it may publish tracks.
   pub can_publish: bool,
+  /// Whether it may subscribe to tracks.
   pub can_subscribe: bool,
+  /// Whether it may send data messages.
   pub can_publish_data: bool,
+  /// Participant metadata.
   pub metadata: Option<String>,
+  /// Participant attributes.
   pub attributes: HashMap<String, String>,
+  /// Hidden from the other participants.
   pub hidden: bool,
 }
 

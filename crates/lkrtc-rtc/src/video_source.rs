@@ -14,8 +14,11 @@ use crate::{RtcError, RtcResult};
 /// A frame ready for an encoder.
 #[derive(Debug)]
 pub struct CapturedFrame {
+  /// The frame, converted to I420.
   pub i420: VideoFrame<Vec<u8>>,
+  /// Capture time, microseconds.
   pub timestamp_us: i64,
+  /// How the frame is to be rotated for display.
   pub rotation: VideoRotation,
 }
 
@@ -91,6 +94,7 @@ pub fn now_us() -> i64 {
 }
 
 impl VideoSource {
+  /// A source of `width` x `height` frames.
   pub fn new(width: u32, height: u32, options: VideoSourceOptions) -> RtcResult<Self> {
     lkrtc_video::check_dimensions(i64::from(width), i64::from(height))?;
     Ok(Self {
@@ -105,14 +109,17 @@ impl VideoSource {
     })
   }
 
+  /// Frame width.
   pub fn width(&self) -> u32 {
     self.inner.width
   }
 
+  /// Frame height.
   pub fn height(&self) -> u32 {
     self.inner.height
   }
 
+  /// Whether it shows a screen.
   pub fn is_screencast(&self) -> bool {
     self.inner.options.is_screencast
   }
@@ -122,6 +129,7 @@ impl VideoSource {
     self.inner.captured.load(Ordering::Relaxed)
   }
 
+  /// Whether `close` was called.
   pub fn is_closed(&self) -> bool {
     self.inner.closed.load(Ordering::Acquire)
   }

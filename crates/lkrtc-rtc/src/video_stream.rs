@@ -15,12 +15,14 @@ use crate::remote_track::RemoteVideoTrack;
 /// One received frame.
 #[derive(Debug, Clone)]
 pub struct VideoFrameEvent {
+  /// The frame, in the stream's format.
   pub frame: Arc<VideoFrame<Vec<u8>>>,
   /// Capture time, Unix microseconds: the publisher's `capture_frame` timestamp once its RTCP
   /// sender reports map RTP time (within a few ms, typically from 1-3 s after subscribing);
   /// before that, estimated from the RTP clock and the earliest arrival. Increasing.
   /// Publishers whose timestamps are not Unix time are anchored to Unix time by lkrtc.
   pub timestamp_us: i64,
+  /// How the frame is to be rotated for display.
   pub rotation: VideoRotation,
 }
 
@@ -104,6 +106,7 @@ pub struct VideoStream {
 }
 
 impl VideoStream {
+  /// A stream of `track`'s frames from now on; it ends when the track does.
   pub fn new(track: &RemoteVideoTrack, options: VideoStreamOptions) -> Self {
     let queue = StreamQueue::new(options);
     track.attach(queue.clone());
@@ -133,6 +136,7 @@ impl VideoStream {
     self.queue.dropped.load(Ordering::Relaxed)
   }
 
+  /// Ends the stream: `next` returns `None` from now on.
   pub fn close(&mut self) {
     self.queue.close();
     if let Some(track) = self.track.take() {

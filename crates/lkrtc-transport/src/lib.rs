@@ -38,5 +38,5 @@ mod types;
 
 pub use candidate::local_ip_for;
 pub use error::TransportError;
-pub use task::{PeerTransport, TransportHandle};
+pub use task::{PeerTransport, TransportHandle, VideoSink};
 pub use types::{Mid, OutgoingVideoFrame, TransportConfig, TransportEvent, TransportRole, VideoCodecKind};

@@ -1,6 +1,7 @@
 //! The tokio side: one task per transport owns the UDP socket and the sans-IO [`Core`], and
 //! wakes only for a command, a datagram or str0m's next timeout.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,7 +36,48 @@ enum Command {
   WriteVideo(Mid, OutgoingVideoFrame),
   SendData(bool, Vec<u8>),
   RequestKeyframe(Mid),
+  SetVideoSink(Mid, Option<VideoSink>),
   Close(oneshot::Sender<()>),
+}
+
+/// Where a subscribed track's frames go instead of the event channel: called on the transport's
+/// task with each [`TransportEvent::VideoFrame`] of its mid, so it must not block (hand the
+/// frame to a bounded queue). Returns true to ask the sender for a keyframe.
+pub type VideoSink = Box<dyn FnMut(TransportEvent) -> bool + Send>;
+
+/// Where the transport's events go: video frames to their mid's sink when it has one, the rest
+/// (and frames of mids without a sink) to the event channel.
+struct Outlet {
+  events: mpsc::UnboundedSender<TransportEvent>,
+  sinks: HashMap<Mid, VideoSink>,
+}
+
+impl Outlet {
+  /// Hands out the core's events; true when a sink asked for a keyframe (the core then has
+  /// something to send).
+  fn forward(&mut self, core: &mut Core) -> bool {
+    let mut asked = Vec::new();
+    for ev in core.take_events() {
+      let sink = match &ev {
+        TransportEvent::VideoFrame { mid, .. } => self.sinks.get_mut(mid).map(|sink| (*mid, sink)),
+        _ => None,
+      };
+      match sink {
+        Some((mid, sink)) => {
+          if sink(ev) {
+            asked.push(mid);
+          }
+        }
+        None => {
+          let _ = self.events.send(ev);
+        }
+      }
+    }
+    for mid in &asked {
+      core.request_keyframe(*mid);
+    }
+    !asked.is_empty()
+  }
 }
 
 /// One WebRTC peer connection (LiveKit's publisher or subscriber PC). Same type as
@@ -191,6 +233,13 @@ impl TransportHandle {
     let _ = self.send(Command::RequestKeyframe(mid));
   }
 
+  /// Subscriber: from now on the frames of m-line `mid` go to `sink` (not the event channel),
+  /// straight from the transport's task, so a slow event consumer never queues media; `None`
+  /// sends them back to the event channel.
+  pub fn set_video_sink(&self, mid: Mid, sink: Option<VideoSink>) {
+    let _ = self.send(Command::SetVideoSink(mid, sink));
+  }
+
   /// Closes the connection (RTCP BYE, DTLS close_notify), then ends the task, closing the
   /// socket and the event channel. Returns when that is done; harmless if already closed.
   pub async fn close(&self) {
@@ -230,26 +279,34 @@ async fn run(
   let mut buf = vec![0u8; 2048];
   let mut closers: Vec<oneshot::Sender<()>> = Vec::new();
   let mut commands_done = false;
+  let mut outlet = Outlet {
+    events,
+    sinks: HashMap::new(),
+  };
   loop {
     let deadline = loop {
-      match core.poll(Instant::now()) {
-        Poll::Transmit(dest, data) => {
-          if let Err(e) = socket.send_to(&data, dest).await {
-            tracing::debug!(%dest, "send_to: {e}");
+      let deadline = loop {
+        match core.poll(Instant::now()) {
+          Poll::Transmit(dest, data) => {
+            if let Err(e) = socket.send_to(&data, dest).await {
+              tracing::debug!(%dest, "send_to: {e}");
+            }
           }
+          Poll::Timeout(at) => break Some(at),
+          Poll::Dead => break None,
         }
-        Poll::Timeout(at) => break Some(at),
-        Poll::Dead => break None,
+      };
+      // A keyframe request from a sink is sent at once.
+      let asked = outlet.forward(&mut core);
+      if deadline.is_none() || !asked {
+        break deadline;
       }
     };
-    for ev in core.take_events() {
-      let _ = events.send(ev);
-    }
     let Some(deadline) = deadline else { break };
 
     tokio::select! {
       cmd = commands.recv(), if !commands_done => match cmd {
-        Some(cmd) => handle(&mut core, cmd, &mut closers, &events),
+        Some(cmd) => handle(&mut core, cmd, &mut closers, &mut outlet),
         None => {
           // Every handle is gone: nobody can use or close this transport any more.
           commands_done = true;
@@ -280,7 +337,7 @@ async fn run(
       closers.push(done);
     }
   }
-  drop(events);
+  drop(outlet);
   for done in closers {
     let _ = done.send(());
   }
@@ -288,21 +345,10 @@ async fn run(
 
 /// Runs one command. Events it caused are forwarded before its reply is sent, so a caller
 /// that awaited e.g. `apply_offer` finds the resulting `TrackAdded` already in the channel.
-fn handle(
-  core: &mut Core,
-  cmd: Command,
-  closers: &mut Vec<oneshot::Sender<()>>,
-  events: &mpsc::UnboundedSender<TransportEvent>,
-) {
-  fn answer<T>(
-    core: &mut Core,
-    events: &mpsc::UnboundedSender<TransportEvent>,
-    reply: Reply<T>,
-    r: Result<T, TransportError>,
-  ) {
-    for ev in core.take_events() {
-      let _ = events.send(ev);
-    }
+fn handle(core: &mut Core, cmd: Command, closers: &mut Vec<oneshot::Sender<()>>, events: &mut Outlet) {
+  fn answer<T>(core: &mut Core, events: &mut Outlet, reply: Reply<T>, r: Result<T, TransportError>) {
+    // A keyframe request is sent when the task polls the core next, right after this.
+    events.forward(core);
     let _ = reply.send(r);
   }
   let now = Instant::now();
@@ -336,6 +382,12 @@ fn handle(
     Command::WriteVideo(mid, frame) => core.write_video(mid, frame, now, unix_now_us()),
     Command::SendData(reliable, data) => core.send_data(reliable, data),
     Command::RequestKeyframe(mid) => core.request_keyframe(mid),
+    Command::SetVideoSink(mid, Some(sink)) => {
+      events.sinks.insert(mid, sink);
+    }
+    Command::SetVideoSink(mid, None) => {
+      events.sinks.remove(&mid);
+    }
     Command::Close(done) => {
       closers.push(done);
       core.close(now);

@@ -1,0 +1,72 @@
+//! What a room's getters read without asking its engine: the engine writes it, `Room` and
+//! `LocalParticipant` read it under a short lock.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use livekit_protocol as proto;
+
+use crate::encoder_task::EncoderControl;
+use crate::events::ConnectionState;
+use crate::local_participant::PublishStats;
+use crate::participant::RemoteParticipant;
+use crate::publication::LocalTrackPublication;
+use crate::video_source::{FrameSlot, VideoSource};
+
+/// The room as last seen by its engine.
+pub(crate) struct Shared {
+  pub room_name: String,
+  pub room_sid: String,
+  pub local: proto::ParticipantInfo,
+  pub remotes: HashMap<String, RemoteParticipant>,
+  pub state: ConnectionState,
+  /// Our published tracks by sid, as the publish part last announced them.
+  pub publications: HashMap<String, PublishedView>,
+}
+
+/// A published track as the getters see it: its publication and its send counters.
+#[derive(Clone)]
+pub(crate) struct PublishedView {
+  pub publication: LocalTrackPublication,
+  pub source: VideoSource,
+  pub slot: Arc<FrameSlot>,
+  pub control: Arc<EncoderControl>,
+}
+
+impl PublishedView {
+  pub fn stats(&self) -> PublishStats {
+    let control = &self.control;
+    PublishStats {
+      frames_captured: self.source.captured_frames(),
+      frames_dropped: self.slot.dropped.load(Ordering::Relaxed),
+      frames_encoded: control.frames_encoded.load(Ordering::Relaxed),
+      keyframes_encoded: control.keyframes_encoded.load(Ordering::Relaxed),
+      frames_unsent: control.frames_unsent.load(Ordering::Relaxed),
+      bytes_sent: control.bytes_sent.load(Ordering::Relaxed),
+      bitrate_bps: control.bitrate_bps.load(Ordering::Relaxed),
+    }
+  }
+}
+
+impl Shared {
+  /// A room just joined: its session's view, no publications yet.
+  pub fn new(room_name: String, room_sid: String, local: proto::ParticipantInfo) -> Self {
+    Shared {
+      room_name,
+      room_sid,
+      local,
+      remotes: HashMap::new(),
+      state: ConnectionState::Connected,
+      publications: HashMap::new(),
+    }
+  }
+}
+
+/// Shared between a room's engine and its handles.
+pub(crate) type SharedRef = Arc<Mutex<Shared>>;
+
+/// Locks the shared state; a panic elsewhere while it was held leaves it readable.
+pub(crate) fn lock(shared: &SharedRef) -> MutexGuard<'_, Shared> {
+  shared.lock().unwrap_or_else(|e| e.into_inner())
+}
