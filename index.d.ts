@@ -26,6 +26,11 @@ export declare class NativeRemoteVideoTrack {
   get isEnded(): boolean
   /** Why the track ended; `null` while it runs. */
   get endReason(): 'unsubscribed' | 'unpublished' | 'participantLeft' | 'rejoined' | 'disconnected' | null
+  /**
+   * The track that carries on from this one after a full rejoin ended it (its publisher's
+   * track of the same source and name, once subscribed); `null` until then.
+   */
+  get successor(): NativeRemoteVideoTrack | null
 }
 
 /** A joined room. */
