@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use lkrtc_video::VideoRotation;
 
 use crate::options::VideoCodec;
-use crate::pc::Pc;
 use crate::remote_track::RemoteVideoTrack;
 use crate::video_stream::VideoFrameEvent;
 
@@ -172,13 +171,18 @@ impl FrameClock {
   }
 }
 
-/// Starts the decoder thread for `track`; it ends when the input is dropped. `pc` carries the
-/// keyframe requests of the decoder itself (after a decode error).
-pub(crate) fn spawn(codec: VideoCodec, mid: String, track: RemoteVideoTrack, pc: Pc) -> std::io::Result<DecoderInput> {
+/// Starts the decoder thread for `track`; it ends when the input is dropped.
+/// `request_keyframe` carries the decoder's own keyframe requests (after a decode error).
+pub(crate) fn spawn(
+  codec: VideoCodec,
+  mid: String,
+  track: RemoteVideoTrack,
+  request_keyframe: impl Fn() + Send + 'static,
+) -> std::io::Result<DecoderInput> {
   let (tx, rx) = sync_channel(QUEUE);
   std::thread::Builder::new()
     .name(format!("lkrtc-decoder-{mid}"))
-    .spawn(move || run(codec, mid, rx, track, pc))?;
+    .spawn(move || run(codec, mid, rx, track, request_keyframe))?;
   Ok(DecoderInput {
     tx,
     gate: KeyframeGate::default(),
@@ -195,7 +199,13 @@ impl Drop for EndOnDrop {
   }
 }
 
-fn run(mut codec: VideoCodec, mid: String, rx: Receiver<EncodedFrame>, track: RemoteVideoTrack, pc: Pc) {
+fn run(
+  mut codec: VideoCodec,
+  mid: String,
+  rx: Receiver<EncodedFrame>,
+  track: RemoteVideoTrack,
+  request_keyframe: impl Fn(),
+) {
   let track = EndOnDrop(track);
   let mut decoder = match lkrtc_codec::new_decoder(codec) {
     Ok(decoder) => decoder,
@@ -232,7 +242,7 @@ fn run(mut codec: VideoCodec, mid: String, rx: Receiver<EncodedFrame>, track: Re
       Ok(None) => {}
       Err(e) => {
         log::debug!("decode error on {mid}: {e}; asking for a keyframe");
-        pc.request_keyframe(&mid);
+        request_keyframe();
       }
     }
   }
@@ -241,7 +251,6 @@ fn run(mut codec: VideoCodec, mid: String, rx: Receiver<EncodedFrame>, track: Re
 #[cfg(test)]
 mod tests {
   use super::*;
-  use crate::pc::Role;
   use crate::video_stream::{VideoStream, VideoStreamOptions};
   use lkrtc_video::{VideoBufferType, VideoFrame};
 
@@ -274,11 +283,8 @@ mod tests {
   }
 
   async fn decoder(codec: VideoCodec) -> (DecoderInput, RemoteVideoTrack) {
-    let (pc, _events) = Pc::start(Role::Subscriber, std::net::Ipv4Addr::LOCALHOST.into())
-      .await
-      .unwrap();
     let track = RemoteVideoTrack::new("TR_1".into(), "cam".into(), "alice".into());
-    let input = spawn(codec, "0".into(), track.clone(), pc).unwrap();
+    let input = spawn(codec, "0".into(), track.clone(), || {}).unwrap();
     (input, track)
   }
 

@@ -20,6 +20,7 @@ pub mod publication;
 pub mod remote_track;
 pub mod room;
 pub(crate) mod signal;
+mod stream_queue;
 pub mod token;
 pub mod video_source;
 pub mod video_stream;

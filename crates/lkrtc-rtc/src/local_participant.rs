@@ -1,6 +1,7 @@
 //! The local participant: who we are in the room, and publishing/unpublishing video tracks.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -214,7 +215,18 @@ impl LocalParticipant {
 
   /// The send counters of a published track, `None` for an unknown sid.
   pub fn publish_stats(&self, sid: &str) -> Option<PublishStats> {
-    lock(&self.inner.shared).publications.get(sid).map(|view| view.stats())
+    let shared = lock(&self.inner.shared);
+    let view = shared.publications.get(sid)?;
+    let control = &view.control;
+    Some(PublishStats {
+      frames_captured: view.source.captured_frames(),
+      frames_dropped: view.slot.dropped.load(Ordering::Relaxed),
+      frames_encoded: control.frames_encoded.load(Ordering::Relaxed),
+      keyframes_encoded: control.keyframes_encoded.load(Ordering::Relaxed),
+      frames_unsent: control.frames_unsent.load(Ordering::Relaxed),
+      bytes_sent: control.bytes_sent.load(Ordering::Relaxed),
+      bitrate_bps: control.bitrate_bps.load(Ordering::Relaxed),
+    })
   }
 
   /// Stops publishing the track with this sid: its encoder stops and the transceiver is removed

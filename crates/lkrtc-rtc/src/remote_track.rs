@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::video_stream::{StreamQueue, VideoFrameEvent};
+use crate::stream_queue::{StreamQueue, VideoFrameEvent};
 
 /// Why a remote track ended, and with it the streams reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

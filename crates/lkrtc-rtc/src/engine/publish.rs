@@ -94,6 +94,11 @@ impl Negotiation {
     true
   }
 
+  /// An offer is out.
+  fn offered(&mut self) {
+    self.in_flight = true;
+  }
+
   /// The answer came back: whether to offer again.
   fn answered(&mut self) -> bool {
     self.in_flight = false;
@@ -386,7 +391,7 @@ impl Engine {
     }
     match self.publisher.create_offer(ice_restart).await {
       Ok(sdp) => {
-        self.publish.negotiation.in_flight = true;
+        self.publish.negotiation.offered();
         let offer = proto::SessionDescription {
           r#type: "offer".into(),
           sdp,
@@ -497,7 +502,7 @@ mod tests {
   fn an_offer_in_flight_defers_the_next_one_to_its_answer() {
     let mut negotiation = Negotiation::default();
     assert!(negotiation.offer_now(false));
-    negotiation.in_flight = true;
+    negotiation.offered();
     assert!(!negotiation.offer_now(false));
     assert!(!negotiation.offer_now(false));
     assert!(negotiation.answered(), "one offer follows the answer");
@@ -507,7 +512,7 @@ mod tests {
   #[test]
   fn an_ice_restart_does_not_wait_for_the_answer_in_flight() {
     let mut negotiation = Negotiation::default();
-    negotiation.in_flight = true;
+    negotiation.offered();
     assert!(negotiation.offer_now(true));
   }
 
@@ -529,7 +534,7 @@ mod tests {
     publishing.tracks.insert("TR_a".into(), published("TR_a", "c1", "m1"));
     let (request, _answer) = pending("c2");
     publishing.add_pending(request);
-    publishing.negotiation.in_flight = true;
+    publishing.negotiation.offered();
     let gone = publishing.begin_rejoin();
     assert_eq!(gone.iter().map(|p| p.sid.as_str()).collect::<Vec<_>>(), ["TR_a"]);
     assert!(publishing.is_empty());

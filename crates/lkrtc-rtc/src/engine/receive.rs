@@ -75,7 +75,9 @@ impl Engine {
       publication.name.clone(),
       participant.identity.clone(),
     );
-    let input = match decoder_task::spawn(codec, mid.clone(), track.clone(), self.subscriber.clone()) {
+    let (pc, pli_mid) = (self.subscriber.clone(), mid.clone());
+    let request_keyframe = move || pc.request_keyframe(&pli_mid);
+    let input = match decoder_task::spawn(codec, mid.clone(), track.clone(), request_keyframe) {
       Ok(input) => input,
       Err(e) => {
         log::warn!("cannot start a decoder for {track_sid}: {e}");

@@ -2,14 +2,12 @@
 //! `LocalParticipant` read it under a short lock.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use livekit_protocol as proto;
 
 use crate::encoder_task::EncoderControl;
 use crate::events::ConnectionState;
-use crate::local_participant::PublishStats;
 use crate::participant::RemoteParticipant;
 use crate::publication::LocalTrackPublication;
 use crate::video_source::{FrameSlot, VideoSource};
@@ -32,21 +30,6 @@ pub(crate) struct PublishedView {
   pub source: VideoSource,
   pub slot: Arc<FrameSlot>,
   pub control: Arc<EncoderControl>,
-}
-
-impl PublishedView {
-  pub fn stats(&self) -> PublishStats {
-    let control = &self.control;
-    PublishStats {
-      frames_captured: self.source.captured_frames(),
-      frames_dropped: self.slot.dropped.load(Ordering::Relaxed),
-      frames_encoded: control.frames_encoded.load(Ordering::Relaxed),
-      keyframes_encoded: control.keyframes_encoded.load(Ordering::Relaxed),
-      frames_unsent: control.frames_unsent.load(Ordering::Relaxed),
-      bytes_sent: control.bytes_sent.load(Ordering::Relaxed),
-      bitrate_bps: control.bitrate_bps.load(Ordering::Relaxed),
-    }
-  }
 }
 
 impl Shared {

@@ -1,0 +1,95 @@
+//! The queue between a remote track's decoder and one [`crate::VideoStream`]: bounded (the
+//! oldest frame gives way when full), closed when the track ends, drained by the stream.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use lkrtc_video::{VideoBufferType, VideoFrame, VideoRotation};
+use tokio::sync::Notify;
+
+/// One received frame.
+#[derive(Debug, Clone)]
+pub struct VideoFrameEvent {
+  /// The frame, in the stream's format.
+  pub frame: Arc<VideoFrame<Vec<u8>>>,
+  /// Capture time, Unix microseconds: the publisher's `capture_frame` timestamp once its RTCP
+  /// sender reports map RTP time (within a few ms, typically from 1-3 s after subscribing);
+  /// before that, estimated from the RTP clock and the earliest arrival. Increasing.
+  /// Publishers whose timestamps are not Unix time are anchored to Unix time by lkrtc.
+  pub timestamp_us: i64,
+  /// How the frame is to be rotated for display.
+  pub rotation: VideoRotation,
+}
+
+/// How a stream queues and formats frames.
+#[derive(Debug, Clone, Copy)]
+pub struct VideoStreamOptions {
+  /// Frames kept when the reader falls behind (the oldest are dropped); 0 = unbounded.
+  pub capacity: usize,
+  /// Output format; `None` = I420 as decoded.
+  pub format: Option<VideoBufferType>,
+}
+
+impl Default for VideoStreamOptions {
+  fn default() -> Self {
+    Self {
+      capacity: 1,
+      format: None,
+    }
+  }
+}
+
+/// The producer side of a stream, held by the track's decoder.
+pub(crate) struct StreamQueue {
+  items: Mutex<VecDeque<VideoFrameEvent>>,
+  pub(crate) notify: Notify,
+  closed: AtomicBool,
+  capacity: usize,
+  pub(crate) format: VideoBufferType,
+  pub(crate) dropped: AtomicU64,
+}
+
+impl StreamQueue {
+  pub(crate) fn new(options: VideoStreamOptions) -> Arc<Self> {
+    Arc::new(Self {
+      items: Mutex::new(VecDeque::new()),
+      notify: Notify::new(),
+      closed: AtomicBool::new(false),
+      capacity: options.capacity,
+      format: options.format.unwrap_or(VideoBufferType::I420),
+      dropped: AtomicU64::new(0),
+    })
+  }
+
+  pub(crate) fn push(&self, event: VideoFrameEvent) {
+    if self.is_closed() {
+      return;
+    }
+    {
+      let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+      if self.capacity > 0 {
+        while items.len() >= self.capacity {
+          items.pop_front();
+          self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+      }
+      items.push_back(event);
+    }
+    self.notify.notify_one();
+  }
+
+  pub(crate) fn close(&self) {
+    self.closed.store(true, Ordering::Release);
+    self.notify.notify_waiters();
+    self.notify.notify_one();
+  }
+
+  pub(crate) fn is_closed(&self) -> bool {
+    self.closed.load(Ordering::Acquire)
+  }
+
+  pub(crate) fn pop(&self) -> Option<VideoFrameEvent> {
+    self.items.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+  }
+}
