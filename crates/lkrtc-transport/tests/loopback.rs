@@ -600,3 +600,54 @@ async fn renegotiation_adds_and_removes_tracks() {
   pair.publisher.handle.close().await;
   pair.subscriber.handle.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_sink_takes_its_tracks_frames_off_the_event_channel() {
+  let mut pair = connected_pair(VideoCodecKind::Vp8).await;
+  let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, bool)>(16);
+  pair.subscriber.handle.set_video_sink(
+    pair.sub_mid,
+    Some(Box::new(move |event| match event {
+      TransportEvent::VideoFrame { data, keyframe, .. } => {
+        let _ = frames_tx.try_send((data, keyframe));
+        // The sink asks for a keyframe after the first delta.
+        !keyframe
+      }
+      _ => false,
+    })),
+  );
+  // Track-became-writable requests arrive on connect; drain them so the next one is the sink's.
+  tokio::time::sleep(Duration::from_millis(200)).await;
+  while pair.publisher.events.try_recv().is_ok() {}
+  let sent: Vec<Vec<u8>> = (0..2).map(|i| vp8_frame(i, i == 0, 3000)).collect();
+  for (i, data) in sent.iter().enumerate() {
+    pair.publisher.handle.write_video(
+      pair.pub_mid,
+      OutgoingVideoFrame {
+        data: data.clone(),
+        keyframe: i == 0,
+        capture_time_us: 1_000_000 + i as i64 * 33_333,
+        rotation: 0,
+      },
+    );
+    tokio::time::sleep(Duration::from_millis(33)).await;
+  }
+  let mid = pair
+    .publisher
+    .next("the sink's KeyframeRequest", |e| match e {
+      TransportEvent::KeyframeRequest { mid } => Some(mid),
+      _ => None,
+    })
+    .await;
+  assert_eq!(mid, pair.pub_mid);
+  let received: Vec<(Vec<u8>, bool)> = (0..2).map(|_| frames_rx.recv_timeout(WAIT).unwrap()).collect();
+  assert_eq!(received, vec![(sent[0].clone(), true), (sent[1].clone(), false)]);
+  while let Ok(event) = pair.subscriber.events.try_recv() {
+    assert!(
+      !matches!(event, TransportEvent::VideoFrame { .. }),
+      "a frame of a mid with a sink reached the event channel"
+    );
+  }
+  pair.publisher.handle.close().await;
+  pair.subscriber.handle.close().await;
+}
