@@ -71,6 +71,9 @@ async fn both_sides_rejoin_and_video_flows_again_after_the_server_restarts() {
   assert_eq!(first.end_reason(), Some(TrackEndReason::Rejoined));
   let second = subscribed(&mut bob_events, 30).await;
   assert_ne!(second.sid(), first.sid());
+  // The old track names the new one as its successor, by the time it is announced.
+  assert_eq!(first.successor().map(|t| t.sid()), Some(second.sid()));
+  assert!(second.successor().is_none());
   let mut stream = VideoStream::new(&second, i420());
   let stamps = frames_of(&mut stream, BLUE.1, 10, 20).await;
   assert!(
