@@ -64,7 +64,7 @@ export type VideoStreamEndReason = 'closed' | 'unsubscribed' | 'unpublished' | '
 export class VideoStream implements AsyncIterableIterator<VideoFrameEvent> {
   readonly capacity: number
   readonly format: VideoBufferType
-  private readonly tracks: TrackSuccession
+  private readonly tracks: TrackFollower
   private current: NativeVideoStream | undefined
   private reason: VideoStreamEndReason | undefined
   /** @internal */
@@ -76,12 +76,12 @@ export class VideoStream implements AsyncIterableIterator<VideoFrameEvent> {
   wake: (() => void) | undefined
 
   constructor(track: RemoteVideoTrack, options: VideoStreamOptions = {}) {
-    const follower = (track as unknown) instanceof TrackSuccession ? (track as unknown as TrackSuccession) : undefined
+    const follower = (track as unknown) instanceof TrackFollower ? (track as unknown as TrackFollower) : undefined
     if (!follower && !(track instanceof RemoteVideoTrack)) throw invalidArgType('track', 'a RemoteVideoTrack', track)
     const o = checkOptions<VideoStreamOptions>('options', options)
     this.capacity = o.capacity === undefined ? 0 : checkInteger('capacity', o.capacity, 0, MAX_CAPACITY)
     this.format = checkEnum<VideoBufferType>('format', o.format, VideoBufferType, VideoBufferType.I420)
-    this.tracks = follower ?? new TrackSuccession(track.room, track.participantIdentity, track.source, track)
+    this.tracks = follower ?? new TrackFollower(track.room, track.participantIdentity, track.source, track)
   }
 
   /** The same as `new VideoStream(track, options)`. */
@@ -101,7 +101,7 @@ export class VideoStream implements AsyncIterableIterator<VideoFrameEvent> {
       throw invalidArgType('participant', 'a RemoteParticipant', o.participant)
     }
     const source = checkEnum<TrackSource>('trackSource', o.trackSource, TrackSource, TrackSource.Camera)
-    const follower = new TrackSuccession(o.participant.room, o.participant.identity, source)
+    const follower = new TrackFollower(o.participant.room, o.participant.identity, source)
     return new VideoStream(follower as unknown as RemoteVideoTrack, o)
   }
 
@@ -188,7 +188,7 @@ export const REJOIN_GRACE_MS = 30_000
  * participant leaves and rejoins with new tracks: both wait for them up to `REJOIN_GRACE_MS`
  * after `reconnected`.
  */
-class TrackSuccession {
+class TrackFollower {
   private last: RemoteVideoTrack | undefined
   /** When the last track was seen to end in a rejoin (ms since the epoch). */
   private rejoinSeenAt = 0
