@@ -33,7 +33,7 @@ use crate::pc::{Pc, PcEvent};
 use crate::publication::LocalTrackPublication;
 use crate::remote_track::TrackEndReason;
 use crate::signal::connection::{SignalReader, SignalWriter};
-use crate::signal::session::{disconnect_reason, Action, SignalSession, Target};
+use crate::signal::session::{Action, SignalSession, Target};
 use crate::video_source::now_us;
 use crate::{RtcError, RtcResult};
 
@@ -42,7 +42,7 @@ use join::{JoinConfig, Joined};
 pub(crate) use publish::PublishRequest;
 use publish::Publishing;
 use receive::Receiving;
-use reconnect::{MediaWatch, Next, OnLeave, ReconnectPolicy};
+use reconnect::{Loss, MediaWatch, Next, OnFailure, OnLeave, ReconnectPolicy};
 use shared::{lock, SharedRef};
 use subscriptions::Subscriptions;
 
@@ -90,6 +90,15 @@ enum Flow {
 }
 
 impl Flow {
+  fn lost(loss: Loss) -> Flow {
+    let reason = loss.reason();
+    if loss.full() {
+      Flow::Restart { reason }
+    } else {
+      Flow::Resume { reason }
+    }
+  }
+
   fn stop(reason: &str, send_leave: bool, reply: Option<oneshot::Sender<()>>) -> Flow {
     Flow::Stop {
       reason: reason.to_string(),
@@ -181,9 +190,9 @@ impl Engine {
           }
           Some(Err(e)) => {
             log::warn!("signal connection lost: {e}");
-            Flow::Resume { reason: "SIGNAL_CLOSE".into() }
+            Flow::lost(Loss::SignalClosed)
           }
-          None => Flow::Resume { reason: "SIGNAL_CLOSE".into() },
+          None => Flow::lost(Loss::SignalClosed),
         },
         command = self.commands.recv() => match command {
           Some(command) => self.on_command(command).await,
@@ -200,7 +209,7 @@ impl Engine {
         }
         _ = tokio::time::sleep_until(ice_restart_at.unwrap_or_else(Instant::now)), if ice_restart_at.is_some() => {
           log::warn!("media has not flowed for {:?}; restarting ICE", reconnect::ICE_RESTART_AFTER);
-          Flow::Resume { reason: "MEDIA_DISCONNECTED".into() }
+          Flow::lost(Loss::MediaDown)
         }
         _ = ping.tick(), if keepalive => {
           let message = self.session.ping(now_us() / 1000);
@@ -210,11 +219,11 @@ impl Engine {
           Flow::Continue
         }
         _ = tokio::time::sleep_until(rejoin_at.unwrap_or_else(Instant::now)), if rejoin_at.is_some() => {
-          Flow::Restart { reason: disconnect_reason(proto::DisconnectReason::MediaFailure as i32) }
+          Flow::lost(Loss::MediaFailed)
         }
         _ = tokio::time::sleep_until(last_heard + ping_timeout), if keepalive => {
           log::warn!("no message from the server for {ping_timeout:?}");
-          Flow::Resume { reason: "CONNECTION_TIMEOUT".into() }
+          Flow::lost(Loss::ServerSilent)
         }
       };
       let flow = match flow {
@@ -456,11 +465,7 @@ impl Engine {
         let result = self.unpublish(sid).await;
         let _ = reply.send(result);
       }
-      Command::SimulateSignalLoss => {
-        return Flow::Resume {
-          reason: "SIMULATED".into(),
-        }
-      }
+      Command::SimulateSignalLoss => return Flow::lost(Loss::Simulated),
       Command::SetSubscribed {
         track_sid,
         subscribed,
@@ -510,17 +515,17 @@ impl Engine {
       PcEvent::Disconnected => log::info!("{target:?} peer connection disconnected"),
       PcEvent::Failed => {
         log::warn!("{target:?} peer connection failed");
-        if let Some(ready) = self.ready.take() {
-          let _ = ready.send(Err(RtcError::Transport(format!(
-            "the {target:?} peer connection failed"
-          ))));
-          return Flow::stop(
-            &disconnect_reason(proto::DisconnectReason::MediaFailure as i32),
-            true,
-            None,
-          );
-        }
-        return Flow::MediaFailed;
+        return match reconnect::on_failure(self.ready.is_some()) {
+          OnFailure::End { reason } => {
+            if let Some(ready) = self.ready.take() {
+              let _ = ready.send(Err(RtcError::Transport(format!(
+                "the {target:?} peer connection failed"
+              ))));
+            }
+            Flow::stop(&reason, true, None)
+          }
+          OnFailure::RejoinUnlessExplained => Flow::MediaFailed,
+        };
       }
       PcEvent::KeyframeRequest { mid } => self.keyframe_requested(&mid),
       PcEvent::BitrateEstimate { bps } => self.bwe_bps.store(bps, Ordering::Relaxed),

@@ -92,6 +92,59 @@ impl ReconnectPolicy {
   }
 }
 
+/// What the loop noticed going wrong with the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Loss {
+  /// The signal WebSocket closed or failed.
+  SignalClosed,
+  /// Nothing from the server for the ping timeout.
+  ServerSilent,
+  /// A peer connection's path has been down for [`ICE_RESTART_AFTER`].
+  MediaDown,
+  /// A peer connection failed and the server gave no reason within [`MEDIA_FAILURE_GRACE`].
+  MediaFailed,
+  /// `Room::simulate_signal_loss`.
+  Simulated,
+}
+
+impl Loss {
+  /// The reason the room's events carry for it.
+  pub fn reason(self) -> String {
+    match self {
+      Loss::SignalClosed => "SIGNAL_CLOSE".into(),
+      Loss::ServerSilent => "CONNECTION_TIMEOUT".into(),
+      Loss::MediaDown => "MEDIA_DISCONNECTED".into(),
+      Loss::MediaFailed => proto::DisconnectReason::MediaFailure.as_str_name().into(),
+      Loss::Simulated => "SIMULATED".into(),
+    }
+  }
+
+  /// Whether it calls for a full rejoin rather than a resume: a failed transport cannot be
+  /// resumed.
+  pub fn full(self) -> bool {
+    self == Loss::MediaFailed
+  }
+}
+
+/// What a failed peer connection does to the room.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum OnFailure {
+  /// While connecting: the connect fails and the room ends with this reason.
+  End { reason: String },
+  /// Once up: rejoin after [`MEDIA_FAILURE_GRACE`] unless the server says why first.
+  RejoinUnlessExplained,
+}
+
+pub(crate) fn on_failure(connecting: bool) -> OnFailure {
+  if connecting {
+    OnFailure::End {
+      reason: Loss::MediaFailed.reason(),
+    }
+  } else {
+    OnFailure::RejoinUnlessExplained
+  }
+}
+
 /// What the room does when the server sends a `LeaveRequest`.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum OnLeave {
@@ -236,6 +289,31 @@ mod tests {
         reason: "SIGNAL_CLOSE".into()
       }
     );
+  }
+
+  #[test]
+  fn each_loss_resumes_with_its_reason_and_a_failed_transport_rejoins() {
+    let losses = [
+      (Loss::SignalClosed, "SIGNAL_CLOSE", false),
+      (Loss::ServerSilent, "CONNECTION_TIMEOUT", false),
+      (Loss::MediaDown, "MEDIA_DISCONNECTED", false),
+      (Loss::MediaFailed, "MEDIA_FAILURE", true),
+      (Loss::Simulated, "SIMULATED", false),
+    ];
+    for (loss, reason, full) in losses {
+      assert_eq!((loss.reason().as_str(), loss.full()), (reason, full), "{loss:?}");
+    }
+  }
+
+  #[test]
+  fn a_failure_while_connecting_ends_the_room_and_later_one_rejoins() {
+    assert_eq!(
+      on_failure(true),
+      OnFailure::End {
+        reason: "MEDIA_FAILURE".into()
+      }
+    );
+    assert_eq!(on_failure(false), OnFailure::RejoinUnlessExplained);
   }
 
   #[test]
