@@ -1,3 +1,4 @@
+//! Links the Node addon: napi's linker setup, plus the C++ runtime openh264 needs.
 fn main() {
   napi_build::setup();
   // scripts/build-addon.mjs builds linux-gnu addons with CXXSTDLIB_<target> set empty, so cc

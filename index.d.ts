@@ -150,13 +150,6 @@ export declare class VideoFrame {
   convertInto(dst: VideoFrame, options?: ConvertOptions): void
 }
 
-/** The room's link to the server. The numbers are LiveKit's `ConnectionState`. */
-export declare enum ConnectionState {
-  Disconnected = 0,
-  Connected = 1,
-  Reconnecting = 2,
-}
-
 /** Options of `VideoFrame.convert`. */
 export interface ConvertOptions {
   /** Flip the picture upside down (the first row becomes the last). Default `false`. */
@@ -176,7 +169,7 @@ export interface NativeConnectOptions {
   /** Subscribe to every published track (default `true`). */
   autoSubscribe?: boolean
   adaptiveStream?: boolean
-  /** Bound on the whole connect (default 10000). */
+  /** Bound on the whole connect in milliseconds: an integer from 1 to 2**31 - 1 (default 10000). */
   connectTimeoutMs?: number
   /** Extra CA certificates (PEM) to trust for `wss://`, besides the public roots. */
   caCertificates?: string
@@ -194,24 +187,34 @@ export interface NativePublishOptions {
   maxFramerate?: number
 }
 
-/** One room event. `type` says which fields are set. */
-export interface NativeRoomEvent {
-  type: 'participantConnected' | 'participantDisconnected' | 'trackPublished' | 'trackUnpublished' | 'trackMuted' | 'trackUnmuted' | 'trackSubscribed' | 'trackUnsubscribed' | 'localTrackPublished' | 'localTrackUnpublished' | 'connectionStateChanged' | 'reconnecting' | 'reconnected' | 'disconnected'
-  participant?: ParticipantInfo
-  publication?: TrackPublicationInfo
-  track?: NativeRemoteVideoTrack
-  state?: ConnectionState
-  reason?: string
-}
+/** One room event: `type` says which, and each type has its own fields. */
+export type NativeRoomEvent =
+  | { type: 'participantConnected'; participant: ParticipantInfo }
+  | { type: 'participantDisconnected'; participant: ParticipantInfo }
+  | { type: 'trackPublished'; publication: TrackPublicationInfo; participant: ParticipantInfo }
+  | { type: 'trackUnpublished'; publication: TrackPublicationInfo; participant: ParticipantInfo }
+  | { type: 'trackMuted'; publication: TrackPublicationInfo; participant: ParticipantInfo }
+  | { type: 'trackUnmuted'; publication: TrackPublicationInfo; participant: ParticipantInfo }
+  | { type: 'trackSubscribed'; track: NativeRemoteVideoTrack; publication: TrackPublicationInfo; participant: ParticipantInfo }
+  | { type: 'trackUnsubscribed'; track: NativeRemoteVideoTrack; publication: TrackPublicationInfo; participant: ParticipantInfo }
+  | { type: 'localTrackPublished'; publication: TrackPublicationInfo }
+  | { type: 'localTrackUnpublished'; publication: TrackPublicationInfo }
+  | { type: 'connectionStateChanged'; state: ConnectionState }
+  | { type: 'reconnecting' }
+  | { type: 'reconnected' }
+  | { type: 'disconnected'; reason: string }
 
-/** What a token grants and to whom. `ttl` is in seconds (default 6 hours). */
+/**
+ * What a token grants and to whom. `ttl`: seconds, or a duration such as `'10m'` (default 6
+ * hours); absent flags take lkrtc-rtc's defaults.
+ */
 export interface NativeTokenOptions {
   apiKey: string
   apiSecret: string
   identity: string
   room: string
   name?: string
-  ttl?: number
+  ttl?: number | string
   canPublish?: boolean
   canSubscribe?: boolean
   canPublishData?: boolean
@@ -219,6 +222,12 @@ export interface NativeTokenOptions {
   attributes?: Record<string, string>
   hidden?: boolean
 }
+
+/**
+ * The canonical name (`vp8`, `h264`) of the codec `name` names; throws ERR_INVALID_ARGUMENT
+ * for a name lkrtc does not know. Lets the facade check an argument before it needs a room.
+ */
+export declare function nativeVideoCodecName(name: string): 'vp8' | 'h264'
 
 /** One received frame. */
 export interface NativeVideoFrameEvent {
@@ -250,13 +259,6 @@ export interface PublishStats {
   bitrateBps: number
 }
 
-/** What a track carries. The numbers are LiveKit's `TrackType`. */
-export declare enum TrackKind {
-  Audio = 0,
-  Video = 1,
-  Data = 2,
-}
-
 /** A track publication as the server last described it. */
 export interface TrackPublicationInfo {
   sid: string
@@ -271,12 +273,49 @@ export interface TrackPublicationInfo {
   simulcast: boolean
 }
 
+/** Where one plane lies in `VideoFrame.data`. */
+export interface VideoPlane {
+  /** Byte offset of the plane's first row from the start of `data`. */
+  offset: number
+  /** Bytes per row. */
+  stride: number
+  /** Number of rows. */
+  rows: number
+  /** Bytes in the plane (`stride * rows`). */
+  length: number
+}
+
+/** The room's link to the server. The numbers are LiveKit's `ConnectionState`. */
+export declare enum ConnectionState {
+  /** Not joined, or left. */
+  Disconnected = 0,
+  /** Joined, with the signal connection up. */
+  Connected = 1,
+  /** The link was lost; lkrtc is resuming or rejoining. */
+  Reconnecting = 2,
+}
+
+/** What a track carries. The numbers are LiveKit's `TrackType`. */
+export declare enum TrackKind {
+  /** Sound. */
+  Audio = 0,
+  /** Pictures. */
+  Video = 1,
+  /** Application data. */
+  Data = 2,
+}
+
 /** Where a track comes from. The numbers are LiveKit's `TrackSource`. */
 export declare enum TrackSource {
+  /** Not said by its publisher. */
   Unknown = 0,
+  /** A camera. */
   Camera = 1,
+  /** A microphone. */
   Microphone = 2,
+  /** A shared screen or window. */
   ScreenShare = 3,
+  /** The sound of a shared screen. */
   ScreenShareAudio = 4,
 }
 
@@ -311,22 +350,14 @@ export declare enum VideoBufferType {
   NV12 = 10,
 }
 
-/** Where one plane lies in `VideoFrame.data`. */
-export interface VideoPlane {
-  /** Byte offset of the plane's first row from the start of `data`. */
-  offset: number
-  /** Bytes per row. */
-  stride: number
-  /** Number of rows. */
-  rows: number
-  /** Bytes in the plane (`stride * rows`). */
-  length: number
-}
-
-/** The rotation to apply when a frame is shown. The numbers are LiveKit's. */
+/** The rotation to apply to a frame when it is shown. The numbers are LiveKit's. */
 export declare enum VideoRotation {
+  /** Upright. */
   Rotation0 = 0,
+  /** A quarter turn clockwise. */
   Rotation90 = 1,
+  /** Upside down. */
   Rotation180 = 2,
+  /** Three quarter turns clockwise. */
   Rotation270 = 3,
 }

@@ -11,10 +11,10 @@ import {
   createToken,
   LocalVideoTrack,
   RemoteParticipant,
-  RemoteTrackPublication,
+  type RemoteTrackPublication,
   RemoteVideoTrack,
   Room,
-  TrackSource,
+  type TrackSource,
   VideoBufferType,
   VideoFrame,
   VideoSource,
@@ -113,12 +113,14 @@ function detachedArrayBuffer(size: number): ArrayBuffer {
 
 cases([
   // The existing video-frame tests cover NaN, 0, -4, 2.5, Infinity, 16385 and 2**53 widths by code.
-  ...BAD_NUMBERS.filter(([label]) => ['-Infinity', '2**31', 'Number.MAX_VALUE'].includes(label)).map(([label, value]) => ({
-    name: `VideoFrame rejects width ${label}`,
-    run: () => new VideoFrame(value, 2, T.RGBA, new Uint8Array(16)),
-    code: 'ERR_INVALID_DIMENSIONS',
-    message: '16384',
-  })),
+  ...BAD_NUMBERS.filter(([label]) => ['-Infinity', '2**31', 'Number.MAX_VALUE'].includes(label)).map(
+    ([label, value]) => ({
+      name: `VideoFrame rejects width ${label}`,
+      run: () => new VideoFrame(value, 2, T.RGBA, new Uint8Array(16)),
+      code: 'ERR_INVALID_DIMENSIONS',
+      message: '16384',
+    }),
+  ),
   ...BAD_NUMBERS.map(([label, value]) => ({
     name: `VideoFrame rejects height ${label}`,
     run: () => new VideoFrame(2, value, T.RGBA, new Uint8Array(16)),
@@ -183,12 +185,14 @@ test('VideoFrame over a Uint8Array on a SharedArrayBuffer reads the shared bytes
 
 for (const method of ['getPlane', 'getStride'] as const) {
   cases([
-    ...BAD_NUMBERS.filter(([label]) => ['NaN', 'Infinity', '-Infinity', '-1', '1.5'].includes(label)).map(([label, value]) => ({
-      name: `VideoFrame.${method} rejects index ${label}`,
-      run: () => rgba2x2()[method](value),
-      code: 'ERR_INVALID_ARGUMENT',
-      message: 'invalid index: expected an integer >= 0',
-    })),
+    ...BAD_NUMBERS.filter(([label]) => ['NaN', 'Infinity', '-Infinity', '-1', '1.5'].includes(label)).map(
+      ([label, value]) => ({
+        name: `VideoFrame.${method} rejects index ${label}`,
+        run: () => rgba2x2()[method](value),
+        code: 'ERR_INVALID_ARGUMENT',
+        message: 'invalid index: expected an integer >= 0',
+      }),
+    ),
     ...NOT_NUMBERS.map(([label, value]) => ({
       name: `VideoFrame.${method} rejects index as ${label}`,
       run: () => rgba2x2()[method](value as number),
@@ -238,13 +242,15 @@ cases([
     code: 'ERR_INVALID_ARG_TYPE',
     message: 'invalid flipY: expected a boolean',
   },
-  ...([
-    ['null', null],
-    ['undefined', undefined],
-    ['a plain object', {}],
-    ['a number', 5],
-    ['an object made from VideoFrame.prototype', Object.create(VideoFrame.prototype)],
-  ] as [string, unknown][]).map(([label, value]) => ({
+  ...(
+    [
+      ['null', null],
+      ['undefined', undefined],
+      ['a plain object', {}],
+      ['a number', 5],
+      ['an object made from VideoFrame.prototype', Object.create(VideoFrame.prototype)],
+    ] as [string, unknown][]
+  ).map(([label, value]) => ({
     name: `VideoFrame.convertInto rejects dst as ${label}`,
     run: () => rgba2x2().convertInto(value as VideoFrame),
     code: 'ERR_INVALID_ARG_TYPE',
@@ -304,11 +310,13 @@ cases([
     code: 'ERR_INVALID_ARG_TYPE',
     message: 'invalid isScreencast: expected a boolean',
   },
-  ...([
-    ['null', null],
-    ['a VideoFrame-like object', { width: 64, height: 48, type: T.RGBA, data: new Uint8Array(64 * 48 * 4) }],
-    ['an object made from VideoFrame.prototype', Object.create(VideoFrame.prototype)],
-  ] as [string, unknown][]).map(([label, value]) => ({
+  ...(
+    [
+      ['null', null],
+      ['a VideoFrame-like object', { width: 64, height: 48, type: T.RGBA, data: new Uint8Array(64 * 48 * 4) }],
+      ['an object made from VideoFrame.prototype', Object.create(VideoFrame.prototype)],
+    ] as [string, unknown][]
+  ).map(([label, value]) => ({
     name: `VideoSource.captureFrame rejects frame as ${label}`,
     run: () => new VideoSource(64, 48).captureFrame(value as VideoFrame),
     code: 'ERR_INVALID_ARG_TYPE',
@@ -362,21 +370,25 @@ cases([
     code: 'ERR_CLOSED',
     message: 'closed',
   },
-  ...([
-    ['a number', 42],
-    ['null', null],
-    ['undefined', undefined],
-  ] as [string, unknown][]).map(([label, value]) => ({
+  ...(
+    [
+      ['a number', 42],
+      ['null', null],
+      ['undefined', undefined],
+    ] as [string, unknown][]
+  ).map(([label, value]) => ({
     name: `LocalVideoTrack.createVideoTrack rejects name as ${label}`,
     run: () => LocalVideoTrack.createVideoTrack(value as string, new VideoSource(2, 2)),
     code: 'ERR_INVALID_ARG_TYPE',
     message: 'invalid name: expected a string',
   })),
-  ...([
-    ['null', null],
-    ['a VideoFrame', rgba2x2()],
-    ['an object made from VideoSource.prototype', Object.create(VideoSource.prototype)],
-  ] as [string, unknown][]).map(([label, value]) => ({
+  ...(
+    [
+      ['null', null],
+      ['a VideoFrame', rgba2x2()],
+      ['an object made from VideoSource.prototype', Object.create(VideoSource.prototype)],
+    ] as [string, unknown][]
+  ).map(([label, value]) => ({
     name: `LocalVideoTrack.createVideoTrack rejects source as ${label}`,
     run: () => LocalVideoTrack.createVideoTrack('cam', value as VideoSource),
     code: 'ERR_INVALID_ARG_TYPE',
@@ -406,10 +418,12 @@ const source64 = () => new VideoSource(64, 48)
 const track64 = () => LocalVideoTrack.createVideoTrack('cam', source64())
 
 cases([
-  ...([
-    ['null', null],
-    ['an object', {}],
-  ] as [string, unknown][]).map(([label, value]) => ({
+  ...(
+    [
+      ['null', null],
+      ['an object', {}],
+    ] as [string, unknown][]
+  ).map(([label, value]) => ({
     name: `Room.connect rejects url as ${label}`,
     run: () => new Room().connect(value as string, 'token'),
     code: 'ERR_INVALID_ARG_TYPE',
@@ -427,10 +441,12 @@ cases([
     code: 'ERR_INVALID_URL',
     message: 'invalid url',
   },
-  ...([
-    ['a number', 42],
-    ['undefined', undefined],
-  ] as [string, unknown][]).map(([label, value]) => ({
+  ...(
+    [
+      ['a number', 42],
+      ['undefined', undefined],
+    ] as [string, unknown][]
+  ).map(([label, value]) => ({
     name: `Room.connect rejects token as ${label}`,
     run: () => new Room().connect('ws://127.0.0.1:1', value as string),
     code: 'ERR_INVALID_ARG_TYPE',
@@ -472,11 +488,13 @@ cases([
     code: 'ERR_INVALID_ARG_TYPE',
     message: 'invalid connectTimeoutMs: expected an integer',
   },
-  ...([
-    ['null', null],
-    ['a VideoSource', new VideoSource(2, 2)],
-    ['an object made from LocalVideoTrack.prototype', Object.create(LocalVideoTrack.prototype)],
-  ] as [string, unknown][]).map(([label, value]) => ({
+  ...(
+    [
+      ['null', null],
+      ['a VideoSource', new VideoSource(2, 2)],
+      ['an object made from LocalVideoTrack.prototype', Object.create(LocalVideoTrack.prototype)],
+    ] as [string, unknown][]
+  ).map(([label, value]) => ({
     name: `LocalParticipant.publishTrack rejects track as ${label}`,
     run: () => new Room().localParticipant.publishTrack(value as LocalVideoTrack),
     code: 'ERR_INVALID_ARG_TYPE',
@@ -518,7 +536,12 @@ cases([
     code: 'ERR_INVALID_ARG_TYPE',
     message: 'invalid videoEncoding: expected an options object',
   },
-  ...[...BAD_NUMBERS, ['0', 0] as [string, number], ['999', 999] as [string, number], ['2**32', 2 ** 32] as [string, number]]
+  ...[
+    ...BAD_NUMBERS,
+    ['0', 0] as [string, number],
+    ['999', 999] as [string, number],
+    ['2**32', 2 ** 32] as [string, number],
+  ]
     .filter(([label]) => label !== '2**31')
     .map(([label, value]) => ({
       name: `LocalParticipant.publishTrack rejects videoEncoding.maxBitrate ${label}`,
@@ -528,7 +551,8 @@ cases([
     })),
   {
     name: 'LocalParticipant.publishTrack rejects videoEncoding.maxBitrate as a bigint',
-    run: () => new Room().localParticipant.publishTrack(track64(), { videoEncoding: { maxBitrate: 10n ** 6n as never } }),
+    run: () =>
+      new Room().localParticipant.publishTrack(track64(), { videoEncoding: { maxBitrate: (10n ** 6n) as never } }),
     code: 'ERR_INVALID_ARG_TYPE',
     message: 'invalid videoEncoding.maxBitrate: expected an integer',
   },
@@ -552,10 +576,12 @@ cases([
     code: 'ERR_NOT_CONNECTED',
     message: 'publishTrack: the room is not connected',
   },
-  ...([
-    ['a number', 42],
-    ['undefined', undefined],
-  ] as [string, unknown][]).map(([label, value]) => ({
+  ...(
+    [
+      ['a number', 42],
+      ['undefined', undefined],
+    ] as [string, unknown][]
+  ).map(([label, value]) => ({
     name: `LocalParticipant.unpublishTrack rejects sid as ${label}`,
     run: () => new Room().localParticipant.unpublishTrack(value as string),
     code: 'ERR_INVALID_ARG_TYPE',
@@ -589,7 +615,9 @@ cases([
 
 test('LocalParticipant.publishTrack accepts a fractional maxFramerate below 1 (a slide show)', async (t) => {
   // Checked, then refused only because the room is not connected.
-  const error = await failure(() => new Room().localParticipant.publishTrack(track64(), { videoEncoding: { maxFramerate: 0.5 } }))
+  const error = await failure(() =>
+    new Room().localParticipant.publishTrack(track64(), { videoEncoding: { maxFramerate: 0.5 } }),
+  )
   t.is((error as LkrtcError).code, 'ERR_NOT_CONNECTED')
 })
 
@@ -609,12 +637,14 @@ const fakeTrack = () => Object.create(RemoteVideoTrack.prototype) as RemoteVideo
 const fakeParticipant = () => Object.create(RemoteParticipant.prototype) as RemoteParticipant
 
 cases([
-  ...([
-    ['null', null],
-    ['undefined', undefined],
-    ['a LocalVideoTrack', track64()],
-    ['a track sid', 'TR_abc'],
-  ] as [string, unknown][]).map(([label, value]) => ({
+  ...(
+    [
+      ['null', null],
+      ['undefined', undefined],
+      ['a LocalVideoTrack', track64()],
+      ['a track sid', 'TR_abc'],
+    ] as [string, unknown][]
+  ).map(([label, value]) => ({
     name: `VideoStream rejects track as ${label}`,
     run: () => new VideoStream(value as RemoteVideoTrack),
     code: 'ERR_INVALID_ARG_TYPE',
@@ -674,11 +704,13 @@ cases([
     code: 'ERR_INVALID_ARGUMENT',
     message: 'invalid capacity',
   },
-  ...([
-    ['null', null],
-    ['an identity string', 'alice'],
-    ['a plain object', {}],
-  ] as [string, unknown][]).map(([label, value]) => ({
+  ...(
+    [
+      ['null', null],
+      ['an identity string', 'alice'],
+      ['a plain object', {}],
+    ] as [string, unknown][]
+  ).map(([label, value]) => ({
     name: `VideoStream.fromParticipant rejects participant as ${label}`,
     run: () => VideoStream.fromParticipant({ participant: value as RemoteParticipant }),
     code: 'ERR_INVALID_ARG_TYPE',
@@ -737,16 +769,18 @@ cases([
       message: `invalid ${field}: expected a string, got ${field === 'apiSecret' ? 'a number' : 'number 7'}`,
     },
   ]),
-  ...[...BAD_NUMBERS.filter(([label]) => label !== '1.5' && label !== '2**31'), ['0', 0] as [string, number], ['0.5', 0.5] as [string, number]].map(
-    ([label, value]) => ({
-      name: `createToken rejects ttl ${label}`,
-      run: () => createToken({ ...KEY, ttl: value }),
-      code: 'ERR_INVALID_ARGUMENT',
-      message: 'invalid ttl: expected a number of seconds from 1 to',
-    }),
-  ),
+  ...[
+    ...BAD_NUMBERS.filter(([label]) => label !== '1.5' && label !== '2**31'),
+    ['0', 0] as [string, number],
+    ['0.5', 0.5] as [string, number],
+  ].map(([label, value]) => ({
+    name: `createToken rejects ttl ${label}`,
+    run: () => createToken({ ...KEY, ttl: value }),
+    code: 'ERR_INVALID_ARGUMENT',
+    message: 'invalid ttl: expected a number of seconds from 1 to',
+  })),
   ...['', '10 weeks', '1e3', '-5m', '99999999999999999999d', '9'.repeat(400)].map((value) => ({
-    name: `createToken rejects ttl ${JSON.stringify(value.length > 30 ? value.slice(0, 10) + '…' : value)}`,
+    name: `createToken rejects ttl ${JSON.stringify(value.length > 30 ? `${value.slice(0, 10)}…` : value)}`,
     run: () => createToken({ ...KEY, ttl: value }),
     code: 'ERR_INVALID_ARGUMENT',
     message: 'invalid ttl: expected a number of seconds from 1 to',
@@ -814,7 +848,12 @@ test.serial('Room.connect after disconnect rejects with ERR_ALREADY_CONNECTED', 
   const name = roomName('reconnect')
   const room = await join(name, 'again')
   await room.disconnect()
-  await assertFails(t, async () => room.connect(server.url, await token('again', name)), 'ERR_ALREADY_CONNECTED', 'make a new Room')
+  await assertFails(
+    t,
+    async () => room.connect(server.url, await token('again', name)),
+    'ERR_ALREADY_CONNECTED',
+    'make a new Room',
+  )
   t.is(room.connectionState, ConnectionState.Disconnected)
 })
 
@@ -876,25 +915,38 @@ test.serial('publishTrack of a closed source rejects with ERR_CLOSED', async (t)
   try {
     const source = source64()
     source.close()
-    await assertFails(t, () => room.localParticipant.publishTrack(LocalVideoTrack.createVideoTrack('cam', source)), 'ERR_CLOSED', 'closed')
+    await assertFails(
+      t,
+      () => room.localParticipant.publishTrack(LocalVideoTrack.createVideoTrack('cam', source)),
+      'ERR_CLOSED',
+      'closed',
+    )
     t.is(room.localParticipant.trackPublications.size, 0)
   } finally {
     await room.disconnect()
   }
 })
 
-test.serial('publishTrack of a published track rejects with ERR_ALREADY_PUBLISHED; unpublishing twice rejects the second', async (t) => {
-  const room = await join(roomName('twice-published'), 'twice')
-  try {
-    const track = track64()
-    const publication = await room.localParticipant.publishTrack(track)
-    await assertFails(t, () => room.localParticipant.publishTrack(track), 'ERR_ALREADY_PUBLISHED', 'cam')
-    await room.localParticipant.unpublishTrack(publication.sid)
-    await assertFails(t, () => room.localParticipant.unpublishTrack(publication.sid), 'ERR_TRACK_NOT_FOUND', publication.sid)
-  } finally {
-    await room.disconnect()
-  }
-})
+test.serial(
+  'publishTrack of a published track rejects with ERR_ALREADY_PUBLISHED; unpublishing twice rejects the second',
+  async (t) => {
+    const room = await join(roomName('twice-published'), 'twice')
+    try {
+      const track = track64()
+      const publication = await room.localParticipant.publishTrack(track)
+      await assertFails(t, () => room.localParticipant.publishTrack(track), 'ERR_ALREADY_PUBLISHED', 'cam')
+      await room.localParticipant.unpublishTrack(publication.sid)
+      await assertFails(
+        t,
+        () => room.localParticipant.unpublishTrack(publication.sid),
+        'ERR_TRACK_NOT_FOUND',
+        publication.sid,
+      )
+    } finally {
+      await room.disconnect()
+    }
+  },
+)
 
 /** A viewer subscribed to a publisher's track in a fresh room. */
 async function subscribedPair(prefix: string) {
@@ -926,10 +978,30 @@ test.serial('a real remote track: bad VideoStream options, setSubscribed, double
   const pair = await subscribedPair('stream-options')
   try {
     const { track, publication, participant } = pair
-    await assertFails(t, () => new VideoStream(track, { capacity: 2 ** 31 }), 'ERR_INVALID_ARGUMENT', 'invalid capacity')
-    await assertFails(t, () => new VideoStream(track, { format: 99 as never }), 'ERR_INVALID_ARGUMENT', 'invalid format')
-    await assertFails(t, () => VideoStream.fromParticipant({ participant, trackSource: 45 as never }), 'ERR_INVALID_ARGUMENT', 'invalid trackSource')
-    await assertFails(t, () => publication.setSubscribed('yes' as never), 'ERR_INVALID_ARG_TYPE', 'invalid subscribed: expected a boolean')
+    await assertFails(
+      t,
+      () => new VideoStream(track, { capacity: 2 ** 31 }),
+      'ERR_INVALID_ARGUMENT',
+      'invalid capacity',
+    )
+    await assertFails(
+      t,
+      () => new VideoStream(track, { format: 99 as never }),
+      'ERR_INVALID_ARGUMENT',
+      'invalid format',
+    )
+    await assertFails(
+      t,
+      () => VideoStream.fromParticipant({ participant, trackSource: 45 as never }),
+      'ERR_INVALID_ARGUMENT',
+      'invalid trackSource',
+    )
+    await assertFails(
+      t,
+      () => publication.setSubscribed('yes' as never),
+      'ERR_INVALID_ARG_TYPE',
+      'invalid subscribed: expected a boolean',
+    )
 
     const stream = new VideoStream(track, { format: T.RGBA })
     const first = await stream.next()

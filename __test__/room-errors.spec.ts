@@ -10,7 +10,7 @@ import {
   LocalVideoTrack,
   Room,
   VideoBufferType,
-  VideoFrame,
+  type VideoFrame,
   VideoSource,
   VideoStream,
   type LkrtcError,
@@ -51,7 +51,12 @@ async function failedConnect(url: string, tok: string, options = {}): Promise<{ 
 
 test('connect with a token signed by the wrong secret rejects with ERR_UNAUTHORIZED within 3 s', async (t) => {
   const server = await testServer()
-  const bad = createToken({ apiKey: server.apiKey, apiSecret: 'not-the-secret', identity: 'mallory', room: roomName('bad-token') })
+  const bad = createToken({
+    apiKey: server.apiKey,
+    apiSecret: 'not-the-secret',
+    identity: 'mallory',
+    room: roomName('bad-token'),
+  })
   const { error, ms } = await failedConnect(server.url, bad)
   t.is(error.code, 'ERR_UNAUTHORIZED', error.message)
   t.true(error instanceof Error)
@@ -61,7 +66,12 @@ test('connect with a token signed by the wrong secret rejects with ERR_UNAUTHORI
 
 test('connect with a token for an unknown API key rejects with ERR_UNAUTHORIZED', async (t) => {
   const server = await testServer()
-  const bad = createToken({ apiKey: 'nobody', apiSecret: server.apiSecret, identity: 'mallory', room: roomName('bad-key') })
+  const bad = createToken({
+    apiKey: 'nobody',
+    apiSecret: server.apiSecret,
+    identity: 'mallory',
+    room: roomName('bad-key'),
+  })
   const { error } = await failedConnect(server.url, bad)
   t.is(error.code, 'ERR_UNAUTHORIZED', error.message)
 })
@@ -133,19 +143,31 @@ test('bad arguments throw errors with a stable code and the expected value in th
   t.is(dims.code, 'ERR_INVALID_ARGUMENT')
   t.regex(dims.message, /invalid width: expected an integer from 1 to 16384, got number 0/)
   t.is((t.throws(() => new VideoSource('640' as never, 480)) as LkrtcError).code, 'ERR_INVALID_ARG_TYPE')
-  t.is((t.throws(() => LocalVideoTrack.createVideoTrack('cam', {} as VideoSource)) as LkrtcError).code, 'ERR_INVALID_ARG_TYPE')
+  t.is(
+    (t.throws(() => LocalVideoTrack.createVideoTrack('cam', {} as VideoSource)) as LkrtcError).code,
+    'ERR_INVALID_ARG_TYPE',
+  )
 
   const missing = t.throws(() => createToken({ apiKey: 'k', apiSecret: 's', room: 'r' } as never)) as LkrtcError
   t.is(missing.code, 'ERR_INVALID_ARG_TYPE')
   t.regex(missing.message, /invalid identity: expected a string, got undefined/)
-  t.is((t.throws(() => createToken({ apiKey: 'k', apiSecret: 's', identity: 'i', room: 'r', ttl: '5 weeks' })) as LkrtcError).code, 'ERR_INVALID_ARGUMENT')
+  t.is(
+    (
+      t.throws(() =>
+        createToken({ apiKey: 'k', apiSecret: 's', identity: 'i', room: 'r', ttl: '5 weeks' }),
+      ) as LkrtcError
+    ).code,
+    'ERR_INVALID_ARGUMENT',
+  )
 
   const room = new Room()
   const source = new VideoSource(64, 48)
   const track = LocalVideoTrack.createVideoTrack('cam', source)
   const notConnected = (await t.throwsAsync(room.localParticipant.publishTrack(track))) as LkrtcError
   t.is(notConnected.code, 'ERR_NOT_CONNECTED')
-  const codec = (await t.throwsAsync(room.localParticipant.publishTrack(track, { videoCodec: 'av1' as never }))) as LkrtcError
+  const codec = (await t.throwsAsync(
+    room.localParticipant.publishTrack(track, { videoCodec: 'av1' as never }),
+  )) as LkrtcError
   t.is(codec.code, 'ERR_INVALID_ARGUMENT')
   t.regex(codec.message, /expected 'vp8' or 'h264'/)
   const bitrate = (await t.throwsAsync(

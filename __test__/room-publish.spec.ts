@@ -3,7 +3,14 @@
  */
 import test from 'ava'
 
-import { ConnectionState, LocalTrackPublication, LocalVideoTrack, Room, TrackSource, VideoSource } from '../lib/index.js'
+import {
+  ConnectionState,
+  type LocalTrackPublication,
+  LocalVideoTrack,
+  Room,
+  TrackSource,
+  VideoSource,
+} from '../lib/index.js'
 import { GREY, inOrder, SEQUENCE, playSequence, solidRgba, stableRuns } from './helpers/colors.js'
 import { joinRtcNode, readColours, rtc } from './helpers/rtc-node.js'
 import { once, roomName, stopTestServer, testServer, token } from './helpers/server.js'
@@ -76,7 +83,12 @@ test.serial('rtc-node sees the lkrtc participant and its track: name, source, si
   const name = roomName('track-info')
   const peer = await joinRtcNode(name, 'rtc-node-observer')
   const published = once<[rtc.RemoteTrackPublication, rtc.RemoteParticipant]>(peer, rtc.RoomEvent.TrackPublished)
-  const { lk, track, publication, localPublished, stopIdle } = await lkrtcPublisher(name, 'lkrtc-camera', 'vp8', 'camera-640')
+  const { lk, track, publication, localPublished, stopIdle } = await lkrtcPublisher(
+    name,
+    'lkrtc-camera',
+    'vp8',
+    'camera-640',
+  )
   try {
     const [localPublication, localTrack] = await localPublished
     t.is(localPublication, publication)

@@ -7,9 +7,9 @@ import test from 'ava'
 
 import {
   LocalVideoTrack,
-  RemoteParticipant,
-  RemoteTrackPublication,
-  RemoteVideoTrack,
+  type RemoteParticipant,
+  type RemoteTrackPublication,
+  type RemoteVideoTrack,
   Room,
   TrackKind,
   TrackSource,
@@ -17,7 +17,17 @@ import {
   VideoSource,
   VideoStream,
 } from '../lib/index.js'
-import { COLOURS, GREY, inOrder, playSequence, readStreamColours, SEQUENCE, solidRgba, stableRuns, type Rgb } from './helpers/colors.js'
+import {
+  COLOURS,
+  GREY,
+  inOrder,
+  playSequence,
+  readStreamColours,
+  SEQUENCE,
+  solidRgba,
+  stableRuns,
+  type Rgb,
+} from './helpers/colors.js'
 import { joinRtcNode, rtc } from './helpers/rtc-node.js'
 import { once, roomName, sleep, stopTestServer, testServer, token } from './helpers/server.js'
 
@@ -114,7 +124,11 @@ for (const codec of ['vp8', 'h264'] as const) {
       const track = rtc.LocalVideoTrack.createVideoTrack('rtc-node-camera', source)
       await peer.localParticipant!.publishTrack(
         track,
-        new rtc.TrackPublishOptions({ source: rtc.TrackSource.SOURCE_CAMERA, simulcast: false, videoCodec: codec === 'vp8' ? rtc.VideoCodec.VP8 : rtc.VideoCodec.H264 }),
+        new rtc.TrackPublishOptions({
+          source: rtc.TrackSource.SOURCE_CAMERA,
+          simulcast: false,
+          videoCodec: codec === 'vp8' ? rtc.VideoCodec.VP8 : rtc.VideoCodec.H264,
+        }),
       )
       const [remote, publication, participant] = await subscribed
       t.is(participant.identity, 'rtc-node-sender')
@@ -143,134 +157,160 @@ for (const codec of ['vp8', 'h264'] as const) {
   })
 }
 
-test.serial('lkrtc sees another lkrtc join, publish, unpublish and leave, with the publication described', async (t) => {
-  const name = roomName('events')
-  const viewer = await join(name, 'lkrtc-watcher')
-  const events: string[] = []
-  for (const event of ['participantConnected', 'trackPublished', 'trackSubscribed', 'trackUnsubscribed', 'trackUnpublished', 'participantDisconnected'] as const) {
-    viewer.on(event, () => events.push(event))
-  }
-  const connected = once<[RemoteParticipant]>(viewer, 'participantConnected')
-  const published = once<[RemoteTrackPublication, RemoteParticipant]>(viewer, 'trackPublished')
-  const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
-  const pub = await publisher(name, 'lkrtc-actor', { name: 'front-camera' })
-  try {
-    const [participant] = await connected
-    t.is(participant.identity, 'lkrtc-actor')
-    t.is(participant.sid, pub.lk.localParticipant.sid)
-    t.is(viewer.remoteParticipants.get('lkrtc-actor'), participant)
-    const [publication, owner] = await published
-    t.is(owner, participant)
-    t.is(publication.sid, pub.publication.sid)
-    t.is(publication.name, 'front-camera')
-    t.is(publication.kind, TrackKind.Video)
-    t.is(publication.source, TrackSource.Camera)
-    t.is(publication.width, WIDTH)
-    t.is(publication.height, HEIGHT)
-    t.is(participant.trackPublications.get(publication.sid), publication)
-    const [track, subscribedPublication] = await subscribed
-    t.is(subscribedPublication, publication)
-    t.is(publication.track, track)
-    t.is(track.sid, publication.sid)
-    t.is(track.participantIdentity, 'lkrtc-actor')
-
-    const unpublished = once<[RemoteTrackPublication, RemoteParticipant]>(viewer, 'trackUnpublished')
-    await pub.lk.localParticipant.unpublishTrack(pub.publication.sid)
-    const [gone] = await unpublished
-    t.is(gone, publication)
-    t.false(participant.trackPublications.has(publication.sid))
-    t.is(publication.track, undefined)
-
-    const left = once<[RemoteParticipant]>(viewer, 'participantDisconnected')
-    pub.stopRepeating()
-    await pub.lk.disconnect()
-    const [leaver] = await left
-    t.is(leaver, participant)
-    t.false(viewer.remoteParticipants.has('lkrtc-actor'))
-    t.deepEqual(events, [
+test.serial(
+  'lkrtc sees another lkrtc join, publish, unpublish and leave, with the publication described',
+  async (t) => {
+    const name = roomName('events')
+    const viewer = await join(name, 'lkrtc-watcher')
+    const events: string[] = []
+    for (const event of [
       'participantConnected',
       'trackPublished',
       'trackSubscribed',
       'trackUnsubscribed',
       'trackUnpublished',
       'participantDisconnected',
-    ])
-  } finally {
-    pub.stopRepeating()
-    await pub.lk.disconnect()
-    await viewer.disconnect()
-  }
-})
-
-test.serial('a capacity 1 VideoStream read slowly drops the older frames and yields recent ones; capacity 0 keeps all', async (t) => {
-  const name = roomName('slow')
-  const viewer = await join(name, 'lkrtc-slow-reader')
-  const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
-  const pub = await publisher(name, 'lkrtc-fast-sender')
-  try {
-    const [track] = await subscribed
-    /** Reads 7 frames, pausing 400 ms after each: their timestamps. */
-    const readSlowly = async (stream: VideoStream) => {
-      const stamps: number[] = []
-      for await (const { frame, timestampUs } of stream) {
-        t.is(frame.type, VideoBufferType.I420)
-        stamps.push(timestampUs)
-        if (stamps.length === 7) break
-        await sleep(400)
-      }
-      return stamps
+    ] as const) {
+      viewer.on(event, () => events.push(event))
     }
-    const newest = new VideoStream(track, { capacity: 1 })
-    const all = new VideoStream(track, { capacity: 0 })
-    const [fresh, backlog] = await Promise.all([readSlowly(newest), readSlowly(all)])
-    t.true(newest.isClosed && all.isClosed, 'break closes the streams')
-    const meanGapMs = (stamps: number[]) => (stamps[stamps.length - 1] - stamps[1]) / (stamps.length - 2) / 1000
-    t.log(`capacity 1: dropped ${newest.droppedFrames}, mean gap ${meanGapMs(fresh).toFixed(0)} ms; capacity 0: dropped ${all.droppedFrames}, mean gap ${meanGapMs(backlog).toFixed(0)} ms`)
-    t.true(newest.droppedFrames >= 3, `capacity 1 dropped ${newest.droppedFrames}`)
-    t.is(all.droppedFrames, 0)
-    // After each pause the capacity 1 stream yields a frame captured during it; the capacity 0
-    // stream yields the next of its backlog, one frame interval later.
-    t.true(meanGapMs(fresh) > 250, `capacity 1 mean gap ${meanGapMs(fresh)} ms`)
-    t.true(meanGapMs(fresh) > 2 * meanGapMs(backlog), `gaps ${meanGapMs(fresh)} vs ${meanGapMs(backlog)} ms`)
-  } finally {
-    pub.stopRepeating()
-    await pub.lk.disconnect()
-    await viewer.disconnect()
-  }
-})
+    const connected = once<[RemoteParticipant]>(viewer, 'participantConnected')
+    const published = once<[RemoteTrackPublication, RemoteParticipant]>(viewer, 'trackPublished')
+    const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
+    const pub = await publisher(name, 'lkrtc-actor', { name: 'front-camera' })
+    try {
+      const [participant] = await connected
+      t.is(participant.identity, 'lkrtc-actor')
+      t.is(participant.sid, pub.lk.localParticipant.sid)
+      t.is(viewer.remoteParticipants.get('lkrtc-actor'), participant)
+      const [publication, owner] = await published
+      t.is(owner, participant)
+      t.is(publication.sid, pub.publication.sid)
+      t.is(publication.name, 'front-camera')
+      t.is(publication.kind, TrackKind.Video)
+      t.is(publication.source, TrackSource.Camera)
+      t.is(publication.width, WIDTH)
+      t.is(publication.height, HEIGHT)
+      t.is(participant.trackPublications.get(publication.sid), publication)
+      const [track, subscribedPublication] = await subscribed
+      t.is(subscribedPublication, publication)
+      t.is(publication.track, track)
+      t.is(track.sid, publication.sid)
+      t.is(track.participantIdentity, 'lkrtc-actor')
 
-test.serial('VideoStream.fromParticipant made before the participant publishes yields the track it publishes later', async (t) => {
-  const name = roomName('follow')
-  const viewer = await join(name, 'lkrtc-follower')
-  const connected = once<[RemoteParticipant]>(viewer, 'participantConnected')
-  const sender = await join(name, 'lkrtc-followed')
-  const [participant] = await connected
-  t.is(participant.trackPublications.size, 0)
-  const stream = VideoStream.fromParticipant({ participant, trackSource: TrackSource.Camera, format: VideoBufferType.RGBA })
-  const reader = readStreamColours(stream)
-  const source = new VideoSource(WIDTH, HEIGHT)
-  const timer = setInterval(() => source.captureFrame(solidRgba(WIDTH, HEIGHT, COLOURS.red)), 66)
-  try {
-    await sleep(500)
-    t.is(reader.names.length, 0)
-    t.false(stream.isClosed, 'the stream waits for a track')
-    // A screen share is not what the stream follows.
-    const screen = new VideoSource(320, 240)
-    await sender.localParticipant.publishTrack(LocalVideoTrack.createVideoTrack('screen', screen), { source: TrackSource.ScreenShare })
-    await sender.localParticipant.publishTrack(LocalVideoTrack.createVideoTrack('camera', source), { source: TrackSource.Camera })
-    const deadline = Date.now() + 10_000
-    while (reader.names.length < 10 && Date.now() < deadline) await sleep(50)
-    await reader.stop()
-    t.deepEqual([...reader.sizes], [`${WIDTH}x${HEIGHT}`])
-    t.deepEqual(stableRuns(reader.names), ['red'])
-    t.true(stream.isClosed)
-  } finally {
-    clearInterval(timer)
-    stream.close()
-    await sender.disconnect()
-    await viewer.disconnect()
-  }
-})
+      const unpublished = once<[RemoteTrackPublication, RemoteParticipant]>(viewer, 'trackUnpublished')
+      await pub.lk.localParticipant.unpublishTrack(pub.publication.sid)
+      const [gone] = await unpublished
+      t.is(gone, publication)
+      t.false(participant.trackPublications.has(publication.sid))
+      t.is(publication.track, undefined)
+
+      const left = once<[RemoteParticipant]>(viewer, 'participantDisconnected')
+      pub.stopRepeating()
+      await pub.lk.disconnect()
+      const [leaver] = await left
+      t.is(leaver, participant)
+      t.false(viewer.remoteParticipants.has('lkrtc-actor'))
+      t.deepEqual(events, [
+        'participantConnected',
+        'trackPublished',
+        'trackSubscribed',
+        'trackUnsubscribed',
+        'trackUnpublished',
+        'participantDisconnected',
+      ])
+    } finally {
+      pub.stopRepeating()
+      await pub.lk.disconnect()
+      await viewer.disconnect()
+    }
+  },
+)
+
+test.serial(
+  'a capacity 1 VideoStream read slowly drops the older frames and yields recent ones; capacity 0 keeps all',
+  async (t) => {
+    const name = roomName('slow')
+    const viewer = await join(name, 'lkrtc-slow-reader')
+    const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
+    const pub = await publisher(name, 'lkrtc-fast-sender')
+    try {
+      const [track] = await subscribed
+      /** Reads 7 frames, pausing 400 ms after each: their timestamps. */
+      const readSlowly = async (stream: VideoStream) => {
+        const stamps: number[] = []
+        for await (const { frame, timestampUs } of stream) {
+          t.is(frame.type, VideoBufferType.I420)
+          stamps.push(timestampUs)
+          if (stamps.length === 7) break
+          await sleep(400)
+        }
+        return stamps
+      }
+      const newest = new VideoStream(track, { capacity: 1 })
+      const all = new VideoStream(track, { capacity: 0 })
+      const [fresh, backlog] = await Promise.all([readSlowly(newest), readSlowly(all)])
+      t.true(newest.isClosed && all.isClosed, 'break closes the streams')
+      const meanGapMs = (stamps: number[]) => (stamps[stamps.length - 1] - stamps[1]) / (stamps.length - 2) / 1000
+      t.log(
+        `capacity 1: dropped ${newest.droppedFrames}, mean gap ${meanGapMs(fresh).toFixed(0)} ms; capacity 0: dropped ${all.droppedFrames}, mean gap ${meanGapMs(backlog).toFixed(0)} ms`,
+      )
+      t.true(newest.droppedFrames >= 3, `capacity 1 dropped ${newest.droppedFrames}`)
+      t.is(all.droppedFrames, 0)
+      // After each pause the capacity 1 stream yields a frame captured during it; the capacity 0
+      // stream yields the next of its backlog, one frame interval later.
+      t.true(meanGapMs(fresh) > 250, `capacity 1 mean gap ${meanGapMs(fresh)} ms`)
+      t.true(meanGapMs(fresh) > 2 * meanGapMs(backlog), `gaps ${meanGapMs(fresh)} vs ${meanGapMs(backlog)} ms`)
+    } finally {
+      pub.stopRepeating()
+      await pub.lk.disconnect()
+      await viewer.disconnect()
+    }
+  },
+)
+
+test.serial(
+  'VideoStream.fromParticipant made before the participant publishes yields the track it publishes later',
+  async (t) => {
+    const name = roomName('follow')
+    const viewer = await join(name, 'lkrtc-follower')
+    const connected = once<[RemoteParticipant]>(viewer, 'participantConnected')
+    const sender = await join(name, 'lkrtc-followed')
+    const [participant] = await connected
+    t.is(participant.trackPublications.size, 0)
+    const stream = VideoStream.fromParticipant({
+      participant,
+      trackSource: TrackSource.Camera,
+      format: VideoBufferType.RGBA,
+    })
+    const reader = readStreamColours(stream)
+    const source = new VideoSource(WIDTH, HEIGHT)
+    const timer = setInterval(() => source.captureFrame(solidRgba(WIDTH, HEIGHT, COLOURS.red)), 66)
+    try {
+      await sleep(500)
+      t.is(reader.names.length, 0)
+      t.false(stream.isClosed, 'the stream waits for a track')
+      // A screen share is not what the stream follows.
+      const screen = new VideoSource(320, 240)
+      await sender.localParticipant.publishTrack(LocalVideoTrack.createVideoTrack('screen', screen), {
+        source: TrackSource.ScreenShare,
+      })
+      await sender.localParticipant.publishTrack(LocalVideoTrack.createVideoTrack('camera', source), {
+        source: TrackSource.Camera,
+      })
+      const deadline = Date.now() + 10_000
+      while (reader.names.length < 10 && Date.now() < deadline) await sleep(50)
+      await reader.stop()
+      t.deepEqual([...reader.sizes], [`${WIDTH}x${HEIGHT}`])
+      t.deepEqual(stableRuns(reader.names), ['red'])
+      t.true(stream.isClosed)
+    } finally {
+      clearInterval(timer)
+      stream.close()
+      await sender.disconnect()
+      await viewer.disconnect()
+    }
+  },
+)
 
 test.serial('VideoStream.fromParticipant ends when its participant leaves', async (t) => {
   const name = roomName('follow-leave')
@@ -384,7 +424,7 @@ test.serial('disconnecting the room ends its VideoStreams', async (t) => {
   }
 })
 
-test.serial('the publisher unpublishing ends the subscriber\'s VideoStream', async (t) => {
+test.serial("the publisher unpublishing ends the subscriber's VideoStream", async (t) => {
   const name = roomName('end-on-unpublish')
   const viewer = await join(name, 'lkrtc-viewer')
   const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
@@ -409,46 +449,49 @@ test.serial('the publisher unpublishing ends the subscriber\'s VideoStream', asy
   }
 })
 
-test.serial('with autoSubscribe off, publication.setSubscribed(true) subscribes and setSubscribed(false) ends the stream', async (t) => {
-  const name = roomName('manual-subscribe')
-  const server = await testServer()
-  const viewer = new Room()
-  const subscriptions: string[] = []
-  viewer.on('trackSubscribed', () => subscriptions.push('subscribed'))
-  viewer.on('trackUnsubscribed', () => subscriptions.push('unsubscribed'))
-  await viewer.connect(server.url, await token('lkrtc-picky-viewer', name), { autoSubscribe: false })
-  const published = once<[RemoteTrackPublication, RemoteParticipant]>(viewer, 'trackPublished')
-  const pub = await publisher(name, 'lkrtc-sender')
-  try {
-    const [publication] = await published
-    await sleep(1000)
-    t.deepEqual(subscriptions, [], 'nothing is subscribed without asking')
-    t.is(publication.track, undefined)
-    t.false(publication.subscribed)
+test.serial(
+  'with autoSubscribe off, publication.setSubscribed(true) subscribes and setSubscribed(false) ends the stream',
+  async (t) => {
+    const name = roomName('manual-subscribe')
+    const server = await testServer()
+    const viewer = new Room()
+    const subscriptions: string[] = []
+    viewer.on('trackSubscribed', () => subscriptions.push('subscribed'))
+    viewer.on('trackUnsubscribed', () => subscriptions.push('unsubscribed'))
+    await viewer.connect(server.url, await token('lkrtc-picky-viewer', name), { autoSubscribe: false })
+    const published = once<[RemoteTrackPublication, RemoteParticipant]>(viewer, 'trackPublished')
+    const pub = await publisher(name, 'lkrtc-sender')
+    try {
+      const [publication] = await published
+      await sleep(1000)
+      t.deepEqual(subscriptions, [], 'nothing is subscribed without asking')
+      t.is(publication.track, undefined)
+      t.false(publication.subscribed)
 
-    const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
-    await publication.setSubscribed(true)
-    const [track] = await subscribed
-    t.is(publication.track, track)
-    const stream = new VideoStream(track)
-    const reader = drain(stream)
-    const deadline = Date.now() + 10_000
-    while (reader.frames < 5 && Date.now() < deadline) await sleep(50)
-    t.true(reader.frames >= 5, `${reader.frames} frames`)
+      const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
+      await publication.setSubscribed(true)
+      const [track] = await subscribed
+      t.is(publication.track, track)
+      const stream = new VideoStream(track)
+      const reader = drain(stream)
+      const deadline = Date.now() + 10_000
+      while (reader.frames < 5 && Date.now() < deadline) await sleep(50)
+      t.true(reader.frames >= 5, `${reader.frames} frames`)
 
-    const unsubscribed = once<Subscribed>(viewer, 'trackUnsubscribed')
-    await publication.setSubscribed(false)
-    await unsubscribed
-    await reader.ended
-    t.true(stream.isClosed)
-    t.is(stream.endReason, 'unsubscribed')
-    t.true(track.ended)
-    t.is(publication.track, undefined)
-    t.true(viewer.remoteParticipants.get('lkrtc-sender')!.trackPublications.has(publication.sid), 'still published')
-    t.deepEqual(subscriptions, ['subscribed', 'unsubscribed'])
-  } finally {
-    pub.stopRepeating()
-    await pub.lk.disconnect()
-    await viewer.disconnect()
-  }
-})
+      const unsubscribed = once<Subscribed>(viewer, 'trackUnsubscribed')
+      await publication.setSubscribed(false)
+      await unsubscribed
+      await reader.ended
+      t.true(stream.isClosed)
+      t.is(stream.endReason, 'unsubscribed')
+      t.true(track.ended)
+      t.is(publication.track, undefined)
+      t.true(viewer.remoteParticipants.get('lkrtc-sender')!.trackPublications.has(publication.sid), 'still published')
+      t.deepEqual(subscriptions, ['subscribed', 'unsubscribed'])
+    } finally {
+      pub.stopRepeating()
+      await pub.lk.disconnect()
+      await viewer.disconnect()
+    }
+  },
+)

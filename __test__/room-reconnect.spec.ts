@@ -135,7 +135,11 @@ test.serial('a stream following a participant carries on across a server restart
     t.false(alice.localParticipant.trackPublications.has(before.sid))
 
     const blueBefore = seen.length
-    await until('blue frames on the same stream', () => seen.slice(blueBefore).filter((c) => c === 'blue').length >= 10, 40_000)
+    await until(
+      'blue frames on the same stream',
+      () => seen.slice(blueBefore).filter((c) => c === 'blue').length >= 10,
+      40_000,
+    )
     t.false(stream.isClosed)
     const aliceAfter = bob.remoteParticipants.get('alice')
     t.truthy(aliceAfter)
@@ -177,7 +181,11 @@ test.serial('a stream on a track carries on with the track published again after
     t.is(again.name, 'camera')
 
     const blueBefore = seen.length
-    await until('blue frames on the same stream', () => seen.slice(blueBefore).filter((c) => c === 'blue').length >= 10, 40_000)
+    await until(
+      'blue frames on the same stream',
+      () => seen.slice(blueBefore).filter((c) => c === 'blue').length >= 10,
+      40_000,
+    )
     t.false(stream.isClosed)
     t.is(stream.endReason, undefined)
 

@@ -48,7 +48,10 @@ async function makePki(altNames: ({ type: 2; value: string } | { type: 7; ip: st
 const LOOPBACK = [{ type: 7 as const, ip: '127.0.0.1' }]
 
 /** Accepts TLS on a free loopback port and forwards the plaintext to `upstreamPort`. */
-async function tlsProxy(pki: Pki, upstreamPort: number): Promise<{ url: string; port: number; close(): Promise<void> }> {
+async function tlsProxy(
+  pki: Pki,
+  upstreamPort: number,
+): Promise<{ url: string; port: number; close(): Promise<void> }> {
   const sockets = new Set<Socket>()
   const server: TlsServer = createTlsServer({ cert: pki.chain, key: pki.key }, (tls) => {
     const upstream = tcpConnect({ host: '127.0.0.1', port: upstreamPort })

@@ -21,6 +21,8 @@ test('connect with a token of another type rejects without quoting it', async (t
 })
 
 test('arguments that are not secrets are still quoted in errors', (t) => {
-  const error = t.throws(() => createToken({ apiKey: 42 as never, apiSecret: 's', identity: 'i', room: 'r' })) as LkrtcError
+  const error = t.throws(() =>
+    createToken({ apiKey: 42 as never, apiSecret: 's', identity: 'i', room: 'r' }),
+  ) as LkrtcError
   t.is(error.message, 'invalid apiKey: expected a string, got number 42')
 })

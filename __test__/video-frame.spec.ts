@@ -107,7 +107,7 @@ for (const type of ALL_TYPES) {
       lengths,
     )
     t.deepEqual(
-      frame.planes.map((p, i) => frame.getStride(i)),
+      frame.planes.map((_p, i) => frame.getStride(i)),
       frame.planes.map((p) => p.stride),
     )
     t.is(frame.getStride(lengths.length), undefined)

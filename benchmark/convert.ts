@@ -56,74 +56,73 @@ type Row = { op: string; size: string; lkrtc: number; into?: number; rtc: number
 const rows: Row[] = []
 
 async function main() {
+  for (const [label, w, h] of [
+    ['720p', 1280, 720],
+    ['1080p', 1920, 1080],
+  ] as const) {
+    const rgba = rgbaPattern(w, h)
+    const lkRgba = new VideoFrame(w, h, T.RGBA, rgba)
+    const lkI420 = lkRgba.convert(T.I420)
+    const lkNv12 = lkRgba.convert(T.NV12)
+    const rtcRgba = new RtcFrame(rgba.slice(), w, h, RtcType.RGBA)
+    const rtcI420 = new RtcFrame(lkI420.data.slice(), w, h, RtcType.I420)
+    const rtcNv12 = new RtcFrame(lkNv12.data.slice(), w, h, RtcType.NV12)
+    const rgbaBytes = w * h * 4
+    const i420Bytes = lkI420.data.length
 
-for (const [label, w, h] of [
-  ['720p', 1280, 720],
-  ['1080p', 1920, 1080],
-] as const) {
-  const rgba = rgbaPattern(w, h)
-  const lkRgba = new VideoFrame(w, h, T.RGBA, rgba)
-  const lkI420 = lkRgba.convert(T.I420)
-  const lkNv12 = lkRgba.convert(T.NV12)
-  const rtcRgba = new RtcFrame(rgba.slice(), w, h, RtcType.RGBA)
-  const rtcI420 = new RtcFrame(lkI420.data.slice(), w, h, RtcType.I420)
-  const rtcNv12 = new RtcFrame(lkNv12.data.slice(), w, h, RtcType.NV12)
-  const rgbaBytes = w * h * 4
-  const i420Bytes = lkI420.data.length
+    const i420Out = lkI420.convert(T.I420)
+    const rgbaOut = lkRgba.convert(T.RGBA)
+    rows.push({
+      op: 'RGBA -> I420',
+      size: label,
+      lkrtc: await measure(() => lkRgba.convert(T.I420)),
+      into: await measure(() => lkRgba.convertInto(i420Out)),
+      rtc: await measure(() => rtcRgba.convert(RtcType.I420)),
+      floor: await measure(memcpy(rgbaBytes)),
+      floorNew: await measure(memcpyNew(rgbaBytes)),
+    })
+    rows.push({
+      op: 'I420 -> RGBA',
+      size: label,
+      lkrtc: await measure(() => lkI420.convert(T.RGBA)),
+      into: await measure(() => lkI420.convertInto(rgbaOut)),
+      rtc: await measure(() => rtcI420.convert(RtcType.RGBA)),
+      floor: await measure(memcpy(rgbaBytes)),
+      floorNew: await measure(memcpyNew(rgbaBytes)),
+    })
+    rows.push({
+      op: 'NV12 -> I420',
+      size: label,
+      lkrtc: await measure(() => lkNv12.convert(T.I420)),
+      into: await measure(() => lkNv12.convertInto(i420Out)),
+      rtc: await measure(() => rtcNv12.convert(RtcType.I420)),
+      floor: await measure(memcpy(i420Bytes)),
+      floorNew: await measure(memcpyNew(i420Bytes)),
+    })
+    rows.push({
+      op: 'getPlane(0) (Y of I420)',
+      size: label,
+      lkrtc: await measure(() => lkI420.getPlane(0)),
+      rtc: await measure(() => rtcI420.getPlane(0)),
+      floor: await measure(memcpy(w * h)),
+      floorNew: await measure(memcpyNew(w * h)),
+    })
+  }
 
-  const i420Out = lkI420.convert(T.I420)
-  const rgbaOut = lkRgba.convert(T.RGBA)
-  rows.push({
-    op: 'RGBA -> I420',
-    size: label,
-    lkrtc: await measure(() => lkRgba.convert(T.I420)),
-    into: await measure(() => lkRgba.convertInto(i420Out)),
-    rtc: await measure(() => rtcRgba.convert(RtcType.I420)),
-    floor: await measure(memcpy(rgbaBytes)),
-    floorNew: await measure(memcpyNew(rgbaBytes)),
-  })
-  rows.push({
-    op: 'I420 -> RGBA',
-    size: label,
-    lkrtc: await measure(() => lkI420.convert(T.RGBA)),
-    into: await measure(() => lkI420.convertInto(rgbaOut)),
-    rtc: await measure(() => rtcI420.convert(RtcType.RGBA)),
-    floor: await measure(memcpy(rgbaBytes)),
-    floorNew: await measure(memcpyNew(rgbaBytes)),
-  })
-  rows.push({
-    op: 'NV12 -> I420',
-    size: label,
-    lkrtc: await measure(() => lkNv12.convert(T.I420)),
-    into: await measure(() => lkNv12.convertInto(i420Out)),
-    rtc: await measure(() => rtcNv12.convert(RtcType.I420)),
-    floor: await measure(memcpy(i420Bytes)),
-    floorNew: await measure(memcpyNew(i420Bytes)),
-  })
-  rows.push({
-    op: 'getPlane(0) (Y of I420)',
-    size: label,
-    lkrtc: await measure(() => lkI420.getPlane(0)),
-    rtc: await measure(() => rtcI420.getPlane(0)),
-    floor: await measure(memcpy(w * h)),
-    floorNew: await measure(memcpyNew(w * h)),
-  })
-}
-
-const fmt = (ms: number) => (ms < 0.01 ? ms.toFixed(4) : ms.toFixed(3))
-const lines = [
-  '| operation | size | lkrtc `convert` ms | lkrtc `convertInto` ms | @livekit/rtc-node ms | memcpy ms (new / reused buffer) | rtc-node ÷ lkrtc `convert` | lkrtc ÷ memcpy (`convert` ÷ new, `convertInto` ÷ reused) |',
-  '|---|---|---:|---:|---:|---:|---:|---:|',
-  ...rows.map((r) => {
-    const into = r.into === undefined ? '–' : fmt(r.into)
-    const vsFloor =
-      r.into === undefined
-        ? `${(r.lkrtc / r.floorNew).toFixed(2)}x`
-        : `${(r.lkrtc / r.floorNew).toFixed(2)}x, ${(r.into / r.floor).toFixed(2)}x`
-    return `| ${r.op} | ${r.size} | ${fmt(r.lkrtc)} | ${into} | ${fmt(r.rtc)} | ${fmt(r.floorNew)} / ${fmt(r.floor)} | ${(r.rtc / r.lkrtc).toFixed(1)}x | ${vsFloor} |`
-  }),
-]
-process.stdout.write(lines.join('\n') + '\n')
+  const fmt = (ms: number) => (ms < 0.01 ? ms.toFixed(4) : ms.toFixed(3))
+  const lines = [
+    '| operation | size | lkrtc `convert` ms | lkrtc `convertInto` ms | @livekit/rtc-node ms | memcpy ms (new / reused buffer) | rtc-node ÷ lkrtc `convert` | lkrtc ÷ memcpy (`convert` ÷ new, `convertInto` ÷ reused) |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
+    ...rows.map((r) => {
+      const into = r.into === undefined ? '–' : fmt(r.into)
+      const vsFloor =
+        r.into === undefined
+          ? `${(r.lkrtc / r.floorNew).toFixed(2)}x`
+          : `${(r.lkrtc / r.floorNew).toFixed(2)}x, ${(r.into / r.floor).toFixed(2)}x`
+      return `| ${r.op} | ${r.size} | ${fmt(r.lkrtc)} | ${into} | ${fmt(r.rtc)} | ${fmt(r.floorNew)} / ${fmt(r.floor)} | ${(r.rtc / r.lkrtc).toFixed(1)}x | ${vsFloor} |`
+    }),
+  ]
+  process.stdout.write(`${lines.join('\n')}\n`)
   await dispose()
 }
 

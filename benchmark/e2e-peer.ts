@@ -49,7 +49,8 @@ function stamp(y: Uint8Array, w: number, band: number, value: number): void {
   const block = Math.floor(w / BITS)
   for (let bit = 0; bit < BITS; bit++) {
     const v = (value >>> (BITS - 1 - bit)) & 1 ? 235 : 16
-    for (let row = band * BAND; row < (band + 1) * BAND; row++) y.fill(v, row * w + bit * block, row * w + (bit + 1) * block)
+    for (let row = band * BAND; row < (band + 1) * BAND; row++)
+      y.fill(v, row * w + bit * block, row * w + (bit + 1) * block)
   }
 }
 
@@ -134,7 +135,10 @@ async function publishRtcNode(): Promise<object> {
   })
   await room.localParticipant!.publishTrack(track, options)
   const result = await pump((data, ts) => {
-    source.captureFrame(new rtc.VideoFrame(data, opts.width, opts.height, rtc.VideoBufferType.I420), BigInt(Math.round(ts)))
+    source.captureFrame(
+      new rtc.VideoFrame(data, opts.width, opts.height, rtc.VideoBufferType.I420),
+      BigInt(Math.round(ts)),
+    )
   })
   await room.disconnect()
   await rtc.dispose()
@@ -168,7 +172,9 @@ async function pump(capture: (data: Uint8Array, timestampUs: number) => void): P
 
 /** Receives until the publisher leaves; latency percentiles over the steady window, every
  * frame counted (and the numbers of those that arrived), CPU% over the steady window. */
-async function receive(frames: AsyncIterable<{ y: Uint8Array; stride: number; width: number; height: number }>): Promise<object> {
+async function receive(
+  frames: AsyncIterable<{ y: Uint8Array; stride: number; width: number; height: number }>,
+): Promise<object> {
   const meter = cpuMeter()
   const latencies: number[] = []
   // Frames that arrived at the published size (an encoder may scale down under load).
@@ -184,10 +190,13 @@ async function receive(frames: AsyncIterable<{ y: Uint8Array; stride: number; wi
       setTimeout(() => {
         measuring = true
         meter.start()
-        setTimeout(() => {
-          measuring = false
-          cpu = meter.stop()
-        }, opts.seconds * 1000 - 1000)
+        setTimeout(
+          () => {
+            measuring = false
+            cpu = meter.stop()
+          },
+          opts.seconds * 1000 - 1000,
+        )
       }, opts.warmupSeconds * 1000)
     }
     if (measuring) {
@@ -197,7 +206,15 @@ async function receive(frames: AsyncIterable<{ y: Uint8Array; stride: number; wi
     }
   }
   latencies.sort((a, b) => a - b)
-  return { received, numbers, fullSize, cpu, p50: percentile(latencies, 50), p95: percentile(latencies, 95), samples: latencies.length }
+  return {
+    received,
+    numbers,
+    fullSize,
+    cpu,
+    p50: percentile(latencies, 50),
+    p95: percentile(latencies, 95),
+    samples: latencies.length,
+  }
 }
 
 async function subscribeLkrtc(): Promise<object> {
@@ -241,7 +258,12 @@ async function subscribeRtcNode(): Promise<object> {
       if (done) return
       const frame = value.frame
       const i420 = frame.type === rtc.VideoBufferType.I420 ? frame : frame.convert(rtc.VideoBufferType.I420)
-      yield { y: i420.data.subarray(0, i420.width * i420.height), stride: i420.width, width: i420.width, height: i420.height }
+      yield {
+        y: i420.data.subarray(0, i420.width * i420.height),
+        stride: i420.width,
+        width: i420.width,
+        height: i420.height,
+      }
     }
   }
   const result = await receive(frames())

@@ -4,7 +4,16 @@
 //   npm run soak                                   (10 minutes, 100 cycles)
 //   SOAK_MINUTES=1 SOAK_CYCLES=20 npm run soak     (the short version)
 //   SOAK_STACK=rtc-node npm run soak               (the same run with @livekit/rtc-node)
-import { createToken, LocalVideoTrack, Room, TrackSource, VideoBufferType, VideoFrame, VideoSource, VideoStream } from '../lib/index.js'
+import {
+  createToken,
+  LocalVideoTrack,
+  Room,
+  TrackSource,
+  VideoBufferType,
+  VideoFrame,
+  VideoSource,
+  VideoStream,
+} from '../lib/index.js'
 
 const MINUTES = Number(process.env.SOAK_MINUTES ?? 10)
 const CYCLES = Number(process.env.SOAK_CYCLES ?? 100)
@@ -105,7 +114,11 @@ async function pairLkrtc(url: string, server: { apiKey: string; apiSecret: strin
   }
 }
 
-async function pairRtcNode(url: string, server: { apiKey: string; apiSecret: string }, roomName: string): Promise<Pair> {
+async function pairRtcNode(
+  url: string,
+  server: { apiKey: string; apiSecret: string },
+  roomName: string,
+): Promise<Pair> {
   const rtc = await import('@livekit/rtc-node')
   const publisher = new rtc.Room()
   const subscriber = new rtc.Room()
@@ -118,7 +131,10 @@ async function pairRtcNode(url: string, server: { apiKey: string; apiSecret: str
   await publisher.connect(url, token(server, 'pub', roomName), { autoSubscribe: false, dynacast: false })
   const source = new rtc.VideoSource(WIDTH, HEIGHT)
   const track = rtc.LocalVideoTrack.createVideoTrack('soak', source)
-  await publisher.localParticipant!.publishTrack(track, new rtc.TrackPublishOptions({ source: rtc.TrackSource.SOURCE_CAMERA, simulcast: false }))
+  await publisher.localParticipant!.publishTrack(
+    track,
+    new rtc.TrackPublishOptions({ source: rtc.TrackSource.SOURCE_CAMERA, simulcast: false }),
+  )
   const data = new Uint8Array((WIDTH * HEIGHT * 3) / 2)
   let n = 0
   const timer = setInterval(() => {
@@ -193,8 +209,12 @@ async function main() {
     await sleep(2000)
     const last = sample('end')
     const growth = last.rss - base.rss
-    console.log(`RSS after warm-up ${base.rss.toFixed(0)} MB, at the end ${last.rss.toFixed(0)} MB: growth ${growth.toFixed(1)} MB (limit ${MAX_GROWTH_MB} MB)`)
-    console.log(`JS heap ${base.heap.toFixed(0)} -> ${last.heap.toFixed(0)} MB; ${STACK}, ${CYCLES} cycles, ${MINUTES} min at ${WIDTH}x${HEIGHT}`)
+    console.log(
+      `RSS after warm-up ${base.rss.toFixed(0)} MB, at the end ${last.rss.toFixed(0)} MB: growth ${growth.toFixed(1)} MB (limit ${MAX_GROWTH_MB} MB)`,
+    )
+    console.log(
+      `JS heap ${base.heap.toFixed(0)} -> ${last.heap.toFixed(0)} MB; ${STACK}, ${CYCLES} cycles, ${MINUTES} min at ${WIDTH}x${HEIGHT}`,
+    )
     if (growth > MAX_GROWTH_MB) {
       console.error('FAIL: RSS grew beyond the limit')
       failed = true

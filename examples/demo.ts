@@ -97,10 +97,14 @@ async function main(): Promise<void> {
   const viewer = new Room()
   const sender = new Room()
   try {
-    const subscribed = new Promise<RemoteVideoTrack>((resolve) => viewer.once('trackSubscribed', (track) => resolve(track)))
+    const subscribed = new Promise<RemoteVideoTrack>((resolve) =>
+      viewer.once('trackSubscribed', (track) => resolve(track)),
+    )
     await viewer.connect(srv.url, token('viewer'))
     await sender.connect(srv.url, token('pattern'))
-    console.log(`joined room ${sender.name} as ${sender.localParticipant.identity} and ${viewer.localParticipant.identity}`)
+    console.log(
+      `joined room ${sender.name} as ${sender.localParticipant.identity} and ${viewer.localParticipant.identity}`,
+    )
 
     const source = new VideoSource(WIDTH, HEIGHT)
     const track = LocalVideoTrack.createVideoTrack('test-pattern', source)
@@ -159,7 +163,9 @@ async function main(): Promise<void> {
     const stats = sender.localParticipant.publishStats(publication.sid)
     console.log(
       `sent ${sent} frames, received ${received} in ${seconds.toFixed(1)} s: ${(received / seconds).toFixed(1)} frames/s, ` +
-        (stats ? `${stats.framesEncoded} encoded (${stats.framesDropped} replaced before the encoder took them), ${(stats.bytesSent / 1024 / 1024).toFixed(2)} MiB sent (target ${Math.round(stats.bitrateBps / 1000)} kbit/s)` : ''),
+        (stats
+          ? `${stats.framesEncoded} encoded (${stats.framesDropped} replaced before the encoder took them), ${(stats.bytesSent / 1024 / 1024).toFixed(2)} MiB sent (target ${Math.round(stats.bitrateBps / 1000)} kbit/s)`
+          : ''),
     )
 
     if (last) {

@@ -20,7 +20,7 @@ export function describe(value: unknown, { secret = false } = {}): string {
     case 'undefined':
       return 'undefined'
     case 'string':
-      return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`
+      return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`
     case 'number':
     case 'boolean':
     case 'bigint':
@@ -54,7 +54,12 @@ export function checkOptionalString(name: string, value: unknown): string | unde
 }
 
 export function checkBoolean(name: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback
+  return checkOptionalBoolean(name, value) ?? fallback
+}
+
+/** A boolean or `undefined` (the core's default then applies). */
+export function checkOptionalBoolean(name: string, value: unknown): boolean | undefined {
+  if (value === undefined) return undefined
   if (typeof value !== 'boolean') throw invalidArgType(name, 'a boolean', value)
   return value
 }
@@ -81,7 +86,12 @@ export function checkOptions<T extends object>(name: string, value: unknown): Pa
   return value as Partial<T>
 }
 
-export function checkEnum<E extends number>(name: string, value: unknown, values: Record<string, string | number>, fallback?: E): E {
+export function checkEnum<E extends number>(
+  name: string,
+  value: unknown,
+  values: Record<string, string | number>,
+  fallback?: E,
+): E {
   if (value === undefined && fallback !== undefined) return fallback
   const allowed = Object.entries(values).filter(([, v]) => typeof v === 'number')
   if (typeof value !== 'number' || !allowed.some(([, v]) => v === value)) {

@@ -12,7 +12,7 @@ export {
   type PublishStats,
   type VideoPlane,
 } from '../index.js'
-export { type LkrtcError } from './errors.js'
+export type { LkrtcError } from './errors.js'
 export {
   LocalParticipant,
   LocalTrackPublication,

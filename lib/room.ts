@@ -3,9 +3,10 @@ import { EventEmitter } from 'node:events'
 import {
   ConnectionState,
   NativeLocalVideoTrack,
-  NativeRemoteVideoTrack,
+  type NativeRemoteVideoTrack,
   NativeRoom,
   type NativeRoomEvent,
+  nativeVideoCodecName,
   type ParticipantInfo,
   type PublishStats,
   TrackKind,
@@ -13,15 +14,14 @@ import {
   TrackSource,
 } from '../index.js'
 import {
-  checkBoolean,
   checkEnum,
   checkInteger,
+  checkOptionalBoolean,
   checkOptionalString,
   checkOptions,
   checkNumber,
   checkString,
   invalidArgType,
-  invalidArgument,
   lkrtcError,
 } from './errors.js'
 import { LocalVideoTrack } from './video_source.js'
@@ -302,16 +302,18 @@ export class LocalParticipant {
     let videoCodec: 'vp8' | 'h264' | undefined
     if (o.videoCodec !== undefined) {
       if (typeof o.videoCodec !== 'string') throw invalidArgType('videoCodec', "'vp8' or 'h264'", o.videoCodec)
-      const codec = o.videoCodec.toLowerCase()
-      if (codec !== 'vp8' && codec !== 'h264') throw invalidArgument('videoCodec', "'vp8' or 'h264'", o.videoCodec)
-      videoCodec = codec
+      videoCodec = nativeVideoCodecName(o.videoCodec)
     }
     const encoding = checkOptions<VideoEncoding>('videoEncoding', o.videoEncoding)
     // The encoders' limits: rather refused here than silently clamped.
     const maxBitrate =
-      encoding.maxBitrate === undefined ? undefined : checkInteger('videoEncoding.maxBitrate', encoding.maxBitrate, 1000, 2 ** 32 - 1)
+      encoding.maxBitrate === undefined
+        ? undefined
+        : checkInteger('videoEncoding.maxBitrate', encoding.maxBitrate, 1000, 2 ** 32 - 1)
     const maxFramerate =
-      encoding.maxFramerate === undefined ? undefined : checkNumber('videoEncoding.maxFramerate', encoding.maxFramerate, 0, 240)
+      encoding.maxFramerate === undefined
+        ? undefined
+        : checkNumber('videoEncoding.maxFramerate', encoding.maxFramerate, 0, 240)
     const room = this.room.nativeRoom('publishTrack')
     this.publishing.add(track)
     try {
@@ -398,12 +400,14 @@ export class Room extends EventEmitter<RoomEvents> {
     checkString('url', url, { nonEmpty: true })
     checkString('token', token, { nonEmpty: true, secret: true })
     const o = checkOptions<RoomOptions>('options', options)
-    const connectTimeoutMs =
-      o.connectTimeoutMs === undefined ? undefined : checkInteger('connectTimeoutMs', o.connectTimeoutMs, 1, 2 ** 31 - 1)
+    // Its range is the core's to check; only the JS type is checked here.
+    if (o.connectTimeoutMs !== undefined && typeof o.connectTimeoutMs !== 'number') {
+      throw invalidArgType('connectTimeoutMs', `an integer from 1 to ${2 ** 31 - 1}`, o.connectTimeoutMs)
+    }
     const nativeOptions = {
-      autoSubscribe: checkBoolean('autoSubscribe', o.autoSubscribe, true),
-      adaptiveStream: checkBoolean('adaptiveStream', o.adaptiveStream, false),
-      connectTimeoutMs,
+      autoSubscribe: checkOptionalBoolean('autoSubscribe', o.autoSubscribe),
+      adaptiveStream: checkOptionalBoolean('adaptiveStream', o.adaptiveStream),
+      connectTimeoutMs: o.connectTimeoutMs,
       caCertificates: checkOptionalString('caCertificates', o.caCertificates),
     }
     if (this.native || this.connecting) {
@@ -489,68 +493,73 @@ export class Room extends EventEmitter<RoomEvents> {
   private dispatch(event: NativeRoomEvent): void {
     switch (event.type) {
       case 'participantConnected': {
-        this.emit('participantConnected', this.participant(event.participant!))
+        this.emit('participantConnected', this.participant(event.participant))
         break
       }
       case 'participantDisconnected': {
-        const info = event.participant!
+        const info = event.participant
         const participant = this.remoteParticipants.get(info.identity) ?? new RemoteParticipant(info, this)
         this.remoteParticipants.delete(info.identity)
         this.emit('participantDisconnected', participant)
         break
       }
       case 'trackPublished': {
-        const participant = this.participant(event.participant!)
-        this.emit('trackPublished', participant.publication(event.publication!), participant)
+        const participant = this.participant(event.participant)
+        this.emit('trackPublished', participant.publication(event.publication), participant)
         break
       }
       case 'trackUnpublished': {
-        const participant = this.remoteParticipants.get(event.participant!.identity) ?? this.participant(event.participant!)
-        const publication = participant.trackPublications.get(event.publication!.sid) ?? participant.publication(event.publication!)
+        const participant =
+          this.remoteParticipants.get(event.participant.identity) ?? this.participant(event.participant)
+        const publication =
+          participant.trackPublications.get(event.publication.sid) ?? participant.publication(event.publication)
         participant.trackPublications.delete(publication.sid)
         this.emit('trackUnpublished', publication, participant)
         break
       }
       case 'trackMuted':
       case 'trackUnmuted': {
-        const participant = this.participant(event.participant!)
-        const publication = participant.publication(event.publication!)
+        const participant = this.participant(event.participant)
+        const publication = participant.publication(event.publication)
         publication.muted = event.type === 'trackMuted'
         this.emit(event.type, publication, participant)
         break
       }
       case 'trackSubscribed': {
-        const participant = this.participant(event.participant!)
-        const publication = participant.publication(event.publication!)
-        const track = new RemoteVideoTrack(event.track!, this, publication.source)
+        const participant = this.participant(event.participant)
+        const publication = participant.publication(event.publication)
+        const track = new RemoteVideoTrack(event.track, this, publication.source)
         publication.track = track
         this.emit('trackSubscribed', track, publication, participant)
         break
       }
       case 'trackUnsubscribed': {
-        const participant = this.remoteParticipants.get(event.participant!.identity) ?? this.participant(event.participant!)
-        const publication = participant.trackPublications.get(event.publication!.sid) ?? participant.publication(event.publication!)
-        const track = publication.track ?? new RemoteVideoTrack(event.track!, this, publication.source)
+        const participant =
+          this.remoteParticipants.get(event.participant.identity) ?? this.participant(event.participant)
+        const publication =
+          participant.trackPublications.get(event.publication.sid) ?? participant.publication(event.publication)
+        const track = publication.track ?? new RemoteVideoTrack(event.track, this, publication.source)
         track.end()
         publication.track = undefined
         this.emit('trackUnsubscribed', track, publication, participant)
         break
       }
       case 'localTrackPublished': {
-        const publication = this.localParticipant.publication(event.publication!)
+        const publication = this.localParticipant.publication(event.publication)
         this.emit('localTrackPublished', publication, publication.track)
         break
       }
       case 'localTrackUnpublished': {
-        const info = event.publication!
-        const publication = this.localParticipant.trackPublications.get(info.sid) ?? new LocalTrackPublication(info, undefined)
+        const info = event.publication
+        const publication =
+          this.localParticipant.trackPublications.get(info.sid) ?? new LocalTrackPublication(info, undefined)
         this.localParticipant.trackPublications.delete(info.sid)
         this.emit('localTrackUnpublished', publication)
         break
       }
       case 'connectionStateChanged': {
-        this.state = event.state!
-        this.emit('connectionStateChanged', event.state!)
+        this.state = event.state
+        this.emit('connectionStateChanged', event.state)
         break
       }
       case 'reconnecting':
@@ -563,7 +572,7 @@ export class Room extends EventEmitter<RoomEvents> {
       case 'disconnected': {
         this.state = ConnectionState.Disconnected
         this.endTracks()
-        this.emit('disconnected', event.reason ?? 'UNKNOWN_REASON')
+        this.emit('disconnected', event.reason)
         break
       }
     }

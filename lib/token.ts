@@ -1,5 +1,5 @@
 import { nativeCreateToken } from '../index.js'
-import { checkBoolean, checkOptionalString, checkOptions, checkString, invalidArgType, invalidArgument } from './errors.js'
+import { checkOptionalBoolean, checkOptionalString, checkOptions, checkString, invalidArgType } from './errors.js'
 
 /** What an access token grants and to whom. */
 export interface TokenOptions {
@@ -24,23 +24,10 @@ export interface TokenOptions {
   hidden?: boolean
 }
 
-const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 }
-/** 100 years: longer is a mistake (and would overflow the token's expiry time). */
-const MAX_TTL_SECONDS = 100 * 365 * 86400
-
-function ttlSeconds(ttl: unknown): number | undefined {
-  if (ttl === undefined) return undefined
-  const expected = `a number of seconds from 1 to ${MAX_TTL_SECONDS} (100 years) or a duration such as '10m'`
-  const inRange = (seconds: number) => seconds >= 1 && seconds <= MAX_TTL_SECONDS
-  if (typeof ttl === 'number') {
-    if (!inRange(ttl)) throw invalidArgument('ttl', expected, ttl)
-    return ttl
-  }
-  if (typeof ttl !== 'string') throw invalidArgType('ttl', expected, ttl)
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$/.exec(ttl)
-  const seconds = m ? Number(m[1]) * UNITS[m[2] || 's'] : NaN
-  if (!inRange(seconds)) throw invalidArgument('ttl', expected, ttl)
-  return seconds
+/** The token's validity: its JS type is checked here, its value (range, units) by the core. */
+function checkTtl(ttl: unknown): number | string | undefined {
+  if (ttl === undefined || typeof ttl === 'number' || typeof ttl === 'string') return ttl
+  throw invalidArgType('ttl', "a number of seconds or a duration such as '10m'", ttl)
 }
 
 /** Signs an access token (HS256 JWT with LiveKit's video grant) for joining `options.room`. */
@@ -58,12 +45,12 @@ export function createToken(options: TokenOptions): string {
     identity: checkString('identity', o.identity, { nonEmpty: true }),
     room: checkString('room', o.room, { nonEmpty: true }),
     name: checkOptionalString('name', o.name),
-    ttl: ttlSeconds(o.ttl),
-    canPublish: checkBoolean('canPublish', o.canPublish, true),
-    canSubscribe: checkBoolean('canSubscribe', o.canSubscribe, true),
-    canPublishData: checkBoolean('canPublishData', o.canPublishData, true),
+    ttl: checkTtl(o.ttl),
+    canPublish: checkOptionalBoolean('canPublish', o.canPublish),
+    canSubscribe: checkOptionalBoolean('canSubscribe', o.canSubscribe),
+    canPublishData: checkOptionalBoolean('canPublishData', o.canPublishData),
     metadata: checkOptionalString('metadata', o.metadata),
     attributes: o.attributes,
-    hidden: checkBoolean('hidden', o.hidden, false),
+    hidden: checkOptionalBoolean('hidden', o.hidden),
   })
 }

@@ -1,4 +1,11 @@
-import { ConnectionState, NativeVideoStream, TrackSource, VideoBufferType, type VideoFrame, type VideoRotation } from '../index.js'
+import {
+  ConnectionState,
+  NativeVideoStream,
+  TrackSource,
+  VideoBufferType,
+  type VideoFrame,
+  type VideoRotation,
+} from '../index.js'
 import { checkEnum, checkInteger, checkOptions, invalidArgType } from './errors.js'
 import { RemoteParticipant, RemoteVideoTrack, type Room } from './room.js'
 
@@ -248,7 +255,13 @@ class TrackFollower {
         return track
       }
       await new Promise<void>((resolve) => {
-        const events = ['trackSubscribed', 'participantConnected', 'participantDisconnected', 'reconnected', 'disconnected'] as const
+        const events = [
+          'trackSubscribed',
+          'participantConnected',
+          'participantDisconnected',
+          'reconnected',
+          'disconnected',
+        ] as const
         const timer = patience === Infinity ? undefined : setTimeout(() => done(), patience)
         const done = () => {
           for (const event of events) room.off(event, done)

@@ -16,6 +16,16 @@ const target = targetIndex >= 0 ? rest[targetIndex + 1] : hostGnu
 const env = { ...process.env }
 if (target.endsWith('-linux-gnu')) env[`CXXSTDLIB_${target.replaceAll('-', '_')}`] = ''
 
-const napiArgs = ['napi', 'build', '--platform', '--js', 'index.js', '--dts', 'index.d.ts', ...(debug ? [] : ['--release']), ...rest]
+const napiArgs = [
+  'napi',
+  'build',
+  '--platform',
+  '--js',
+  'index.js',
+  '--dts',
+  'index.d.ts',
+  ...(debug ? [] : ['--release']),
+  ...rest,
+]
 const result = spawnSync('npx', napiArgs, { stdio: 'inherit', env, shell: platform === 'win32' })
 process.exit(result.status ?? 1)

@@ -23,6 +23,36 @@ pub fn invalid_arg_type(name: &str, expected: &str, given: &str) -> napi::Error<
   )
 }
 
+/// How an error message shows a JS number, as the facade's `describe` does: `number 1.5`,
+/// `number NaN`, `number -Infinity`, `number 1e+21`.
+pub fn describe_number(n: f64) -> String {
+  let shown = if n.is_nan() {
+    "NaN".to_owned()
+  } else if n.is_infinite() {
+    if n > 0.0 { "Infinity" } else { "-Infinity" }.to_owned()
+  } else if n != 0.0 && (n.abs() >= 1e21 || n.abs() < 1e-6) {
+    // JS switches to exponent form there, with an explicit sign.
+    let e = format!("{n:e}");
+    if e.contains("e-") {
+      e
+    } else {
+      e.replace('e', "e+")
+    }
+  } else {
+    format!("{n}")
+  };
+  format!("number {shown}")
+}
+
+/// How an error message shows a JS string, as the facade's `describe` does: quoted, cut after
+/// 40 characters.
+pub fn describe_string(s: &str) -> String {
+  match s.char_indices().nth(40) {
+    Some((cut, _)) => format!("the string {:?}", format!("{}…", &s[..cut])),
+    None => format!("the string {s:?}"),
+  }
+}
+
 /// A failing napi call (out of memory, a pending exception): rare, never a crash.
 pub fn napi_failure(what: &str, status: i32) -> napi::Error<String> {
   js_error("ERR_NAPI", format!("{what} failed (napi status {status})"))

@@ -4,6 +4,7 @@
 //! The TypeScript facade in lib/ builds the public API on top.
 
 mod error;
+mod js_memory;
 mod room;
 mod token;
 mod video_frame;

@@ -4,79 +4,17 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use lkrtc_rtc as rtc;
+use lkrtc_rtc::{ConnectionState, TrackKind, TrackSource, VideoCodec};
 use napi::bindgen_prelude::PromiseRaw;
 use napi::bindgen_prelude::Result;
 use napi::Env;
 use napi_derive::napi;
 use tokio::sync::{mpsc, Mutex};
 
-use crate::error::{js_error, spawn_js, JsResultExt};
+use crate::error::{describe_number, describe_string, js_error, spawn_js, JsResultExt};
 use crate::video_source::NativeLocalVideoTrack;
-
-/// What a track carries. The numbers are LiveKit's `TrackType`.
-#[napi]
-pub enum TrackKind {
-  Audio = 0,
-  Video = 1,
-  Data = 2,
-}
-
-/// Where a track comes from. The numbers are LiveKit's `TrackSource`.
-#[napi]
-pub enum TrackSource {
-  Unknown = 0,
-  Camera = 1,
-  Microphone = 2,
-  ScreenShare = 3,
-  ScreenShareAudio = 4,
-}
-
-/// The room's link to the server. The numbers are LiveKit's `ConnectionState`.
-#[napi]
-pub enum ConnectionState {
-  Disconnected = 0,
-  Connected = 1,
-  Reconnecting = 2,
-}
-
-fn kind_to_js(kind: rtc::TrackKind) -> TrackKind {
-  match kind {
-    rtc::TrackKind::Audio => TrackKind::Audio,
-    rtc::TrackKind::Video => TrackKind::Video,
-    rtc::TrackKind::Data => TrackKind::Data,
-  }
-}
-
-fn source_to_js(source: rtc::TrackSource) -> TrackSource {
-  match source {
-    rtc::TrackSource::Unknown => TrackSource::Unknown,
-    rtc::TrackSource::Camera => TrackSource::Camera,
-    rtc::TrackSource::Microphone => TrackSource::Microphone,
-    rtc::TrackSource::ScreenShare => TrackSource::ScreenShare,
-    rtc::TrackSource::ScreenShareAudio => TrackSource::ScreenShareAudio,
-  }
-}
-
-fn source_from_js(source: TrackSource) -> rtc::TrackSource {
-  match source {
-    TrackSource::Unknown => rtc::TrackSource::Unknown,
-    TrackSource::Camera => rtc::TrackSource::Camera,
-    TrackSource::Microphone => rtc::TrackSource::Microphone,
-    TrackSource::ScreenShare => rtc::TrackSource::ScreenShare,
-    TrackSource::ScreenShareAudio => rtc::TrackSource::ScreenShareAudio,
-  }
-}
-
-fn state_to_js(state: rtc::ConnectionState) -> ConnectionState {
-  match state {
-    rtc::ConnectionState::Disconnected => ConnectionState::Disconnected,
-    rtc::ConnectionState::Connected => ConnectionState::Connected,
-    rtc::ConnectionState::Reconnecting => ConnectionState::Reconnecting,
-  }
-}
 
 /// A track publication as the server last described it.
 #[napi(object, object_from_js = false)]
@@ -98,8 +36,8 @@ impl From<rtc::RemoteTrackPublication> for TrackPublicationInfo {
     Self {
       sid: p.sid,
       name: p.name,
-      kind: kind_to_js(p.kind),
-      source: source_to_js(p.source),
+      kind: p.kind,
+      source: p.source,
       width: p.width,
       height: p.height,
       mime_type: p.mime_type,
@@ -114,8 +52,8 @@ impl From<rtc::LocalTrackPublication> for TrackPublicationInfo {
     Self {
       sid: p.sid,
       name: p.name,
-      kind: kind_to_js(p.kind),
-      source: source_to_js(p.source),
+      kind: p.kind,
+      source: p.source,
       width: p.width,
       height: p.height,
       mime_type: p.mime_type,
@@ -197,102 +135,147 @@ impl NativeRemoteVideoTrack {
   }
 }
 
-/// One room event. `type` says which fields are set.
-#[napi(object, object_from_js = false)]
-pub struct NativeRoomEvent {
-  #[napi(
-    js_name = "type",
-    ts_type = "'participantConnected' | 'participantDisconnected' | 'trackPublished' | 'trackUnpublished' | 'trackMuted' | 'trackUnmuted' | 'trackSubscribed' | 'trackUnsubscribed' | 'localTrackPublished' | 'localTrackUnpublished' | 'connectionStateChanged' | 'reconnecting' | 'reconnected' | 'disconnected'"
-  )]
-  pub kind: String,
-  pub participant: Option<ParticipantInfo>,
-  pub publication: Option<TrackPublicationInfo>,
-  pub track: Option<NativeRemoteVideoTrack>,
-  pub state: Option<ConnectionState>,
-  pub reason: Option<String>,
+/// One room event: `type` says which, and each type has its own fields.
+#[napi(discriminant = "type", discriminant_case = "camelCase", object_from_js = false)]
+pub enum NativeRoomEvent {
+  ParticipantConnected {
+    participant: ParticipantInfo,
+  },
+  ParticipantDisconnected {
+    participant: ParticipantInfo,
+  },
+  TrackPublished {
+    publication: TrackPublicationInfo,
+    participant: ParticipantInfo,
+  },
+  TrackUnpublished {
+    publication: TrackPublicationInfo,
+    participant: ParticipantInfo,
+  },
+  TrackMuted {
+    publication: TrackPublicationInfo,
+    participant: ParticipantInfo,
+  },
+  TrackUnmuted {
+    publication: TrackPublicationInfo,
+    participant: ParticipantInfo,
+  },
+  TrackSubscribed {
+    track: NativeRemoteVideoTrack,
+    publication: TrackPublicationInfo,
+    participant: ParticipantInfo,
+  },
+  TrackUnsubscribed {
+    track: NativeRemoteVideoTrack,
+    publication: TrackPublicationInfo,
+    participant: ParticipantInfo,
+  },
+  LocalTrackPublished {
+    publication: TrackPublicationInfo,
+  },
+  LocalTrackUnpublished {
+    publication: TrackPublicationInfo,
+  },
+  ConnectionStateChanged {
+    state: ConnectionState,
+  },
+  Reconnecting,
+  Reconnected,
+  Disconnected {
+    reason: String,
+  },
 }
 
 impl NativeRoomEvent {
-  fn named(kind: &str) -> Self {
-    Self {
-      kind: kind.to_string(),
-      participant: None,
-      publication: None,
-      track: None,
-      state: None,
-      reason: None,
-    }
-  }
-
+  /// The JS form of a core event; `None` for events the binding does not forward.
   fn from_core(event: rtc::RoomEvent) -> Option<Self> {
     use rtc::RoomEvent as E;
-    let remote = |kind: &str, publication: rtc::RemoteTrackPublication, participant: rtc::RemoteParticipant| Self {
-      participant: Some(participant.into()),
-      publication: Some(publication.into()),
-      ..Self::named(kind)
-    };
     Some(match event {
-      E::ParticipantConnected { participant } => Self {
-        participant: Some(participant.into()),
-        ..Self::named("participantConnected")
+      E::ParticipantConnected { participant } => Self::ParticipantConnected {
+        participant: participant.into(),
       },
-      E::ParticipantDisconnected { participant } => Self {
-        participant: Some(participant.into()),
-        ..Self::named("participantDisconnected")
+      E::ParticipantDisconnected { participant } => Self::ParticipantDisconnected {
+        participant: participant.into(),
       },
       E::TrackPublished {
         publication,
         participant,
-      } => remote("trackPublished", publication, participant),
+      } => Self::TrackPublished {
+        publication: publication.into(),
+        participant: participant.into(),
+      },
       E::TrackUnpublished {
         publication,
         participant,
-      } => remote("trackUnpublished", publication, participant),
+      } => Self::TrackUnpublished {
+        publication: publication.into(),
+        participant: participant.into(),
+      },
       E::TrackMuted {
         publication,
         participant,
-      } => remote("trackMuted", publication, participant),
+      } => Self::TrackMuted {
+        publication: publication.into(),
+        participant: participant.into(),
+      },
       E::TrackUnmuted {
         publication,
         participant,
-      } => remote("trackUnmuted", publication, participant),
+      } => Self::TrackUnmuted {
+        publication: publication.into(),
+        participant: participant.into(),
+      },
       E::TrackSubscribed {
         track,
         publication,
         participant,
-      } => Self {
-        track: Some(NativeRemoteVideoTrack { inner: track }),
-        ..remote("trackSubscribed", publication, participant)
+      } => Self::TrackSubscribed {
+        track: NativeRemoteVideoTrack { inner: track },
+        publication: publication.into(),
+        participant: participant.into(),
       },
       E::TrackUnsubscribed {
         track,
         publication,
         participant,
-      } => Self {
-        track: Some(NativeRemoteVideoTrack { inner: track }),
-        ..remote("trackUnsubscribed", publication, participant)
+      } => Self::TrackUnsubscribed {
+        track: NativeRemoteVideoTrack { inner: track },
+        publication: publication.into(),
+        participant: participant.into(),
       },
-      E::LocalTrackPublished { publication } => Self {
-        publication: Some(publication.into()),
-        ..Self::named("localTrackPublished")
+      E::LocalTrackPublished { publication } => Self::LocalTrackPublished {
+        publication: publication.into(),
       },
-      E::LocalTrackUnpublished { publication } => Self {
-        publication: Some(publication.into()),
-        ..Self::named("localTrackUnpublished")
+      E::LocalTrackUnpublished { publication } => Self::LocalTrackUnpublished {
+        publication: publication.into(),
       },
-      E::ConnectionStateChanged { state } => Self {
-        state: Some(state_to_js(state)),
-        ..Self::named("connectionStateChanged")
-      },
-      E::Reconnecting => Self::named("reconnecting"),
-      E::Reconnected => Self::named("reconnected"),
-      E::Disconnected { reason } => Self {
-        reason: Some(reason),
-        ..Self::named("disconnected")
-      },
+      E::ConnectionStateChanged { state } => Self::ConnectionStateChanged { state },
+      E::Reconnecting => Self::Reconnecting,
+      E::Reconnected => Self::Reconnected,
+      E::Disconnected { reason } => Self::Disconnected { reason },
       _ => return None,
     })
   }
+}
+
+/// The codec named `name` (lkrtc-video's parser), or ERR_INVALID_ARGUMENT.
+fn video_codec(name: &str) -> Result<VideoCodec, String> {
+  VideoCodec::from_name(name).map_err(|_| {
+    js_error(
+      "ERR_INVALID_ARGUMENT",
+      format!(
+        "invalid videoCodec: expected 'vp8' or 'h264', got {}",
+        describe_string(name)
+      ),
+    )
+  })
+}
+
+/// The canonical name (`vp8`, `h264`) of the codec `name` names; throws ERR_INVALID_ARGUMENT
+/// for a name lkrtc does not know. Lets the facade check an argument before it needs a room.
+#[napi(ts_return_type = "'vp8' | 'h264'")]
+pub fn native_video_codec_name(name: String) -> Result<&'static str, String> {
+  Ok(video_codec(&name)?.name())
 }
 
 /// How to join a room.
@@ -301,8 +284,8 @@ pub struct NativeConnectOptions {
   /// Subscribe to every published track (default `true`).
   pub auto_subscribe: Option<bool>,
   pub adaptive_stream: Option<bool>,
-  /// Bound on the whole connect (default 10000).
-  pub connect_timeout_ms: Option<u32>,
+  /// Bound on the whole connect in milliseconds: an integer from 1 to 2**31 - 1 (default 10000).
+  pub connect_timeout_ms: Option<f64>,
   /// Extra CA certificates (PEM) to trust for `wss://`, besides the public roots.
   pub ca_certificates: Option<String>,
 }
@@ -363,13 +346,16 @@ impl NativeRoom {
       room_options.auto_subscribe = o.auto_subscribe.unwrap_or(room_options.auto_subscribe);
       room_options.adaptive_stream = o.adaptive_stream.unwrap_or(room_options.adaptive_stream);
       if let Some(ms) = o.connect_timeout_ms {
-        if ms == 0 {
-          return Err(js_error(
+        room_options.connect_timeout = rtc::RoomOptions::connect_timeout_from_ms(ms).ok_or_else(|| {
+          js_error(
             "ERR_INVALID_ARGUMENT",
-            "invalid connectTimeoutMs: expected a positive number of milliseconds, got 0",
-          ));
-        }
-        room_options.connect_timeout = Duration::from_millis(u64::from(ms));
+            format!(
+              "invalid connectTimeoutMs: expected an integer from 1 to {}, got {}",
+              rtc::RoomOptions::MAX_CONNECT_TIMEOUT_MS,
+              describe_number(ms)
+            ),
+          )
+        })?;
       }
       room_options.ca_certificates = o.ca_certificates;
     }
@@ -425,7 +411,7 @@ impl NativeRoom {
 
   #[napi(getter)]
   pub fn connection_state(&self) -> ConnectionState {
-    state_to_js(self.room.connection_state())
+    self.room.connection_state()
   }
 
   #[napi(getter)]
@@ -456,19 +442,10 @@ impl NativeRoom {
     let mut publish = rtc::TrackPublishOptions::default();
     if let Some(o) = options {
       if let Some(source) = o.source {
-        publish.source = source_from_js(source);
+        publish.source = source;
       }
       if let Some(codec) = o.video_codec {
-        publish.video_codec = match codec.to_ascii_lowercase().as_str() {
-          "vp8" => rtc::VideoCodec::Vp8,
-          "h264" => rtc::VideoCodec::H264,
-          _ => {
-            return Err(js_error(
-              "ERR_INVALID_ARGUMENT",
-              format!("invalid videoCodec: expected 'vp8' or 'h264', got {codec:?}"),
-            ))
-          }
-        };
+        publish.video_codec = video_codec(&codec)?;
       }
       match (o.max_bitrate, o.max_framerate) {
         (None, None) => {}

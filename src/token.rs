@@ -1,15 +1,15 @@
 //! Access tokens for joining rooms (lkrtc-rtc's HS256 signer).
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use lkrtc_rtc as rtc;
-use napi::bindgen_prelude::Result;
+use napi::bindgen_prelude::{Either, Result};
 use napi_derive::napi;
 
-use crate::error::{js_error, JsResultExt};
+use crate::error::{describe_number, describe_string, js_error, JsResultExt};
 
-/// What a token grants and to whom. `ttl` is in seconds (default 6 hours).
+/// What a token grants and to whom. `ttl`: seconds, or a duration such as `'10m'` (default 6
+/// hours); absent flags take lkrtc-rtc's defaults.
 #[napi(object)]
 pub struct NativeTokenOptions {
   pub api_key: String,
@@ -17,7 +17,8 @@ pub struct NativeTokenOptions {
   pub identity: String,
   pub room: String,
   pub name: Option<String>,
-  pub ttl: Option<f64>,
+  #[napi(ts_type = "number | string")]
+  pub ttl: Option<Either<f64, String>>,
   pub can_publish: Option<bool>,
   pub can_subscribe: Option<bool>,
   pub can_publish_data: Option<bool>,
@@ -30,16 +31,19 @@ pub struct NativeTokenOptions {
 #[napi]
 pub fn native_create_token(options: NativeTokenOptions) -> Result<String, String> {
   let defaults = rtc::TokenOptions::default();
-  // `try_from`: `Duration::from_secs_f64` panics past u64::MAX seconds.
-  let ttl = match options.ttl.map(|s| (s, Duration::try_from_secs_f64(s))) {
+  let invalid_ttl = |given: String| {
+    js_error(
+      "ERR_INVALID_ARGUMENT",
+      format!(
+        "invalid ttl: expected a number of seconds from 1 to {} (100 years) or a duration such as '10m', got {given}",
+        rtc::MAX_TTL.as_secs()
+      ),
+    )
+  };
+  let ttl = match &options.ttl {
     None => defaults.ttl,
-    Some((s, Ok(ttl))) if s >= 1.0 => ttl,
-    Some((s, _)) => {
-      return Err(js_error(
-        "ERR_INVALID_ARGUMENT",
-        format!("invalid ttl: expected a number of seconds >= 1, got {s}"),
-      ))
-    }
+    Some(Either::A(seconds)) => rtc::ttl_from_secs(*seconds).ok_or_else(|| invalid_ttl(describe_number(*seconds)))?,
+    Some(Either::B(text)) => rtc::parse_ttl(text).ok_or_else(|| invalid_ttl(describe_string(text)))?,
   };
   rtc::create_token(&rtc::TokenOptions {
     api_key: options.api_key,
@@ -53,7 +57,7 @@ pub fn native_create_token(options: NativeTokenOptions) -> Result<String, String
     can_publish_data: options.can_publish_data.unwrap_or(defaults.can_publish_data),
     metadata: options.metadata,
     attributes: options.attributes.unwrap_or_default(),
-    hidden: options.hidden.unwrap_or(false),
+    hidden: options.hidden.unwrap_or(defaults.hidden),
   })
   .js()
 }

@@ -7,7 +7,7 @@ use napi::Env;
 use napi_derive::napi;
 
 use crate::error::{guard, JsResultExt};
-use crate::video_frame::{frame_arg, from_js_rotation, VideoFrame, VideoRotation};
+use crate::video_frame::{frame_arg, VideoFrame, VideoRotation};
 
 /// Where an application pushes raw frames of one fixed size.
 #[napi]
@@ -59,7 +59,6 @@ impl NativeVideoSource {
     rotation: VideoRotation,
   ) -> Result<(), String> {
     let frame = frame_arg(env.raw(), "frame", frame)?;
-    let rotation = from_js_rotation(rotation);
     guard(|| {
       frame
         .with_core(&env, |core| self.inner.capture_frame(core, timestamp_us, rotation))?

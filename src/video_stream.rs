@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, Notify};
 
 use crate::error::spawn_js;
 use crate::room::NativeRemoteVideoTrack;
-use crate::video_frame::{from_js_type, to_js_rotation, VideoBufferType, VideoFrame, VideoRotation};
+use crate::video_frame::{VideoBufferType, VideoFrame, VideoRotation};
 
 /// One received frame.
 #[napi(object, object_from_js = false)]
@@ -47,7 +47,7 @@ impl NativeVideoStream {
       &track.inner,
       rtc::VideoStreamOptions {
         capacity: capacity as usize,
-        format: format.map(from_js_type),
+        format,
       },
     );
     Self {
@@ -95,7 +95,7 @@ impl NativeVideoStream {
         Ok(Some(NativeVideoFrameEvent {
           frame: VideoFrame::from_owned_js(env, frame)?,
           timestamp_us: event.timestamp_us,
-          rotation: to_js_rotation(event.rotation),
+          rotation: event.rotation,
         }))
       },
     )

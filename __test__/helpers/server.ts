@@ -41,14 +41,23 @@ export function roomName(prefix: string): string {
 
 export async function token(identity: string, room: string, extra: { name?: string } = {}): Promise<string> {
   const server = await testServer()
-  return createToken({ apiKey: server.apiKey, apiSecret: server.apiSecret, identity, room, name: extra.name ?? identity })
+  return createToken({
+    apiKey: server.apiKey,
+    apiSecret: server.apiSecret,
+    identity,
+    room,
+    name: extra.name ?? identity,
+  })
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
 /** Resolves with the first `event` of `emitter` whose arguments satisfy `pred`. */
 export function once<A extends unknown[]>(
-  emitter: { on(event: string, listener: (...args: A) => void): unknown; off(event: string, listener: (...args: A) => void): unknown },
+  emitter: {
+    on(event: string, listener: (...args: A) => void): unknown
+    off(event: string, listener: (...args: A) => void): unknown
+  },
   event: string,
   pred: (...args: A) => boolean = () => true,
   timeoutMs = 15_000,

@@ -8,49 +8,15 @@ mod i420;
 mod vp8;
 
 pub use error::CodecError;
-pub use lkrtc_video::{VideoBufferType, VideoFrame};
-
-/// A video codec lkrtc can encode and decode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum VideoCodec {
-  Vp8,
-  H264,
-}
-
-impl VideoCodec {
-  /// The RTP/SDP MIME type (`video/VP8`, `video/H264`).
-  pub fn mime_type(self) -> &'static str {
-    match self {
-      Self::Vp8 => "video/VP8",
-      Self::H264 => "video/H264",
-    }
-  }
-
-  /// The codec named `name` (`vp8`, `h264`; case-insensitive, a `video/` prefix is accepted).
-  pub fn from_name(name: &str) -> Result<Self, CodecError> {
-    let lower = name.trim().to_ascii_lowercase();
-    match lower.strip_prefix("video/").unwrap_or(&lower) {
-      "vp8" => Ok(Self::Vp8),
-      "h264" | "h.264" | "avc" => Ok(Self::H264),
-      _ => Err(CodecError::UnknownCodec { given: name.to_owned() }),
-    }
-  }
-}
-
-impl std::fmt::Display for VideoCodec {
-  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-    f.write_str(match self {
-      Self::Vp8 => "VP8",
-      Self::H264 => "H.264",
-    })
-  }
-}
+pub use lkrtc_video::{VideoBufferType, VideoCodec, VideoFrame};
 
 /// What an encoder is created with. The frame size is fixed for the encoder's life: to change
 /// it, create a new encoder (its first frame is a keyframe).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EncoderConfig {
+  /// Frame width in pixels.
   pub width: u32,
+  /// Frame height in pixels.
   pub height: u32,
   /// Target bitrate (constant bitrate rate control).
   pub bitrate_bps: u32,
@@ -63,13 +29,17 @@ pub struct EncoderConfig {
 /// carries its SPS and PPS first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedFrame {
+  /// The encoded bytes.
   pub data: Vec<u8>,
+  /// True for a frame that decodes without any before it.
   pub keyframe: bool,
+  /// The timestamp the frame was encoded with, in microseconds.
   pub timestamp_us: i64,
 }
 
 /// A real-time encoder. Not `Sync`: use one from one thread at a time.
 pub trait VideoEncoder: Send {
+  /// The codec this encoder produces.
   fn codec(&self) -> VideoCodec;
   /// `frame` must be I420 of the configured size. The first frame and forced frames are
   /// keyframes; no other keyframes are made. `None` when the encoder produced no output.
@@ -88,6 +58,7 @@ pub trait VideoEncoder: Send {
 /// A decoder. After any `Err`, ask the sender for a keyframe (PLI): later delta frames may
 /// show errors until one arrives.
 pub trait VideoDecoder: Send {
+  /// The codec this decoder reads.
   fn codec(&self) -> VideoCodec;
   /// One complete encoded frame in; an I420 frame out when one is ready.
   fn decode(&mut self, data: &[u8]) -> Result<Option<VideoFrame>, CodecError>;

@@ -210,7 +210,7 @@ fn run(
   let mut decoder = match lkrtc_codec::new_decoder(codec) {
     Ok(decoder) => decoder,
     Err(e) => {
-      log::warn!("no {codec} decoder for {mid}: {e}");
+      tracing::warn!("no {codec} decoder for {mid}: {e}");
       return;
     }
   };
@@ -220,12 +220,12 @@ fn run(
       // The sender may use any codec the m-line allows: follow it.
       match lkrtc_codec::new_decoder(frame.codec) {
         Ok(next) => {
-          log::debug!("{mid} switched from {codec} to {}", frame.codec);
+          tracing::debug!("{mid} switched from {codec} to {}", frame.codec);
           decoder = next;
           codec = frame.codec;
         }
         Err(e) => {
-          log::warn!("no {} decoder for {mid}: {e}", frame.codec);
+          tracing::warn!("no {} decoder for {mid}: {e}", frame.codec);
           continue;
         }
       }
@@ -241,7 +241,7 @@ fn run(
       }
       Ok(None) => {}
       Err(e) => {
-        log::debug!("decode error on {mid}: {e}; asking for a keyframe");
+        tracing::debug!("decode error on {mid}: {e}; asking for a keyframe");
         request_keyframe();
       }
     }

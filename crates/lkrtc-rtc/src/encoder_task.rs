@@ -190,7 +190,7 @@ fn run(
           control.keyframes_encoded.fetch_add(1, Ordering::Relaxed);
         }
         if let Err(e) = control.write(out) {
-          log::debug!("dropping an encoded frame: {e}");
+          tracing::debug!("dropping an encoded frame: {e}");
           control.frames_unsent.fetch_add(1, Ordering::Relaxed);
         } else {
           control.bytes_sent.fetch_add(len, Ordering::Relaxed);
@@ -198,7 +198,7 @@ fn run(
       }
       Ok(None) => {}
       Err(e) => {
-        log::warn!("encoder error on {}: {e}", params.mid);
+        tracing::warn!("encoder error on {}: {e}", params.mid);
         if force {
           control.keyframe.store(true, Ordering::Relaxed);
         }

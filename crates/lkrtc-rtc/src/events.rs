@@ -5,6 +5,7 @@ use crate::publication::{LocalTrackPublication, RemoteTrackPublication};
 use crate::remote_track::RemoteVideoTrack;
 
 /// The room's link to the server. The numbers are LiveKit's `ConnectionState`.
+#[cfg_attr(feature = "napi", napi_derive::napi)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum ConnectionState {

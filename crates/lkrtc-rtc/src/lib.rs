@@ -36,7 +36,7 @@ pub use participant::RemoteParticipant;
 pub use publication::{LocalTrackPublication, RemoteTrackPublication, TrackKind, TrackSource};
 pub use remote_track::{RemoteVideoTrack, TrackEndReason};
 pub use room::Room;
-pub use token::{create_token, TokenOptions};
+pub use token::{create_token, parse_ttl, ttl_from_secs, TokenOptions, MAX_TTL};
 pub use video_source::{CapturedFrame, VideoSource};
 pub use video_stream::{VideoFrameEvent, VideoStream, VideoStreamOptions};
 

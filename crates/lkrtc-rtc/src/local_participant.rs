@@ -13,7 +13,7 @@ use crate::engine::shared::{lock, SharedRef};
 use crate::engine::{Command, PublishRequest};
 use crate::events::ConnectionState;
 use crate::local_track::LocalVideoTrack;
-use crate::options::{codec_name, default_video_encoding, TrackPublishOptions};
+use crate::options::{default_video_encoding, TrackPublishOptions};
 use crate::publication::LocalTrackPublication;
 use crate::{RtcError, RtcResult};
 
@@ -169,7 +169,7 @@ impl LocalParticipant {
       source: options.source.to_proto() as i32,
       layers: layers.clone(),
       simulcast_codecs: vec![proto::SimulcastCodec {
-        codec: codec_name(codec).into(),
+        codec: codec.name().into(),
         cid: cid.clone(),
         layers,
         ..Default::default()

@@ -40,16 +40,21 @@ impl Default for RoomOptions {
   }
 }
 
-/// Codecs lkrtc publishes (lkrtc-codec's).
-pub use lkrtc_codec::VideoCodec;
+impl RoomOptions {
+  /// The longest `connect_timeout` [`RoomOptions::connect_timeout_from_ms`] takes, in
+  /// milliseconds: the longest delay a JavaScript timer can wait.
+  pub const MAX_CONNECT_TIMEOUT_MS: u32 = i32::MAX as u32;
 
-/// The name LiveKit uses in `SimulcastCodec.codec`.
-pub(crate) fn codec_name(codec: VideoCodec) -> &'static str {
-  match codec {
-    VideoCodec::Vp8 => "vp8",
-    VideoCodec::H264 => "h264",
+  /// A `connect_timeout` of `ms` milliseconds, if `ms` is an integer from 1 to
+  /// [`RoomOptions::MAX_CONNECT_TIMEOUT_MS`].
+  pub fn connect_timeout_from_ms(ms: f64) -> Option<Duration> {
+    let valid = ms.fract() == 0.0 && ms >= 1.0 && ms <= f64::from(Self::MAX_CONNECT_TIMEOUT_MS);
+    valid.then(|| Duration::from_millis(ms as u64))
   }
 }
+
+/// Codecs lkrtc publishes.
+pub use lkrtc_video::VideoCodec;
 
 /// Encoder limits for a published track.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -166,6 +171,30 @@ mod tests {
   #[test]
   fn connect_waits_for_the_peer_connection_by_default() {
     assert!(RoomOptions::default().wait_for_peer_connection);
+  }
+
+  #[test]
+  fn a_connect_timeout_is_a_whole_number_of_milliseconds_from_1_to_2_pow_31_minus_1() {
+    assert_eq!(
+      RoomOptions::connect_timeout_from_ms(1.0),
+      Some(Duration::from_millis(1))
+    );
+    assert_eq!(
+      RoomOptions::connect_timeout_from_ms(2f64.powi(31) - 1.0),
+      Some(Duration::from_millis((1 << 31) - 1))
+    );
+    for ms in [
+      0.0,
+      -1.0,
+      1.5,
+      f64::NAN,
+      f64::INFINITY,
+      f64::NEG_INFINITY,
+      2f64.powi(31),
+      f64::MAX,
+    ] {
+      assert_eq!(RoomOptions::connect_timeout_from_ms(ms), None, "{ms}");
+    }
   }
 
   #[test]

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 
 use lkrtc_transport::{
-  Mid, OutgoingVideoFrame, TransportConfig, TransportEvent, TransportHandle, TransportRole, VideoCodecKind, VideoSink,
+  Mid, OutgoingVideoFrame, TransportConfig, TransportEvent, TransportHandle, TransportRole, VideoSink,
 };
 use lkrtc_video::VideoRotation;
 use tokio::sync::mpsc;
@@ -68,20 +68,6 @@ fn transport_error(e: lkrtc_transport::TransportError) -> RtcError {
   RtcError::Transport(e.to_string())
 }
 
-fn codec_kind(codec: VideoCodec) -> VideoCodecKind {
-  match codec {
-    VideoCodec::Vp8 => VideoCodecKind::Vp8,
-    VideoCodec::H264 => VideoCodecKind::H264,
-  }
-}
-
-fn codec_of(kind: VideoCodecKind) -> VideoCodec {
-  match kind {
-    VideoCodecKind::Vp8 => VideoCodec::Vp8,
-    VideoCodecKind::H264 => VideoCodec::H264,
-  }
-}
-
 fn translate(event: TransportEvent) -> Option<PcEvent> {
   Some(match event {
     TransportEvent::LocalCandidate(json) => PcEvent::LocalCandidate(json),
@@ -100,7 +86,7 @@ fn translate(event: TransportEvent) -> Option<PcEvent> {
       mid: mid.to_string(),
       stream_id,
       track_id,
-      codec: Some(codec_of(codec)),
+      codec: Some(codec),
     },
     TransportEvent::TrackRemoved { mid } => PcEvent::TrackRemoved { mid: mid.to_string() },
     // A frame of a track without a sink (not subscribed, or not yet): nobody decodes it.
@@ -140,7 +126,7 @@ impl Pc {
   pub async fn add_video_track(&self, stream_id: &str, track_id: &str, codec: VideoCodec) -> RtcResult<String> {
     let mid = self
       .transport
-      .add_video_track(stream_id, track_id, codec_kind(codec))
+      .add_video_track(stream_id, track_id, codec)
       .await
       .map_err(transport_error)?;
     Ok(mid.to_string())
@@ -203,7 +189,7 @@ impl Pc {
           ..
         } => input.push(EncodedFrame {
           data,
-          codec: codec_of(codec),
+          codec,
           keyframe,
           contiguous,
           rtp_time,

@@ -3,6 +3,7 @@
 use livekit_protocol as proto;
 
 /// What a track carries. The numbers are LiveKit's `TrackType`.
+#[cfg_attr(feature = "napi", napi_derive::napi)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum TrackKind {
@@ -26,6 +27,7 @@ impl TrackKind {
 }
 
 /// Where a track comes from. The numbers are LiveKit's `TrackSource`.
+#[cfg_attr(feature = "napi", napi_derive::napi)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(u32)]
 pub enum TrackSource {

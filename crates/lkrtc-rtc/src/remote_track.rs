@@ -165,7 +165,7 @@ impl RemoteVideoTrack {
           queue.push(done.clone());
           converted.push(done);
         }
-        Err(e) => log::warn!("cannot convert a received frame to {}: {e}", queue.format),
+        Err(e) => tracing::warn!("cannot convert a received frame to {}: {e}", queue.format),
       }
     }
   }
@@ -194,7 +194,7 @@ mod tests {
       &track,
       VideoStreamOptions {
         capacity: 2,
-        format: Some(VideoBufferType::Rgba),
+        format: Some(VideoBufferType::RGBA),
       },
     );
     let frame = VideoFrame::new_zeroed(4, 4, VideoBufferType::I420).unwrap();
@@ -209,7 +209,7 @@ mod tests {
     assert_eq!(a.frame.buffer_type(), VideoBufferType::I420);
     assert_eq!(
       (b.frame.buffer_type(), b.frame.data().len(), b.timestamp_us),
-      (VideoBufferType::Rgba, 64, 7)
+      (VideoBufferType::RGBA, 64, 7)
     );
     assert_eq!(b.rotation, VideoRotation::Rotation180);
     assert!(i420.next().await.is_none() && rgba.next().await.is_none());

@@ -107,6 +107,37 @@ struct Claims<'a> {
   video: VideoGrant<'a>,
 }
 
+/// The longest validity a token may have: 100 years (longer is a mistake, and would overflow the
+/// token's expiry time).
+pub const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 86400);
+
+/// A validity of `seconds` (fractions allowed), if it is from 1 second to [`MAX_TTL`].
+pub fn ttl_from_secs(seconds: f64) -> Option<Duration> {
+  // NaN fails both comparisons.
+  (seconds >= 1.0 && seconds <= MAX_TTL.as_secs_f64()).then(|| Duration::from_secs_f64(seconds))
+}
+
+/// The validity `text` names: a number of seconds with an optional unit, `s`, `m`, `h` or `d`
+/// (`'90'`, `'90s'`, `'10m'`, `'1.5h'`, `'1d'`), from 1 second to [`MAX_TTL`].
+pub fn parse_ttl(text: &str) -> Option<Duration> {
+  let text = text.trim();
+  let (number, unit) = match text.char_indices().last()? {
+    (i, 's') => (&text[..i], 1.0),
+    (i, 'm') => (&text[..i], 60.0),
+    (i, 'h') => (&text[..i], 3600.0),
+    (i, 'd') => (&text[..i], 86400.0),
+    _ => (text, 1.0),
+  };
+  let number = number.trim_end();
+  // Digits with an optional fraction: no sign, exponent or `inf`, which `f64::from_str` takes.
+  let (whole, fraction) = number.split_once('.').unwrap_or((number, "0"));
+  let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+  if !(digits(whole) && digits(fraction)) {
+    return None;
+  }
+  ttl_from_secs(number.parse::<f64>().ok()? * unit)
+}
+
 /// Signs a join token for `options.room` as `options.identity`.
 pub fn create_token(options: &TokenOptions) -> RtcResult<String> {
   let required = [
@@ -240,5 +271,44 @@ mod tests {
     let payload = URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap();
     let claims: serde_json::Value = serde_json::from_slice(&payload).unwrap();
     assert_eq!(claims["exp"], u64::MAX);
+  }
+
+  #[test]
+  fn ttl_text_takes_seconds_and_units() {
+    assert_eq!(parse_ttl("90"), Some(Duration::from_secs(90)));
+    assert_eq!(parse_ttl(" 90s "), Some(Duration::from_secs(90)));
+    assert_eq!(parse_ttl("10m"), Some(Duration::from_secs(600)));
+    assert_eq!(parse_ttl("1.5h"), Some(Duration::from_secs(5400)));
+    assert_eq!(parse_ttl("2 d"), Some(Duration::from_secs(2 * 86400)));
+  }
+
+  #[test]
+  fn ttl_text_outside_1_second_to_100_years_or_not_a_duration_is_refused() {
+    for text in [
+      "",
+      "0",
+      "0.5s",
+      "10 weeks",
+      "1e3",
+      "-5m",
+      "inf",
+      "NaN",
+      ".5m",
+      "5.m",
+      "99999999999999999999d",
+    ] {
+      assert_eq!(parse_ttl(text), None, "{text:?}");
+    }
+    assert_eq!(parse_ttl(&"9".repeat(400)), None);
+    assert_eq!(parse_ttl(&format!("{}", MAX_TTL.as_secs())), Some(MAX_TTL));
+  }
+
+  #[test]
+  fn ttl_seconds_must_be_from_1_to_100_years() {
+    assert_eq!(ttl_from_secs(1.0), Some(Duration::from_secs(1)));
+    assert_eq!(ttl_from_secs(MAX_TTL.as_secs_f64()), Some(MAX_TTL));
+    for seconds in [0.0, 0.5, -1.0, f64::NAN, f64::INFINITY, MAX_TTL.as_secs_f64() + 1.0] {
+      assert_eq!(ttl_from_secs(seconds), None, "{seconds}");
+    }
   }
 }

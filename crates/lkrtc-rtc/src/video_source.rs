@@ -272,7 +272,7 @@ mod tests {
   fn rgba_frames_are_converted_to_i420() {
     let source = VideoSource::new(4, 2, VideoSourceOptions::default()).unwrap();
     let slot = source.attach();
-    let rgba = VideoFrame::new(4, 2, VideoBufferType::Rgba, vec![255u8; 4 * 2 * 4]).unwrap();
+    let rgba = VideoFrame::new(4, 2, VideoBufferType::RGBA, vec![255u8; 4 * 2 * 4]).unwrap();
     source
       .capture_frame(&rgba.as_ref(), 5, VideoRotation::Rotation0)
       .unwrap();

@@ -57,16 +57,16 @@ fn solid_rgba(rgb: [u8; 3]) -> VideoFrame<Vec<u8>> {
   for px in data.chunks_exact_mut(4) {
     px[..3].copy_from_slice(&rgb);
   }
-  VideoFrame::new(WIDTH, HEIGHT, VideoBufferType::Rgba, data).unwrap()
+  VideoFrame::new(WIDTH, HEIGHT, VideoBufferType::RGBA, data).unwrap()
 }
 
 /// Mean colour of an RGBA (or, converted here, I420) frame, sampled on a grid.
 fn mean_rgb(frame: &VideoFrame<Vec<u8>>) -> [f64; 3] {
   let rgba;
-  let data = if frame.buffer_type() == VideoBufferType::Rgba {
+  let data = if frame.buffer_type() == VideoBufferType::RGBA {
     frame.data()
   } else {
-    rgba = lkrtc_video::convert(frame, VideoBufferType::Rgba, false).unwrap();
+    rgba = lkrtc_video::convert(frame, VideoBufferType::RGBA, false).unwrap();
     rgba.data()
   };
   let mut sum = [0f64; 3];
@@ -322,12 +322,12 @@ async fn colours_arrive_in_order(codec: VideoCodec, format: Option<VideoBufferTy
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vp8_colours_arrive_in_order_as_rgba_with_capture_timestamps() {
-  colours_arrive_in_order(VideoCodec::Vp8, Some(VideoBufferType::Rgba)).await;
+  colours_arrive_in_order(VideoCodec::Vp8, Some(VideoBufferType::RGBA)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h264_colours_arrive_in_order_as_rgba_with_capture_timestamps() {
-  colours_arrive_in_order(VideoCodec::H264, Some(VideoBufferType::Rgba)).await;
+  colours_arrive_in_order(VideoCodec::H264, Some(VideoBufferType::RGBA)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -620,7 +620,7 @@ async fn a_republished_track_is_received_each_time() {
       &remote,
       VideoStreamOptions {
         capacity: 0,
-        format: Some(VideoBufferType::Rgba),
+        format: Some(VideoBufferType::RGBA),
       },
     );
     // Frames of this publication's colour, within 10 s of its subscription.

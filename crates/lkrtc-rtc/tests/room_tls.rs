@@ -308,7 +308,7 @@ async fn video_published_by_a_wss_participant_reaches_another_participant() {
       for px in data.chunks_exact_mut(4) {
         px[..3].copy_from_slice(&[0, 0, 255]);
       }
-      let frame = VideoFrame::new(W, H, VideoBufferType::Rgba, data).unwrap();
+      let frame = VideoFrame::new(W, H, VideoBufferType::RGBA, data).unwrap();
       while !stop.load(Ordering::Relaxed) {
         if source
           .capture_frame(&frame.as_ref(), now_us(), VideoRotation::Rotation0)
@@ -331,7 +331,7 @@ async fn video_published_by_a_wss_participant_reaches_another_participant() {
     &track,
     VideoStreamOptions {
       capacity: 0,
-      format: Some(VideoBufferType::Rgba),
+      format: Some(VideoBufferType::RGBA),
     },
   );
   let event = tokio::time::timeout(Duration::from_secs(15), stream.next())

@@ -17,7 +17,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig}
 
 use crate::candidate::candidate_init_json;
 use crate::sdp::{self, SdpDirection};
-use crate::{Mid, OutgoingVideoFrame, TransportConfig, TransportError, TransportEvent, TransportRole, VideoCodecKind};
+use crate::{Mid, OutgoingVideoFrame, TransportConfig, TransportError, TransportEvent, TransportRole, VideoCodec};
 
 /// LiveKit's data channel labels.
 pub(crate) const RELIABLE_LABEL: &str = "_reliable";
@@ -63,7 +63,7 @@ struct LocalTrack {
   rtc: Option<Mid>,
   stream_id: String,
   track_id: String,
-  codec: VideoCodecKind,
+  codec: VideoCodec,
   negotiated: bool,
   pt: Option<Pt>,
   /// Capture clock minus Unix time, fixed at the first frame (see [`capture_clock_offset`]).
@@ -241,12 +241,7 @@ impl Core {
 
   // ---- publisher ----
 
-  pub fn add_video_track(
-    &mut self,
-    stream_id: &str,
-    track_id: &str,
-    codec: VideoCodecKind,
-  ) -> Result<Mid, TransportError> {
+  pub fn add_video_track(&mut self, stream_id: &str, track_id: &str, codec: VideoCodec) -> Result<Mid, TransportError> {
     self.require_open()?;
     self.require(TransportRole::Publisher, "add_video_track")?;
     let local = Mid::from(format!("lk{}", self.next_local).as_str());
@@ -818,7 +813,7 @@ impl Core {
   }
 
   fn on_media_data(&mut self, d: MediaData, now: Instant) {
-    let Some(codec) = VideoCodecKind::from_str0m(d.params.spec().codec) else {
+    let Some(codec) = crate::types::codec_of_str0m(d.params.spec().codec) else {
       return; // audio is not handled by lkrtc yet
     };
     if !d.contiguous {
@@ -891,10 +886,10 @@ pub(crate) fn capture_wallclock(wall_unix_us: i64, now: Instant, now_unix_us: i6
   now.checked_sub(Duration::from_micros(ago as u64)).unwrap_or(now)
 }
 
-fn codec_matches(p: &PayloadParams, codec: VideoCodecKind) -> bool {
+fn codec_matches(p: &PayloadParams, codec: VideoCodec) -> bool {
   let spec = p.spec();
-  VideoCodecKind::from_str0m(spec.codec) == Some(codec)
-    && (codec != VideoCodecKind::H264 || spec.format.packetization_mode == Some(1))
+  crate::types::codec_of_str0m(spec.codec) == Some(codec)
+    && (codec != VideoCodec::H264 || spec.format.packetization_mode == Some(1))
 }
 
 #[cfg(test)]

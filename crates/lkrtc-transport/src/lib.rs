@@ -9,7 +9,7 @@
 //! # async fn demo(server: std::net::SocketAddr) -> Result<(), TransportError> {
 //! let ip = local_ip_for(server)?;
 //! let (publisher, mut events) = PeerTransport::start(TransportConfig::new(TransportRole::Publisher, ip)).await?;
-//! let mid = publisher.add_video_track("PA_me|TR_cid", "TR_cid", VideoCodecKind::Vp8).await?;
+//! let mid = publisher.add_video_track("PA_me|TR_cid", "TR_cid", VideoCodec::Vp8).await?;
 //! while let Some(ev) = events.recv().await {
 //!   match ev {
 //!     TransportEvent::NegotiationNeeded => {
@@ -39,4 +39,4 @@ mod types;
 pub use candidate::local_ip_for;
 pub use error::TransportError;
 pub use task::{PeerTransport, TransportHandle, VideoSink};
-pub use types::{Mid, OutgoingVideoFrame, TransportConfig, TransportEvent, TransportRole, VideoCodecKind};
+pub use types::{Mid, OutgoingVideoFrame, TransportConfig, TransportEvent, TransportRole, VideoCodec};

@@ -1,7 +1,7 @@
 //! Small SDP text helpers for what str0m's API does not expose: per-m-line msid/direction of a
 //! remote description, and putting a track's chosen codec first in our offer.
 
-use crate::VideoCodecKind;
+use crate::VideoCodec;
 
 /// Direction attribute of an m-section (session default: sendrecv).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,13 +36,13 @@ impl MSection {
 
   /// The first payload type that is one of our video codecs.
   #[cfg(test)]
-  pub fn first_video_codec(&self) -> Option<VideoCodecKind> {
+  pub fn first_video_codec(&self) -> Option<VideoCodec> {
     self.pts.iter().find_map(|pt| video_codec(self.codec_of(*pt)?))
   }
 
   /// This (offer) section's most preferred video codec that `answer` kept: what the sender
   /// will use. An answerer lists codecs in its own order, so the answer alone cannot tell.
-  pub fn accepted_video_codec(&self, answer: &MSection) -> Option<VideoCodecKind> {
+  pub fn accepted_video_codec(&self, answer: &MSection) -> Option<VideoCodec> {
     self
       .pts
       .iter()
@@ -51,10 +51,10 @@ impl MSection {
   }
 }
 
-fn video_codec(name: &str) -> Option<VideoCodecKind> {
+fn video_codec(name: &str) -> Option<VideoCodec> {
   match name {
-    "VP8" => Some(VideoCodecKind::Vp8),
-    "H264" => Some(VideoCodecKind::H264),
+    "VP8" => Some(VideoCodec::Vp8),
+    "H264" => Some(VideoCodec::H264),
     _ => None,
   }
 }
@@ -132,7 +132,7 @@ fn parse_msid(v: &str) -> Option<(String, String)> {
 /// Rewrites the m-line of `mid` so the payload types of `codec` (and their RTX) come first.
 /// SFUs such as livekit-server pick the first codec of the offer they support, so this is how a
 /// track is published as H.264 while both codecs stay negotiable.
-pub(crate) fn prefer_codec(sdp: &str, mid: &str, codec: VideoCodecKind) -> String {
+pub(crate) fn prefer_codec(sdp: &str, mid: &str, codec: VideoCodec) -> String {
   let sections = scan(sdp);
   let Some(section) = sections.iter().find(|s| s.mid.as_deref() == Some(mid)) else {
     return sdp.to_owned();
@@ -245,7 +245,7 @@ a=rtpmap:103 rtx/90000\r\na=fmtp:103 apt=102\r\n";
     assert_eq!(s[1].mid.as_deref(), Some("1"));
     assert_eq!(s[1].direction, SdpDirection::SendOnly);
     assert_eq!(s[1].msid, Some(("PA_abc|TR_def".to_owned(), "TR_def".to_owned())));
-    assert_eq!(s[1].first_video_codec(), Some(VideoCodecKind::Vp8));
+    assert_eq!(s[1].first_video_codec(), Some(VideoCodec::Vp8));
   }
 
   #[test]
@@ -260,15 +260,15 @@ a=rtpmap:103 rtx/90000\r\na=fmtp:103 apt=102\r\n";
 
   #[test]
   fn prefers_h264_with_its_rtx() {
-    let out = prefer_codec(OFFER, "1", VideoCodecKind::H264);
+    let out = prefer_codec(OFFER, "1", VideoCodec::H264);
     assert!(out.contains("m=video 9 UDP/TLS/RTP/SAVPF 102 103 96 97\r\n"), "{out}");
-    assert_eq!(scan(&out)[1].first_video_codec(), Some(VideoCodecKind::H264));
+    assert_eq!(scan(&out)[1].first_video_codec(), Some(VideoCodec::H264));
     // Untouched otherwise.
     assert_eq!(out.len(), OFFER.len());
   }
 
   #[test]
   fn unknown_mid_is_a_no_op() {
-    assert_eq!(prefer_codec(OFFER, "9", VideoCodecKind::H264), OFFER);
+    assert_eq!(prefer_codec(OFFER, "9", VideoCodec::H264), OFFER);
   }
 }

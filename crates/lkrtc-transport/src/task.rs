@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::candidate::parse_candidate_init;
 use crate::core::{Core, Poll};
-use crate::{Mid, OutgoingVideoFrame, TransportConfig, TransportError, TransportEvent, TransportRole, VideoCodecKind};
+use crate::{Mid, OutgoingVideoFrame, TransportConfig, TransportError, TransportEvent, TransportRole, VideoCodec};
 
 /// Kernel receive buffer: a 1080p keyframe is a burst of a few hundred packets.
 const RECV_BUFFER: usize = 4 << 20;
@@ -25,7 +25,7 @@ enum Command {
   AddVideoTrack {
     stream_id: String,
     track_id: String,
-    codec: VideoCodecKind,
+    codec: VideoCodec,
     reply: Reply<Mid>,
   },
   RemoveTrack(Mid, Reply<()>),
@@ -163,7 +163,7 @@ impl TransportHandle {
     &self,
     stream_id: &str,
     track_id: &str,
-    codec: VideoCodecKind,
+    codec: VideoCodec,
   ) -> Result<Mid, TransportError> {
     let (stream_id, track_id) = (stream_id.to_owned(), track_id.to_owned());
     self

@@ -52,30 +52,14 @@ impl TransportConfig {
 }
 
 /// The video codec a track is sent as (and, on receive, was sent as).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum VideoCodecKind {
-  /// VP8 (RFC 7741 packetization). The default.
-  #[default]
-  Vp8,
-  /// H.264 constrained baseline 42e01f, packetization-mode 1 (RFC 6184, Annex-B frames).
-  H264,
-}
+pub use lkrtc_video::VideoCodec;
 
-impl VideoCodecKind {
-  pub(crate) fn from_str0m(c: str0m::format::Codec) -> Option<Self> {
-    match c {
-      str0m::format::Codec::Vp8 => Some(VideoCodecKind::Vp8),
-      str0m::format::Codec::H264 => Some(VideoCodecKind::H264),
-      _ => None,
-    }
-  }
-
-  /// The rtpmap encoding name.
-  pub(crate) fn sdp_name(self) -> &'static str {
-    match self {
-      VideoCodecKind::Vp8 => "VP8",
-      VideoCodecKind::H264 => "H264",
-    }
+/// The codec of a str0m payload type, if lkrtc handles it.
+pub(crate) fn codec_of_str0m(c: str0m::format::Codec) -> Option<VideoCodec> {
+  match c {
+    str0m::format::Codec::Vp8 => Some(VideoCodec::Vp8),
+    str0m::format::Codec::H264 => Some(VideoCodec::H264),
+    _ => None,
   }
 }
 
@@ -137,7 +121,7 @@ pub enum TransportEvent {
     /// The offer's most preferred codec that the answer kept. A hint only: the sender may use
     /// any codec both sides kept (an SFU offers all it knows), so [`TransportEvent::VideoFrame`]'s
     /// `codec` is what to decode with.
-    codec: VideoCodecKind,
+    codec: VideoCodec,
   },
   /// Subscriber: a remote m-line stopped (inactive, rejected, or reused for another track; in
   /// the last case `TrackAdded` for the same mid follows).
@@ -152,7 +136,7 @@ pub enum TransportEvent {
     /// VP8 frame or H.264 Annex-B access unit.
     data: Vec<u8>,
     /// Codec of this frame.
-    codec: VideoCodecKind,
+    codec: VideoCodec,
     /// Keyframe as detected from the payload.
     keyframe: bool,
     /// False when frames were lost right before this one (a keyframe has been requested).

@@ -5,8 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use lkrtc_transport::{
-  Mid, OutgoingVideoFrame, PeerTransport, TransportConfig, TransportEvent, TransportHandle, TransportRole,
-  VideoCodecKind,
+  Mid, OutgoingVideoFrame, PeerTransport, TransportConfig, TransportEvent, TransportHandle, TransportRole, VideoCodec,
 };
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio::time::timeout;
@@ -84,7 +83,7 @@ struct Pair {
   sub_mid: Mid,
 }
 
-async fn connected_pair(codec: VideoCodecKind) -> Pair {
+async fn connected_pair(codec: VideoCodec) -> Pair {
   let (mut publisher, pub_peer) = start(TransportRole::Publisher).await;
   let (mut subscriber, sub_peer) = start(TransportRole::Subscriber).await;
   let _ = pub_peer.send(subscriber.handle.clone());
@@ -140,12 +139,12 @@ async fn connected_pair(codec: VideoCodecKind) -> Pair {
 }
 
 /// The first payload type of the (last) video m-line is `codec`.
-fn assert_first_video_codec(sdp: &str, codec: VideoCodecKind) {
+fn assert_first_video_codec(sdp: &str, codec: VideoCodec) {
   let m_line = sdp.lines().rfind(|l| l.starts_with("m=video")).expect("a video m-line");
   let pt = m_line.split_whitespace().nth(3).expect("a payload type");
   let name = match codec {
-    VideoCodecKind::Vp8 => "VP8",
-    VideoCodecKind::H264 => "H264",
+    VideoCodec::Vp8 => "VP8",
+    VideoCodec::H264 => "H264",
   };
   assert!(
     sdp.contains(&format!("a=rtpmap:{pt} {name}/90000")),
@@ -175,7 +174,7 @@ fn vp8_frame(index: u32, keyframe: bool, len: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vp8_frames_arrive_intact_and_in_order() {
-  let mut pair = connected_pair(VideoCodecKind::Vp8).await;
+  let mut pair = connected_pair(VideoCodec::Vp8).await;
   let count = 40u32;
   let mut sent = Vec::new();
   for i in 0..count {
@@ -211,7 +210,7 @@ async fn vp8_frames_arrive_intact_and_in_order() {
       })
       .await;
     assert_eq!(mid, pair.sub_mid);
-    assert_eq!(codec, VideoCodecKind::Vp8);
+    assert_eq!(codec, VideoCodec::Vp8);
     assert_eq!(data, sent[i as usize], "frame {i} differs");
     assert_eq!(keyframe, i == 0 || i == 20, "keyframe flag of frame {i}");
     assert_eq!(rotation, 1, "CVO rotation");
@@ -236,7 +235,7 @@ async fn vp8_frames_arrive_intact_and_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connecting_asks_for_a_first_keyframe() {
-  let mut pair = connected_pair(VideoCodecKind::Vp8).await;
+  let mut pair = connected_pair(VideoCodec::Vp8).await;
   let mid = pair
     .publisher
     .next("KeyframeRequest on connect", |e| match e {
@@ -258,7 +257,7 @@ async fn audio_m_line_is_accepted_but_not_reported() {
     .await
     .unwrap();
   publisher
-    .add_video_track("PA_a|TR_v", "TR_v", VideoCodecKind::Vp8)
+    .add_video_track("PA_a|TR_v", "TR_v", VideoCodec::Vp8)
     .await
     .unwrap();
   let offer = publisher.create_offer(false).await.unwrap();
@@ -292,7 +291,7 @@ async fn audio_m_line_is_accepted_but_not_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h264_track_is_offered_first_and_delivered() {
-  let mut pair = connected_pair(VideoCodecKind::H264).await;
+  let mut pair = connected_pair(VideoCodec::H264).await;
   let mut au = Vec::new();
   for (nal, len) in [(0x67u8, 12usize), (0x68, 4), (0x65, 9000)] {
     au.extend_from_slice(&[0, 0, 0, 1, nal]);
@@ -319,7 +318,7 @@ async fn h264_track_is_offered_first_and_delivered() {
       _ => None,
     })
     .await;
-  assert_eq!(codec, VideoCodecKind::H264);
+  assert_eq!(codec, VideoCodec::H264);
   assert!(keyframe);
   // Every NAL unit arrives, each behind a start code.
   for nal in [0x67u8, 0x68, 0x65] {
@@ -332,7 +331,7 @@ async fn h264_track_is_offered_first_and_delivered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_channels_carry_messages_both_ways() {
-  let mut pair = connected_pair(VideoCodecKind::Vp8).await;
+  let mut pair = connected_pair(VideoCodec::Vp8).await;
   pair
     .publisher
     .handle
@@ -371,7 +370,7 @@ async fn data_channels_carry_messages_both_ways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyframe_request_reaches_the_publisher() {
-  let mut pair = connected_pair(VideoCodecKind::Vp8).await;
+  let mut pair = connected_pair(VideoCodec::Vp8).await;
   // The receiver learns the sender's SSRC from media; send a frame first.
   pair.publisher.handle.write_video(
     pair.pub_mid,
@@ -406,7 +405,7 @@ async fn keyframe_request_reaches_the_publisher() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_ends_the_event_stream() {
-  let mut pair = connected_pair(VideoCodecKind::Vp8).await;
+  let mut pair = connected_pair(VideoCodec::Vp8).await;
   pair.publisher.handle.close().await;
   timeout(WAIT, async { while pair.publisher.events.recv().await.is_some() {} })
     .await
@@ -470,12 +469,12 @@ async fn bad_sdp_is_an_error_with_a_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renegotiation_adds_and_removes_tracks() {
-  let mut pair = connected_pair(VideoCodecKind::Vp8).await;
+  let mut pair = connected_pair(VideoCodec::Vp8).await;
   // A second track while connected.
   let second = pair
     .publisher
     .handle
-    .add_video_track("PA_pub|TR_screen", "TR_screen", VideoCodecKind::H264)
+    .add_video_track("PA_pub|TR_screen", "TR_screen", VideoCodec::H264)
     .await
     .unwrap();
   assert_ne!(second, pair.pub_mid);
@@ -486,7 +485,7 @@ async fn renegotiation_adds_and_removes_tracks() {
     })
     .await;
   let offer = pair.publisher.handle.create_offer(false).await.unwrap();
-  assert_first_video_codec(&offer, VideoCodecKind::H264);
+  assert_first_video_codec(&offer, VideoCodec::H264);
   let answer = pair.subscriber.handle.apply_offer(&offer).await.unwrap();
   pair.publisher.handle.apply_answer(&answer).await.unwrap();
   let (sub_second, track_id, codec) = pair
@@ -499,7 +498,7 @@ async fn renegotiation_adds_and_removes_tracks() {
     })
     .await;
   assert_eq!(track_id, "TR_screen");
-  assert_eq!(codec, VideoCodecKind::H264);
+  assert_eq!(codec, VideoCodec::H264);
   assert_ne!(sub_second, pair.sub_mid);
 
   // Media flows on the new track.
@@ -549,14 +548,14 @@ async fn renegotiation_adds_and_removes_tracks() {
   pair
     .publisher
     .handle
-    .add_video_track("PA_pub|TR_3", "TR_3", VideoCodecKind::Vp8)
+    .add_video_track("PA_pub|TR_3", "TR_3", VideoCodec::Vp8)
     .await
     .unwrap();
   let offer = pair.publisher.handle.create_offer(false).await.unwrap();
   pair
     .publisher
     .handle
-    .add_video_track("PA_pub|TR_4", "TR_4", VideoCodecKind::Vp8)
+    .add_video_track("PA_pub|TR_4", "TR_4", VideoCodec::Vp8)
     .await
     .unwrap();
   let e = pair.publisher.handle.create_offer(false).await.unwrap_err();
@@ -603,7 +602,7 @@ async fn renegotiation_adds_and_removes_tracks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_video_sink_takes_its_tracks_frames_off_the_event_channel() {
-  let mut pair = connected_pair(VideoCodecKind::Vp8).await;
+  let mut pair = connected_pair(VideoCodec::Vp8).await;
   let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, bool)>(16);
   pair.subscriber.handle.set_video_sink(
     pair.sub_mid,

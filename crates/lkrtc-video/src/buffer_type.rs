@@ -2,37 +2,54 @@
 
 use crate::error::VideoError;
 
-/// A pixel format. The numbers are LiveKit's (`VideoBufferType` in its FFI protocol).
+/// A pixel format. The numbers are LiveKit's (`VideoBufferType` in its protocol). Packed formats
+/// are named by byte order in memory: `RGBA` is R, G, B, A. Planar formats are tightly packed,
+/// plane after plane; chroma planes are `ceil(width / 2)` wide (and `ceil(height / 2)` tall for
+/// the 4:2:0 formats).
+// The variant names are LiveKit's JavaScript ones, which the binding exports as they are.
+#[cfg_attr(feature = "napi", napi_derive::napi)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
+#[allow(clippy::upper_case_acronyms)]
 pub enum VideoBufferType {
-  Rgba = 0,
-  Abgr = 1,
-  Argb = 2,
-  Bgra = 3,
-  Rgb24 = 4,
+  /// 4 bytes per pixel: R, G, B, A.
+  RGBA = 0,
+  /// 4 bytes per pixel: A, B, G, R.
+  ABGR = 1,
+  /// 4 bytes per pixel: A, R, G, B.
+  ARGB = 2,
+  /// 4 bytes per pixel: B, G, R, A.
+  BGRA = 3,
+  /// 3 bytes per pixel: R, G, B.
+  RGB24 = 4,
+  /// 4:2:0 planar: Y, U, V planes.
   I420 = 5,
+  /// 4:2:0 planar with alpha: Y, U, V, then a full-size A plane.
   I420A = 6,
+  /// 4:2:2 planar: Y, then U and V at half width, full height.
   I422 = 7,
+  /// 4:4:4 planar: Y, U, V, all full size.
   I444 = 8,
+  /// 4:2:0 planar, 10 bits in little-endian 16-bit samples (2 bytes per sample).
   I010 = 9,
-  Nv12 = 10,
+  /// 4:2:0 semi-planar: Y, then one plane of interleaved U, V pairs.
+  NV12 = 10,
 }
 
 impl VideoBufferType {
   /// Every format, in protocol order.
   pub const ALL: [VideoBufferType; 11] = [
-    Self::Rgba,
-    Self::Abgr,
-    Self::Argb,
-    Self::Bgra,
-    Self::Rgb24,
+    Self::RGBA,
+    Self::ABGR,
+    Self::ARGB,
+    Self::BGRA,
+    Self::RGB24,
     Self::I420,
     Self::I420A,
     Self::I422,
     Self::I444,
     Self::I010,
-    Self::Nv12,
+    Self::NV12,
   ];
 
   /// The format with LiveKit's number `n`.
@@ -46,23 +63,23 @@ impl VideoBufferType {
   /// The name LiveKit uses (`RGBA`, `I420`, ...).
   pub fn name(self) -> &'static str {
     match self {
-      Self::Rgba => "RGBA",
-      Self::Abgr => "ABGR",
-      Self::Argb => "ARGB",
-      Self::Bgra => "BGRA",
-      Self::Rgb24 => "RGB24",
+      Self::RGBA => "RGBA",
+      Self::ABGR => "ABGR",
+      Self::ARGB => "ARGB",
+      Self::BGRA => "BGRA",
+      Self::RGB24 => "RGB24",
       Self::I420 => "I420",
       Self::I420A => "I420A",
       Self::I422 => "I422",
       Self::I444 => "I444",
       Self::I010 => "I010",
-      Self::Nv12 => "NV12",
+      Self::NV12 => "NV12",
     }
   }
 
   /// True for formats with one interleaved plane (RGBA, ABGR, ARGB, BGRA, RGB24).
   pub fn is_packed(self) -> bool {
-    matches!(self, Self::Rgba | Self::Abgr | Self::Argb | Self::Bgra | Self::Rgb24)
+    matches!(self, Self::RGBA | Self::ABGR | Self::ARGB | Self::BGRA | Self::RGB24)
   }
 
   /// The planes of a `width` x `height` frame in this format, tightly packed one after another.
@@ -72,14 +89,14 @@ impl VideoBufferType {
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
     // (stride in bytes, rows) per plane
     let planes: &[(usize, usize)] = match self {
-      Self::Rgba | Self::Abgr | Self::Argb | Self::Bgra => &[(w * 4, h)],
-      Self::Rgb24 => &[(w * 3, h)],
+      Self::RGBA | Self::ABGR | Self::ARGB | Self::BGRA => &[(w * 4, h)],
+      Self::RGB24 => &[(w * 3, h)],
       Self::I420 => &[(w, h), (cw, ch), (cw, ch)],
       Self::I420A => &[(w, h), (cw, ch), (cw, ch), (w, h)],
       Self::I422 => &[(w, h), (cw, h), (cw, h)],
       Self::I444 => &[(w, h), (w, h), (w, h)],
       Self::I010 => &[(w * 2, h), (cw * 2, ch), (cw * 2, ch)],
-      Self::Nv12 => &[(w, h), (cw * 2, ch)],
+      Self::NV12 => &[(w, h), (cw * 2, ch)],
     };
     let mut layout = FrameLayout {
       planes: [PlaneLayout::default(); 4],
@@ -135,13 +152,18 @@ impl FrameLayout {
 }
 
 /// The rotation to apply to a frame when it is shown. The numbers are LiveKit's.
+#[cfg_attr(feature = "napi", napi_derive::napi)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(u32)]
 pub enum VideoRotation {
+  /// Upright.
   #[default]
   Rotation0 = 0,
+  /// A quarter turn clockwise.
   Rotation90 = 1,
+  /// Upside down.
   Rotation180 = 2,
+  /// Three quarter turns clockwise.
   Rotation270 = 3,
 }
 

@@ -67,10 +67,10 @@ where
       check(unsafe { step(&args) }).map_err(failed)
     }
     Plan::ThenShuffle(step) => {
-      let args = Args::new(from, T::Bgra, width, h, src.data(), dst.data_mut())?;
+      let args = Args::new(from, T::BGRA, width, h, src.data(), dst.data_mut())?;
       // SAFETY: as above; BGRA and `to` are both 4 bytes per pixel, so the layouts match.
       check(unsafe { step(&args) }).map_err(failed)?;
-      let args = Args::new_in_place(T::Bgra, to, width, height as c_int, dst.data_mut())?;
+      let args = Args::new_in_place(T::BGRA, to, width, height as c_int, dst.data_mut())?;
       // SAFETY: as above; the shuffle reads each 16-byte block before writing it back.
       check(unsafe { shuffle(&args) }).map_err(failed)
     }
@@ -111,14 +111,14 @@ fn plan(from: T, to: T) -> Option<Plan> {
     return Some(Plan::One(step));
   }
   if byte_order(to).is_some() {
-    if let Some(step) = direct(from, T::Bgra) {
+    if let Some(step) = direct(from, T::BGRA) {
       return Some(Plan::ThenShuffle(step));
     }
   }
   // A packed end keeps full chroma resolution through BGRA; planar pairs meet at I420.
   if from.is_packed() || to.is_packed() {
-    if let (Some(first), Some(second)) = (direct(from, T::Bgra), direct(T::Bgra, to)) {
-      return Some(Plan::Via(T::Bgra, first, second));
+    if let (Some(first), Some(second)) = (direct(from, T::BGRA), direct(T::BGRA, to)) {
+      return Some(Plan::Via(T::BGRA, first, second));
     }
   }
   Some(Plan::Via(T::I420, direct(from, T::I420)?, direct(T::I420, to)?))
@@ -127,10 +127,10 @@ fn plan(from: T, to: T) -> Option<Plan> {
 /// Byte order of a 4-byte packed format, as channel numbers R=0, G=1, B=2, A=3.
 fn byte_order(t: T) -> Option<[u8; 4]> {
   match t {
-    T::Rgba => Some([0, 1, 2, 3]),
-    T::Abgr => Some([3, 2, 1, 0]),
-    T::Argb => Some([3, 0, 1, 2]),
-    T::Bgra => Some([2, 1, 0, 3]),
+    T::RGBA => Some([0, 1, 2, 3]),
+    T::ABGR => Some([3, 2, 1, 0]),
+    T::ARGB => Some([3, 0, 1, 2]),
+    T::BGRA => Some([2, 1, 0, 3]),
     _ => None,
   }
 }
@@ -266,58 +266,69 @@ fn direct(from: T, to: T) -> Option<Step> {
   }
   let step: Step = match (from, to) {
     // packed -> I420
-    (T::Rgba, T::I420) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::RGBA, T::I420) => |a| unsafe {
       yuv::rs_ABGRToI420(
         a.s[0], a.ss[0], a.d[0], a.ds[0], a.d[1], a.ds[1], a.d[2], a.ds[2], a.w, a.h,
       )
     },
-    (T::Abgr, T::I420) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::ABGR, T::I420) => |a| unsafe {
       yuv::rs_RGBAToI420(
         a.s[0], a.ss[0], a.d[0], a.ds[0], a.d[1], a.ds[1], a.d[2], a.ds[2], a.w, a.h,
       )
     },
-    (T::Argb, T::I420) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::ARGB, T::I420) => |a| unsafe {
       yuv::rs_BGRAToI420(
         a.s[0], a.ss[0], a.d[0], a.ds[0], a.d[1], a.ds[1], a.d[2], a.ds[2], a.w, a.h,
       )
     },
-    (T::Bgra, T::I420) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::BGRA, T::I420) => |a| unsafe {
       yuv::rs_ARGBToI420(
         a.s[0], a.ss[0], a.d[0], a.ds[0], a.d[1], a.ds[1], a.d[2], a.ds[2], a.w, a.h,
       )
     },
-    (T::Rgb24, T::I420) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::RGB24, T::I420) => |a| unsafe {
       yuv::rs_RAWToI420(
         a.s[0], a.ss[0], a.d[0], a.ds[0], a.d[1], a.ds[1], a.d[2], a.ds[2], a.w, a.h,
       )
     },
     // I420 -> packed
-    (T::I420, T::Rgba) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::I420, T::RGBA) => |a| unsafe {
       yuv::rs_I420ToABGR(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.d[0], a.ds[0], a.w, a.h,
       )
     },
-    (T::I420, T::Abgr) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::I420, T::ABGR) => |a| unsafe {
       yuv::rs_I420ToRGBA(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.d[0], a.ds[0], a.w, a.h,
       )
     },
-    (T::I420, T::Argb) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::I420, T::ARGB) => |a| unsafe {
       yuv::rs_I420ToBGRA(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.d[0], a.ds[0], a.w, a.h,
       )
     },
-    (T::I420, T::Bgra) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::I420, T::BGRA) => |a| unsafe {
       yuv::rs_I420ToARGB(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.d[0], a.ds[0], a.w, a.h,
       )
     },
-    (T::I420, T::Rgb24) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::I420, T::RGB24) => |a| unsafe {
       yuv::rs_I420ToRAW(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.d[0], a.ds[0], a.w, a.h,
       )
     },
     // I420 <-> planar
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
     (T::I420, T::I420A) => |a| unsafe {
       let r = yuv::rs_I420Copy(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.d[0], a.ds[0], a.d[1], a.ds[1], a.d[2], a.ds[2], a.w, a.h,
@@ -325,165 +336,202 @@ fn direct(from: T, to: T) -> Option<Step> {
       yuv::rs_SetPlane(a.d[3], a.ds[3], a.w, a.rows(), 255);
       r
     },
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
     (T::I420, T::I422) => |a| unsafe {
       yuv::rs_I420ToI422(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.d[0], a.ds[0], a.d[1], a.ds[1], a.d[2], a.ds[2], a.w, a.h,
       )
     },
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
     (T::I420, T::I444) => |a| unsafe {
       yuv::rs_I420ToI444(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.d[0], a.ds[0], a.d[1], a.ds[1], a.d[2], a.ds[2], a.w, a.h,
       )
     },
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
     (T::I420, T::I010) => |a| unsafe {
       let ((y, sy), (u, su), (v, sv)) = (a.d16(0), a.d16(1), a.d16(2));
       yuv::rs_I420ToI010(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], y, sy, u, su, v, sv, a.w, a.h,
       )
     },
-    (T::I420, T::Nv12) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::I420, T::NV12) => |a| unsafe {
       yuv::rs_I420ToNV12(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.d[0], a.ds[0], a.d[1], a.ds[1], a.w, a.h,
       )
     },
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
     (T::I420A, T::I420) => |a| unsafe {
       yuv::rs_I420Copy(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.d[0], a.ds[0], a.d[1], a.ds[1], a.d[2], a.ds[2], a.w, a.h,
       )
     },
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
     (T::I422, T::I420) => |a| unsafe {
       yuv::rs_I422ToI420(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.d[0], a.ds[0], a.d[1], a.ds[1], a.d[2], a.ds[2], a.w, a.h,
       )
     },
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
     (T::I444, T::I420) => |a| unsafe {
       yuv::rs_I444ToI420(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.d[0], a.ds[0], a.d[1], a.ds[1], a.d[2], a.ds[2], a.w, a.h,
       )
     },
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
     (T::I010, T::I420) => |a| unsafe {
       let ((y, sy), (u, su), (v, sv)) = (a.s16(0), a.s16(1), a.s16(2));
       yuv::rs_I010ToI420(
         y, sy, u, su, v, sv, a.d[0], a.ds[0], a.d[1], a.ds[1], a.d[2], a.ds[2], a.w, a.h,
       )
     },
-    (T::Nv12, T::I420) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::NV12, T::I420) => |a| unsafe {
       yuv::rs_NV12ToI420(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.d[0], a.ds[0], a.d[1], a.ds[1], a.d[2], a.ds[2], a.w, a.h,
       )
     },
     // packed <-> packed with RGB24
-    (T::Rgba, T::Rgb24) => |a| unsafe { yuv::rs_ARGBToRGB24(a.s[0], a.ss[0], a.d[0], a.ds[0], a.w, a.h) },
-    (T::Bgra, T::Rgb24) => |a| unsafe { yuv::rs_ARGBToRAW(a.s[0], a.ss[0], a.d[0], a.ds[0], a.w, a.h) },
-    (T::Rgb24, T::Rgba) => |a| unsafe { yuv::rs_RGB24ToARGB(a.s[0], a.ss[0], a.d[0], a.ds[0], a.w, a.h) },
-    (T::Rgb24, T::Bgra) => |a| unsafe { yuv::rs_RAWToARGB(a.s[0], a.ss[0], a.d[0], a.ds[0], a.w, a.h) },
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::RGBA, T::RGB24) => |a| unsafe { yuv::rs_ARGBToRGB24(a.s[0], a.ss[0], a.d[0], a.ds[0], a.w, a.h) },
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::BGRA, T::RGB24) => |a| unsafe { yuv::rs_ARGBToRAW(a.s[0], a.ss[0], a.d[0], a.ds[0], a.w, a.h) },
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::RGB24, T::RGBA) => |a| unsafe { yuv::rs_RGB24ToARGB(a.s[0], a.ss[0], a.d[0], a.ds[0], a.w, a.h) },
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::RGB24, T::BGRA) => |a| unsafe { yuv::rs_RAWToARGB(a.s[0], a.ss[0], a.d[0], a.ds[0], a.w, a.h) },
     // packed -> other planar
-    (T::Rgba, T::Nv12) => {
+    (T::RGBA, T::NV12) => {
+      // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
       |a| unsafe { yuv::rs_ABGRToNV12(a.s[0], a.ss[0], a.d[0], a.ds[0], a.d[1], a.ds[1], a.w, a.h) }
     }
-    (T::Bgra, T::Nv12) => {
+    (T::BGRA, T::NV12) => {
+      // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
       |a| unsafe { yuv::rs_ARGBToNV12(a.s[0], a.ss[0], a.d[0], a.ds[0], a.d[1], a.ds[1], a.w, a.h) }
     }
-    (T::Bgra, T::I422) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::BGRA, T::I422) => |a| unsafe {
       yuv::rs_ARGBToI422(
         a.s[0], a.ss[0], a.d[0], a.ds[0], a.d[1], a.ds[1], a.d[2], a.ds[2], a.w, a.h,
       )
     },
-    (T::Bgra, T::I444) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::BGRA, T::I444) => |a| unsafe {
       yuv::rs_ARGBToI444(
         a.s[0], a.ss[0], a.d[0], a.ds[0], a.d[1], a.ds[1], a.d[2], a.ds[2], a.w, a.h,
       )
     },
-    (T::Rgb24, T::I444) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::RGB24, T::I444) => |a| unsafe {
       yuv::rs_RAWToI444(
         a.s[0], a.ss[0], a.d[0], a.ds[0], a.d[1], a.ds[1], a.d[2], a.ds[2], a.w, a.h,
       )
     },
-    (T::Bgra, T::I420A) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::BGRA, T::I420A) => |a| unsafe {
       yuv::rs_ARGBToI420Alpha(
         a.s[0], a.ss[0], a.d[0], a.ds[0], a.d[1], a.ds[1], a.d[2], a.ds[2], a.d[3], a.ds[3], a.w, a.h,
       )
     },
     // other planar -> packed
-    (T::I420A, T::Rgba) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::I420A, T::RGBA) => |a| unsafe {
       yuv::rs_I420AlphaToABGR(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.s[3], a.ss[3], a.d[0], a.ds[0], a.w, a.h, 0,
       )
     },
-    (T::I420A, T::Bgra) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::I420A, T::BGRA) => |a| unsafe {
       yuv::rs_I420AlphaToARGB(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.s[3], a.ss[3], a.d[0], a.ds[0], a.w, a.h, 0,
       )
     },
-    (T::I422, T::Rgba) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::I422, T::RGBA) => |a| unsafe {
       yuv::rs_I422ToABGR(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.d[0], a.ds[0], a.w, a.h,
       )
     },
-    (T::I422, T::Abgr) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::I422, T::ABGR) => |a| unsafe {
       yuv::rs_I422ToRGBA(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.d[0], a.ds[0], a.w, a.h,
       )
     },
-    (T::I422, T::Argb) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::I422, T::ARGB) => |a| unsafe {
       yuv::rs_I422ToBGRA(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.d[0], a.ds[0], a.w, a.h,
       )
     },
-    (T::I422, T::Bgra) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::I422, T::BGRA) => |a| unsafe {
       yuv::rs_I422ToARGB(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.d[0], a.ds[0], a.w, a.h,
       )
     },
-    (T::I422, T::Rgb24) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::I422, T::RGB24) => |a| unsafe {
       yuv::rs_I422ToRAW(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.d[0], a.ds[0], a.w, a.h,
       )
     },
-    (T::I444, T::Rgba) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::I444, T::RGBA) => |a| unsafe {
       yuv::rs_I444ToABGR(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.d[0], a.ds[0], a.w, a.h,
       )
     },
-    (T::I444, T::Bgra) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::I444, T::BGRA) => |a| unsafe {
       yuv::rs_I444ToARGB(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.d[0], a.ds[0], a.w, a.h,
       )
     },
-    (T::I444, T::Rgb24) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::I444, T::RGB24) => |a| unsafe {
       yuv::rs_I444ToRAW(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.d[0], a.ds[0], a.w, a.h,
       )
     },
-    (T::I010, T::Rgba) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::I010, T::RGBA) => |a| unsafe {
       let ((y, sy), (u, su), (v, sv)) = (a.s16(0), a.s16(1), a.s16(2));
       yuv::rs_I010ToABGR(y, sy, u, su, v, sv, a.d[0], a.ds[0], a.w, a.h)
     },
-    (T::I010, T::Bgra) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::I010, T::BGRA) => |a| unsafe {
       let ((y, sy), (u, su), (v, sv)) = (a.s16(0), a.s16(1), a.s16(2));
       yuv::rs_I010ToARGB(y, sy, u, su, v, sv, a.d[0], a.ds[0], a.w, a.h)
     },
-    (T::Nv12, T::Rgba) => {
+    (T::NV12, T::RGBA) => {
+      // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
       |a| unsafe { yuv::rs_NV12ToABGR(a.s[0], a.ss[0], a.s[1], a.ss[1], a.d[0], a.ds[0], a.w, a.h) }
     }
-    (T::Nv12, T::Bgra) => {
+    (T::NV12, T::BGRA) => {
+      // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
       |a| unsafe { yuv::rs_NV12ToARGB(a.s[0], a.ss[0], a.s[1], a.ss[1], a.d[0], a.ds[0], a.w, a.h) }
     }
-    (T::Nv12, T::Rgb24) => {
+    (T::NV12, T::RGB24) => {
+      // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
       |a| unsafe { yuv::rs_NV12ToRAW(a.s[0], a.ss[0], a.s[1], a.ss[1], a.d[0], a.ds[0], a.w, a.h) }
     }
     // other planar <-> planar
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
     (T::I422, T::I444) => |a| unsafe {
       yuv::rs_I422ToI444(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.d[0], a.ds[0], a.d[1], a.ds[1], a.d[2], a.ds[2], a.w, a.h,
       )
     },
-    (T::I444, T::Nv12) => |a| unsafe {
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
+    (T::I444, T::NV12) => |a| unsafe {
       yuv::rs_I444ToNV12(
         a.s[0], a.ss[0], a.s[1], a.ss[1], a.s[2], a.ss[2], a.d[0], a.ds[0], a.d[1], a.ds[1], a.w, a.h,
       )
     },
     // libyuv has no I444ToI422: halve the chroma planes horizontally, as ARGBToI422 averages pairs.
+    // SAFETY: by the `Step` contract `a` comes from `Args::new` for this arm's pair of formats.
     (T::I444, T::I422) => |a| unsafe {
       let cw = (a.w + 1) / 2;
       yuv::rs_CopyPlane(a.s[0], a.ss[0], a.d[0], a.ds[0], a.w, a.h);

@@ -24,11 +24,11 @@ pub(crate) fn pattern(w: u32, h: u32) -> VideoFrame {
       data.push(255);
     }
   }
-  VideoFrame::new(w, h, T::Rgba, data).unwrap()
+  VideoFrame::new(w, h, T::RGBA, data).unwrap()
 }
 
 fn solid(rgba: [u8; 4], w: u32, h: u32) -> VideoFrame {
-  VideoFrame::new(w, h, T::Rgba, rgba.repeat((w * h) as usize)).unwrap()
+  VideoFrame::new(w, h, T::RGBA, rgba.repeat((w * h) as usize)).unwrap()
 }
 
 /// PSNR in dB over the R, G and B bytes of two RGBA frames.
@@ -110,7 +110,7 @@ fn i420_to_rgba_inverts_bt601_limited_range() {
     [255, 255, 255, 255],
     [0, 0, 0, 255],
   ] {
-    let back = convert(&convert(&solid(rgba, 4, 4), T::I420, false).unwrap(), T::Rgba, false).unwrap();
+    let back = convert(&convert(&solid(rgba, 4, 4), T::I420, false).unwrap(), T::RGBA, false).unwrap();
     // libyuv's fixed-point YUV -> RGB (6-bit coefficients) brings saturated blue back as 251.
     assert_near(&back.data()[..4], &rgba, 4, &format!("{rgba:?}"));
   }
@@ -120,11 +120,11 @@ fn i420_to_rgba_inverts_bt601_limited_range() {
 fn packed_formats_use_lkrtc_byte_order() {
   // R=10, G=20, B=30, A=40 in every packed format.
   let expected = [
-    (T::Rgba, vec![10, 20, 30, 40]),
-    (T::Abgr, vec![40, 30, 20, 10]),
-    (T::Argb, vec![40, 10, 20, 30]),
-    (T::Bgra, vec![30, 20, 10, 40]),
-    (T::Rgb24, vec![10, 20, 30]),
+    (T::RGBA, vec![10, 20, 30, 40]),
+    (T::ABGR, vec![40, 30, 20, 10]),
+    (T::ARGB, vec![40, 10, 20, 30]),
+    (T::BGRA, vec![30, 20, 10, 40]),
+    (T::RGB24, vec![10, 20, 30]),
   ];
   for (from, src) in &expected {
     let frame = VideoFrame::new(1, 1, *from, src.clone()).unwrap();
@@ -132,7 +132,7 @@ fn packed_formats_use_lkrtc_byte_order() {
       let got = convert(&frame, *to, false).unwrap();
       // RGB24 has no alpha: converting from it yields opaque pixels.
       let mut want = want.clone();
-      if *from == T::Rgb24 && *to != T::Rgb24 {
+      if *from == T::RGB24 && *to != T::RGB24 {
         let a = byte_order(*to).unwrap().iter().position(|&c| c == 3).unwrap();
         want[a] = 255;
       }
@@ -144,7 +144,7 @@ fn packed_formats_use_lkrtc_byte_order() {
 #[test]
 fn every_packed_format_reads_red_as_red() {
   let red = solid([255, 0, 0, 255], 2, 2);
-  for t in [T::Rgba, T::Abgr, T::Argb, T::Bgra, T::Rgb24] {
+  for t in [T::RGBA, T::ABGR, T::ARGB, T::BGRA, T::RGB24] {
     let i420 = convert(&convert(&red, t, false).unwrap(), T::I420, false).unwrap();
     let got = [
       i420.plane(0).unwrap()[0],
@@ -162,10 +162,10 @@ fn every_pair_round_trips_above_35_db() {
     let rgba = pattern(w, h);
     for a in ALL {
       let src = convert(&rgba, a, false).unwrap();
-      let reference = convert(&src, T::Rgba, false).unwrap();
+      let reference = convert(&src, T::RGBA, false).unwrap();
       for b in ALL {
         let there = convert(&src, b, false).unwrap();
-        let back = convert(&convert(&there, a, false).unwrap(), T::Rgba, false).unwrap();
+        let back = convert(&convert(&there, a, false).unwrap(), T::RGBA, false).unwrap();
         let db = psnr_rgb(&reference, &back);
         if db < 35.0 {
           failures.push(format!("{w}x{h} {a} -> {b} -> {a}: {db:.1} dB"));
@@ -179,16 +179,16 @@ fn every_pair_round_trips_above_35_db() {
 #[test]
 fn lossless_pairs_round_trip_exactly() {
   let rgba = pattern(31, 9);
-  let packed4 = [T::Rgba, T::Abgr, T::Argb, T::Bgra];
+  let packed4 = [T::RGBA, T::ABGR, T::ARGB, T::BGRA];
   for a in packed4 {
-    for b in packed4.iter().copied().chain([T::Rgb24]) {
+    for b in packed4.iter().copied().chain([T::RGB24]) {
       let src = convert(&rgba, a, false).unwrap();
       let back = convert(&convert(&src, b, false).unwrap(), a, false).unwrap();
       assert_eq!(back, src, "{a} -> {b} -> {a}");
     }
   }
   // I422 and I444 are not here: libyuv filters chroma when it upsamples, so the way back differs.
-  for b in [T::I420A, T::I010, T::Nv12] {
+  for b in [T::I420A, T::I010, T::NV12] {
     let src = convert(&rgba, T::I420, false).unwrap();
     let back = convert(&convert(&src, b, false).unwrap(), T::I420, false).unwrap();
     assert_eq!(back, src, "I420 -> {b} -> I420");
@@ -223,7 +223,7 @@ fn flip_y_flips_every_pair() {
 #[test]
 fn flip_y_puts_the_last_row_first_for_odd_sizes() {
   let rgba = pattern(7, 5);
-  let flip = convert(&rgba, T::Rgba, true).unwrap();
+  let flip = convert(&rgba, T::RGBA, true).unwrap();
   let row = 7 * 4;
   assert_eq!(&flip.data()[..row], &rgba.data()[4 * row..]);
   assert_eq!(&flip.data()[4 * row..], &rgba.data()[..row]);
@@ -270,7 +270,7 @@ fn i420a_keeps_the_source_alpha() {
   for (i, px) in rgba.data_mut().chunks_mut(4).enumerate() {
     px[3] = (i * 10) as u8;
   }
-  for packed in [T::Rgba, T::Abgr, T::Argb, T::Bgra] {
+  for packed in [T::RGBA, T::ABGR, T::ARGB, T::BGRA] {
     let src = convert(&rgba, packed, false).unwrap();
     let i420a = convert(&src, T::I420A, false).unwrap();
     let alpha: Vec<u8> = (0..24).map(|i| (i * 10) as u8).collect();
@@ -285,7 +285,7 @@ fn i420a_keeps_the_source_alpha() {
 #[test]
 fn i420a_made_from_opaque_formats_is_opaque() {
   let rgba = pattern(5, 3);
-  for from in [T::Rgb24, T::I420, T::I422, T::I444, T::I010, T::Nv12] {
+  for from in [T::RGB24, T::I420, T::I422, T::I444, T::I010, T::NV12] {
     let i420a = convert(&convert(&rgba, from, false).unwrap(), T::I420A, false).unwrap();
     assert!(i420a.plane(3).unwrap().iter().all(|&a| a == 255), "{from} -> I420A");
   }
@@ -329,10 +329,10 @@ fn i010_at_an_odd_address_converts_like_an_aligned_one() {
 #[test]
 fn convert_into_writes_a_borrowed_destination() {
   let rgba = pattern(8, 6);
-  let mut buf = vec![0u8; T::Nv12.layout(8, 6).size];
-  let mut dst = VideoFrame::new(8, 6, T::Nv12, &mut buf[..]).unwrap();
+  let mut buf = vec![0u8; T::NV12.layout(8, 6).size];
+  let mut dst = VideoFrame::new(8, 6, T::NV12, &mut buf[..]).unwrap();
   convert_into(&rgba, &mut dst, false).unwrap();
-  assert_eq!(buf, convert(&rgba, T::Nv12, false).unwrap().into_data());
+  assert_eq!(buf, convert(&rgba, T::NV12, false).unwrap().into_data());
 }
 
 #[test]
@@ -349,12 +349,12 @@ fn convert_into_rejects_a_destination_of_other_dimensions() {
 #[test]
 fn shuffle_masks_move_each_channel() {
   assert_eq!(
-    shuffle_mask(T::Rgba, T::Rgba).unwrap(),
+    shuffle_mask(T::RGBA, T::RGBA).unwrap(),
     [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
   );
-  assert_eq!(&shuffle_mask(T::Rgba, T::Bgra).unwrap()[..4], &[2, 1, 0, 3]);
-  assert_eq!(&shuffle_mask(T::Argb, T::Rgba).unwrap()[..4], &[1, 2, 3, 0]);
-  assert!(shuffle_mask(T::Rgb24, T::Rgba).is_none());
+  assert_eq!(&shuffle_mask(T::RGBA, T::BGRA).unwrap()[..4], &[2, 1, 0, 3]);
+  assert_eq!(&shuffle_mask(T::ARGB, T::RGBA).unwrap()[..4], &[1, 2, 3, 0]);
+  assert!(shuffle_mask(T::RGB24, T::RGBA).is_none());
 }
 
 /// Prints ms per 1080p conversion, with and without allocating the output
@@ -364,10 +364,10 @@ fn shuffle_masks_move_each_channel() {
 fn timing() {
   let rgba = pattern(1920, 1080);
   let i420 = convert(&rgba, T::I420, false).unwrap();
-  let nv12 = convert(&rgba, T::Nv12, false).unwrap();
+  let nv12 = convert(&rgba, T::NV12, false).unwrap();
   for (name, src, to) in [
     ("RGBA->I420", &rgba, T::I420),
-    ("I420->RGBA", &i420, T::Rgba),
+    ("I420->RGBA", &i420, T::RGBA),
     ("NV12->I420", &nv12, T::I420),
   ] {
     let n = 50;

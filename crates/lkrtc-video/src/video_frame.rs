@@ -52,14 +52,17 @@ impl<D: AsRef<[u8]>> VideoFrame<D> {
     })
   }
 
+  /// Width in pixels.
   pub fn width(&self) -> u32 {
     self.width
   }
 
+  /// Height in pixels.
   pub fn height(&self) -> u32 {
     self.height
   }
 
+  /// The pixel format.
   pub fn buffer_type(&self) -> VideoBufferType {
     self.buffer_type
   }
@@ -74,6 +77,7 @@ impl<D: AsRef<[u8]>> VideoFrame<D> {
     self.data
   }
 
+  /// Where each plane lies in `data`.
   pub fn layout(&self) -> FrameLayout {
     self.buffer_type.layout(self.width, self.height)
   }
@@ -102,6 +106,7 @@ impl<D: AsRef<[u8]> + AsMut<[u8]>> VideoFrame<D> {
     Some(&mut self.data.as_mut()[p.offset..p.offset + p.len])
   }
 
+  /// All the bytes, writable.
   pub fn data_mut(&mut self) -> &mut [u8] {
     self.data.as_mut()
   }

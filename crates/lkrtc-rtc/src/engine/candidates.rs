@@ -24,7 +24,7 @@ impl HeldCandidates {
         if held.len() < MAX_HELD {
           held.push(candidate);
         } else {
-          log::debug!("too many early candidates for the {target:?}; dropping one");
+          tracing::debug!("too many early candidates for the {target:?}; dropping one");
         }
         None
       }

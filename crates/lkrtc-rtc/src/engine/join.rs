@@ -80,8 +80,8 @@ impl JoinConfig {
     let (publisher, publisher_events) = Pc::start(Role::Publisher, bind_ip).await?;
     let (subscriber, subscriber_events) = Pc::start(Role::Subscriber, bind_ip).await?;
     // Media goes to the server's own candidates; TURN is not used.
-    log::debug!("the server offers {} ICE servers", session.ice_servers.len());
-    log::info!(
+    tracing::debug!("the server offers {} ICE servers", session.ice_servers.len());
+    tracing::info!(
       "joined room {:?} as {:?} (participant {}, server {server_version})",
       session.room_name,
       session.local.identity,

@@ -189,7 +189,7 @@ impl Engine {
             self.on_signal(message).await
           }
           Some(Err(e)) => {
-            log::warn!("signal connection lost: {e}");
+            tracing::warn!("signal connection lost: {e}");
             Flow::lost(Loss::SignalClosed)
           }
           None => Flow::lost(Loss::SignalClosed),
@@ -208,13 +208,13 @@ impl Engine {
           self.on_pc_event(Target::Subscriber, event).await
         }
         _ = tokio::time::sleep_until(ice_restart_at.unwrap_or_else(Instant::now)), if ice_restart_at.is_some() => {
-          log::warn!("media has not flowed for {:?}; restarting ICE", reconnect::ICE_RESTART_AFTER);
+          tracing::warn!("media has not flowed for {:?}; restarting ICE", reconnect::ICE_RESTART_AFTER);
           Flow::lost(Loss::MediaDown)
         }
         _ = ping.tick(), if keepalive => {
           let message = self.session.ping(now_us() / 1000);
           if let Err(e) = self.writer.send(message).await {
-            log::debug!("ping failed: {e}");
+            tracing::debug!("ping failed: {e}");
           }
           Flow::Continue
         }
@@ -222,7 +222,7 @@ impl Engine {
           Flow::lost(Loss::MediaFailed)
         }
         _ = tokio::time::sleep_until(last_heard + ping_timeout), if keepalive => {
-          log::warn!("no message from the server for {ping_timeout:?}");
+          tracing::warn!("no message from the server for {ping_timeout:?}");
           Flow::lost(Loss::ServerSilent)
         }
       };
@@ -262,7 +262,7 @@ impl Engine {
   /// between attempts; `disconnect` cuts it short.
   async fn reconnect(&mut self, reason: &str, full: bool, watch: &mut MediaWatch) -> Flow {
     let mut policy = ReconnectPolicy::new(reason, full);
-    log::info!(
+    tracing::info!(
       "connection lost ({reason}); {}",
       if full { "rejoining" } else { "resuming" }
     );
@@ -279,7 +279,7 @@ impl Engine {
         self.try_resume().await
       };
       if let Err(e) = &result {
-        log::info!("{} attempt failed: {e}", if full { "rejoin" } else { "resume" });
+        tracing::info!("{} attempt failed: {e}", if full { "rejoin" } else { "resume" });
       }
       match policy.attempted(&result) {
         Next::Reconnected { full } => break full,
@@ -334,7 +334,7 @@ impl Engine {
     // `disconnect` from ever waiting on a transport that stopped answering.
     let closes = async { tokio::join!(self.publisher.close(), self.subscriber.close()) };
     if tokio::time::timeout(TRANSPORT_CLOSE_LIMIT, closes).await.is_err() {
-      log::warn!("the peer connections did not close within {TRANSPORT_CLOSE_LIMIT:?}; leaving them");
+      tracing::warn!("the peer connections did not close within {TRANSPORT_CLOSE_LIMIT:?}; leaving them");
     }
     if let Some(ready) = self.ready.take() {
       let _ = ready.send(Err(RtcError::Disconnected { reason: reason.clone() }));
@@ -354,7 +354,7 @@ impl Engine {
 
   async fn send(&mut self, message: Request) {
     if let Err(e) = self.writer.send(message).await {
-      log::warn!("signal send failed: {e}");
+      tracing::warn!("signal send failed: {e}");
     }
   }
 
@@ -369,7 +369,7 @@ impl Engine {
   async fn flush_candidates(&mut self, target: Target) {
     for candidate in self.candidates.described(target) {
       if let Err(e) = self.pc(target).add_remote_candidate(&candidate).await {
-        log::debug!("remote candidate rejected: {e}");
+        tracing::debug!("remote candidate rejected: {e}");
       }
     }
   }
@@ -424,16 +424,16 @@ impl Engine {
             self.send(Request::Answer(answer)).await;
             self.flush_candidates(Target::Subscriber).await;
           }
-          Err(e) => log::warn!("cannot answer the subscriber offer: {e}"),
+          Err(e) => tracing::warn!("cannot answer the subscriber offer: {e}"),
         },
         Action::PublisherAnswer { sdp, id } => {
-          log::debug!("publisher answer {id}");
+          tracing::debug!("publisher answer {id}");
           self.publisher_answer(&sdp).await
         }
         Action::RemoteCandidate { target, candidate_init } => {
           if let Some(candidate) = self.candidates.arrived(target, candidate_init) {
             if let Err(e) = self.pc(target).add_remote_candidate(&candidate).await {
-              log::debug!("remote candidate rejected: {e}");
+              tracing::debug!("remote candidate rejected: {e}");
             }
           }
         }
@@ -443,9 +443,9 @@ impl Engine {
           request_id,
           reason,
           message,
-        } => log::warn!("request {request_id} failed: {reason} {message}"),
+        } => tracing::warn!("request {request_id} failed: {reason} {message}"),
         Action::Leave { reason, action } => {
-          log::info!("the server ends the session: {reason} ({})", action.as_str_name());
+          tracing::info!("the server ends the session: {reason} ({})", action.as_str_name());
           return match reconnect::on_leave(action) {
             OnLeave::Resume => Flow::Resume { reason },
             OnLeave::Rejoin => Flow::Restart { reason },
@@ -512,9 +512,9 @@ impl Engine {
           }
         }
       }
-      PcEvent::Disconnected => log::info!("{target:?} peer connection disconnected"),
+      PcEvent::Disconnected => tracing::info!("{target:?} peer connection disconnected"),
       PcEvent::Failed => {
-        log::warn!("{target:?} peer connection failed");
+        tracing::warn!("{target:?} peer connection failed");
         return match reconnect::on_failure(self.ready.is_some()) {
           OnFailure::End { reason } => {
             if let Some(ready) = self.ready.take() {

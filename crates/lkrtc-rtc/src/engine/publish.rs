@@ -304,7 +304,7 @@ impl Engine {
     let mid = match self.add_sender(&published.cid, published.codec).await {
       Ok(mid) => mid,
       Err(e) => {
-        log::warn!("cannot republish {}: {e}", published.track.name());
+        tracing::warn!("cannot republish {}: {e}", published.track.name());
         published.detach();
         published.track.set_sid(None);
         return;
@@ -370,7 +370,7 @@ impl Engine {
     match self.publisher.remove_track(&track.mid).await {
       Ok(()) => self.negotiate(false).await,
       Err(e) => {
-        log::warn!(
+        tracing::warn!(
           "cannot remove the transceiver of {}: {e}; muting instead",
           track.publication.sid
         );
@@ -401,7 +401,7 @@ impl Engine {
         self.last_offer = Some(offer.clone());
         self.send(Request::Offer(offer)).await;
       }
-      Err(e) => log::warn!("cannot create the publisher offer: {e}"),
+      Err(e) => tracing::warn!("cannot create the publisher offer: {e}"),
     }
   }
 
@@ -409,7 +409,7 @@ impl Engine {
   pub(super) async fn publisher_answer(&mut self, sdp: &str) {
     match self.publisher.apply_answer(sdp).await {
       Ok(()) => self.flush_candidates(crate::signal::session::Target::Publisher).await,
-      Err(e) => log::warn!("cannot apply the publisher answer: {e}"),
+      Err(e) => tracing::warn!("cannot apply the publisher answer: {e}"),
     }
     if self.publish.negotiation.answered() {
       self.negotiate(false).await;

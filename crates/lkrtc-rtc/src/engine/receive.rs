@@ -39,14 +39,7 @@ fn sids_of<'a>(stream_id: &'a str, track_id: &'a str) -> (&'a str, &'a str) {
 /// tell which one the publisher uses; the publication's mime type can. The decoder follows the
 /// frames' codec either way.
 fn codec_of(mime_type: &str, sdp_codec: Option<VideoCodec>) -> VideoCodec {
-  let mime = mime_type.to_ascii_lowercase();
-  if mime.contains("h264") {
-    VideoCodec::H264
-  } else if mime.contains("vp8") {
-    VideoCodec::Vp8
-  } else {
-    sdp_codec.unwrap_or(VideoCodec::Vp8)
-  }
+  VideoCodec::from_name(mime_type).unwrap_or(sdp_codec.unwrap_or_default())
 }
 
 impl Engine {
@@ -59,11 +52,11 @@ impl Engine {
       .or_else(|| self.session.publisher_of(track_sid))
       .cloned();
     let Some(participant) = participant else {
-      log::warn!("track {track_sid} from unknown participant {participant_sid}");
+      tracing::warn!("track {track_sid} from unknown participant {participant_sid}");
       return;
     };
     let Some(publication) = participant.track_publication(track_sid).cloned() else {
-      log::warn!("unknown track {track_sid} of {}", participant.identity);
+      tracing::warn!("unknown track {track_sid} of {}", participant.identity);
       return;
     };
     if publication.kind != TrackKind::Video {
@@ -80,7 +73,7 @@ impl Engine {
     let input = match decoder_task::spawn(codec, mid.clone(), track.clone(), request_keyframe) {
       Ok(input) => input,
       Err(e) => {
-        log::warn!("cannot start a decoder for {track_sid}: {e}");
+        tracing::warn!("cannot start a decoder for {track_sid}: {e}");
         return;
       }
     };

@@ -173,7 +173,7 @@ impl SignalReader {
         Ok(proto::SignalResponse { message: Some(message) }) => return Some(Ok(message)),
         Ok(_) => continue,
         Err(e) => {
-          log::warn!("undecodable signal response: {e}");
+          tracing::warn!("undecodable signal response: {e}");
           continue;
         }
       }

@@ -27,7 +27,7 @@ pub fn solid(rgb: [u8; 3]) -> VideoFrame<Vec<u8>> {
   for px in data.chunks_exact_mut(4) {
     px[..3].copy_from_slice(&rgb);
   }
-  VideoFrame::new(WIDTH, HEIGHT, VideoBufferType::Rgba, data).unwrap()
+  VideoFrame::new(WIDTH, HEIGHT, VideoBufferType::RGBA, data).unwrap()
 }
 
 /// Mean of the luma plane of an I420 frame.
