@@ -164,6 +164,12 @@ export interface LocalParticipantInfo {
   metadata: string
 }
 
+/**
+ * Checks `videoEncoding`'s limits against the encoders' range (ERR_INVALID_ARGUMENT), so the
+ * facade can refuse them before it needs a room.
+ */
+export declare function nativeCheckVideoEncoding(maxBitrate?: number | undefined | null, maxFramerate?: number | undefined | null): void
+
 /** How to join a room. */
 export interface NativeConnectOptions {
   /** Subscribe to every published track (default `true`). */

@@ -72,14 +72,6 @@ export function checkInteger(name: string, value: unknown, min: number, max: num
   return value
 }
 
-/** A number greater than `above` and at most `max` (so never NaN or infinite). */
-export function checkNumber(name: string, value: unknown, above: number, max: number): number {
-  const expected = `a number above ${above} and at most ${max}`
-  if (typeof value !== 'number') throw invalidArgType(name, expected, value)
-  if (!(value > above && value <= max)) throw invalidArgument(name, expected, value)
-  return value
-}
-
 export function checkOptions<T extends object>(name: string, value: unknown): Partial<T> {
   if (value === undefined || value === null) return {}
   if (typeof value !== 'object' || Array.isArray(value)) throw invalidArgType(name, 'an options object', value)

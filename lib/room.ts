@@ -6,6 +6,7 @@ import {
   type NativeRemoteVideoTrack,
   NativeRoom,
   type NativeRoomEvent,
+  nativeCheckVideoEncoding,
   nativeVideoCodecName,
   type ParticipantInfo,
   type PublishStats,
@@ -15,11 +16,9 @@ import {
 } from '../index.js'
 import {
   checkEnum,
-  checkInteger,
   checkOptionalBoolean,
   checkOptionalString,
   checkOptions,
-  checkNumber,
   checkString,
   invalidArgType,
   lkrtcError,
@@ -305,15 +304,15 @@ export class LocalParticipant {
       videoCodec = nativeVideoCodecName(o.videoCodec)
     }
     const encoding = checkOptions<VideoEncoding>('videoEncoding', o.videoEncoding)
-    // The encoders' limits: rather refused here than silently clamped.
-    const maxBitrate =
-      encoding.maxBitrate === undefined
-        ? undefined
-        : checkInteger('videoEncoding.maxBitrate', encoding.maxBitrate, 1000, 2 ** 32 - 1)
-    const maxFramerate =
-      encoding.maxFramerate === undefined
-        ? undefined
-        : checkNumber('videoEncoding.maxFramerate', encoding.maxFramerate, 0, 240)
+    // Only the JS types are checked here; the range is the core's.
+    const { maxBitrate, maxFramerate } = encoding
+    if (maxBitrate !== undefined && typeof maxBitrate !== 'number') {
+      throw invalidArgType('videoEncoding.maxBitrate', `an integer from 1000 to ${2 ** 32 - 1}`, maxBitrate)
+    }
+    if (maxFramerate !== undefined && typeof maxFramerate !== 'number') {
+      throw invalidArgType('videoEncoding.maxFramerate', 'a number above 0 and at most 240', maxFramerate)
+    }
+    nativeCheckVideoEncoding(maxBitrate, maxFramerate)
     const room = this.room.nativeRoom('publishTrack')
     this.publishing.add(track)
     try {

@@ -278,6 +278,50 @@ pub fn native_video_codec_name(name: String) -> Result<&'static str, String> {
   Ok(video_codec(&name)?.name())
 }
 
+/// The encoder limits of `videoEncoding`, checked against the core's range.
+fn video_encoding_limits(
+  max_bitrate: Option<f64>,
+  max_framerate: Option<f64>,
+) -> Result<(Option<u64>, Option<f64>), String> {
+  let bitrate = max_bitrate
+    .map(|bps| {
+      rtc::VideoEncoding::max_bitrate_from(bps).ok_or_else(|| {
+        js_error(
+          "ERR_INVALID_ARGUMENT",
+          format!(
+            "invalid videoEncoding.maxBitrate: expected an integer from {} to {}, got {}",
+            rtc::VideoEncoding::MIN_BITRATE,
+            rtc::VideoEncoding::MAX_BITRATE,
+            describe_number(bps)
+          ),
+        )
+      })
+    })
+    .transpose()?;
+  let framerate = max_framerate
+    .map(|fps| {
+      rtc::VideoEncoding::max_framerate_from(fps).ok_or_else(|| {
+        js_error(
+          "ERR_INVALID_ARGUMENT",
+          format!(
+            "invalid videoEncoding.maxFramerate: expected a number above 0 and at most {}, got {}",
+            rtc::VideoEncoding::MAX_FRAMERATE,
+            describe_number(fps)
+          ),
+        )
+      })
+    })
+    .transpose()?;
+  Ok((bitrate, framerate))
+}
+
+/// Checks `videoEncoding`'s limits against the encoders' range (ERR_INVALID_ARGUMENT), so the
+/// facade can refuse them before it needs a room.
+#[napi]
+pub fn native_check_video_encoding(max_bitrate: Option<f64>, max_framerate: Option<f64>) -> Result<(), String> {
+  video_encoding_limits(max_bitrate, max_framerate).map(|_| ())
+}
+
 /// How to join a room.
 #[napi(object)]
 pub struct NativeConnectOptions {
@@ -447,19 +491,17 @@ impl NativeRoom {
       if let Some(codec) = o.video_codec {
         publish.video_codec = video_codec(&codec)?;
       }
-      match (o.max_bitrate, o.max_framerate) {
-        (None, None) => {}
-        (bitrate, framerate) => {
-          let default = rtc::default_video_encoding(
-            track.inner.source().width(),
-            track.inner.source().height(),
-            track.inner.source().is_screencast(),
-          );
-          publish.video_encoding = Some(rtc::VideoEncoding {
-            max_bitrate: bitrate.map_or(default.max_bitrate, |b| b.max(0.0) as u64),
-            max_framerate: framerate.unwrap_or(default.max_framerate),
-          });
-        }
+      let (max_bitrate, max_framerate) = video_encoding_limits(o.max_bitrate, o.max_framerate)?;
+      if max_bitrate.is_some() || max_framerate.is_some() {
+        let default = rtc::default_video_encoding(
+          track.inner.source().width(),
+          track.inner.source().height(),
+          track.inner.source().is_screencast(),
+        );
+        publish.video_encoding = Some(rtc::VideoEncoding {
+          max_bitrate: max_bitrate.unwrap_or(default.max_bitrate),
+          max_framerate: max_framerate.unwrap_or(default.max_framerate),
+        });
       }
     }
     let local = self.room.local_participant();

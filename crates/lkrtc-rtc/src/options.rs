@@ -65,6 +65,28 @@ pub struct VideoEncoding {
   pub max_framerate: f64,
 }
 
+impl VideoEncoding {
+  /// The lowest `max_bitrate` the encoders take, bits per second.
+  pub const MIN_BITRATE: u64 = 1000;
+  /// The highest `max_bitrate` the encoders take, bits per second.
+  pub const MAX_BITRATE: u64 = u32::MAX as u64;
+  /// The highest `max_framerate` the encoders plan for.
+  pub const MAX_FRAMERATE: f64 = 240.0;
+
+  /// `bps` as a `max_bitrate`, if it is an integer from [`Self::MIN_BITRATE`] to
+  /// [`Self::MAX_BITRATE`]: rather refused than silently clamped.
+  pub fn max_bitrate_from(bps: f64) -> Option<u64> {
+    let valid = bps.fract() == 0.0 && bps >= Self::MIN_BITRATE as f64 && bps <= Self::MAX_BITRATE as f64;
+    valid.then_some(bps as u64)
+  }
+
+  /// `fps` as a `max_framerate`, if it is above 0 and at most [`Self::MAX_FRAMERATE`].
+  pub fn max_framerate_from(fps: f64) -> Option<f64> {
+    // NaN fails both comparisons.
+    (fps > 0.0 && fps <= Self::MAX_FRAMERATE).then_some(fps)
+  }
+}
+
 /// How to publish a track.
 #[derive(Debug, Clone)]
 pub struct TrackPublishOptions {
@@ -194,6 +216,20 @@ mod tests {
       f64::MAX,
     ] {
       assert_eq!(RoomOptions::connect_timeout_from_ms(ms), None, "{ms}");
+    }
+  }
+
+  #[test]
+  fn encoding_limits_are_the_encoders_range() {
+    assert_eq!(VideoEncoding::max_bitrate_from(1000.0), Some(1000));
+    assert_eq!(VideoEncoding::max_bitrate_from(4_294_967_295.0), Some(4_294_967_295));
+    for bps in [999.0, 1000.5, 4_294_967_296.0, -1.0, f64::NAN, f64::INFINITY] {
+      assert_eq!(VideoEncoding::max_bitrate_from(bps), None, "{bps}");
+    }
+    assert_eq!(VideoEncoding::max_framerate_from(0.5), Some(0.5));
+    assert_eq!(VideoEncoding::max_framerate_from(240.0), Some(240.0));
+    for fps in [0.0, -1.0, 240.5, f64::NAN, f64::INFINITY] {
+      assert_eq!(VideoEncoding::max_framerate_from(fps), None, "{fps}");
     }
   }
 
