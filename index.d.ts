@@ -293,35 +293,35 @@ export interface VideoPlane {
 
 /** The room's link to the server. The numbers are LiveKit's `ConnectionState`. */
 export declare enum ConnectionState {
-  /** Not joined, or left. */
+  /** Not connected, or no longer. */
   Disconnected = 0,
   /** Joined, with the signal connection up. */
   Connected = 1,
-  /** The link was lost; lkrtc is resuming or rejoining. */
+  /** The connection was lost and is being resumed or rejoined. */
   Reconnecting = 2,
 }
 
 /** What a track carries. The numbers are LiveKit's `TrackType`. */
 export declare enum TrackKind {
-  /** Sound. */
+  /** Audio. */
   Audio = 0,
-  /** Pictures. */
+  /** Video. */
   Video = 1,
-  /** Application data. */
+  /** Data. */
   Data = 2,
 }
 
 /** Where a track comes from. The numbers are LiveKit's `TrackSource`. */
 export declare enum TrackSource {
-  /** Not said by its publisher. */
+  /** Not said. */
   Unknown = 0,
   /** A camera. */
   Camera = 1,
   /** A microphone. */
   Microphone = 2,
-  /** A shared screen or window. */
+  /** A shared screen. */
   ScreenShare = 3,
-  /** The sound of a shared screen. */
+  /** A shared screen's audio. */
   ScreenShareAudio = 4,
 }
 
