@@ -5,6 +5,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 
 use serde::{Deserialize, Serialize};
+use str0m::net::{Protocol, TcpType};
 use str0m::Candidate;
 
 use crate::TransportError;
@@ -46,6 +47,33 @@ pub(crate) fn candidate_init_json(c: &Candidate, mid: Option<&str>) -> String {
   };
   // Serializing a struct of strings cannot fail.
   serde_json::to_string(&init).unwrap_or_default()
+}
+
+/// Port of an active TCP candidate: it connects out from an ephemeral port, so RFC 6544 has it
+/// advertise the discard port 9. Packets of its connections are handed to str0m as addressed
+/// to this candidate.
+pub(crate) const TCP_ACTIVE_PORT: u16 = 9;
+
+/// The local active ICE-TCP candidate on `ip` (RFC 6544): it opens connections to the
+/// remote's passive candidates and never listens.
+pub(crate) fn tcp_active_candidate(ip: IpAddr) -> Result<Candidate, TransportError> {
+  Candidate::builder()
+    .tcp()
+    .host(SocketAddr::new(ip, TCP_ACTIVE_PORT))
+    .tcptype(TcpType::Active)
+    .build()
+    .map_err(|e| TransportError::Candidate(format!("{e}: tcp active {ip}")))
+}
+
+/// Whether a remote candidate is one lkrtc can reach: UDP, or TCP that accepts connections
+/// (passive; an active or simultaneous-open remote would need a listening socket). TLS over
+/// TCP (`ssltcp`) is not spoken.
+pub(crate) fn reachable(c: &Candidate) -> bool {
+  match c.proto() {
+    Protocol::Udp => true,
+    Protocol::Tcp => c.tcptype() == Some(TcpType::Passive),
+    _ => false,
+  }
 }
 
 /// The local IP the OS would use to reach `remote`: a UDP socket is "connected" (no packet is
@@ -93,6 +121,31 @@ mod tests {
     let back = parse_candidate_init(&json).unwrap().unwrap();
     assert_eq!(back.addr(), c.addr());
     assert!(json.contains(r#""sdpMid":"0""#));
+  }
+
+  #[test]
+  fn tcp_active_candidate_advertises_port_9_active() {
+    let c = tcp_active_candidate("10.0.0.2".parse().unwrap()).unwrap();
+    let line = c.to_sdp_string();
+    assert!(
+      line.contains(" tcp ") && line.contains("10.0.0.2 9 typ host tcptype active"),
+      "{line}"
+    );
+  }
+
+  #[test]
+  fn only_passive_tcp_and_udp_candidates_are_reachable() {
+    let parse = |line: &str| Candidate::from_sdp_string(line).unwrap();
+    assert!(reachable(&parse("candidate:1 1 udp 2130706431 10.0.0.1 7882 typ host")));
+    assert!(reachable(&parse(
+      "candidate:2 1 tcp 1671430143 10.0.0.1 7881 typ host tcptype passive"
+    )));
+    assert!(!reachable(&parse(
+      "candidate:3 1 tcp 1671430143 10.0.0.1 9 typ host tcptype active"
+    )));
+    assert!(!reachable(&parse(
+      "candidate:4 1 ssltcp 1671430143 10.0.0.1 443 typ host"
+    )));
   }
 
   #[test]

@@ -48,8 +48,8 @@ const PT_H264_RTX: u8 = 103;
 /// What the I/O loop must do next.
 #[derive(Debug)]
 pub(crate) enum Poll {
-  /// Send this datagram.
-  Transmit(SocketAddr, Vec<u8>),
+  /// Send this packet to the address, over UDP or over ICE-TCP.
+  Transmit(Protocol, SocketAddr, Vec<u8>),
   /// Nothing to do before this instant (or before input arrives).
   Timeout(Instant),
   /// The transport is finished; end the task.
@@ -180,6 +180,15 @@ impl Core {
         }
       }
       Err(e) => tracing::warn!(%local_addr, "no host candidate: {e}"),
+    }
+    // ICE-TCP, for when UDP cannot pass; its pairs rank below every UDP pair.
+    match crate::candidate::tcp_active_candidate(local_addr.ip()) {
+      Ok(c) => {
+        if let Some(c) = rtc.add_local_candidate(c) {
+          local_candidates.push(c.clone());
+        }
+      }
+      Err(e) => tracing::warn!(%local_addr, "no TCP candidate: {e}"),
     }
 
     let mut core = Core {
@@ -563,8 +572,7 @@ impl Core {
   // ---- both ----
 
   pub fn add_remote_candidate(&mut self, c: Candidate) {
-    // The socket is UDP only; a TCP pair would make str0m hand us TCP transmits.
-    if c.proto() != Protocol::Udp {
+    if !crate::candidate::reachable(&c) {
       return;
     }
     // Nor can a v4 socket reach a v6 candidate (or the reverse).
@@ -635,7 +643,7 @@ impl Core {
 
   // ---- driving ----
 
-  pub fn handle_receive(&mut self, now: Instant, source: SocketAddr, dest: SocketAddr, data: &[u8]) {
+  pub fn handle_receive(&mut self, now: Instant, proto: Protocol, source: SocketAddr, dest: SocketAddr, data: &[u8]) {
     let Ok(contents) = data.try_into() else {
       return; // not STUN/DTLS/RTP: stray datagram
     };
@@ -647,7 +655,7 @@ impl Core {
     let input = Input::Receive(
       now,
       Receive {
-        proto: Protocol::Udp,
+        proto,
         source,
         destination: dest,
         contents,
@@ -694,9 +702,7 @@ impl Core {
       }
       match self.rtc.poll_output() {
         Ok(Output::Transmit(t)) => {
-          if t.proto == Protocol::Udp {
-            return Poll::Transmit(t.destination, t.contents.into());
-          }
+          return Poll::Transmit(t.proto, t.destination, t.contents.into());
         }
         Ok(Output::Event(e)) => self.on_event(e, now),
         Ok(Output::Timeout(at)) => {

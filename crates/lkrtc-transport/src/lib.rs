@@ -1,7 +1,7 @@
 //! lkrtc-transport: one WebRTC peer connection per [`PeerTransport`], as LiveKit uses two (the
 //! publisher and the subscriber). str0m does ICE, DTLS/SRTP, RTP (packetization, NACK/RTX,
 //! PLI/FIR, TWCC) and SCTP data channels sans-IO; a small tokio task per transport owns the UDP
-//! socket and drives it.
+//! socket (and the ICE-TCP connections used when UDP cannot pass) and drives it.
 //!
 //! Publisher flow (we offer):
 //! ```no_run
@@ -34,6 +34,7 @@ mod core;
 mod error;
 mod sdp;
 mod task;
+mod tcp;
 mod types;
 
 pub use candidate::local_ip_for;

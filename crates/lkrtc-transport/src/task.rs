@@ -1,5 +1,5 @@
-//! The tokio side: one task per transport owns the UDP socket and the sans-IO [`Core`], and
-//! wakes only for a command, a datagram or str0m's next timeout.
+//! The tokio side: one task per transport owns the UDP socket, the ICE-TCP connections and the
+//! sans-IO [`Core`], and wakes only for a command, a packet or str0m's next timeout.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,8 +9,11 @@ use std::time::Instant;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::candidate::parse_candidate_init;
+use str0m::net::Protocol;
+
+use crate::candidate::{parse_candidate_init, TCP_ACTIVE_PORT};
 use crate::core::{Core, Poll};
+use crate::tcp::{TcpEvent, TcpLinks};
 use crate::{Mid, OutgoingVideoFrame, TransportConfig, TransportError, TransportEvent, TransportRole, VideoCodec};
 
 /// Kernel receive buffer: a 1080p keyframe is a burst of a few hundred packets.
@@ -207,8 +210,9 @@ impl TransportHandle {
     self.call(|reply| Command::ApplyOffer(sdp, reply)).await
   }
 
-  /// Both: a trickled remote candidate as LiveKit's `candidate_init` JSON. An empty
-  /// candidate (end of candidates) and non-UDP candidates are accepted and ignored.
+  /// Both: a trickled remote candidate as LiveKit's `candidate_init` JSON. UDP and passive TCP
+  /// candidates are used; an empty candidate (end of candidates) and any other kind are
+  /// accepted and ignored.
   pub fn add_remote_candidate(&self, candidate_init_json: &str) -> Result<(), TransportError> {
     match parse_candidate_init(candidate_init_json)? {
       Some(c) => self.send(Command::RemoteCandidate(c)),
@@ -277,6 +281,9 @@ async fn run(
   events: mpsc::UnboundedSender<TransportEvent>,
 ) {
   let mut buf = vec![0u8; 2048];
+  let (mut tcp, mut tcp_events) = TcpLinks::new();
+  // What str0m knows the ICE-TCP connections' packets by: the active candidate's address.
+  let tcp_local = SocketAddr::new(local_addr.ip(), TCP_ACTIVE_PORT);
   let mut closers: Vec<oneshot::Sender<()>> = Vec::new();
   let mut commands_done = false;
   let mut outlet = Outlet {
@@ -287,11 +294,13 @@ async fn run(
     let deadline = loop {
       let deadline = loop {
         match core.poll(Instant::now()) {
-          Poll::Transmit(dest, data) => {
+          Poll::Transmit(Protocol::Udp, dest, data) => {
             if let Err(e) = socket.send_to(&data, dest).await {
               tracing::debug!(%dest, "send_to: {e}");
             }
           }
+          Poll::Transmit(Protocol::Tcp, dest, data) => tcp.send(dest, &data),
+          Poll::Transmit(proto, dest, _) => tracing::trace!(%dest, ?proto, "no socket for this protocol"),
           Poll::Timeout(at) => break Some(at),
           Poll::Dead => break None,
         }
@@ -315,10 +324,10 @@ async fn run(
       },
       r = socket.recv_from(&mut buf) => match r {
         Ok((n, source)) => {
-          core.handle_receive(Instant::now(), source, local_addr, &buf[..n]);
+          core.handle_receive(Instant::now(), Protocol::Udp, source, local_addr, &buf[..n]);
           for _ in 0..RECV_BATCH {
             match socket.try_recv_from(&mut buf) {
-              Ok((n, source)) => core.handle_receive(Instant::now(), source, local_addr, &buf[..n]),
+              Ok((n, source)) => core.handle_receive(Instant::now(), Protocol::Udp, source, local_addr, &buf[..n]),
               Err(_) => break,
             }
           }
@@ -326,10 +335,24 @@ async fn run(
         // e.g. ICMP port unreachable surfacing as ECONNREFUSED: not fatal for ICE.
         Err(e) => tracing::trace!("recv_from: {e}"),
       },
+      Some(ev) = tcp_events.recv() => match ev {
+        TcpEvent::Packet(source, data) => {
+          core.handle_receive(Instant::now(), Protocol::Tcp, source, tcp_local, &data);
+          for _ in 0..RECV_BATCH {
+            match tcp_events.try_recv() {
+              Ok(TcpEvent::Packet(source, data)) => core.handle_receive(Instant::now(), Protocol::Tcp, source, tcp_local, &data),
+              Ok(TcpEvent::Closed(id)) => tcp.closed(id),
+              Err(_) => break,
+            }
+          }
+        }
+        TcpEvent::Closed(id) => tcp.closed(id),
+      },
       _ = tokio::time::sleep_until(deadline.into()) => core.handle_timeout(Instant::now()),
     }
   }
   drop(socket);
+  drop(tcp);
   // Answer whatever is still queued so no caller waits forever.
   commands.close();
   while let Ok(cmd) = commands.try_recv() {
