@@ -1,5 +1,6 @@
 //! Media path loss: every UDP packet on loopback is dropped for a while (an nftables rule),
-//! while the signal connection (TCP) lives on. The tests run in a network namespace of their own,
+//! and with it the server's ICE-TCP port, while the signal connection (TCP) lives on; or UDP
+//! alone is dropped, and media moves to ICE-TCP. The tests run in a network namespace of their own,
 //! made by re-running this test binary under `unshare --net` (needs root), so the host's loopback
 //! is never touched: livekit-server, publisher and subscriber all live in that namespace.
 
@@ -65,8 +66,9 @@ fn nft(args: &[&str]) {
 }
 
 /// Drops every UDP packet arriving on this namespace's interfaces (lo) until `restore_udp`:
-/// senders see no error, the packets just vanish.
-fn drop_udp() {
+/// senders see no error, the packets just vanish. With `ice_tcp_port`, also every packet to or
+/// from that TCP port, so media has no path left at all.
+fn drop_udp(ice_tcp_port: Option<u16>) {
   nft(&["add", "table", "inet", "lkrtc_test"]);
   nft(&[
     "add",
@@ -87,14 +89,20 @@ fn drop_udp() {
     "udp",
     "drop",
   ]);
+  if let Some(port) = ice_tcp_port {
+    for dir in ["dport", "sport"] {
+      let port = port.to_string();
+      nft(&["add", "rule", "inet", "lkrtc_test", "input", "tcp", dir, &port, "drop"]);
+    }
+  }
 }
 
 fn restore_udp() {
   nft(&["delete", "table", "inet", "lkrtc_test"]);
 }
 
-/// Publisher and subscriber exchange red; UDP goes dark for `outage` while the publisher turns
-/// blue; blue must arrive on the same stream afterwards. Returns the kinds of the events both
+/// Publisher and subscriber exchange red; the media path (UDP and ICE-TCP) goes dark for
+/// `outage` while the publisher turns blue; blue must arrive on the same stream afterwards. Returns the kinds of the events both
 /// rooms reported meanwhile.
 async fn video_survives_a_udp_outage(outage: Duration) -> Vec<String> {
   let server = TestServer::start();
@@ -110,7 +118,7 @@ async fn video_survives_a_udp_outage(outage: Duration) -> Vec<String> {
     ..
   } = red_session(&server, &room_name("udp"), 10).await;
 
-  drop_udp();
+  drop_udp(Some(server.tcp_port));
   feeder.colour.store(1, Ordering::Relaxed);
   // Frames in flight may still land in the first half second; after that, none may.
   let dark_from = Instant::now() + Duration::from_millis(500);
@@ -180,4 +188,62 @@ async fn video_resumes_after_a_twelve_second_udp_outage_through_an_ice_restart()
     );
   }
   assert!(!seen.iter().any(|e| e.ends_with(":Disconnected")), "{seen:?}");
+}
+
+/// UDP alone goes dark and stays dark: media moves to the server's ICE-TCP port (after the
+/// resume that restarts ICE, at the latest) and blue arrives on the same stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_moves_to_ice_tcp_when_udp_is_blocked_midway() {
+  if run_isolated("video_moves_to_ice_tcp_when_udp_is_blocked_midway") {
+    return;
+  }
+  let server = TestServer::start();
+  let RedSession {
+    alice,
+    feeder,
+    bob,
+    remote,
+    mut stream,
+    ..
+  } = red_session(&server, &room_name("tcp"), 10).await;
+  drop_udp(None);
+  let blocked = Instant::now();
+  feeder.colour.store(1, Ordering::Relaxed);
+  let blue = frames_of(&mut stream, BLUE.1, 30, 40).await;
+  eprintln!("UDP blocked: 30 blue frames over TCP {:?} later", blocked.elapsed());
+  assert!(blue.windows(2).all(|w| w[1] > w[0]), "timestamps increase: {blue:?}");
+  assert!(!remote.is_ended(), "the same track carries on");
+  restore_udp();
+  drop(feeder);
+  bob.disconnect().await;
+  alice.disconnect().await;
+}
+
+/// UDP is dark before anyone joins: both rooms connect over ICE-TCP and video flows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_connects_and_streams_over_ice_tcp_when_udp_is_blocked() {
+  if run_isolated("a_room_connects_and_streams_over_ice_tcp_when_udp_is_blocked") {
+    return;
+  }
+  let server = TestServer::start();
+  drop_udp(None);
+  let started = Instant::now();
+  let RedSession {
+    alice,
+    feeder,
+    bob,
+    mut stream,
+    ..
+  } = red_session(&server, &room_name("tcp"), 30).await;
+  eprintln!(
+    "UDP blocked: connected and 30 frames over TCP in {:?}",
+    started.elapsed()
+  );
+  feeder.colour.store(1, Ordering::Relaxed);
+  let blue = frames_of(&mut stream, BLUE.1, 30, 15).await;
+  assert!(blue.windows(2).all(|w| w[1] > w[0]), "timestamps increase: {blue:?}");
+  restore_udp();
+  drop(feeder);
+  bob.disconnect().await;
+  alice.disconnect().await;
 }

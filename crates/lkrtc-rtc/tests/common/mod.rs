@@ -18,6 +18,8 @@ pub struct TestServer {
   child: Child,
   config: PathBuf,
   pub http_port: u16,
+  /// The ICE-TCP port (`rtc.tcp_port`).
+  pub tcp_port: u16,
   pub url: String,
   pub log: PathBuf,
 }
@@ -81,6 +83,7 @@ logging: {{ level: debug }}
       child: spawn_server(&config, &log, false),
       config,
       http_port,
+      tcp_port,
       url: format!("ws://127.0.0.1:{http_port}"),
       log,
     };
