@@ -1,10 +1,12 @@
-// One side of the end-to-end benchmark, in its own process so its CPU time is its own.
+// One side of the end-to-end benchmark and of the network lab, in its own process so its CPU
+// time (and, in the lab, its network namespace) is its own.
 //   node --import tsx benchmark/e2e-peer.ts <publish|subscribe> <lkrtc|rtc-node> <json options>
-// The publisher stamps its capture time (µs since `epochMs`) into the top rows of the Y plane
-// as 32 black/white blocks, and the frame's number into the band below; the subscriber reads
-// them back from the decoded frame, so latency is capture -> decoded frame in the receiving
-// program, whatever the stack does in between, and it knows which frames never arrived.
-// The last line on stdout is a JSON result.
+// The publisher stamps its capture time (µs since `epochMs`) and the frame's number into the
+// picture (measure.ts); the subscriber reads them back from the decoded frame, so latency is
+// capture -> decoded frame in the receiving program, whatever the stack does in between, and it
+// knows which frames never arrived. The publisher prints `capturing` when its first frame goes
+// out; the last line on stdout is a JSON result.
+import { latencyMs, makePictures, percentile, readStamp, stamp } from './measure.js'
 
 interface Options {
   url: string
@@ -20,70 +22,7 @@ interface Options {
 
 const [mode, stack, json] = process.argv.slice(2)
 const opts = JSON.parse(json) as Options
-const BITS = 32
-const BAND = 32 // rows of the timestamp band
-
 const nowUs = () => (performance.timeOrigin + performance.now() - opts.epochMs) * 1000
-
-/** 30 frames of a moving picture (I420), so the encoder has real work. */
-function makePictures(w: number, h: number): Uint8Array[] {
-  const cw = Math.ceil(w / 2)
-  const ch = Math.ceil(h / 2)
-  const pictures: Uint8Array[] = []
-  for (let n = 0; n < 30; n++) {
-    const data = new Uint8Array(w * h + 2 * cw * ch)
-    for (let y = 0; y < h; y++) {
-      for (let x = 0; x < w; x++) data[y * w + x] = (x + y + n * 8) & 255
-    }
-    for (let i = 0; i < cw * ch; i++) {
-      data[w * h + i] = 128 + ((i + n * 4) % 64)
-      data[w * h + cw * ch + i] = 160 - ((i >> 3) % 64)
-    }
-    pictures.push(data)
-  }
-  return pictures
-}
-
-/** Writes `value` into band `band` (0: capture time, 1: frame number) of a Y plane. */
-function stamp(y: Uint8Array, w: number, band: number, value: number): void {
-  const block = Math.floor(w / BITS)
-  for (let bit = 0; bit < BITS; bit++) {
-    const v = (value >>> (BITS - 1 - bit)) & 1 ? 235 : 16
-    for (let row = band * BAND; row < (band + 1) * BAND; row++)
-      y.fill(v, row * w + bit * block, row * w + (bit + 1) * block)
-  }
-}
-
-/** Reads band `band` back from a decoded Y plane of `w` x `h`, which may be smaller than the
- * published picture (an encoder that scales down): the band scales with it. */
-function readStamp(y: Uint8Array, stride: number, w: number, h: number, band: number): number {
-  const scale = h / opts.height
-  const block = w / BITS
-  const center = (band + 0.5) * BAND * scale
-  const half = Math.max(1, 4 * scale)
-  const top = Math.round(center - half)
-  const bottom = Math.round(center + half)
-  let value = 0
-  for (let bit = 0; bit < BITS; bit++) {
-    const left = Math.ceil(bit * block + block / 4)
-    const right = Math.floor((bit + 1) * block - block / 4)
-    let sum = 0
-    let count = 0
-    for (let row = top; row < bottom; row++) {
-      for (let x = left; x < right; x++) {
-        sum += y[row * stride + x]
-        count++
-      }
-    }
-    value = (value << 1) | (sum / Math.max(1, count) > 125 ? 1 : 0)
-  }
-  return value >>> 0
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -106,6 +45,7 @@ function cpuMeter() {
 async function publishLkrtc(): Promise<object> {
   const lk = await import('../lib/index.js')
   const room = new lk.Room()
+  const connectAtMs = nowUs() / 1000
   await room.connect(opts.url, opts.token, { autoSubscribe: false })
   const source = new lk.VideoSource(opts.width, opts.height)
   const track = lk.LocalVideoTrack.createVideoTrack('bench', source)
@@ -118,12 +58,13 @@ async function publishLkrtc(): Promise<object> {
     source.captureFrame(new lk.VideoFrame(opts.width, opts.height, lk.VideoBufferType.I420, data), { timestampUs: ts })
   })
   await room.disconnect()
-  return result
+  return { ...result, connectAtMs }
 }
 
 async function publishRtcNode(): Promise<object> {
   const rtc = await import('@livekit/rtc-node')
   const room = new rtc.Room()
+  const connectAtMs = nowUs() / 1000
   await room.connect(opts.url, opts.token, { autoSubscribe: false, dynacast: false })
   const source = new rtc.VideoSource(opts.width, opts.height)
   const track = rtc.LocalVideoTrack.createVideoTrack('bench', source)
@@ -135,14 +76,11 @@ async function publishRtcNode(): Promise<object> {
   })
   await room.localParticipant!.publishTrack(track, options)
   const result = await pump((data, ts) => {
-    source.captureFrame(
-      new rtc.VideoFrame(data, opts.width, opts.height, rtc.VideoBufferType.I420),
-      BigInt(Math.round(ts)),
-    )
+    source.captureFrame(new rtc.VideoFrame(data, opts.width, opts.height, rtc.VideoBufferType.I420), BigInt(Math.round(ts)))
   })
   await room.disconnect()
   await rtc.dispose()
-  return result
+  return { ...result, connectAtMs }
 }
 
 /** Captures frames at `fps` for warm-up + measured seconds; returns frames sent and CPU%. */
@@ -151,6 +89,8 @@ async function pump(capture: (data: Uint8Array, timestampUs: number) => void): P
   const interval = 1000 / opts.fps
   const meter = cpuMeter()
   const begin = performance.now()
+  const startedAtMs = nowUs() / 1000
+  process.stdout.write('capturing\n')
   const total = Math.round((opts.warmupSeconds + opts.seconds) * opts.fps)
   const warmup = Math.round(opts.warmupSeconds * opts.fps)
   let sent = 0
@@ -167,43 +107,43 @@ async function pump(capture: (data: Uint8Array, timestampUs: number) => void): P
   }
   const cpu = meter.stop()
   await sleep(1500) // let the last frames arrive before leaving
-  return { sent, warmup, cpu }
+  return { sent, warmup, cpu, startedAtMs, intervalMs: interval }
 }
 
 /** Receives until the publisher leaves; latency percentiles over the steady window, every
- * frame counted (and the numbers of those that arrived), CPU% over the steady window. */
-async function receive(
-  frames: AsyncIterable<{ y: Uint8Array; stride: number; width: number; height: number }>,
-): Promise<object> {
+ * frame counted, CPU% over the steady window; and per frame that arrived: its number, arrival
+ * (ms since `epochMs`), latency (ms) and height. */
+async function receive(frames: AsyncIterable<{ y: Uint8Array; stride: number; width: number; height: number }>): Promise<object> {
   const meter = cpuMeter()
   const latencies: number[] = []
   // Frames that arrived at the published size (an encoder may scale down under load).
   let fullSize = 0
   let received = 0
   const numbers: number[] = []
+  const arrivals: number[] = []
+  const frameLatencies: number[] = []
+  const heights: number[] = []
   let measuring = false
   let cpu = NaN
   for await (const f of frames) {
     if (f.width === opts.width && f.height === opts.height) fullSize++
-    numbers.push(readStamp(f.y, f.stride, f.width, f.height, 1))
+    const now = nowUs()
+    numbers.push(readStamp(f.y, f.stride, f.width, f.height, opts.height, 1))
+    arrivals.push(Math.round(now / 100) / 10)
+    heights.push(f.height)
+    const latency = latencyMs(now, readStamp(f.y, f.stride, f.width, f.height, opts.height, 0))
+    frameLatencies.push(Math.round(latency * 10) / 10)
     if (received++ === 0) {
       setTimeout(() => {
         measuring = true
         meter.start()
-        setTimeout(
-          () => {
-            measuring = false
-            cpu = meter.stop()
-          },
-          opts.seconds * 1000 - 1000,
-        )
+        setTimeout(() => {
+          measuring = false
+          cpu = meter.stop()
+        }, opts.seconds * 1000 - 1000)
       }, opts.warmupSeconds * 1000)
     }
-    if (measuring) {
-      const stamped = readStamp(f.y, f.stride, f.width, f.height, 0)
-      const latencyMs = (((Math.round(nowUs()) >>> 0) - stamped) >>> 0) / 1000
-      latencies.push(latencyMs)
-    }
+    if (measuring) latencies.push(latency)
   }
   latencies.sort((a, b) => a - b)
   return {
@@ -214,6 +154,9 @@ async function receive(
     p50: percentile(latencies, 50),
     p95: percentile(latencies, 95),
     samples: latencies.length,
+    arrivals,
+    latencies: frameLatencies,
+    heights,
   }
 }
 
@@ -258,12 +201,7 @@ async function subscribeRtcNode(): Promise<object> {
       if (done) return
       const frame = value.frame
       const i420 = frame.type === rtc.VideoBufferType.I420 ? frame : frame.convert(rtc.VideoBufferType.I420)
-      yield {
-        y: i420.data.subarray(0, i420.width * i420.height),
-        stride: i420.width,
-        width: i420.width,
-        height: i420.height,
-      }
+      yield { y: i420.data.subarray(0, i420.width * i420.height), stride: i420.width, width: i420.width, height: i420.height }
     }
   }
   const result = await receive(frames())

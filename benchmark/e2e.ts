@@ -9,6 +9,9 @@ import { dirname, join } from 'node:path'
 
 import { AccessToken } from 'livekit-server-sdk'
 
+import { missing } from './measure.js'
+
+
 const HERE = dirname(__filename)
 const SECONDS = Number(process.env.E2E_SECONDS ?? 10)
 const SIZES = (process.env.E2E_SIZES ?? '720,1080').split(',').map(Number)
@@ -37,13 +40,9 @@ interface PeerResult {
 
 function peer(role: string, stack: string, options: object): Promise<PeerResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', join(HERE, 'e2e-peer.ts'), role, stack, JSON.stringify(options)],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    )
+    const child = spawn(process.execPath, ['--import', 'tsx', join(HERE, 'e2e-peer.ts'), role, stack, JSON.stringify(options)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
     let out = ''
     child.stdout.on('data', (d) => (out += d))
     child.on('exit', (code) => {
@@ -68,16 +67,7 @@ async function main() {
       const width = Math.round((height * 16) / 9)
       for (const stack of STACKS) {
         const room = `e2e-${stack.replace('>', '-to-')}-${height}-${Date.now()}`
-        const common = {
-          url: server.url,
-          width,
-          height,
-          fps: 30,
-          seconds: SECONDS,
-          warmupSeconds: 3,
-          epochMs: Date.now(),
-          codec: CODEC,
-        }
+        const common = { url: server.url, width, height, fps: 30, seconds: SECONDS, warmupSeconds: 3, epochMs: Date.now(), codec: CODEC }
         // `a>b`: stack a publishes, stack b subscribes (interop figures).
         const [pubStack, subStack = pubStack] = stack.split('>')
         const sub = peer('subscribe', subStack, { ...common, token: await token(server, 'sub', room) })
@@ -86,9 +76,7 @@ async function main() {
         const got = await sub
         const lost = pub.sent - got.received
         // Frames captured after the warm-up (the subscription is up by then) that never arrived.
-        const arrived = new Set(got.numbers)
-        let lostSteady = 0
-        for (let n = pub.warmup; n < pub.sent; n++) if (!arrived.has(n)) lostSteady++
+        const lostSteady = missing(got.numbers, pub.warmup, pub.sent)
         const full = `${Math.round((100 * got.fullSize) / Math.max(1, got.received))}%`
         rows.push(
           `| ${stack} | ${height}p30 ${CODEC.toUpperCase()} | ${got.p50.toFixed(1)} | ${got.p95.toFixed(1)} | ${pub.cpu.toFixed(0)}% | ${got.cpu.toFixed(0)}% | ${got.received} / ${pub.sent} (${lost} lost) | ${lostSteady} | ${full} |`,
@@ -99,9 +87,7 @@ async function main() {
   } finally {
     await server.stop()
   }
-  console.log(
-    '| stack | stream | latency p50 ms | latency p95 ms | publisher CPU | subscriber CPU | frames delivered / sent | lost after warm-up | at full size |',
-  )
+  console.log('| stack | stream | latency p50 ms | latency p95 ms | publisher CPU | subscriber CPU | frames delivered / sent | lost after warm-up | at full size |')
   console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|')
   for (const row of rows) console.log(row)
 }

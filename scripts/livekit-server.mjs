@@ -1,7 +1,9 @@
 // A local livekit-server for tests and the demo: loopback only, free ports, the dev keys.
+// Or inside a network namespace of the network lab (scripts/netlab.sh), on its addresses only.
 //
 //   import { start } from './livekit-server.mjs'
 //   const server = await start()      // { url, apiKey, apiSecret, log, stop() }
+//   const lab = await start({ netns: 'netlab1-srv', host: '10.77.1.1', ips: '10.77.0.0/16' })
 //   ...
 //   await server.stop()
 //
@@ -40,7 +42,15 @@ function freeUdpPort() {
   })
 }
 
-function accepts(port) {
+function accepts(port, netns, host = '127.0.0.1') {
+  if (netns) {
+    // This process is outside the namespace: probe from inside it.
+    return new Promise((ok) => {
+      const probe = spawn('ip', ['netns', 'exec', netns, 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`], { stdio: 'ignore' })
+      probe.once('exit', (code) => ok(code === 0))
+      probe.once('error', () => ok(false))
+    })
+  }
   return new Promise((ok) => {
     const socket = connect({ host: '127.0.0.1', port })
     socket.once('connect', () => {
@@ -53,18 +63,20 @@ function accepts(port) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-/** The server's configuration: everything on 127.0.0.0/8, no TURN, the dev keys. */
-export function config({ port, tcpPort, udpPort, logLevel = 'info' }) {
+/** The server's configuration: everything on 127.0.0.0/8 (or, in a lab namespace, on the
+ * addresses in `ips`, listening on all of the namespace's addresses), no TURN, the dev keys. */
+export function config({ port, tcpPort, udpPort, logLevel = 'info', host, ips }) {
+  const lab = Boolean(ips)
   return `port: ${port}
-bind_addresses: [127.0.0.1]
+bind_addresses: [${lab ? '0.0.0.0' : '127.0.0.1'}]
 keys: { ${API_KEY}: ${API_SECRET} }
 rtc:
   udp_port: ${udpPort}
   tcp_port: ${tcpPort}
   use_external_ip: false
-  node_ip: 127.0.0.1
-  enable_loopback_candidate: true
-  ips: { includes: [127.0.0.1/32] }
+  node_ip: ${host ?? '127.0.0.1'}
+  enable_loopback_candidate: ${!lab}
+  ips: { includes: [${ips ?? '127.0.0.1/32'}] }
   stun_servers: ["127.0.0.1:3478"]
 turn: { enabled: false }
 logging: { level: ${logLevel} }
@@ -73,25 +85,31 @@ logging: { level: ${logLevel} }
 
 /**
  * Starts livekit-server on free loopback ports and resolves once it accepts connections.
- * Its log goes to `target/livekit-server/livekit-<port>.log`.
+ * Its log goes to `target/livekit-server/livekit-<port>.log`. With `netns`, it runs inside that
+ * network namespace (the lab's server namespace, which has no other tenant, so the ports are
+ * LiveKit's usual 7880-7882), and `host` is the address clients dial and `ips` the range it
+ * announces candidates in.
  */
-export async function start({ timeoutMs = 20_000, logLevel = 'info' } = {}) {
+export async function start({ timeoutMs = 20_000, logLevel = 'info', netns, host, ips } = {}) {
   if (!existsSync(BINARY)) {
     throw new Error(`livekit-server is missing at ${BINARY}: run \`bash scripts/bootstrap.sh\` first`)
   }
-  const [port, tcpPort, udpPort] = [await freeTcpPort(), await freeTcpPort(), await freeUdpPort()]
+  const [port, tcpPort, udpPort] = netns ? [7880, 7881, 7882] : [await freeTcpPort(), await freeTcpPort(), await freeUdpPort()]
   const dir = join(ROOT, 'target/livekit-server')
   mkdirSync(dir, { recursive: true })
-  const configPath = join(dir, `livekit-${port}.yaml`)
-  writeFileSync(configPath, config({ port, tcpPort, udpPort, logLevel }))
-  const log = join(dir, `livekit-${port}.log`)
+  const name = netns ? `${netns}-${port}` : `${port}`
+  const configPath = join(dir, `livekit-${name}.yaml`)
+  writeFileSync(configPath, config({ port, tcpPort, udpPort, logLevel, host, ips }))
+  const log = join(dir, `livekit-${name}.log`)
 
   let child
   let exited
   let exit
   const launch = async (flags) => {
     const fd = openSync(log, flags)
-    child = spawn(BINARY, ['--config', configPath], { stdio: ['ignore', fd, fd] })
+    child = netns
+      ? spawn('ip', ['netns', 'exec', netns, BINARY, '--config', configPath], { stdio: ['ignore', fd, fd] })
+      : spawn(BINARY, ['--config', configPath], { stdio: ['ignore', fd, fd] })
     closeSync(fd)
     exited = null
     exit = new Promise((r) =>
@@ -104,7 +122,7 @@ export async function start({ timeoutMs = 20_000, logLevel = 'info' } = {}) {
       exited = { error: e }
     })
     const deadline = Date.now() + timeoutMs
-    while (!(await accepts(port))) {
+    while (!(await accepts(port, netns, host))) {
       if (exited) throw new Error(`livekit-server exited (${JSON.stringify(exited)}); see ${log}`)
       if (Date.now() > deadline) {
         child.kill('SIGKILL')
@@ -134,7 +152,7 @@ export async function start({ timeoutMs = 20_000, logLevel = 'info' } = {}) {
     await launch('a')
   }
   return {
-    url: `ws://127.0.0.1:${port}`,
+    url: `ws://${host ?? '127.0.0.1'}:${port}`,
     apiKey: API_KEY,
     apiSecret: API_SECRET,
     port,
