@@ -200,8 +200,10 @@ async fn video_moves_to_ice_tcp_when_udp_is_blocked_midway() {
   let server = TestServer::start();
   let RedSession {
     alice,
+    mut alice_events,
     feeder,
     bob,
+    mut bob_events,
     remote,
     mut stream,
     ..
@@ -213,6 +215,12 @@ async fn video_moves_to_ice_tcp_when_udp_is_blocked_midway() {
   eprintln!("UDP blocked: 30 blue frames over TCP {:?} later", blocked.elapsed());
   assert!(blue.windows(2).all(|w| w[1] > w[0]), "timestamps increase: {blue:?}");
   assert!(!remote.is_ended(), "the same track carries on");
+  for (who, events) in [("alice", &mut alice_events), ("bob", &mut bob_events)] {
+    while let Ok(event) = events.try_recv() {
+      let kind = format!("{event:?}");
+      eprintln!("{who}: {}", kind.split([' ', '{', '(']).next().unwrap_or_default());
+    }
+  }
   restore_udp();
   drop(feeder);
   bob.disconnect().await;
