@@ -28,7 +28,7 @@ interface Profile {
   steps?: { atS: number; actions: Action[] }[]
   /** The publisher's uplink cap in the measured window, kbit/s, for "sent against the cap". */
   uplinkKbit?: string
-  /** When the last restriction lifts (s after the first capture): recovery is timed from it. */
+  /** When the last change happens (s after the first capture): recovery is timed from it. */
   recoverFromS?: number
 }
 
@@ -67,6 +67,13 @@ const PROFILES: Profile[] = [
     recoverFromS: WARMUP + 14,
   },
   { key: 'noudp', name: 'UDP blocked', setup: [udp(true)] },
+  {
+    key: 'udpmid',
+    name: 'UDP blocked mid-call',
+    setup: [],
+    steps: [{ atS: WARMUP + 3, actions: [udp(true)] }],
+    recoverFromS: WARMUP + 3,
+  },
 ]
 
 function token(identity: string, room: string) {
