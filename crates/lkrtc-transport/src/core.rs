@@ -121,8 +121,13 @@ pub(crate) struct Core {
   /// str0m's ICE state is connected or completed.
   ice_up: bool,
   connected: bool,
-  /// When the last datagram arrived: a connected transport that stops receiving is disconnected.
+  /// When the last datagram arrived on the path in use: a connected transport that stops
+  /// receiving is disconnected.
   last_received: Option<Instant>,
+  /// The path DTLS and media go out on (the nominated pair's remote end), once known. Only what
+  /// arrives from it proves the path alive: the checks of a standby pair (ICE-TCP beside a dead
+  /// UDP pair) keep arriving while no media can.
+  media_path: Option<(Protocol, SocketAddr)>,
   disconnected_since: Option<Instant>,
   closing_since: Option<Instant>,
   close_started: bool,
@@ -212,6 +217,7 @@ impl Core {
       dtls_up: false,
       ice_up: false,
       last_received: None,
+      media_path: None,
       connected: false,
       disconnected_since: None,
       closing_since: None,
@@ -647,10 +653,13 @@ impl Core {
     let Ok(contents) = data.try_into() else {
       return; // not STUN/DTLS/RTP: stray datagram
     };
-    self.last_received = Some(now);
-    if !self.connected && self.dtls_up && self.ice_up {
-      // Disconnected for silence, and the path carries datagrams again.
-      self.set_connected(true, now);
+    // A standby pair's checks prove nothing about the path in use.
+    if self.media_path.is_none_or(|path| path == (proto, source)) {
+      self.last_received = Some(now);
+      if !self.connected && self.dtls_up && self.ice_up {
+        // Disconnected for silence, and the path carries datagrams again.
+        self.set_connected(true, now);
+      }
     }
     let input = Input::Receive(
       now,
@@ -702,7 +711,13 @@ impl Core {
       }
       match self.rtc.poll_output() {
         Ok(Output::Transmit(t)) => {
-          return Poll::Transmit(t.proto, t.destination, t.contents.into());
+          let data: Vec<u8> = t.contents.into();
+          // RFC 7983: a first byte of 0-3 is STUN, sent on every pair; anything else (DTLS,
+          // RTP, RTCP) goes on the nominated one.
+          if data.first().is_some_and(|b| *b > 3) {
+            self.media_path = Some((t.proto, t.destination));
+          }
+          return Poll::Transmit(t.proto, t.destination, data);
         }
         Ok(Output::Event(e)) => self.on_event(e, now),
         Ok(Output::Timeout(at)) => {
