@@ -45,6 +45,12 @@ const PT_VP8_RTX: u8 = 97;
 const PT_H264: u8 = 102;
 const PT_H264_RTX: u8 = 103;
 
+/// Whether a packet is DTLS, RTP or RTCP, which go on the nominated pair only, rather than STUN,
+/// which goes on every pair (RFC 7983: a first byte of 0-3 is STUN).
+fn is_media(packet: &[u8]) -> bool {
+  packet.first().is_some_and(|b| *b > 3)
+}
+
 /// What the I/O loop must do next.
 #[derive(Debug)]
 pub(crate) enum Poll {
@@ -124,9 +130,9 @@ pub(crate) struct Core {
   /// When the last datagram arrived on the path in use: a connected transport that stops
   /// receiving is disconnected.
   last_received: Option<Instant>,
-  /// The path DTLS and media go out on (the nominated pair's remote end), once known. Only what
-  /// arrives from it proves the path alive: the checks of a standby pair (ICE-TCP beside a dead
-  /// UDP pair) keep arriving while no media can.
+  /// The path DTLS and media last went out or came in on (the nominated pair's remote end), once
+  /// known. STUN counts as a sign of life only from it: the checks of a standby pair (ICE-TCP
+  /// beside a dead UDP pair) keep arriving while no media can.
   media_path: Option<(Protocol, SocketAddr)>,
   disconnected_since: Option<Instant>,
   closing_since: Option<Instant>,
@@ -653,8 +659,13 @@ impl Core {
     let Ok(contents) = data.try_into() else {
       return; // not STUN/DTLS/RTP: stray datagram
     };
-    // A standby pair's checks prove nothing about the path in use.
-    if self.media_path.is_none_or(|path| path == (proto, source)) {
+    // DTLS, RTP and RTCP come only on the pair the remote uses, so they prove a path alive; STUN
+    // comes on every pair, and a standby pair's checks prove nothing about the path in use.
+    let media = is_media(data);
+    if media {
+      self.media_path = Some((proto, source));
+    }
+    if media || self.media_path.is_none_or(|path| path == (proto, source)) {
       self.last_received = Some(now);
       if !self.connected && self.dtls_up && self.ice_up {
         // Disconnected for silence, and the path carries datagrams again.
@@ -712,9 +723,7 @@ impl Core {
       match self.rtc.poll_output() {
         Ok(Output::Transmit(t)) => {
           let data: Vec<u8> = t.contents.into();
-          // RFC 7983: a first byte of 0-3 is STUN, sent on every pair; anything else (DTLS,
-          // RTP, RTCP) goes on the nominated one.
-          if data.first().is_some_and(|b| *b > 3) {
+          if is_media(&data) {
             self.media_path = Some((t.proto, t.destination));
           }
           return Poll::Transmit(t.proto, t.destination, data);
