@@ -771,6 +771,9 @@ impl Core {
         match state {
           IceConnectionState::Disconnected => self.set_connected(false, now),
           IceConnectionState::Connected | IceConnectionState::Completed if self.dtls_up => {
+            // A check just succeeded on the nominated pair (after an ICE restart, a new one):
+            // the silence before it says nothing about this path.
+            self.last_received = Some(now);
             self.set_connected(true, now)
           }
           _ => {}
