@@ -9,7 +9,16 @@
 import test from 'ava'
 
 import { createToken } from '../lib/index.js'
-import { type Action, cap, Lab, labUnavailable, type PubResult, type SubResult, udp, URLS } from '../benchmark/netlab.js'
+import {
+  type Action,
+  cap,
+  Lab,
+  labUnavailable,
+  type PubResult,
+  type SubResult,
+  udp,
+  URLS,
+} from '../benchmark/netlab.js'
 
 const unavailable = labUnavailable()
 if (unavailable) console.warn(`network tests skipped: ${unavailable}`)
@@ -47,14 +56,27 @@ async function call(seconds: number, steps: { atS: number; actions: Action[] }[]
   const options = { width: 640, height: 360, fps: 30, seconds, warmupSeconds: 0, epochMs: Date.now(), codec: 'vp8' }
   const timeoutMs = (seconds + 40) * 1000
   const timers: NodeJS.Timeout[] = []
-  const sub = lab.peer<SubResult>('sub', 'subscribe', 'lkrtc', { ...options, url: URLS.sub, token: await token('sub') }, timeoutMs)
+  const sub = lab.peer<SubResult>(
+    'sub',
+    'subscribe',
+    'lkrtc',
+    { ...options, url: URLS.sub, token: await token('sub') },
+    timeoutMs,
+  )
   sub.catch(() => {})
   await new Promise((r) => setTimeout(r, 1000))
   try {
-    const pub = await lab.peer<PubResult>('pub', 'publish', 'lkrtc', { ...options, url: URLS.pub, token: await token('pub') }, timeoutMs, (line) => {
-      if (line !== 'capturing') return
-      for (const step of steps) timers.push(setTimeout(() => step.actions.forEach((a) => lab.apply(a)), step.atS * 1000))
-    })
+    const pub = await lab.peer<PubResult>(
+      'pub',
+      'publish',
+      'lkrtc',
+      { ...options, url: URLS.pub, token: await token('pub') },
+      timeoutMs,
+      (line) => {
+        if (line !== 'capturing') return
+        for (const step of steps) timers.push(setTimeout(() => lab.applyAll(step.actions), step.atS * 1000))
+      },
+    )
     const got = await sub
     const firstOf = (s: number) => Math.round((s * 1000) / pub.intervalMs)
     return {
@@ -81,7 +103,10 @@ serial('a room whose UDP is blocked from the start streams over TCP', async (t) 
 serial('a call whose UDP is blocked midway carries on over TCP', async (t) => {
   lab.clear()
   const c = await call(40, [{ atS: 4, actions: [udp(true)] }])
-  t.true(c.arrivedSince(0).filter((n) => n < c.sentSince(0) - c.sentSince(4)).length > 60, 'frames flowed before the block')
+  t.true(
+    c.arrivedSince(0).filter((n) => n < c.sentSince(0) - c.sentSince(4)).length > 60,
+    'frames flowed before the block',
+  )
   // The move to TCP may take a resume (an ICE restart); by the last 10 s video must flow again.
   const late = c.arrivedSince(30)
   t.true(late.length >= c.sentSince(30) / 2, `${late.length} of the last ${c.sentSince(30)} frames arrived`)

@@ -76,7 +76,10 @@ async function publishRtcNode(): Promise<object> {
   })
   await room.localParticipant!.publishTrack(track, options)
   const result = await pump((data, ts) => {
-    source.captureFrame(new rtc.VideoFrame(data, opts.width, opts.height, rtc.VideoBufferType.I420), BigInt(Math.round(ts)))
+    source.captureFrame(
+      new rtc.VideoFrame(data, opts.width, opts.height, rtc.VideoBufferType.I420),
+      BigInt(Math.round(ts)),
+    )
   })
   await room.disconnect()
   await rtc.dispose()
@@ -113,7 +116,9 @@ async function pump(capture: (data: Uint8Array, timestampUs: number) => void): P
 /** Receives until the publisher leaves; latency percentiles over the steady window, every
  * frame counted, CPU% over the steady window; and per frame that arrived: its number, arrival
  * (ms since `epochMs`), latency (ms) and height. */
-async function receive(frames: AsyncIterable<{ y: Uint8Array; stride: number; width: number; height: number }>): Promise<object> {
+async function receive(
+  frames: AsyncIterable<{ y: Uint8Array; stride: number; width: number; height: number }>,
+): Promise<object> {
   const meter = cpuMeter()
   const latencies: number[] = []
   // Frames that arrived at the published size (an encoder may scale down under load).
@@ -137,10 +142,13 @@ async function receive(frames: AsyncIterable<{ y: Uint8Array; stride: number; wi
       setTimeout(() => {
         measuring = true
         meter.start()
-        setTimeout(() => {
-          measuring = false
-          cpu = meter.stop()
-        }, opts.seconds * 1000 - 1000)
+        setTimeout(
+          () => {
+            measuring = false
+            cpu = meter.stop()
+          },
+          opts.seconds * 1000 - 1000,
+        )
       }, opts.warmupSeconds * 1000)
     }
     if (measuring) latencies.push(latency)
@@ -201,7 +209,12 @@ async function subscribeRtcNode(): Promise<object> {
       if (done) return
       const frame = value.frame
       const i420 = frame.type === rtc.VideoBufferType.I420 ? frame : frame.convert(rtc.VideoBufferType.I420)
-      yield { y: i420.data.subarray(0, i420.width * i420.height), stride: i420.width, width: i420.width, height: i420.height }
+      yield {
+        y: i420.data.subarray(0, i420.width * i420.height),
+        stride: i420.width,
+        width: i420.width,
+        height: i420.height,
+      }
     }
   }
   const result = await receive(frames())

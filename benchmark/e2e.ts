@@ -11,7 +11,6 @@ import { AccessToken } from 'livekit-server-sdk'
 
 import { missing } from './measure.js'
 
-
 const HERE = dirname(__filename)
 const SECONDS = Number(process.env.E2E_SECONDS ?? 10)
 const SIZES = (process.env.E2E_SIZES ?? '720,1080').split(',').map(Number)
@@ -40,9 +39,13 @@ interface PeerResult {
 
 function peer(role: string, stack: string, options: object): Promise<PeerResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(HERE, 'e2e-peer.ts'), role, stack, JSON.stringify(options)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(HERE, 'e2e-peer.ts'), role, stack, JSON.stringify(options)],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    )
     let out = ''
     child.stdout.on('data', (d) => (out += d))
     child.on('exit', (code) => {
@@ -67,7 +70,16 @@ async function main() {
       const width = Math.round((height * 16) / 9)
       for (const stack of STACKS) {
         const room = `e2e-${stack.replace('>', '-to-')}-${height}-${Date.now()}`
-        const common = { url: server.url, width, height, fps: 30, seconds: SECONDS, warmupSeconds: 3, epochMs: Date.now(), codec: CODEC }
+        const common = {
+          url: server.url,
+          width,
+          height,
+          fps: 30,
+          seconds: SECONDS,
+          warmupSeconds: 3,
+          epochMs: Date.now(),
+          codec: CODEC,
+        }
         // `a>b`: stack a publishes, stack b subscribes (interop figures).
         const [pubStack, subStack = pubStack] = stack.split('>')
         const sub = peer('subscribe', subStack, { ...common, token: await token(server, 'sub', room) })
@@ -87,7 +99,9 @@ async function main() {
   } finally {
     await server.stop()
   }
-  console.log('| stack | stream | latency p50 ms | latency p95 ms | publisher CPU | subscriber CPU | frames delivered / sent | lost after warm-up | at full size |')
+  console.log(
+    '| stack | stream | latency p50 ms | latency p95 ms | publisher CPU | subscriber CPU | frames delivered / sent | lost after warm-up | at full size |',
+  )
   console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|')
   for (const row of rows) console.log(row)
 }

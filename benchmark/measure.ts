@@ -34,13 +34,21 @@ export function stamp(y: Uint8Array, w: number, band: number, value: number): vo
   const block = Math.floor(w / BITS)
   for (let bit = 0; bit < BITS; bit++) {
     const v = (value >>> (BITS - 1 - bit)) & 1 ? 235 : 16
-    for (let row = band * BAND; row < (band + 1) * BAND; row++) y.fill(v, row * w + bit * block, row * w + (bit + 1) * block)
+    for (let row = band * BAND; row < (band + 1) * BAND; row++)
+      y.fill(v, row * w + bit * block, row * w + (bit + 1) * block)
   }
 }
 
 /** Reads band `band` back from a decoded Y plane of `w` x `h`, which may be smaller than the
  * published height `publishedHeight` (an encoder that scales down): the band scales with it. */
-export function readStamp(y: Uint8Array, stride: number, w: number, h: number, publishedHeight: number, band: number): number {
+export function readStamp(
+  y: Uint8Array,
+  stride: number,
+  w: number,
+  h: number,
+  publishedHeight: number,
+  band: number,
+): number {
   const scale = h / publishedHeight
   const block = w / BITS
   const center = (band + 0.5) * BAND * scale

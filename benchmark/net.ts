@@ -8,7 +8,19 @@
 import { AccessToken } from 'livekit-server-sdk'
 
 import { freezes, percentile } from './measure.js'
-import { Action, cap, everyDirection, Lab, labUnavailable, loss, PubResult, rate, SubResult, udp, URLS } from './netlab.js'
+import {
+  type Action,
+  cap,
+  everyDirection,
+  Lab,
+  labUnavailable,
+  loss,
+  type PubResult,
+  rate,
+  type SubResult,
+  udp,
+  URLS,
+} from './netlab.js'
 
 const SECONDS = Number(process.env.NET_SECONDS ?? 20)
 const WARMUP = 3
@@ -96,17 +108,42 @@ interface Row {
 }
 
 async function runOne(lab: Lab, profile: Profile, stack: string): Promise<Row> {
-  const row: Row = { profile: profile.name, stack, delivered: '-', freezes: '-', p50: '-', p95: '-', sent: '-', fullSize: '-', recovery: '-', firstFrame: '-' }
+  const row: Row = {
+    profile: profile.name,
+    stack,
+    delivered: '-',
+    freezes: '-',
+    p50: '-',
+    p95: '-',
+    sent: '-',
+    fullSize: '-',
+    recovery: '-',
+    firstFrame: '-',
+  }
   lab.clear()
   for (const a of profile.setup) lab.apply(a)
   const room = `net-${profile.key}-${stack}-${Date.now()}`
   const epochMs = Date.now()
-  const common = { width: WIDTH, height: HEIGHT, fps: FPS, seconds: SECONDS, warmupSeconds: WARMUP, epochMs, codec: 'vp8' }
+  const common = {
+    width: WIDTH,
+    height: HEIGHT,
+    fps: FPS,
+    seconds: SECONDS,
+    warmupSeconds: WARMUP,
+    epochMs,
+    codec: 'vp8',
+  }
   const timeoutMs = (WARMUP + SECONDS + 45) * 1000
   const timers: NodeJS.Timeout[] = []
   let uplink0 = 0
   let uplink1 = 0
-  const sub = lab.peer<SubResult>('sub', 'subscribe', stack, { ...common, url: URLS.sub, token: await token('sub', room) }, timeoutMs)
+  const sub = lab.peer<SubResult>(
+    'sub',
+    'subscribe',
+    stack,
+    { ...common, url: URLS.sub, token: await token('sub', room) },
+    timeoutMs,
+  )
   sub.catch(() => {})
   await new Promise((r) => setTimeout(r, 1500))
   try {
@@ -118,7 +155,8 @@ async function runOne(lab: Lab, profile: Profile, stack: string): Promise<Row> {
       timeoutMs,
       (line) => {
         if (line !== 'capturing') return
-        for (const step of profile.steps ?? []) timers.push(setTimeout(() => step.actions.forEach((a) => lab.apply(a)), step.atS * 1000))
+        for (const step of profile.steps ?? [])
+          timers.push(setTimeout(() => lab.applyAll(step.actions), step.atS * 1000))
         timers.push(setTimeout(() => (uplink0 = lab.sentBytes('pub', 'up')), WARMUP * 1000))
         timers.push(setTimeout(() => (uplink1 = lab.sentBytes('pub', 'up')), (WARMUP + SECONDS) * 1000))
       },
@@ -148,7 +186,9 @@ async function runOne(lab: Lab, profile: Profile, stack: string): Promise<Row> {
     row.p95 = lat.length ? percentile(lat, 95).toFixed(0) : '-'
     const kbps = ((uplink1 - uplink0) * 8) / SECONDS / 1000
     row.sent = `${kbps.toFixed(0)}${profile.uplinkKbit ? ` / ${profile.uplinkKbit}` : ''}`
-    row.fullSize = frames.length ? `${Math.round((100 * frames.filter((x) => x.height === HEIGHT).length) / frames.length)}%` : '-'
+    row.fullSize = frames.length
+      ? `${Math.round((100 * frames.filter((x) => x.height === HEIGHT).length) / frames.length)}%`
+      : '-'
     if (profile.recoverFromS !== undefined) {
       const lifted = pub.startedAtMs + profile.recoverFromS * 1000
       const after = frames.filter((x) => x.arrival >= lifted)
@@ -161,7 +201,8 @@ async function runOne(lab: Lab, profile: Profile, stack: string): Promise<Row> {
         prev = x.arrival
       }
       const tail = windowEnd + median - prev
-      row.recovery = after.length === 0 || tail > limit ? 'not recovered' : `${((lastBad - lifted) / 1000).toFixed(1)} s`
+      row.recovery =
+        after.length === 0 || tail > limit ? 'not recovered' : `${((lastBad - lifted) / 1000).toFixed(1)} s`
     }
     const first = got.arrivals.length ? Math.min(...got.arrivals) : NaN
     row.firstFrame = Number.isFinite(first) ? `${((first - pub.connectAtMs) / 1000).toFixed(1)} s` : '-'
@@ -193,12 +234,18 @@ async function main() {
   } finally {
     await lab.down()
   }
-  console.log(`${WIDTH}x${HEIGHT} at ${FPS} fps VP8 (max 2.5 Mbit/s), ${SECONDS} s after a ${WARMUP} s warm-up, ${new Date().toISOString().slice(0, 10)}`)
+  console.log(
+    `${WIDTH}x${HEIGHT} at ${FPS} fps VP8 (max 2.5 Mbit/s), ${SECONDS} s after a ${WARMUP} s warm-up, ${new Date().toISOString().slice(0, 10)}`,
+  )
   console.log('')
-  console.log('| profile | stack | frames delivered / sent | freezes, total | latency p50 ms | p95 ms | uplink kbit/s / cap | at full size | recovery after the last step | first frame after connect |')
+  console.log(
+    '| profile | stack | frames delivered / sent | freezes, total | latency p50 ms | p95 ms | uplink kbit/s / cap | at full size | recovery after the last step | first frame after connect |',
+  )
   console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|')
   for (const r of rows) {
-    console.log(`| ${r.profile} | ${r.stack} | ${r.delivered} | ${r.freezes} | ${r.p50} | ${r.p95} | ${r.sent} | ${r.fullSize} | ${r.recovery} | ${r.firstFrame} |`)
+    console.log(
+      `| ${r.profile} | ${r.stack} | ${r.delivered} | ${r.freezes} | ${r.p50} | ${r.p95} | ${r.sent} | ${r.fullSize} | ${r.recovery} | ${r.firstFrame} |`,
+    )
   }
 }
 

@@ -51,6 +51,10 @@ export class Lab {
     execFileSync('bash', [NETLAB, action[0], this.id, ...action.slice(1)], { encoding: 'utf8' })
   }
 
+  applyAll(actions: Action[]): void {
+    for (const a of actions) this.apply(a)
+  }
+
   /** Lifts every cap, loss and block. */
   clear(): void {
     for (const a of [...cap(0), ...everyDirection((l, d) => loss(l, d, 0)), udp(false)]) this.apply(a)
@@ -83,9 +87,27 @@ export class Lab {
    * Runs benchmark/e2e-peer.ts in the `where` namespace and resolves with its JSON result;
    * `onLine` sees its stdout lines as they come. Killed after `timeoutMs`.
    */
-  peer<T>(where: Link, role: 'publish' | 'subscribe', stack: string, options: object, timeoutMs: number, onLine?: (line: string) => void): Promise<T> {
+  peer<T>(
+    where: Link,
+    role: 'publish' | 'subscribe',
+    stack: string,
+    options: object,
+    timeoutMs: number,
+    onLine?: (line: string) => void,
+  ): Promise<T> {
     return new Promise((resolve, reject) => {
-      const args = ['netns', 'exec', this.ns(where), process.execPath, '--import', 'tsx', join(ROOT, 'benchmark/e2e-peer.ts'), role, stack, JSON.stringify(options)]
+      const args = [
+        'netns',
+        'exec',
+        this.ns(where),
+        process.execPath,
+        '--import',
+        'tsx',
+        join(ROOT, 'benchmark/e2e-peer.ts'),
+        role,
+        stack,
+        JSON.stringify(options),
+      ]
       const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT })
       let out = ''
       let err = ''
@@ -99,7 +121,9 @@ export class Lab {
       child.on('exit', (code, signal) => {
         clearTimeout(timer)
         if (code !== 0) {
-          const why = err.match(/ERR_[A-Z_]+[^\n]*/)?.[0] ?? (signal ? `killed after ${timeoutMs / 1000} s` : `exit ${code}: ${err.slice(-300)}`)
+          const why =
+            err.match(/ERR_[A-Z_]+[^\n]*/)?.[0] ??
+            (signal ? `killed after ${timeoutMs / 1000} s` : `exit ${code}: ${err.slice(-300)}`)
           return reject(new Error(`${role} ${stack}: ${why}`))
         }
         try {

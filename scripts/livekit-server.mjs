@@ -46,7 +46,9 @@ function accepts(port, netns, host = '127.0.0.1') {
   if (netns) {
     // This process is outside the namespace: probe from inside it.
     return new Promise((ok) => {
-      const probe = spawn('ip', ['netns', 'exec', netns, 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`], { stdio: 'ignore' })
+      const probe = spawn('ip', ['netns', 'exec', netns, 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`], {
+        stdio: 'ignore',
+      })
       probe.once('exit', (code) => ok(code === 0))
       probe.once('error', () => ok(false))
     })
@@ -94,7 +96,9 @@ export async function start({ timeoutMs = 20_000, logLevel = 'info', netns, host
   if (!existsSync(BINARY)) {
     throw new Error(`livekit-server is missing at ${BINARY}: run \`bash scripts/bootstrap.sh\` first`)
   }
-  const [port, tcpPort, udpPort] = netns ? [7880, 7881, 7882] : [await freeTcpPort(), await freeTcpPort(), await freeUdpPort()]
+  const [port, tcpPort, udpPort] = netns
+    ? [7880, 7881, 7882]
+    : [await freeTcpPort(), await freeTcpPort(), await freeUdpPort()]
   const dir = join(ROOT, 'target/livekit-server')
   mkdirSync(dir, { recursive: true })
   const name = netns ? `${netns}-${port}` : `${port}`
