@@ -191,6 +191,7 @@ export interface NativePublishOptions {
   /** Bits per second; with `maxFramerate`, overrides LiveKit's preset for the resolution. */
   maxBitrate?: number
   maxFramerate?: number
+  degradationPreference?: 'balanced' | 'maintain-framerate' | 'maintain-resolution'
 }
 
 /** One room event: `type` says which, and each type has its own fields. */
@@ -263,6 +264,13 @@ export interface PublishStats {
   framesUnsent: number
   bytesSent: number
   bitrateBps: number
+  /** Frames not encoded because the link was congested. */
+  framesSkipped: number
+  /** The track's share of the send-side bandwidth estimate (0 before the first estimate). */
+  availableBitrateBps: number
+  /** The size of the picture sent: smaller than the source's when the link is short. */
+  sentWidth: number
+  sentHeight: number
 }
 
 /** A track publication as the server last described it. */

@@ -530,6 +530,18 @@ cases([
     code: 'ERR_INVALID_ARG_TYPE',
     message: "invalid videoCodec: expected 'vp8' or 'h264'",
   },
+  ...['', 'balance', 'MAINTAIN-FRAMERATE'].map((value) => ({
+    name: `LocalParticipant.publishTrack rejects degradationPreference ${JSON.stringify(value)}`,
+    run: () => new Room().localParticipant.publishTrack(track64(), { degradationPreference: value as never }),
+    code: 'ERR_INVALID_ARGUMENT',
+    message: "invalid degradationPreference: expected 'balanced', 'maintain-framerate' or 'maintain-resolution'",
+  })),
+  {
+    name: 'LocalParticipant.publishTrack rejects degradationPreference as a number',
+    run: () => new Room().localParticipant.publishTrack(track64(), { degradationPreference: 1 as never }),
+    code: 'ERR_INVALID_ARG_TYPE',
+    message: "invalid degradationPreference: expected 'balanced', 'maintain-framerate' or 'maintain-resolution'",
+  },
   {
     name: 'LocalParticipant.publishTrack rejects videoEncoding as a number',
     run: () => new Room().localParticipant.publishTrack(track64(), { videoEncoding: 1e6 as never }),

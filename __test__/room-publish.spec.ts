@@ -1,6 +1,8 @@
 /**
  * lkrtc publishes, @livekit/rtc-node receives: against a real livekit-server.
  */
+import { randomBytes } from 'node:crypto'
+
 import test from 'ava'
 
 import {
@@ -9,7 +11,10 @@ import {
   LocalVideoTrack,
   Room,
   TrackSource,
+  VideoBufferType,
+  VideoFrame,
   VideoSource,
+  type TrackPublishOptions,
 } from '../lib/index.js'
 import { GREY, inOrder, SEQUENCE, playSequence, solidRgba, stableRuns } from './helpers/colors.js'
 import { joinRtcNode, readColours, rtc } from './helpers/rtc-node.js'
@@ -24,7 +29,13 @@ const WIDTH = 640
 const HEIGHT = 480
 
 /** lkrtc joins `room` as `identity` and publishes a 640x480 track named `name`, kept alive with grey frames. */
-async function lkrtcPublisher(room: string, identity: string, codec: 'vp8' | 'h264', name = 'colours') {
+async function lkrtcPublisher(
+  room: string,
+  identity: string,
+  codec: 'vp8' | 'h264',
+  name = 'colours',
+  options: TrackPublishOptions = {},
+) {
   const server = await testServer()
   const lk = new Room()
   await lk.connect(server.url, await token(identity, room))
@@ -36,6 +47,7 @@ async function lkrtcPublisher(room: string, identity: string, codec: 'vp8' | 'h2
     source: TrackSource.Camera,
     videoCodec: codec,
     videoEncoding: { maxBitrate: 1_500_000, maxFramerate: 15 },
+    ...options,
   })
   const grey = solidRgba(WIDTH, HEIGHT, GREY)
   let idle: NodeJS.Timeout | undefined = setInterval(() => source.captureFrame(grey), 66)
@@ -116,6 +128,60 @@ test.serial('rtc-node sees the lkrtc participant and its track: name, source, si
     await lk.disconnect()
     await peer.disconnect()
   }
+})
+
+/** Publishes 640x480 noise (which no encoder can fit in 100 kbit/s) at 100 kbit/s with
+ * `preference`; the sizes rtc-node decodes over `seconds`, and the size the publication reports
+ * on both sides. */
+async function publishStarved(preference: 'balanced' | 'maintain-resolution', seconds: number) {
+  const name = roomName(`starved-${preference}`)
+  const peer = await joinRtcNode(name, 'rtc-node-viewer')
+  const subscribed = once<[rtc.RemoteTrack, rtc.RemoteTrackPublication, rtc.RemoteParticipant]>(
+    peer,
+    rtc.RoomEvent.TrackSubscribed,
+  )
+  const { lk, source, publication, stopIdle } = await lkrtcPublisher(name, 'lkrtc-starved', 'vp8', 'starved', {
+    videoEncoding: { maxBitrate: 100_000, maxFramerate: 15 },
+    degradationPreference: preference,
+  })
+  const noise = Array.from({ length: 8 }, () => new VideoFrame(WIDTH, HEIGHT, VideoBufferType.RGBA, randomBytes(WIDTH * HEIGHT * 4)))
+  let n = 0
+  stopIdle()
+  const feed = setInterval(() => source.captureFrame(noise[n++ % noise.length]), 66)
+  try {
+    const [track, remote] = await subscribed
+    const reader = readColours(track)
+    await new Promise((r) => setTimeout(r, seconds * 1000))
+    await reader.stop()
+    return {
+      sizes: [...reader.sizes],
+      frames: reader.names.length,
+      published: `${publication.width}x${publication.height}`,
+      remote: `${remote.width}x${remote.height}`,
+    }
+  } finally {
+    clearInterval(feed)
+    await lk.disconnect()
+    await peer.disconnect()
+  }
+}
+
+test.serial('a picture the bitrate cannot carry is sent smaller; the publication keeps the source size', async (t) => {
+  const got = await publishStarved('balanced', 8)
+  t.log(`sizes received: ${got.sizes.join(' ')} (${got.frames} frames)`)
+  t.true(
+    got.sizes.some((s) => s !== `${WIDTH}x${HEIGHT}`),
+    `expected a smaller size among ${got.sizes.join(' ')}`,
+  )
+  t.is(got.published, `${WIDTH}x${HEIGHT}`)
+  t.is(got.remote, `${WIDTH}x${HEIGHT}`)
+})
+
+test.serial("'maintain-resolution' keeps the source size at a bitrate too low for it", async (t) => {
+  const got = await publishStarved('maintain-resolution', 8)
+  t.log(`sizes received: ${got.sizes.join(' ')} (${got.frames} frames)`)
+  t.true(got.frames > 0)
+  t.deepEqual(got.sizes, [`${WIDTH}x${HEIGHT}`])
 })
 
 test.serial('rtc-node sees lkrtc unpublish its track', async (t) => {

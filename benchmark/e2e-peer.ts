@@ -49,14 +49,27 @@ async function publishLkrtc(): Promise<object> {
   await room.connect(opts.url, opts.token, { autoSubscribe: false })
   const source = new lk.VideoSource(opts.width, opts.height)
   const track = lk.LocalVideoTrack.createVideoTrack('bench', source)
-  await room.localParticipant.publishTrack(track, {
+  const publication = await room.localParticipant.publishTrack(track, {
     source: lk.TrackSource.Camera,
     videoCodec: opts.codec,
     videoEncoding: { maxBitrate: opts.width >= 1920 ? 5_000_000 : 2_500_000, maxFramerate: opts.fps },
   })
+  // E2E_TRACE=1: the sender's view once a second (estimate, target, size, skipped frames).
+  const trace = process.env.E2E_TRACE
+    ? setInterval(() => {
+        const s = room.localParticipant.publishStats(publication.sid)
+        if (s) {
+          const kbps = (n: number) => Math.round(n / 1000)
+          console.error(
+            `available ${kbps(s.availableBitrateBps)} kbit/s, target ${kbps(s.bitrateBps)} kbit/s, ${s.sentWidth}x${s.sentHeight}, encoded ${s.framesEncoded} (${s.keyframesEncoded} key), skipped ${s.framesSkipped}, sent ${Math.round(s.bytesSent / 1000)} kB`,
+          )
+        }
+      }, 1000)
+    : undefined
   const result = await pump((data, ts) => {
     source.captureFrame(new lk.VideoFrame(opts.width, opts.height, lk.VideoBufferType.I420, data), { timestampUs: ts })
   })
+  clearInterval(trace)
   await room.disconnect()
   return { ...result, connectAtMs }
 }
@@ -130,7 +143,17 @@ async function receive(
   const heights: number[] = []
   let measuring = false
   let cpu = NaN
+  // Picture stalls in the steady window: arrivals more than 150 ms after the previous frame.
+  let lastArrival = NaN
+  let gaps = 0
+  let gapMs = 0
   for await (const f of frames) {
+    const arrival = performance.now()
+    if (measuring && arrival - lastArrival > 150) {
+      gaps++
+      gapMs += arrival - lastArrival
+    }
+    lastArrival = arrival
     if (f.width === opts.width && f.height === opts.height) fullSize++
     const now = nowUs()
     numbers.push(readStamp(f.y, f.stride, f.width, f.height, opts.height, 1))
@@ -165,6 +188,8 @@ async function receive(
     arrivals,
     latencies: frameLatencies,
     heights,
+    gaps,
+    gapMs,
   }
 }
 

@@ -35,6 +35,9 @@ interface PeerResult {
   cpu: number
   p50: number
   p95: number
+  /** Stalls over 150 ms in the steady window, and their total length. */
+  gaps: number
+  gapMs: number
 }
 
 function peer(role: string, stack: string, options: object): Promise<PeerResult> {
@@ -91,7 +94,7 @@ async function main() {
         const lostSteady = missing(got.numbers, pub.warmup, pub.sent)
         const full = `${Math.round((100 * got.fullSize) / Math.max(1, got.received))}%`
         rows.push(
-          `| ${stack} | ${height}p30 ${CODEC.toUpperCase()} | ${got.p50.toFixed(1)} | ${got.p95.toFixed(1)} | ${pub.cpu.toFixed(0)}% | ${got.cpu.toFixed(0)}% | ${got.received} / ${pub.sent} (${lost} lost) | ${lostSteady} | ${full} |`,
+          `| ${stack} | ${height}p30 ${CODEC.toUpperCase()} | ${got.p50.toFixed(1)} | ${got.p95.toFixed(1)} | ${pub.cpu.toFixed(0)}% | ${got.cpu.toFixed(0)}% | ${got.received} / ${pub.sent} (${lost} lost) | ${lostSteady} | ${full} | ${got.gaps} (${Math.round(got.gapMs)} ms) |`,
         )
         console.error(rows[rows.length - 1])
       }
@@ -100,9 +103,9 @@ async function main() {
     await server.stop()
   }
   console.log(
-    '| stack | stream | latency p50 ms | latency p95 ms | publisher CPU | subscriber CPU | frames delivered / sent | lost after warm-up | at full size |',
+    '| stack | stream | latency p50 ms | latency p95 ms | publisher CPU | subscriber CPU | frames delivered / sent | lost after warm-up | at full size | stalls > 150 ms |',
   )
-  console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|')
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|')
   for (const row of rows) console.log(row)
 }
 

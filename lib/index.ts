@@ -23,6 +23,7 @@ export {
   type RoomEvents,
   type RoomOptions,
   type TrackPublishOptions,
+  type DegradationPreference,
   type VideoEncoding,
 } from './room.js'
 export { createToken, type TokenOptions } from './token.js'

@@ -21,6 +21,7 @@ import {
   checkOptions,
   checkString,
   invalidArgType,
+  invalidArgument,
   lkrtcError,
 } from './errors.js'
 import { LocalVideoTrack } from './video_source.js'
@@ -64,7 +65,18 @@ export interface TrackPublishOptions {
   videoCodec?: 'vp8' | 'h264'
   /** Default: LiveKit's preset for the source's resolution. */
   videoEncoding?: Partial<VideoEncoding>
+  /**
+   * What gives way when the link cannot carry the picture: `'balanced'` (a smaller picture down
+   * to about 480x270, then fewer frames), `'maintain-framerate'` (a smaller picture, down to a
+   * quarter), `'maintain-resolution'` (fewer frames; for text on a shared screen). Default
+   * `'maintain-resolution'` for a screencast source, `'balanced'` otherwise.
+   */
+  degradationPreference?: DegradationPreference
 }
+
+/** What a publication gives up first when the bandwidth estimate falls short. */
+export type DegradationPreference = 'balanced' | 'maintain-framerate' | 'maintain-resolution'
+const DEGRADATION_PREFERENCES: readonly string[] = ['balanced', 'maintain-framerate', 'maintain-resolution']
 
 /** The events of a `Room` and their arguments. */
 export interface RoomEvents {
@@ -313,10 +325,16 @@ export class LocalParticipant {
       throw invalidArgType('videoEncoding.maxFramerate', 'a number above 0 and at most 240', maxFramerate)
     }
     nativeCheckVideoEncoding(maxBitrate, maxFramerate)
+    const degradationPreference = o.degradationPreference
+    if (degradationPreference !== undefined && !DEGRADATION_PREFERENCES.includes(degradationPreference as string)) {
+      const expected = "'balanced', 'maintain-framerate' or 'maintain-resolution'"
+      if (typeof degradationPreference !== 'string') throw invalidArgType('degradationPreference', expected, degradationPreference)
+      throw invalidArgument('degradationPreference', expected, degradationPreference)
+    }
     const room = this.room.nativeRoom('publishTrack')
     this.publishing.add(track)
     try {
-      const info = await room.publishTrack(track.native, { source, videoCodec, maxBitrate, maxFramerate })
+      const info = await room.publishTrack(track.native, { source, videoCodec, maxBitrate, maxFramerate, degradationPreference })
       return this.publication(info, track)
     } finally {
       this.publishing.delete(track)

@@ -343,6 +343,8 @@ pub struct NativePublishOptions {
   /// Bits per second; with `maxFramerate`, overrides LiveKit's preset for the resolution.
   pub max_bitrate: Option<f64>,
   pub max_framerate: Option<f64>,
+  #[napi(ts_type = "'balanced' | 'maintain-framerate' | 'maintain-resolution'")]
+  pub degradation_preference: Option<String>,
 }
 
 /// The local participant.
@@ -364,6 +366,13 @@ pub struct PublishStats {
   pub frames_unsent: i64,
   pub bytes_sent: i64,
   pub bitrate_bps: i64,
+  /// Frames not encoded because the link was congested.
+  pub frames_skipped: i64,
+  /// The track's share of the send-side bandwidth estimate (0 before the first estimate).
+  pub available_bitrate_bps: i64,
+  /// The size of the picture sent: smaller than the source's when the link is short.
+  pub sent_width: u32,
+  pub sent_height: u32,
 }
 
 /// A joined room.
@@ -491,6 +500,16 @@ impl NativeRoom {
       if let Some(codec) = o.video_codec {
         publish.video_codec = video_codec(&codec)?;
       }
+      if let Some(name) = o.degradation_preference {
+        publish.degradation_preference = Some(rtc::DegradationPreference::from_name(&name).ok_or_else(|| {
+          js_error(
+            "ERR_INVALID_ARGUMENT",
+            format!(
+              "invalid degradationPreference: expected 'balanced', 'maintain-framerate' or 'maintain-resolution', got {name:?}"
+            ),
+          )
+        })?);
+      }
       let (max_bitrate, max_framerate) = video_encoding_limits(o.max_bitrate, o.max_framerate)?;
       if max_bitrate.is_some() || max_framerate.is_some() {
         let default = rtc::default_video_encoding(
@@ -540,6 +559,10 @@ impl NativeRoom {
       frames_unsent: s.frames_unsent as i64,
       bytes_sent: s.bytes_sent as i64,
       bitrate_bps: s.bitrate_bps as i64,
+      frames_skipped: s.frames_skipped as i64,
+      available_bitrate_bps: s.available_bitrate_bps as i64,
+      sent_width: s.sent_width,
+      sent_height: s.sent_height,
     })
   }
 

@@ -143,6 +143,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
       max_bitrate: bitrate,
       max_framerate: fps,
     }),
+    ..Default::default()
   };
   let publication = room.local_participant().publish_track(&track, options).await?;
   println!("published {w}x{h}@{fps} {codec:?} {} kbit/s", bitrate / 1000);

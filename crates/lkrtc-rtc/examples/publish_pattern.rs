@@ -41,6 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     source: TrackSource::Camera,
     video_codec: codec,
     video_encoding: None,
+    ..Default::default()
   };
   let publication = room.local_participant().publish_track(&track, options).await?;
   println!("published {} ({})", publication.sid, publication.mime_type);

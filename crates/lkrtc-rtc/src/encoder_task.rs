@@ -1,13 +1,21 @@
 //! One encoder per published track, on its own thread (never the caller's): takes the newest
-//! frame from the source's slot, encodes it (keyframe on PLI/FIR, bitrate capped by the
-//! bandwidth estimate) and hands it to the publisher transport with its rotation.
+//! frame from the source's slot and encodes it at the track's share of the publisher's
+//! bandwidth estimate. It skips frames while the pacer's queue is long, serves keyframe
+//! requests at most every 300 ms, and sends a smaller picture (or fewer frames, after the
+//! publication's degradation preference) when the estimate cannot carry the source's; the
+//! decisions are in `send_control.rs`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::options::{VideoCodec, VideoEncoding};
+use lkrtc_video::{VideoBufferType, VideoFrame};
+
+use crate::options::{DegradationPreference, VideoCodec, VideoEncoding};
 use crate::pc::{OutgoingFrame, Pc};
+use crate::send_control::{
+  FrameOutcome, KeyframePacing, PictureAdaptation, SendBudget, SendQueue, SendSize, TargetRate,
+};
 use crate::video_source::FrameSlot;
 use crate::{RtcError, RtcResult};
 
@@ -15,12 +23,21 @@ use crate::{RtcError, RtcResult};
 #[derive(Default)]
 pub(crate) struct EncoderControl {
   pub keyframe: AtomicBool,
+  /// A new route: the next frame is a keyframe whatever the keyframe pacing says.
+  new_route: AtomicBool,
   pub frames_encoded: AtomicU64,
   pub keyframes_encoded: AtomicU64,
+  /// Frames not encoded because the pacer's queue was long.
+  pub frames_skipped: AtomicU64,
   /// Frames handed to the transport that it refused (e.g. before it connected).
   pub frames_unsent: AtomicU64,
   pub bytes_sent: AtomicU64,
   pub bitrate_bps: AtomicU64,
+  /// The track's share of the bandwidth estimate (0: none yet).
+  pub available_bps: AtomicU64,
+  /// The size of the picture sent (0 before the first frame).
+  pub sent_width: AtomicU32,
+  pub sent_height: AtomicU32,
   /// Where encoded frames go. A full reconnect moves the track to a new transport and mid
   /// while the encoder runs on.
   pub route: Mutex<Option<EncoderRoute>>,
@@ -42,6 +59,7 @@ impl EncoderControl {
   /// Sends the next frames to `route`, starting with a keyframe.
   pub fn set_route(&self, route: EncoderRoute) {
     *self.route.lock().unwrap_or_else(|e| e.into_inner()) = Some(route);
+    self.new_route.store(true, Ordering::Relaxed);
     self.keyframe.store(true, Ordering::Relaxed);
   }
 
@@ -52,11 +70,19 @@ impl EncoderControl {
       None => Err(RtcError::NotConnected),
     }
   }
+
+  fn set_desired_bitrate(&self, bps: u64) {
+    let route = self.route.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(route) = route.as_ref() {
+      route.pc.set_desired_bitrate(bps);
+    }
+  }
 }
 
 pub(crate) struct EncoderParams {
   pub encoding: VideoEncoding,
   pub mid: String,
+  pub preference: DegradationPreference,
 }
 
 /// The codec seam: what the encoder loop needs from `lkrtc-codec`.
@@ -68,9 +94,24 @@ pub(crate) trait FrameEncoder: Send {
     keyframe: bool,
   ) -> RtcResult<Option<(Vec<u8>, bool)>>;
   fn set_bitrate(&mut self, bps: u64) -> RtcResult<()>;
+  /// Encodes pictures of another size from now on (the next frame is a keyframe).
+  fn resize(&mut self, width: u32, height: u32, bps: u64) -> RtcResult<()>;
 }
 
-struct CodecEncoder(Box<dyn lkrtc_codec::VideoEncoder>);
+struct CodecEncoder {
+  inner: Box<dyn lkrtc_codec::VideoEncoder>,
+  codec: VideoCodec,
+  max_framerate: f64,
+}
+
+fn codec_config(width: u32, height: u32, bps: u64, max_framerate: f64) -> lkrtc_codec::EncoderConfig {
+  lkrtc_codec::EncoderConfig {
+    width,
+    height,
+    bitrate_bps: bps.clamp(1000, u64::from(u32::MAX)) as u32,
+    max_framerate: max_framerate.clamp(1.0, 240.0),
+  }
+}
 
 impl FrameEncoder for CodecEncoder {
   fn encode(
@@ -79,14 +120,20 @@ impl FrameEncoder for CodecEncoder {
     timestamp_us: i64,
     keyframe: bool,
   ) -> RtcResult<Option<(Vec<u8>, bool)>> {
-    match self.0.encode(frame, timestamp_us, keyframe) {
+    match self.inner.encode(frame, timestamp_us, keyframe) {
       Ok(out) => Ok(out.map(|e| (e.data, e.keyframe))),
       Err(e) => Err(RtcError::Codec(e.to_string())),
     }
   }
 
   fn set_bitrate(&mut self, bps: u64) -> RtcResult<()> {
-    self.0.set_bitrate(bps.clamp(1000, u64::from(u32::MAX)) as u32);
+    self.inner.set_bitrate(bps.clamp(1000, u64::from(u32::MAX)) as u32);
+    Ok(())
+  }
+
+  fn resize(&mut self, width: u32, height: u32, bps: u64) -> RtcResult<()> {
+    let config = codec_config(width, height, bps, self.max_framerate);
+    self.inner = lkrtc_codec::new_encoder(self.codec, &config).map_err(|e| RtcError::Codec(e.to_string()))?;
     Ok(())
   }
 }
@@ -98,14 +145,13 @@ pub(crate) fn new_encoder(
   height: u32,
   encoding: VideoEncoding,
 ) -> RtcResult<Box<dyn FrameEncoder>> {
-  let config = lkrtc_codec::EncoderConfig {
-    width,
-    height,
-    bitrate_bps: encoding.max_bitrate.clamp(1000, u64::from(u32::MAX)) as u32,
-    max_framerate: encoding.max_framerate.clamp(1.0, 240.0),
-  };
+  let config = codec_config(width, height, encoding.max_bitrate, encoding.max_framerate);
   match lkrtc_codec::new_encoder(codec, &config) {
-    Ok(encoder) => Ok(Box::new(CodecEncoder(encoder))),
+    Ok(encoder) => Ok(Box::new(CodecEncoder {
+      inner: encoder,
+      codec,
+      max_framerate: encoding.max_framerate,
+    })),
     Err(e) => Err(RtcError::Codec(e.to_string())),
   }
 }
@@ -116,39 +162,56 @@ pub(crate) fn spawn(
   mut encoder: Box<dyn FrameEncoder>,
   slot: Arc<FrameSlot>,
   control: Arc<EncoderControl>,
-  bwe_bps: Arc<AtomicU64>,
+  budget: Arc<SendBudget>,
 ) -> RtcResult<std::thread::JoinHandle<()>> {
   std::thread::Builder::new()
     .name(format!("lkrtc-encoder-{}", params.mid))
-    .spawn(move || run(params, slot, control, bwe_bps, encoder.as_mut()))
+    .spawn(move || run(params, slot, control, budget, encoder.as_mut()))
     .map_err(|e| RtcError::Codec(format!("cannot start the encoder thread: {e}")))
+}
+
+/// The desired rate told to the estimator: the tracks' max bitrates plus RTP and retransmission
+/// overhead, so the estimate can reach what the encoders may use.
+fn desired_bitrate(total_max: u64) -> u64 {
+  total_max.saturating_mul(5) / 4
 }
 
 fn run(
   params: EncoderParams,
   slot: Arc<FrameSlot>,
   control: Arc<EncoderControl>,
-  bwe_bps: Arc<AtomicU64>,
+  budget: Arc<SendBudget>,
   encoder: &mut dyn FrameEncoder,
 ) {
-  let target = params.encoding.max_bitrate.max(1);
-  let interval_us = if params.encoding.max_framerate > 0.0 {
-    (1e6 / params.encoding.max_framerate) as i64
-  } else {
-    0
-  };
-  // When the next frame is due under max_framerate. A frame up to a quarter interval early
+  let max_framerate = params.encoding.max_framerate;
+  let share = budget.register(params.encoding.max_bitrate.max(1));
+  let mut rate = TargetRate::new(params.encoding.max_bitrate.max(1));
+  let mut queue = SendQueue::default();
+  let mut keyframes = KeyframePacing::default();
+  let mut adaptation = PictureAdaptation::new(params.preference, max_framerate, params.encoding.max_bitrate);
+  let clock = Instant::now();
+  // The size the encoder was made for: the source's until the first change.
+  let mut encoder_size: Option<SendSize> = None;
+  let mut scaled: Option<VideoFrame> = None;
+  let mut desired_told: Option<u64> = None;
+  // When the next frame is due under the frame rate. A frame up to a quarter interval early
   // still counts, so a source whose timer jitters around the cap keeps every frame, while a
   // source at twice the cap loses every other one.
   let mut next_due: Option<i64> = None;
-  let mut bitrate = target;
-  control.bitrate_bps.store(bitrate, Ordering::Relaxed);
+  control.bitrate_bps.store(rate.current(), Ordering::Relaxed);
   let mut last_ts: Option<i64> = None;
   // The first frame is a keyframe whatever the encoder thinks.
-  control.keyframe.store(true, Ordering::Relaxed);
+  keyframes.request();
   while let Ok(next) = slot.take(Duration::from_millis(200)) {
     let Some(frame) = next else { continue };
-    // Honour max_framerate: a source running faster than the cap drops frames here.
+    let now_us = clock.elapsed().as_micros() as i64;
+    let source = SendSize {
+      width: frame.i420.width(),
+      height: frame.i420.height(),
+    };
+    let fps = adaptation.framerate(encoder_size.unwrap_or(source), rate.current());
+    let interval_us = if fps > 0.0 { (1e6 / fps) as i64 } else { 0 };
+    // Honour the frame rate: a source running faster than it loses frames here.
     let ts = frame.timestamp_us;
     if let Some(due) = next_due {
       let restarted = last_ts.is_some_and(|prev| ts < prev);
@@ -164,21 +227,77 @@ fn run(
       next_due = Some(ts + interval_us);
     }
     last_ts = Some(ts);
-    let estimate = bwe_bps.load(Ordering::Relaxed);
-    let wanted = if estimate > 0 {
-      target.min(estimate).max(30_000)
-    } else {
-      target
-    };
-    // Retune only on a >10% change: every call resets parts of the rate control.
-    if wanted.abs_diff(bitrate) * 10 > bitrate && encoder.set_bitrate(wanted).is_ok() {
-      bitrate = wanted;
-      control.bitrate_bps.store(bitrate, Ordering::Relaxed);
+
+    let new_route = control.new_route.swap(false, Ordering::Relaxed);
+    if new_route {
+      queue.clear();
+      desired_told = None;
     }
-    let force = control.keyframe.swap(false, Ordering::Relaxed);
-    match encoder.encode(&frame.i420.as_ref(), frame.timestamp_us, force) {
+    let total_max = share.total_max();
+    if desired_told != Some(total_max) {
+      control.set_desired_bitrate(desired_bitrate(total_max));
+      desired_told = Some(total_max);
+    }
+    let allocation = share.allocation();
+    control.available_bps.store(allocation.unwrap_or(0), Ordering::Relaxed);
+    if let Some(target) = rate.update(allocation, now_us) {
+      if encoder.set_bitrate(target).is_ok() {
+        control.bitrate_bps.store(target, Ordering::Relaxed);
+      }
+    }
+    if control.keyframe.swap(false, Ordering::Relaxed) {
+      keyframes.request();
+    }
+    // Latency first: while the pacer holds more than two frames, this frame is not made.
+    if let Some(pace) = allocation {
+      queue.drain(now_us, pace);
+      if !new_route && queue.congested(pace, interval_us) {
+        control.frames_skipped.fetch_add(1, Ordering::Relaxed);
+        adaptation.record(FrameOutcome::Skipped, rate.current(), now_us);
+        continue;
+      }
+    }
+    let mut force = new_route || keyframes.due(frame.timestamp_us);
+    let size = adaptation.size(source.width, source.height, rate.current(), now_us);
+    if encoder_size.is_some_and(|s| s != size) || (encoder_size.is_none() && size != source) {
+      match encoder.resize(size.width, size.height, rate.current()) {
+        Ok(()) => force = true,
+        Err(e) => {
+          tracing::warn!(
+            "cannot resize the encoder of {} to {}x{}: {e}",
+            params.mid,
+            size.width,
+            size.height
+          );
+          continue;
+        }
+      }
+    }
+    encoder_size = Some(size);
+    let picture = if size == source {
+      frame.i420.as_ref()
+    } else {
+      let buf = match scaled.take() {
+        Some(b) if b.width() == size.width && b.height() == size.height => b,
+        _ => match VideoFrame::new_zeroed(size.width, size.height, VideoBufferType::I420) {
+          Ok(b) => b,
+          Err(e) => {
+            tracing::warn!("cannot scale a frame of {}: {e}", params.mid);
+            continue;
+          }
+        },
+      };
+      let mut buf = buf;
+      if let Err(e) = lkrtc_video::scale_i420_into(&frame.i420, &mut buf) {
+        tracing::warn!("cannot scale a frame of {}: {e}", params.mid);
+        continue;
+      }
+      scaled.insert(buf).as_ref()
+    };
+    match encoder.encode(&picture, frame.timestamp_us, force) {
       Ok(Some((data, keyframe))) => {
-        let len = data.len() as u64;
+        let len = data.len();
+        adaptation.record(FrameOutcome::Encoded(len), rate.current(), now_us);
         let out = OutgoingFrame {
           data,
           keyframe,
@@ -186,21 +305,25 @@ fn run(
           rotation: frame.rotation,
         };
         control.frames_encoded.fetch_add(1, Ordering::Relaxed);
+        control.sent_width.store(size.width, Ordering::Relaxed);
+        control.sent_height.store(size.height, Ordering::Relaxed);
         if keyframe {
+          keyframes.sent(frame.timestamp_us);
           control.keyframes_encoded.fetch_add(1, Ordering::Relaxed);
         }
         if let Err(e) = control.write(out) {
           tracing::debug!("dropping an encoded frame: {e}");
           control.frames_unsent.fetch_add(1, Ordering::Relaxed);
         } else {
-          control.bytes_sent.fetch_add(len, Ordering::Relaxed);
+          queue.push(len);
+          control.bytes_sent.fetch_add(len as u64, Ordering::Relaxed);
         }
       }
       Ok(None) => {}
       Err(e) => {
         tracing::warn!("encoder error on {}: {e}", params.mid);
-        if force {
-          control.keyframe.store(true, Ordering::Relaxed);
+        if new_route {
+          control.new_route.store(true, Ordering::Relaxed);
         }
       }
     }
@@ -215,7 +338,7 @@ mod tests {
   use crate::video_source::VideoSource;
   use lkrtc_video::{VideoBufferType, VideoFrame, VideoRotation};
 
-  fn wait_for(what: &str, cond: impl Fn() -> bool) {
+  fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !cond() {
       assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
@@ -239,13 +362,14 @@ mod tests {
     let params = EncoderParams {
       encoding,
       mid: "0".into(),
+      preference: DegradationPreference::Balanced,
     };
     let thread = spawn(
       params,
       encoder,
       slot.clone(),
       control.clone(),
-      Arc::new(AtomicU64::new(0)),
+      Arc::new(SendBudget::default()),
     )
     .unwrap();
     let frame = VideoFrame::new_zeroed(320, 240, VideoBufferType::I420).unwrap();
@@ -291,8 +415,9 @@ mod tests {
     let params = EncoderParams {
       encoding,
       mid: "0".into(),
+      preference: DegradationPreference::Balanced,
     };
-    let thread = spawn(params, encoder, slot, control.clone(), Arc::new(AtomicU64::new(0))).unwrap();
+    let thread = spawn(params, encoder, slot, control.clone(), Arc::new(SendBudget::default())).unwrap();
     let frame = VideoFrame::new_zeroed(64, 64, VideoBufferType::I420).unwrap();
     // 30 frames stamped 1/30 s apart = 1 s of video: at 10 fps about 10 survive.
     for n in 0..30i64 {
@@ -304,6 +429,85 @@ mod tests {
     std::thread::sleep(Duration::from_millis(100));
     let encoded = control.frames_encoded.load(Ordering::Relaxed);
     assert!((8..=12).contains(&encoded), "{encoded}");
+    source.close();
+    thread.join().unwrap();
+  }
+
+  #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+  async fn a_short_estimate_sends_a_smaller_picture() {
+    let (pc, _events) = Pc::start(Role::Publisher, std::net::Ipv4Addr::LOCALHOST.into())
+      .await
+      .unwrap();
+    let source = VideoSource::new(640, 360, VideoSourceOptions::default()).unwrap();
+    let encoding = VideoEncoding {
+      max_bitrate: 800_000,
+      max_framerate: 30.0,
+    };
+    let encoder = new_encoder(VideoCodec::Vp8, 640, 360, encoding).unwrap();
+    let control = Arc::new(EncoderControl::new(EncoderRoute { pc, mid: "0".into() }));
+    let budget = Arc::new(SendBudget::default());
+    // Enough for 480x270 (300 kbit/s at 30 fps), not for 640x360 (500 kbit/s).
+    budget.store(400_000, Ordering::Relaxed);
+    let params = EncoderParams {
+      encoding,
+      mid: "0".into(),
+      preference: DegradationPreference::Balanced,
+    };
+    let thread = spawn(params, encoder, source.attach(), control.clone(), budget).unwrap();
+    let frame = VideoFrame::new_zeroed(640, 360, VideoBufferType::I420).unwrap();
+    let mut ts = 1_000_000;
+    // The size changes only after the estimate has been short for a while.
+    wait_for("a smaller picture", || {
+      source
+        .capture_frame(&frame.as_ref(), ts, VideoRotation::Rotation0)
+        .unwrap();
+      ts += 33_333;
+      std::thread::sleep(Duration::from_millis(30));
+      control.sent_width.load(Ordering::Relaxed) == 480
+    });
+    assert_eq!(control.sent_height.load(Ordering::Relaxed), 270);
+    assert_eq!(control.bitrate_bps.load(Ordering::Relaxed), 320_000);
+    assert!(
+      control.keyframes_encoded.load(Ordering::Relaxed) >= 2,
+      "the new size starts with a keyframe"
+    );
+    source.close();
+    thread.join().unwrap();
+  }
+
+  #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+  async fn maintain_resolution_keeps_the_source_size() {
+    let (pc, _events) = Pc::start(Role::Publisher, std::net::Ipv4Addr::LOCALHOST.into())
+      .await
+      .unwrap();
+    let source = VideoSource::new(640, 360, VideoSourceOptions::default()).unwrap();
+    let encoding = VideoEncoding {
+      max_bitrate: 800_000,
+      max_framerate: 30.0,
+    };
+    let encoder = new_encoder(VideoCodec::Vp8, 640, 360, encoding).unwrap();
+    let control = Arc::new(EncoderControl::new(EncoderRoute { pc, mid: "0".into() }));
+    let budget = Arc::new(SendBudget::default());
+    budget.store(200_000, Ordering::Relaxed);
+    let params = EncoderParams {
+      encoding,
+      mid: "0".into(),
+      preference: DegradationPreference::MaintainResolution,
+    };
+    let thread = spawn(params, encoder, source.attach(), control.clone(), budget).unwrap();
+    let frame = VideoFrame::new_zeroed(640, 360, VideoBufferType::I420).unwrap();
+    for n in 0..40i64 {
+      source
+        .capture_frame(&frame.as_ref(), 1_000_000 + n * 33_333, VideoRotation::Rotation0)
+        .unwrap();
+      std::thread::sleep(Duration::from_millis(30));
+    }
+    wait_for("frames", || control.frames_encoded.load(Ordering::Relaxed) >= 2);
+    assert_eq!(control.sent_width.load(Ordering::Relaxed), 640);
+    assert_eq!(control.sent_height.load(Ordering::Relaxed), 360);
+    // 180 kbit/s where 640x360 wants 500: about a third of the frames.
+    let encoded = control.frames_encoded.load(Ordering::Relaxed);
+    assert!(encoded < 30, "{encoded}");
     source.close();
     thread.join().unwrap();
   }

@@ -19,6 +19,7 @@ mod pc;
 pub mod publication;
 pub mod remote_track;
 pub mod room;
+mod send_control;
 pub(crate) mod signal;
 mod stream_queue;
 pub mod token;
@@ -30,7 +31,8 @@ pub use events::{ConnectionState, RoomEvent};
 pub use local_participant::{LocalParticipant, PublishStats};
 pub use local_track::LocalVideoTrack;
 pub use options::{
-  default_video_encoding, RoomOptions, TrackPublishOptions, VideoCodec, VideoEncoding, VideoSourceOptions,
+  default_video_encoding, DegradationPreference, RoomOptions, TrackPublishOptions, VideoCodec, VideoEncoding,
+  VideoSourceOptions,
 };
 pub use participant::RemoteParticipant;
 pub use publication::{LocalTrackPublication, RemoteTrackPublication, TrackKind, TrackSource};

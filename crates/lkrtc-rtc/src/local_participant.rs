@@ -13,7 +13,7 @@ use crate::engine::shared::{lock, SharedRef};
 use crate::engine::{Command, PublishRequest};
 use crate::events::ConnectionState;
 use crate::local_track::LocalVideoTrack;
-use crate::options::{default_video_encoding, TrackPublishOptions};
+use crate::options::{default_video_encoding, DegradationPreference, TrackPublishOptions};
 use crate::publication::LocalTrackPublication;
 use crate::{RtcError, RtcResult};
 
@@ -42,6 +42,14 @@ pub struct PublishStats {
   pub bytes_sent: u64,
   /// The encoder's current target.
   pub bitrate_bps: u64,
+  /// Frames not encoded because the link was congested (the pacer's queue was long).
+  pub frames_skipped: u64,
+  /// The track's share of the bandwidth estimate (0 before the first estimate).
+  pub available_bitrate_bps: u64,
+  /// The width of the picture sent (smaller than the source's when the link is short).
+  pub sent_width: u32,
+  /// The height of the picture sent.
+  pub sent_height: u32,
 }
 
 /// This process's participant in a room. Cheap to clone.
@@ -202,9 +210,15 @@ impl LocalParticipant {
       }
     };
     let publication = started.publication;
+    let preference = options.degradation_preference.unwrap_or(if source.is_screencast() {
+      DegradationPreference::MaintainResolution
+    } else {
+      DegradationPreference::Balanced
+    });
     let params = EncoderParams {
       encoding,
       mid: started.mid,
+      preference,
     };
     if let Err(e) = encoder_task::spawn(params, encoder, slot, started.control, started.bwe_bps) {
       let _ = self.unpublish_track(&publication.sid).await;
@@ -226,6 +240,10 @@ impl LocalParticipant {
       frames_unsent: control.frames_unsent.load(Ordering::Relaxed),
       bytes_sent: control.bytes_sent.load(Ordering::Relaxed),
       bitrate_bps: control.bitrate_bps.load(Ordering::Relaxed),
+      frames_skipped: control.frames_skipped.load(Ordering::Relaxed),
+      available_bitrate_bps: control.available_bps.load(Ordering::Relaxed),
+      sent_width: control.sent_width.load(Ordering::Relaxed),
+      sent_height: control.sent_height.load(Ordering::Relaxed),
     })
   }
 

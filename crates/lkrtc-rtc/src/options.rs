@@ -96,6 +96,34 @@ pub struct TrackPublishOptions {
   pub video_codec: VideoCodec,
   /// `None`: LiveKit's preset for the source's resolution.
   pub video_encoding: Option<VideoEncoding>,
+  /// What gives way when the link cannot carry the picture. `None`: `MaintainResolution` for a
+  /// screencast source, `Balanced` otherwise.
+  pub degradation_preference: Option<DegradationPreference>,
+}
+
+/// What the encoder gives up first when the bandwidth estimate cannot carry the source's picture
+/// at a usable quality (WebRTC's `RTCDegradationPreference`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DegradationPreference {
+  /// A smaller picture down to about 480x270, then fewer frames.
+  #[default]
+  Balanced,
+  /// Every frame the link can carry, the picture as small as needed (down to a quarter).
+  MaintainFramerate,
+  /// The full picture always, fewer frames (text on a shared screen stays legible).
+  MaintainResolution,
+}
+
+impl DegradationPreference {
+  /// The WebRTC name: `'balanced'`, `'maintain-framerate'`, `'maintain-resolution'`.
+  pub fn from_name(name: &str) -> Option<Self> {
+    match name {
+      "balanced" => Some(Self::Balanced),
+      "maintain-framerate" => Some(Self::MaintainFramerate),
+      "maintain-resolution" => Some(Self::MaintainResolution),
+      _ => None,
+    }
+  }
 }
 
 impl Default for TrackPublishOptions {
@@ -104,6 +132,7 @@ impl Default for TrackPublishOptions {
       source: TrackSource::Camera,
       video_codec: VideoCodec::Vp8,
       video_encoding: None,
+      degradation_preference: None,
     }
   }
 }

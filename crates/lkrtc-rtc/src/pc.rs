@@ -58,6 +58,10 @@ pub struct OutgoingFrame {
   pub rotation: VideoRotation,
 }
 
+/// Where the publisher's bandwidth estimate starts: str0m probes up from it within the first
+/// second (libwebrtc starts at 300 kbit/s and probes to 3x and 6x of it).
+const INITIAL_BITRATE_BPS: u64 = 1_000_000;
+
 /// A cloneable handle on one peer connection.
 #[derive(Clone)]
 pub struct Pc {
@@ -104,11 +108,10 @@ impl Pc {
       Role::Subscriber => TransportRole::Subscriber,
     };
     let mut config = TransportConfig::new(transport_role, bind_ip);
-    // No send-side pacing by bandwidth estimate: str0m's estimate-driven pacer held a standing
-    // queue of more than a second of 720p video on loopback (frames then arrive 1.5 s late and
-    // some are lost), where sending at the encoder's rate gives ~35 ms. The encoder keeps to
-    // the publication's max bitrate instead.
-    config.initial_bitrate_bps = None;
+    // Send-side bandwidth estimation from transport-wide congestion control feedback, and
+    // str0m's pacer at 1.1 x the estimate. The encoders keep to their share of the estimate
+    // and skip frames rather than let the pacer's queue grow (encoder_task.rs).
+    config.initial_bitrate_bps = Some(INITIAL_BITRATE_BPS);
     let (transport, mut events) = TransportHandle::start(config).await.map_err(transport_error)?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -201,6 +204,11 @@ impl Pc {
       })
     });
     self.transport.set_video_sink(Mid::from(mid), sink);
+  }
+
+  /// Publisher: the sum of the tracks' max bitrates, which the estimator probes towards.
+  pub fn set_desired_bitrate(&self, bps: u64) {
+    self.transport.set_desired_bitrate(bps);
   }
 
   /// Asks the sender of `mid` for a keyframe (PLI). Called from decoder threads.

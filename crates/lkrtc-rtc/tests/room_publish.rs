@@ -64,6 +64,7 @@ async fn publish_and_observe(codec: VideoCodec, mime: &str) {
         source: TrackSource::Camera,
         video_codec: codec,
         video_encoding: None,
+        ..Default::default()
       },
     )
     .await

@@ -182,6 +182,7 @@ async fn publish(server: &TestServer, room: &str, codec: VideoCodec) -> (Publish
         source: TrackSource::Camera,
         video_codec: codec,
         video_encoding: None,
+        ..Default::default()
       },
     )
     .await

@@ -36,6 +36,8 @@ const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 const PLI_INTERVAL: Duration = Duration::from_millis(300);
 /// Data written before the channels open is kept up to this many messages.
 const MAX_QUEUED_DATA: usize = 1024;
+/// The lowest rate the send-side estimator keeps up (media plus padding).
+const MIN_BITRATE: Bitrate = Bitrate::kbps(30);
 /// Upper bound on how long the loop sleeps, so a far-future str0m timeout is still rechecked.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
@@ -102,6 +104,11 @@ struct Pending {
 
 pub(crate) struct Core {
   rtc: Rtc,
+  /// Send-side bandwidth estimation (and str0m's pacer) is on.
+  bwe: bool,
+  initial_bitrate_bps: u64,
+  /// The estimator was restarted for the first track (see `set_desired_bitrate`).
+  bwe_restarted: bool,
   role: TransportRole,
   events: VecDeque<TransportEvent>,
   local_candidates: Vec<Candidate>,
@@ -178,9 +185,10 @@ impl Core {
     // The default extension map already has abs-send-time, transport-cc, mid, rid and
     // video-orientation (CVO); it is what gets offered/accepted.
     let mut rtc = rtc_config.build(now);
-    if config.role == TransportRole::Publisher && config.initial_bitrate_bps.is_some() {
+    let bwe = config.role == TransportRole::Publisher && config.initial_bitrate_bps.is_some();
+    if bwe {
       let desired = Bitrate::bps(config.desired_bitrate_bps);
-      rtc.bwe().set_bitrate(Bitrate::kbps(30), desired);
+      rtc.bwe().set_bitrate(MIN_BITRATE, desired);
     }
 
     let mut local_candidates = Vec::new();
@@ -204,6 +212,9 @@ impl Core {
 
     let mut core = Core {
       rtc,
+      bwe,
+      initial_bitrate_bps: config.initial_bitrate_bps.unwrap_or(0),
+      bwe_restarted: false,
       role: config.role,
       events: VecDeque::new(),
       local_candidates,
@@ -566,6 +577,23 @@ impl Core {
     for mid in gone {
       self.remote.remove(&mid);
       self.events.push_back(TransportEvent::TrackRemoved { mid });
+    }
+  }
+
+  /// Publisher: what the estimator probes towards (see `TransportHandle::set_desired_bitrate`).
+  /// The first call (the first track's media) also restarts the estimator: its start-up probes
+  /// (3x and 6x the estimate) fire once, and on LiveKit's publisher connection that is while only
+  /// the data channels exist, with no media to probe with; restarted, they can find the link's
+  /// capacity in the first second of video instead of an additive climb.
+  pub fn set_desired_bitrate(&mut self, bps: u64) {
+    if !self.bwe || self.role != TransportRole::Publisher {
+      return;
+    }
+    let desired = Bitrate::bps(bps.max(MIN_BITRATE.as_u64()));
+    self.rtc.bwe().set_bitrate(MIN_BITRATE, desired);
+    if !self.bwe_restarted {
+      self.bwe_restarted = true;
+      self.rtc.bwe().reset(Bitrate::bps(self.initial_bitrate_bps));
     }
   }
 

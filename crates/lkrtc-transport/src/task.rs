@@ -40,6 +40,7 @@ enum Command {
   SendData(bool, Vec<u8>),
   RequestKeyframe(Mid),
   SetVideoSink(Mid, Option<VideoSink>),
+  DesiredBitrate(u64),
   Close(oneshot::Sender<()>),
 }
 
@@ -244,6 +245,13 @@ impl TransportHandle {
     let _ = self.send(Command::SetVideoSink(mid, sink));
   }
 
+  /// Publisher: the rate the media could use at most (the sum of the tracks' max bitrates). The
+  /// bandwidth estimator probes towards it and not beyond, so an idle link is not flooded with
+  /// probes for capacity the encoders would never use. No effect without estimation.
+  pub fn set_desired_bitrate(&self, bps: u64) {
+    let _ = self.send(Command::DesiredBitrate(bps));
+  }
+
   /// Closes the connection (RTCP BYE, DTLS close_notify), then ends the task, closing the
   /// socket and the event channel. Returns when that is done; harmless if already closed.
   pub async fn close(&self) {
@@ -411,6 +419,7 @@ fn handle(core: &mut Core, cmd: Command, closers: &mut Vec<oneshot::Sender<()>>,
     Command::SetVideoSink(mid, None) => {
       events.sinks.remove(&mid);
     }
+    Command::DesiredBitrate(bps) => core.set_desired_bitrate(bps),
     Command::Close(done) => {
       closers.push(done);
       core.close(now);

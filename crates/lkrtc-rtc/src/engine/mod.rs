@@ -18,7 +18,7 @@ mod reconnect;
 pub(crate) mod shared;
 mod subscriptions;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +32,7 @@ use crate::participant::RemoteParticipant;
 use crate::pc::{Pc, PcEvent};
 use crate::publication::LocalTrackPublication;
 use crate::remote_track::TrackEndReason;
+use crate::send_control::SendBudget;
 use crate::signal::connection::{SignalReader, SignalWriter};
 use crate::signal::session::{Action, SignalSession, Target};
 use crate::video_source::now_us;
@@ -124,7 +125,7 @@ pub(crate) struct Engine {
   /// Fired once the primary peer connection is up (or failed), for `Room::connect`.
   ready: Option<oneshot::Sender<RtcResult<()>>>,
   /// The publisher's bandwidth estimate, read by every encoder.
-  bwe_bps: Arc<AtomicU64>,
+  bwe_bps: Arc<SendBudget>,
   receiving: Receiving,
   candidates: HeldCandidates,
   /// Where and how we joined, for resumes and rejoins.
@@ -157,7 +158,7 @@ impl Engine {
       subscriber: joined.subscriber,
       subscriber_events: joined.subscriber_events,
       ready: Some(ready),
-      bwe_bps: Arc::new(AtomicU64::new(0)),
+      bwe_bps: Arc::new(SendBudget::default()),
       receiving: Receiving::new(),
       candidates: HeldCandidates::default(),
       subscriptions: Subscriptions::new(config.params.auto_subscribe),

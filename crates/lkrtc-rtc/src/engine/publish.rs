@@ -4,7 +4,7 @@
 //! while its encoder runs on.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use livekit_protocol as proto;
@@ -18,6 +18,7 @@ use crate::events::RoomEvent;
 use crate::local_track::LocalVideoTrack;
 use crate::options::VideoCodec;
 use crate::publication::LocalTrackPublication;
+use crate::send_control::SendBudget;
 use crate::video_source::{FrameSlot, VideoSource};
 use crate::{RtcError, RtcResult};
 
@@ -37,7 +38,7 @@ pub(crate) struct StartedTrack {
   pub publication: LocalTrackPublication,
   pub mid: String,
   pub control: Arc<EncoderControl>,
-  pub bwe_bps: Arc<AtomicU64>,
+  pub bwe_bps: Arc<SendBudget>,
 }
 
 /// One of our tracks on the publisher transport.

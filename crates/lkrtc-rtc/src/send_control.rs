@@ -1,0 +1,775 @@
+//! Send-side decisions for published video, free of I/O and clocks so they can be tested on
+//! synthetic input: how the publisher's bandwidth estimate is shared between its tracks, the
+//! encoder's target bitrate (down at once, up with care), which frames to skip so the pacer's
+//! queue stays short, how often a keyframe may be made, and the picture size and frame rate the
+//! target can carry at a usable quality (libwebrtc's bitrate-based quality scaling).
+//!
+//! The estimate itself is str0m's send-side BWE (delay- and loss-based, from transport-wide
+//! congestion control feedback); its pacer sends media at 1.1 x the estimate.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::options::DegradationPreference;
+
+/// The publisher's bandwidth estimate, shared by its encoders in proportion to their tracks'
+/// max bitrates.
+#[derive(Default)]
+pub(crate) struct SendBudget {
+  estimate_bps: AtomicU64,
+  /// Registered tracks: id -> max bitrate.
+  tracks: Mutex<HashMap<u64, u64>>,
+  next_id: AtomicU64,
+}
+
+impl SendBudget {
+  /// A new estimate from the publisher transport (0: none yet).
+  pub fn store(&self, bps: u64, order: Ordering) {
+    self.estimate_bps.store(bps, order);
+  }
+
+  pub fn estimate(&self) -> u64 {
+    self.estimate_bps.load(Ordering::Relaxed)
+  }
+
+  /// A track that sends up to `max_bps` takes part until the share is dropped.
+  pub fn register(self: &Arc<Self>, max_bps: u64) -> BudgetShare {
+    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+    self
+      .tracks
+      .lock()
+      .unwrap_or_else(|e| e.into_inner())
+      .insert(id, max_bps.max(1));
+    BudgetShare {
+      budget: self.clone(),
+      id,
+      max_bps: max_bps.max(1),
+    }
+  }
+
+  fn total_max(&self) -> u64 {
+    let tracks = self.tracks.lock().unwrap_or_else(|e| e.into_inner());
+    tracks.values().sum::<u64>().max(1)
+  }
+}
+
+/// One track's part of a [`SendBudget`].
+pub(crate) struct BudgetShare {
+  budget: Arc<SendBudget>,
+  id: u64,
+  max_bps: u64,
+}
+
+impl BudgetShare {
+  /// This track's part of the estimate, `None` before the first estimate.
+  pub fn allocation(&self) -> Option<u64> {
+    let estimate = self.budget.estimate();
+    if estimate == 0 {
+      return None;
+    }
+    Some(allocate(estimate, self.max_bps, self.budget.total_max()))
+  }
+
+  /// The sum of the max bitrates of all tracks: what the estimator should probe towards.
+  pub fn total_max(&self) -> u64 {
+    self.budget.total_max()
+  }
+}
+
+impl Drop for BudgetShare {
+  fn drop(&mut self) {
+    let mut tracks = self.budget.tracks.lock().unwrap_or_else(|e| e.into_inner());
+    tracks.remove(&self.id);
+  }
+}
+
+/// `estimate` split by max bitrate: each track gets `estimate * max / total` (its encoder's
+/// target is then capped at its max by [`TargetRate`]).
+pub(crate) fn allocate(estimate: u64, max_bps: u64, total_max: u64) -> u64 {
+  (u128::from(estimate) * u128::from(max_bps) / u128::from(total_max.max(1))) as u64
+}
+
+/// Part of a track's allocation given to the encoder: the rest covers RTP headers,
+/// retransmissions and the encoder's overshoot (libvpx's CBR allows 15% over its target), so
+/// the pacer's queue drains between frames.
+const MEDIA_SHARE: f64 = 0.8;
+/// The encoder never gets less (the link is then lost anyway; this keeps a picture moving).
+pub(crate) const MIN_TARGET_BPS: u64 = 50_000;
+/// Between two increases of the target, so an estimate that overshoots costs one step at most.
+const INCREASE_INTERVAL_US: i64 = 1_000_000;
+/// Changes smaller than this share are ignored: every retune resets parts of the rate control.
+const RETUNE_SHARE: f64 = 0.05;
+
+/// The encoder's target bitrate from a track's allocation: lowered at once, raised at most once
+/// a second (the estimate itself rises by at most ~8% a second, so this only damps noise).
+pub(crate) struct TargetRate {
+  max_bps: u64,
+  current: u64,
+  last_increase_us: Option<i64>,
+}
+
+impl TargetRate {
+  pub fn new(max_bps: u64) -> Self {
+    TargetRate {
+      max_bps: max_bps.max(MIN_TARGET_BPS),
+      current: max_bps.max(MIN_TARGET_BPS),
+      last_increase_us: None,
+    }
+  }
+
+  pub fn current(&self) -> u64 {
+    self.current
+  }
+
+  /// The target for an allocation (`None`: no estimate, the publication's max). Returns the new
+  /// target when the encoder should be retuned.
+  pub fn update(&mut self, allocation: Option<u64>, now_us: i64) -> Option<u64> {
+    let wanted = match allocation {
+      Some(a) => ((a as f64 * MEDIA_SHARE) as u64).clamp(MIN_TARGET_BPS, self.max_bps),
+      None => self.max_bps,
+    };
+    let change = wanted.abs_diff(self.current) as f64 / self.current as f64;
+    if wanted < self.current {
+      if change < RETUNE_SHARE {
+        return None;
+      }
+    } else if wanted > self.current {
+      let to_max = wanted == self.max_bps;
+      if change < RETUNE_SHARE && !to_max {
+        return None;
+      }
+      if self.last_increase_us.is_some_and(|t| now_us - t < INCREASE_INTERVAL_US) {
+        return None;
+      }
+      self.last_increase_us = Some(now_us);
+    } else {
+      return None;
+    }
+    self.current = wanted;
+    Some(wanted)
+  }
+}
+
+/// A model of the pacer's queue for one track: bytes written to the transport drain at the
+/// track's allocation. The encoder skips a frame while the queue holds more than
+/// [`SendQueue::max_delay_us`] (latency first: a late frame is worth less than a missing one).
+#[derive(Default)]
+pub(crate) struct SendQueue {
+  bits: f64,
+  last_us: Option<i64>,
+}
+
+/// At least this much queue is allowed, so one frame of a low frame rate always fits.
+const MIN_QUEUE_US: i64 = 70_000;
+
+impl SendQueue {
+  /// Drains what the pacer has sent at `rate_bps` since the last call.
+  pub fn drain(&mut self, now_us: i64, rate_bps: u64) {
+    if let Some(last) = self.last_us {
+      let elapsed = (now_us - last).max(0) as f64 / 1e6;
+      self.bits = (self.bits - elapsed * rate_bps as f64).max(0.0);
+    }
+    self.last_us = Some(now_us);
+  }
+
+  pub fn push(&mut self, bytes: usize) {
+    self.bits += bytes as f64 * 8.0;
+  }
+
+  /// How long the queue takes to leave at `rate_bps`.
+  pub fn delay_us(&self, rate_bps: u64) -> i64 {
+    (self.bits / rate_bps.max(1) as f64 * 1e6) as i64
+  }
+
+  /// The queue a frame may find and still be encoded: two frame intervals.
+  pub fn max_delay_us(frame_interval_us: i64) -> i64 {
+    (2 * frame_interval_us).max(MIN_QUEUE_US)
+  }
+
+  /// Whether the next frame should be skipped.
+  pub fn congested(&self, rate_bps: u64, frame_interval_us: i64) -> bool {
+    self.delay_us(rate_bps) > Self::max_delay_us(frame_interval_us)
+  }
+
+  pub fn clear(&mut self) {
+    self.bits = 0.0;
+  }
+}
+
+/// Keyframes on request, at most one per [`KEYFRAME_INTERVAL_US`]: a burst of PLIs (several
+/// subscribers, or loss on every frame) then costs one keyframe, not one per frame. A request in
+/// between is kept and served when the interval is over.
+pub(crate) const KEYFRAME_INTERVAL_US: i64 = 300_000;
+
+#[derive(Default)]
+pub(crate) struct KeyframePacing {
+  pending: bool,
+  last_us: Option<i64>,
+}
+
+impl KeyframePacing {
+  pub fn request(&mut self) {
+    self.pending = true;
+  }
+
+  /// Whether the frame captured at `now_us` must be a keyframe (a clock that went back, a
+  /// restarted source, does not hold a request back).
+  pub fn due(&self, now_us: i64) -> bool {
+    self.pending
+      && self
+        .last_us
+        .is_none_or(|t| now_us - t >= KEYFRAME_INTERVAL_US || now_us < t)
+  }
+
+  /// A keyframe went out (asked for or not).
+  pub fn sent(&mut self, now_us: i64) {
+    self.pending = false;
+    self.last_us = Some(now_us);
+  }
+}
+
+/// Picture sizes the encoder steps through, as fractions of the source (libwebrtc alternates
+/// 3/4 and 2/3 steps; these keep even sizes for the common 16:9 and 4:3 sources).
+const SCALES: [(u32, u32); 5] = [(1, 1), (3, 4), (1, 2), (3, 8), (1, 4)];
+
+/// The bitrate (at 30 fps) from which a picture of `pixels` looks usable in VP8: libwebrtc's
+/// default single-layer "min start bitrate" table (320x180: 30 k, 480x270: 300 k, 640x360:
+/// 500 k, 960x540: 800 k, 1280x720: 1.5 M), linear between its points and beyond 720p.
+fn min_bitrate_30fps(pixels: u64) -> u64 {
+  const TABLE: [(u64, u64); 5] = [
+    (320 * 180, 30_000),
+    (480 * 270, 300_000),
+    (640 * 360, 500_000),
+    (960 * 540, 800_000),
+    (1280 * 720, 1_500_000),
+  ];
+  if pixels <= TABLE[0].0 {
+    return TABLE[0].1;
+  }
+  for w in TABLE.windows(2) {
+    let ((p0, b0), (p1, b1)) = (w[0], w[1]);
+    if pixels <= p1 {
+      return b0 + (b1 - b0) * (pixels - p0) / (p1 - p0);
+    }
+  }
+  let (p, b) = TABLE[TABLE.len() - 1];
+  b * pixels / p
+}
+
+/// The bitrate a picture of `pixels` needs at `fps` (less at lower frame rates, but not
+/// proportionally: a frame still costs its detail).
+pub(crate) fn min_bitrate(pixels: u64, fps: f64) -> u64 {
+  let factor = (fps / 30.0).clamp(0.5, 2.0);
+  (min_bitrate_30fps(pixels) as f64 * factor) as u64
+}
+
+/// A size the encoder is told to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SendSize {
+  pub width: u32,
+  pub height: u32,
+}
+
+/// `width` x `height` scaled by `num/den`, rounded down to even sizes (I420 chroma), at least 2.
+pub(crate) fn scaled(width: u32, height: u32, (num, den): (u32, u32)) -> SendSize {
+  let even = |v: u32| ((v * num / den) & !1).max(2).min(v.max(2));
+  if num == den {
+    return SendSize { width, height };
+  }
+  SendSize {
+    width: even(width),
+    height: even(height),
+  }
+}
+
+/// Below this many pixels 'balanced' lowers the frame rate rather than the size.
+const BALANCED_MIN_PIXELS: u64 = 480 * 270;
+/// Frame rate 'balanced' and 'maintain-resolution' go down to at most.
+const MIN_FRAMERATE: f64 = 5.0;
+/// Only this long after the last change may the picture grow again.
+const UPSCALE_HOLD_US: i64 = 3_000_000;
+/// Shrinking waits this long, so a short dip of the estimate does not cost a keyframe.
+const DOWNSCALE_HOLD_US: i64 = 500_000;
+/// Growing needs this much more than the larger size's minimum: a step up near the link's
+/// capacity costs a keyframe and then a step back down.
+const UPSCALE_MARGIN: f64 = 1.4;
+
+/// This share of the publication's max bitrate always carries the source's size (LiveKit's
+/// presets are below the table for some sizes, e.g. 640x480 at 300 kbit/s).
+const FULL_SIZE_SHARE: f64 = 0.7;
+/// How long the encoder's output is watched before judging that it cannot keep to its target.
+const OUTPUT_WINDOW_US: i64 = 2_000_000;
+/// The encoder cannot keep to its target at this size (its quantizer is at the limit) when, over
+/// a window, it made this much more than the target...
+const OVERSHOOT: f64 = 1.2;
+/// ...or this share of the frames had to be skipped for a full pacer queue.
+const SKIPPED_SHARE: f64 = 0.25;
+/// After such a step down, the picture does not grow again for this long.
+const OVERSHOOT_HOLD_US: i64 = 10_000_000;
+
+/// Chooses the picture size and frame rate for the encoder's target bitrate, from the
+/// bitrate table and from what the encoder actually makes: content that needs more bits than
+/// the table says (the encoder overshoots, frames are skipped) gets a smaller picture too, as
+/// libwebrtc's QP-based quality scaler does.
+pub(crate) struct PictureAdaptation {
+  preference: DegradationPreference,
+  max_bps: u64,
+  /// The bitrate table scaled so that [`FULL_SIZE_SHARE`] of the publication's max bitrate is
+  /// enough for the source's size: whoever chose a max below the table chose that quality.
+  table_factor: f64,
+  max_fps: f64,
+  /// Index into [`SCALES`].
+  step: usize,
+  /// Since when the target has been short of the current size (for [`DOWNSCALE_HOLD_US`]).
+  short_since: Option<i64>,
+  last_change_us: Option<i64>,
+  /// No growing before this (after a step down for overshoot).
+  hold_until_us: i64,
+  /// The current output window: start, frames offered, frames skipped, bits made, target.
+  window_start_us: Option<i64>,
+  window_frames: u32,
+  window_skipped: u32,
+  window_bits: u64,
+  /// The encoder could not keep to its target: step down at the next frame.
+  overshoot_step: bool,
+}
+
+/// How a frame offered to the encoder ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FrameOutcome {
+  /// Encoded into this many bytes.
+  Encoded(usize),
+  /// Skipped: the pacer's queue was long.
+  Skipped,
+}
+
+impl PictureAdaptation {
+  /// For a publication of at most `max_bps` at `max_fps`.
+  pub fn new(preference: DegradationPreference, max_fps: f64, max_bps: u64) -> Self {
+    PictureAdaptation {
+      preference,
+      max_bps,
+      table_factor: 1.0,
+      max_fps: if max_fps > 0.0 { max_fps } else { 30.0 },
+      step: 0,
+      short_since: None,
+      last_change_us: None,
+      hold_until_us: i64::MIN,
+      window_start_us: None,
+      window_frames: 0,
+      window_skipped: 0,
+      window_bits: 0,
+      overshoot_step: false,
+    }
+  }
+
+  /// Records what became of a frame at `target_bps`. When the encoder has not kept to its target
+  /// over a window, the next [`size`](Self::size) is a step smaller.
+  pub fn record(&mut self, outcome: FrameOutcome, target_bps: u64, now_us: i64) {
+    let start = *self.window_start_us.get_or_insert(now_us);
+    match outcome {
+      FrameOutcome::Encoded(bytes) => self.window_bits += bytes as u64 * 8,
+      FrameOutcome::Skipped => self.window_skipped += 1,
+    }
+    self.window_frames += 1;
+    let elapsed = now_us - start;
+    if elapsed < OUTPUT_WINDOW_US {
+      return;
+    }
+    let made_bps = self.window_bits as f64 * 1e6 / elapsed as f64;
+    let overshoot = made_bps > target_bps as f64 * OVERSHOOT;
+    let skipping = f64::from(self.window_skipped) > f64::from(self.window_frames) * SKIPPED_SHARE;
+    self.window_start_us = Some(now_us);
+    self.window_frames = 0;
+    self.window_skipped = 0;
+    self.window_bits = 0;
+    let changed_lately = self.last_change_us.is_some_and(|t| now_us - t < OUTPUT_WINDOW_US);
+    if (overshoot || skipping) && !changed_lately && self.preference != DegradationPreference::MaintainResolution {
+      self.overshoot_step = true;
+    }
+  }
+
+  /// The size to send a `width` x `height` source at for `target_bps`.
+  pub fn size(&mut self, width: u32, height: u32, target_bps: u64, now_us: i64) -> SendSize {
+    if self.preference == DegradationPreference::MaintainResolution {
+      return SendSize { width, height };
+    }
+    let pixels = |step: usize| {
+      let s = scaled(width, height, SCALES[step]);
+      u64::from(s.width) * u64::from(s.height)
+    };
+    let smallest = match self.preference {
+      DegradationPreference::Balanced => {
+        // Down to the first step under BALANCED_MIN_PIXELS, never below it.
+        (0..SCALES.len())
+          .find(|&s| pixels(s) <= BALANCED_MIN_PIXELS)
+          .unwrap_or(SCALES.len() - 1)
+      }
+      _ => SCALES.len() - 1,
+    };
+    let full = min_bitrate(pixels(0), self.max_fps).max(1);
+    self.table_factor = (FULL_SIZE_SHARE * self.max_bps as f64 / full as f64).min(1.0);
+    let factor = self.table_factor;
+    let need = |step: usize| (min_bitrate(pixels(step), self.max_fps) as f64 * factor) as u64;
+    if std::mem::take(&mut self.overshoot_step) {
+      if self.step < smallest {
+        self.step += 1;
+        self.last_change_us = Some(now_us);
+        self.hold_until_us = now_us + OVERSHOOT_HOLD_US;
+      }
+    } else if self.step < smallest && target_bps < need(self.step) {
+      let since = *self.short_since.get_or_insert(now_us);
+      if now_us - since >= DOWNSCALE_HOLD_US {
+        // As many steps as the target needs at once: a collapse of the link is not met one
+        // keyframe at a time.
+        while self.step < smallest && target_bps < need(self.step) {
+          self.step += 1;
+        }
+        self.short_since = None;
+        self.last_change_us = Some(now_us);
+      }
+    } else {
+      self.short_since = None;
+      let held = self.last_change_us.is_none_or(|t| now_us - t >= UPSCALE_HOLD_US) && now_us >= self.hold_until_us;
+      if self.step > 0 && held && target_bps as f64 >= need(self.step - 1) as f64 * UPSCALE_MARGIN {
+        self.step -= 1;
+        self.last_change_us = Some(now_us);
+      }
+    }
+    scaled(width, height, SCALES[self.step])
+  }
+
+  /// The frame rate to encode at, once the size is chosen: 'maintain-framerate' keeps the
+  /// source's; the others lower it when even the chosen size is short of bits.
+  pub fn framerate(&self, size: SendSize, target_bps: u64) -> f64 {
+    if self.preference == DegradationPreference::MaintainFramerate {
+      return self.max_fps;
+    }
+    let need =
+      (min_bitrate(u64::from(size.width) * u64::from(size.height), self.max_fps) as f64 * self.table_factor) as u64;
+    if target_bps >= need {
+      return self.max_fps;
+    }
+    (self.max_fps * target_bps as f64 / need as f64).clamp(MIN_FRAMERATE.min(self.max_fps), self.max_fps)
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn the_estimate_is_shared_by_max_bitrate() {
+    let budget = Arc::new(SendBudget::default());
+    let camera = budget.register(2_000_000);
+    let screen = budget.register(1_000_000);
+    assert_eq!(camera.allocation(), None, "no estimate yet");
+    budget.store(1_500_000, Ordering::Relaxed);
+    assert_eq!(camera.allocation(), Some(1_000_000));
+    assert_eq!(screen.allocation(), Some(500_000));
+    assert_eq!(camera.total_max(), 3_000_000);
+    drop(screen);
+    assert_eq!(camera.allocation(), Some(1_500_000));
+    budget.store(9_000_000, Ordering::Relaxed);
+    assert_eq!(camera.allocation(), Some(9_000_000));
+  }
+
+  #[test]
+  fn the_target_drops_at_once_on_congestion() {
+    let mut rate = TargetRate::new(2_500_000);
+    assert_eq!(rate.update(Some(1_000_000), 0), Some(800_000));
+    assert_eq!(rate.update(Some(500_000), 10_000), Some(400_000));
+    assert_eq!(rate.current(), 400_000);
+  }
+
+  #[test]
+  fn the_target_rises_at_most_once_a_second() {
+    let mut rate = TargetRate::new(2_500_000);
+    rate.update(Some(500_000), 0);
+    assert_eq!(rate.update(Some(1_000_000), 100_000), Some(800_000));
+    assert_eq!(rate.update(Some(1_200_000), 600_000), None);
+    assert_eq!(rate.update(Some(1_200_000), 1_100_000), Some(960_000));
+  }
+
+  #[test]
+  fn small_changes_do_not_retune_the_encoder() {
+    let mut rate = TargetRate::new(2_500_000);
+    rate.update(Some(1_000_000), 0);
+    assert_eq!(rate.update(Some(980_000), 5_000_000), None);
+    assert_eq!(rate.update(Some(1_020_000), 6_000_000), None);
+  }
+
+  #[test]
+  fn the_target_stays_within_floor_and_max() {
+    let mut rate = TargetRate::new(2_500_000);
+    assert_eq!(rate.update(Some(10_000), 0), Some(MIN_TARGET_BPS));
+    assert_eq!(rate.update(Some(50_000_000), 2_000_000), Some(2_500_000));
+    let mut rate = TargetRate::new(2_500_000);
+    assert_eq!(rate.update(None, 0), None, "without an estimate the publication's max");
+  }
+
+  #[test]
+  fn a_keyframe_fills_the_queue_and_the_next_frames_are_skipped() {
+    let mut q = SendQueue::default();
+    let rate = 1_000_000; // 125 kB/s
+    let interval = 33_333;
+    q.drain(0, rate);
+    q.push(50_000); // a 400 ms keyframe
+    let mut skipped = 0;
+    let mut t = 0;
+    while q.congested(rate, interval) {
+      t += interval;
+      q.drain(t, rate);
+      skipped += 1;
+    }
+    // 400 ms of data, sent until 67 ms are left.
+    assert!((9..=11).contains(&skipped), "{skipped}");
+    assert!(q.delay_us(rate) <= SendQueue::max_delay_us(interval));
+  }
+
+  #[test]
+  fn frames_within_the_rate_never_queue() {
+    let mut q = SendQueue::default();
+    let rate = 1_000_000;
+    for n in 0..300i64 {
+      q.drain(n * 33_333, rate);
+      assert!(!q.congested(rate, 33_333));
+      q.push(3_500); // 840 kbit/s
+    }
+  }
+
+  #[test]
+  fn keyframe_requests_are_served_at_most_every_interval() {
+    let mut k = KeyframePacing::default();
+    assert!(!k.due(0));
+    k.request();
+    assert!(k.due(0), "the first request is served at once");
+    k.sent(0);
+    let mut keyframes = 0;
+    // A PLI before every frame for two seconds.
+    for n in 1..=60i64 {
+      let now = n * 33_333;
+      k.request();
+      if k.due(now) {
+        k.sent(now);
+        keyframes += 1;
+      }
+    }
+    assert!((6..=7).contains(&keyframes), "{keyframes}");
+  }
+
+  #[test]
+  fn a_request_inside_the_interval_is_served_after_it() {
+    let mut k = KeyframePacing::default();
+    k.sent(0); // the first frame
+    k.request();
+    assert!(!k.due(100_000));
+    assert!(k.due(KEYFRAME_INTERVAL_US));
+  }
+
+  #[test]
+  fn a_clock_that_goes_back_does_not_hold_a_request() {
+    let mut k = KeyframePacing::default();
+    k.sent(5_000_000);
+    k.request();
+    assert!(k.due(1_000));
+  }
+
+  #[test]
+  fn min_bitrates_follow_the_table() {
+    assert_eq!(min_bitrate(1280 * 720, 30.0), 1_500_000);
+    assert_eq!(min_bitrate(640 * 360, 30.0), 500_000);
+    assert_eq!(min_bitrate(640 * 360, 15.0), 250_000);
+    assert_eq!(min_bitrate(1920 * 1080, 30.0), 3_375_000);
+    let between = min_bitrate(800 * 450, 30.0);
+    assert!((500_000..800_000).contains(&between));
+  }
+
+  #[test]
+  fn sizes_stay_even() {
+    assert_eq!(
+      scaled(1280, 720, (3, 4)),
+      SendSize {
+        width: 960,
+        height: 540
+      }
+    );
+    assert_eq!(
+      scaled(1280, 720, (3, 8)),
+      SendSize {
+        width: 480,
+        height: 270 & !1
+      }
+    );
+    assert_eq!(scaled(101, 51, (1, 2)), SendSize { width: 50, height: 24 });
+    assert_eq!(scaled(101, 51, (1, 1)), SendSize { width: 101, height: 51 });
+  }
+
+  fn adapt(a: &mut PictureAdaptation, target: u64, from_us: i64, to_us: i64) -> SendSize {
+    let mut size = a.size(1280, 720, target, from_us);
+    let mut t = from_us;
+    while t < to_us {
+      t += 33_333;
+      size = a.size(1280, 720, target, t);
+    }
+    size
+  }
+
+  #[test]
+  fn a_short_target_scales_the_picture_down() {
+    let mut a = PictureAdaptation::new(DegradationPreference::Balanced, 30.0, 2_500_000);
+    assert_eq!(adapt(&mut a, 2_500_000, 0, 1_000_000).width, 1280);
+    assert_eq!(adapt(&mut a, 1_000_000, 1_000_000, 2_000_000).width, 960);
+    assert_eq!(adapt(&mut a, 600_000, 2_000_000, 3_000_000).width, 640);
+  }
+
+  #[test]
+  fn a_short_dip_does_not_change_the_size() {
+    let mut a = PictureAdaptation::new(DegradationPreference::Balanced, 30.0, 2_500_000);
+    adapt(&mut a, 2_500_000, 0, 1_000_000);
+    assert_eq!(adapt(&mut a, 1_000_000, 1_000_000, 1_300_000).width, 1280);
+    assert_eq!(adapt(&mut a, 2_500_000, 1_300_000, 2_000_000).width, 1280);
+  }
+
+  #[test]
+  fn the_picture_grows_back_with_margin_and_after_a_hold() {
+    let mut a = PictureAdaptation::new(DegradationPreference::Balanced, 30.0, 2_500_000);
+    adapt(&mut a, 2_500_000, 0, 100_000);
+    assert_eq!(adapt(&mut a, 600_000, 100_000, 1_000_000).width, 640);
+    // Enough for 960x540 but not with the margin.
+    assert_eq!(adapt(&mut a, 850_000, 1_000_000, 6_000_000).width, 640);
+    // With the margin, but inside the hold: no change yet.
+    let held = a.size(1280, 720, 1_200_000, 1_000_000 + 1_000_000);
+    assert_eq!(held.width, 640);
+    assert_eq!(adapt(&mut a, 1_200_000, 6_000_000, 7_000_000).width, 960);
+    // One step at a time, each after a hold.
+    assert_eq!(adapt(&mut a, 2_500_000, 7_000_000, 8_500_000).width, 960);
+    assert_eq!(adapt(&mut a, 2_500_000, 8_500_000, 10_100_000).width, 1280);
+  }
+
+  /// Frames every 33 ms from `from_us` to `to_us`, each made into `bytes` (or skipped when
+  /// `bytes` is 0), at `target`; the size at the end.
+  fn encode(a: &mut PictureAdaptation, target: u64, bytes: usize, from_us: i64, to_us: i64) -> SendSize {
+    let mut t = from_us;
+    let mut size = a.size(1280, 720, target, t);
+    while t < to_us {
+      let outcome = if bytes == 0 {
+        FrameOutcome::Skipped
+      } else {
+        FrameOutcome::Encoded(bytes)
+      };
+      a.record(outcome, target, t);
+      t += 33_333;
+      size = a.size(1280, 720, target, t);
+    }
+    size
+  }
+
+  #[test]
+  fn an_encoder_over_its_target_gets_a_smaller_picture() {
+    let mut a = PictureAdaptation::new(DegradationPreference::Balanced, 30.0, 2_500_000);
+    // 2.2 Mbit/s is plenty for 720p by the table, but the encoder makes 3 Mbit/s (12.5 kB a frame).
+    assert_eq!(encode(&mut a, 2_200_000, 8_000, 0, 2_500_000).width, 1280, "on target");
+    assert_eq!(encode(&mut a, 2_200_000, 12_500, 2_500_000, 5_000_000).width, 960);
+    // Back on target: it stays small for a while even though the table would allow 720p.
+    assert_eq!(encode(&mut a, 2_200_000, 8_000, 5_000_000, 12_200_000).width, 960);
+    assert_eq!(encode(&mut a, 2_200_000, 8_000, 12_200_000, 16_000_000).width, 1280);
+  }
+
+  #[test]
+  fn frames_skipped_for_a_full_queue_get_a_smaller_picture() {
+    let mut a = PictureAdaptation::new(DegradationPreference::MaintainFramerate, 30.0, 2_500_000);
+    let mut t = 0;
+    let mut size = a.size(1280, 720, 2_000_000, t);
+    // Every other frame skipped.
+    while t < 2_500_000 {
+      let outcome = if (t / 33_333) % 2 == 0 {
+        FrameOutcome::Skipped
+      } else {
+        FrameOutcome::Encoded(8_000)
+      };
+      a.record(outcome, 2_000_000, t);
+      t += 33_333;
+      size = a.size(1280, 720, 2_000_000, t);
+    }
+    assert_eq!(size.width, 960);
+  }
+
+  #[test]
+  fn maintain_resolution_does_not_scale_for_overshoot() {
+    let mut a = PictureAdaptation::new(DegradationPreference::MaintainResolution, 30.0, 2_500_000);
+    assert_eq!(encode(&mut a, 2_000_000, 20_000, 0, 5_000_000).width, 1280);
+  }
+
+  #[test]
+  fn a_max_bitrate_below_the_table_still_carries_the_full_size() {
+    // LiveKit's preset for 640x480: 300 kbit/s at 20 fps, where the table asks ~390 kbit/s.
+    let mut a = PictureAdaptation::new(DegradationPreference::Balanced, 20.0, 300_000);
+    let mut t = 0;
+    let mut size = a.size(640, 480, 240_000, t);
+    while t < 3_000_000 {
+      t += 50_000;
+      size = a.size(640, 480, 240_000, t);
+    }
+    assert_eq!(
+      size,
+      SendSize {
+        width: 640,
+        height: 480
+      }
+    );
+    assert_eq!(a.framerate(size, 240_000), 20.0);
+    // Well below what the publication asked for, it shrinks.
+    while t < 5_000_000 {
+      t += 50_000;
+      size = a.size(640, 480, 120_000, t);
+    }
+    assert!(size.width < 640, "{size:?}");
+  }
+
+  #[test]
+  fn maintain_resolution_keeps_the_size_and_lowers_the_frame_rate() {
+    let mut a = PictureAdaptation::new(DegradationPreference::MaintainResolution, 30.0, 2_500_000);
+    let size = adapt(&mut a, 500_000, 0, 2_000_000);
+    assert_eq!(
+      size,
+      SendSize {
+        width: 1280,
+        height: 720
+      }
+    );
+    let fps = a.framerate(size, 500_000);
+    assert!((5.0..=11.0).contains(&fps), "{fps}");
+    assert_eq!(a.framerate(size, 2_000_000), 30.0);
+  }
+
+  #[test]
+  fn maintain_framerate_goes_down_to_the_smallest_size() {
+    let mut a = PictureAdaptation::new(DegradationPreference::MaintainFramerate, 30.0, 2_500_000);
+    let size = adapt(&mut a, 60_000, 0, 2_000_000);
+    assert_eq!(
+      size,
+      SendSize {
+        width: 320,
+        height: 180
+      }
+    );
+    assert_eq!(a.framerate(size, 60_000), 30.0);
+  }
+
+  #[test]
+  fn balanced_stops_shrinking_and_lowers_the_frame_rate() {
+    let mut a = PictureAdaptation::new(DegradationPreference::Balanced, 30.0, 2_500_000);
+    let size = adapt(&mut a, 100_000, 0, 2_000_000);
+    assert_eq!(
+      size,
+      SendSize {
+        width: 480,
+        height: 270
+      }
+    );
+    let fps = a.framerate(size, 100_000);
+    assert!(fps < 30.0 && fps >= 5.0, "{fps}");
+  }
+}
