@@ -333,6 +333,8 @@ pub(crate) struct PictureAdaptation {
   window_bits: u64,
   /// The encoder could not keep to its target: step down at the next frame.
   overshoot_step: bool,
+  /// The last window was over target or skipping.
+  bad_window: bool,
 }
 
 /// How a frame offered to the encoder ended.
@@ -361,6 +363,7 @@ impl PictureAdaptation {
       window_skipped: 0,
       window_bits: 0,
       overshoot_step: false,
+      bad_window: false,
     }
   }
 
@@ -385,9 +388,12 @@ impl PictureAdaptation {
     self.window_skipped = 0;
     self.window_bits = 0;
     let changed_lately = self.last_change_us.is_some_and(|t| now_us - t < OUTPUT_WINDOW_US);
-    if (overshoot || skipping) && !changed_lately && self.preference != DegradationPreference::MaintainResolution {
+    // Two windows in a row: one keyframe burst (a scene cut, a new subscriber) is not a verdict.
+    let bad = (overshoot || skipping) && !changed_lately;
+    if bad && self.bad_window && self.preference != DegradationPreference::MaintainResolution {
       self.overshoot_step = true;
     }
+    self.bad_window = bad;
   }
 
   /// The size to send a `width` x `height` source at for `target_bps`.
@@ -671,10 +677,12 @@ mod tests {
     let mut a = PictureAdaptation::new(DegradationPreference::Balanced, 30.0, 2_500_000);
     // 2.2 Mbit/s is plenty for 720p by the table, but the encoder makes 3 Mbit/s (12.5 kB a frame).
     assert_eq!(encode(&mut a, 2_200_000, 8_000, 0, 2_500_000).width, 1280, "on target");
-    assert_eq!(encode(&mut a, 2_200_000, 12_500, 2_500_000, 5_000_000).width, 960);
+    let one_window = encode(&mut a, 2_200_000, 12_500, 2_500_000, 4_500_000);
+    assert_eq!(one_window.width, 1280, "one window over target is no verdict");
+    assert_eq!(encode(&mut a, 2_200_000, 12_500, 4_500_000, 7_000_000).width, 960);
     // Back on target: it stays small for a while even though the table would allow 720p.
-    assert_eq!(encode(&mut a, 2_200_000, 8_000, 5_000_000, 12_200_000).width, 960);
-    assert_eq!(encode(&mut a, 2_200_000, 8_000, 12_200_000, 16_000_000).width, 1280);
+    assert_eq!(encode(&mut a, 2_200_000, 8_000, 7_000_000, 14_000_000).width, 960);
+    assert_eq!(encode(&mut a, 2_200_000, 8_000, 14_000_000, 20_000_000).width, 1280);
   }
 
   #[test]
@@ -683,7 +691,7 @@ mod tests {
     let mut t = 0;
     let mut size = a.size(1280, 720, 2_000_000, t);
     // Every other frame skipped.
-    while t < 2_500_000 {
+    while t < 4_500_000 {
       let outcome = if (t / 33_333) % 2 == 0 {
         FrameOutcome::Skipped
       } else {
