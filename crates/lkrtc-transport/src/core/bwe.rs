@@ -1,0 +1,43 @@
+//! Send-side bandwidth estimation: the rate the estimator probes towards, its restart when the
+//! first track's media starts, and the estimates it reports.
+
+use str0m::bwe::{Bitrate, BweKind};
+
+use super::Core;
+use crate::{TransportEvent, TransportRole};
+
+/// The lowest rate the send-side estimator keeps up (media plus padding).
+pub(super) const MIN_BITRATE: Bitrate = Bitrate::kbps(30);
+
+impl Core {
+  /// Publisher: what the estimator probes towards (see `TransportHandle::set_desired_bitrate`).
+  /// The first call (the first track's media) also restarts the estimator: its start-up probes
+  /// (3x and 6x the estimate) fire once, and on LiveKit's publisher connection that is while only
+  /// the data channels exist, with no media to probe with; restarted, they can find the link's
+  /// capacity in the first second of video instead of an additive climb.
+  pub fn set_desired_bitrate(&mut self, bps: u64) {
+    if !self.bwe || self.role != TransportRole::Publisher {
+      return;
+    }
+    let desired = Bitrate::bps(bps.max(MIN_BITRATE.as_u64()));
+    self.rtc.bwe().set_bitrate(MIN_BITRATE, desired);
+    if !self.bwe_restarted {
+      self.bwe_restarted = true;
+      self.rtc.bwe().reset(Bitrate::bps(self.initial_bitrate_bps));
+    }
+  }
+
+  /// The egress estimate (TWCC, or REMB) is what the encoders' targets are shared out of.
+  pub(super) fn on_bitrate_estimate(&mut self, kind: BweKind) {
+    let estimate = match kind {
+      BweKind::Twcc { estimate, .. } => Some(estimate),
+      BweKind::Remb { estimate, .. } => Some(estimate),
+      _ => None,
+    };
+    if let Some(estimate) = estimate {
+      self
+        .events
+        .push_back(TransportEvent::BitrateEstimate { bps: estimate.as_u64() });
+    }
+  }
+}
