@@ -144,7 +144,10 @@ async function publishStarved(preference: 'balanced' | 'maintain-resolution', se
     videoEncoding: { maxBitrate: 100_000, maxFramerate: 15 },
     degradationPreference: preference,
   })
-  const noise = Array.from({ length: 8 }, () => new VideoFrame(WIDTH, HEIGHT, VideoBufferType.RGBA, randomBytes(WIDTH * HEIGHT * 4)))
+  const noise = Array.from(
+    { length: 8 },
+    () => new VideoFrame(WIDTH, HEIGHT, VideoBufferType.RGBA, randomBytes(WIDTH * HEIGHT * 4)),
+  )
   let n = 0
   stopIdle()
   const feed = setInterval(() => source.captureFrame(noise[n++ % noise.length]), 66)

@@ -328,13 +328,20 @@ export class LocalParticipant {
     const degradationPreference = o.degradationPreference
     if (degradationPreference !== undefined && !DEGRADATION_PREFERENCES.includes(degradationPreference as string)) {
       const expected = "'balanced', 'maintain-framerate' or 'maintain-resolution'"
-      if (typeof degradationPreference !== 'string') throw invalidArgType('degradationPreference', expected, degradationPreference)
+      if (typeof degradationPreference !== 'string')
+        throw invalidArgType('degradationPreference', expected, degradationPreference)
       throw invalidArgument('degradationPreference', expected, degradationPreference)
     }
     const room = this.room.nativeRoom('publishTrack')
     this.publishing.add(track)
     try {
-      const info = await room.publishTrack(track.native, { source, videoCodec, maxBitrate, maxFramerate, degradationPreference })
+      const info = await room.publishTrack(track.native, {
+        source,
+        videoCodec,
+        maxBitrate,
+        maxFramerate,
+        degradationPreference,
+      })
       return this.publication(info, track)
     } finally {
       this.publishing.delete(track)
