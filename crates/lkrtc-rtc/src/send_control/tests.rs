@@ -313,5 +313,5 @@ fn balanced_stops_shrinking_and_lowers_the_frame_rate() {
     }
   );
   let fps = a.framerate(size, 100_000);
-  assert!(fps < 30.0 && fps >= 5.0, "{fps}");
+  assert!((5.0..30.0).contains(&fps), "{fps}");
 }
