@@ -66,7 +66,11 @@ for (const codec of ['vp8', 'h264'] as const) {
       peer,
       rtc.RoomEvent.TrackSubscribed,
     )
-    const { lk, source, stopIdle } = await lkrtcPublisher(name, 'lkrtc-colours', codec)
+    // The picture's size is asserted below: keep it whatever the bandwidth estimate does (the
+    // adaptation has tests of its own).
+    const { lk, source, stopIdle } = await lkrtcPublisher(name, 'lkrtc-colours', codec, 'colours', {
+      degradationPreference: 'maintain-resolution',
+    })
     try {
       const [track, publication] = await subscribed
       t.is(publication.mimeType?.toLowerCase(), `video/${codec}`)
