@@ -51,7 +51,12 @@ async function publisher(room: string, identity: string, { codec = 'vp8' as 'vp8
   const lk = await join(room, identity)
   const source = new VideoSource(WIDTH, HEIGHT)
   const track = LocalVideoTrack.createVideoTrack(name, source)
-  const publication = await lk.localParticipant.publishTrack(track, { source: TrackSource.Camera, videoCodec: codec })
+  const publication = await lk.localParticipant.publishTrack(track, {
+    source: TrackSource.Camera,
+    videoCodec: codec,
+    // The tests assert the size received: keep it whatever the bandwidth estimate does.
+    degradationPreference: 'maintain-resolution',
+  })
   let frame = solidRgba(WIDTH, HEIGHT, GREY)
   let timer: NodeJS.Timeout | undefined = setInterval(() => {
     if (!source.isClosed) source.captureFrame(frame)
@@ -296,6 +301,7 @@ test.serial(
       })
       await sender.localParticipant.publishTrack(LocalVideoTrack.createVideoTrack('camera', source), {
         source: TrackSource.Camera,
+        degradationPreference: 'maintain-resolution',
       })
       const deadline = Date.now() + 10_000
       while (reader.names.length < 10 && Date.now() < deadline) await sleep(50)

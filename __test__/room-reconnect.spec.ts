@@ -67,7 +67,11 @@ async function publishColours(room: string) {
   const alice = await join('alice', room)
   const source = new VideoSource(WIDTH, HEIGHT)
   const track = LocalVideoTrack.createVideoTrack('camera', source)
-  const publication = await alice.localParticipant.publishTrack(track, { source: TrackSource.Camera })
+  const publication = await alice.localParticipant.publishTrack(track, {
+    source: TrackSource.Camera,
+    // The tests assert the size received: keep it whatever the bandwidth estimate does.
+    degradationPreference: 'maintain-resolution',
+  })
   let frame = solidRgba(WIDTH, HEIGHT, COLOURS.red)
   const feeder = setInterval(() => source.captureFrame(frame), 33)
   return {
