@@ -433,8 +433,12 @@ mod tests {
     thread.join().unwrap();
   }
 
-  #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-  async fn a_short_estimate_sends_a_smaller_picture() {
+  /// A 640x360 VP8 encoder thread (800 kbit/s max) whose track's share of the estimate is
+  /// `budget_bps`.
+  async fn vp8_360p_encoder(
+    budget_bps: u64,
+    preference: DegradationPreference,
+  ) -> (VideoSource, Arc<EncoderControl>, std::thread::JoinHandle<()>) {
     let (pc, _events) = Pc::start(Role::Publisher, std::net::Ipv4Addr::LOCALHOST.into())
       .await
       .unwrap();
@@ -446,14 +450,20 @@ mod tests {
     let encoder = new_encoder(VideoCodec::Vp8, 640, 360, encoding).unwrap();
     let control = Arc::new(EncoderControl::new(EncoderRoute { pc, mid: "0".into() }));
     let budget = Arc::new(SendBudget::default());
-    // Enough for 480x270 (300 kbit/s at 30 fps), not for 640x360 (500 kbit/s).
-    budget.store(400_000, Ordering::Relaxed);
+    budget.store(budget_bps, Ordering::Relaxed);
     let params = EncoderParams {
       encoding,
       mid: "0".into(),
-      preference: DegradationPreference::Balanced,
+      preference,
     };
     let thread = spawn(params, encoder, source.attach(), control.clone(), budget).unwrap();
+    (source, control, thread)
+  }
+
+  #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+  async fn a_short_estimate_sends_a_smaller_picture() {
+    // Enough for 480x270 (300 kbit/s at 30 fps), not for 640x360 (500 kbit/s).
+    let (source, control, thread) = vp8_360p_encoder(400_000, DegradationPreference::Balanced).await;
     let frame = VideoFrame::new_zeroed(640, 360, VideoBufferType::I420).unwrap();
     let mut ts = 1_000_000;
     // The size changes only after the estimate has been short for a while.
@@ -477,24 +487,7 @@ mod tests {
 
   #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
   async fn maintain_resolution_keeps_the_source_size() {
-    let (pc, _events) = Pc::start(Role::Publisher, std::net::Ipv4Addr::LOCALHOST.into())
-      .await
-      .unwrap();
-    let source = VideoSource::new(640, 360, VideoSourceOptions::default()).unwrap();
-    let encoding = VideoEncoding {
-      max_bitrate: 800_000,
-      max_framerate: 30.0,
-    };
-    let encoder = new_encoder(VideoCodec::Vp8, 640, 360, encoding).unwrap();
-    let control = Arc::new(EncoderControl::new(EncoderRoute { pc, mid: "0".into() }));
-    let budget = Arc::new(SendBudget::default());
-    budget.store(200_000, Ordering::Relaxed);
-    let params = EncoderParams {
-      encoding,
-      mid: "0".into(),
-      preference: DegradationPreference::MaintainResolution,
-    };
-    let thread = spawn(params, encoder, source.attach(), control.clone(), budget).unwrap();
+    let (source, control, thread) = vp8_360p_encoder(200_000, DegradationPreference::MaintainResolution).await;
     let frame = VideoFrame::new_zeroed(640, 360, VideoBufferType::I420).unwrap();
     for n in 0..40i64 {
       source
