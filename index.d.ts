@@ -58,6 +58,8 @@ export declare class NativeRoom {
   publishStats(sid: string): PublishStats | null
   /** Subscribes to (or unsubscribes from) a remote track by sid. */
   setSubscribed(trackSid: string, subscribed: boolean): Promise<void>
+  /** Sends a data message (see `LocalParticipant::publish_data`). */
+  publishData(payload: Uint8Array, reliable: boolean, topic: string | undefined | null, destinationIdentities: Array<string>): Promise<void>
   /** Leaves the room; the event stream ends after a `disconnected` event. Idempotent. */
   disconnect(): Promise<void>
 }
@@ -207,6 +209,9 @@ export type NativeRoomEvent =
   | { type: 'localTrackPublished'; publication: TrackPublicationInfo }
   | { type: 'localTrackUnpublished'; publication: TrackPublicationInfo }
   | { type: 'connectionStateChanged'; state: ConnectionState }
+  | { type: 'dataReceived'; payload: Buffer; kind: DataPacketKind; topic?: string; /** The sender, when it is a participant the room knows. */
+    participant?: ParticipantInfo; /** The sender's identity; empty for the server. */
+  senderIdentity: string }
   | { type: 'reconnecting' }
   | { type: 'reconnected' }
   | { type: 'disconnected'; reason: string }
@@ -307,6 +312,14 @@ export declare enum ConnectionState {
   Connected = 1,
   /** The connection was lost and is being resumed or rejoined. */
   Reconnecting = 2,
+}
+
+/** How a message travels. The numbers are LiveKit's `DataPacket.Kind`. */
+export declare enum DataPacketKind {
+  /** Unordered, never retransmitted: for frequent state where the newest matters. */
+  Lossy = 0,
+  /** Ordered and retransmitted until delivered. */
+  Reliable = 1,
 }
 
 /** What a track carries. The numbers are LiveKit's `TrackType`. */

@@ -845,6 +845,7 @@ module.exports.nativeCheckVideoEncoding = nativeBinding.nativeCheckVideoEncoding
 module.exports.nativeCreateToken = nativeBinding.nativeCreateToken
 module.exports.nativeVideoCodecName = nativeBinding.nativeVideoCodecName
 module.exports.ConnectionState = nativeBinding.ConnectionState
+module.exports.DataPacketKind = nativeBinding.DataPacketKind
 module.exports.TrackKind = nativeBinding.TrackKind
 module.exports.TrackSource = nativeBinding.TrackSource
 module.exports.VideoBufferType = nativeBinding.VideoBufferType

@@ -582,6 +582,55 @@ cases([
     code: 'ERR_INVALID_ARG_TYPE',
     message: 'invalid videoEncoding.maxFramerate: expected a number above 0 and at most 240',
   },
+  ...(
+    [
+      ['a number', 42],
+      ['an array of numbers', [1, 2]],
+      ['an ArrayBuffer', new ArrayBuffer(4)],
+      ['null', null],
+    ] as [string, unknown][]
+  ).map(([label, value]) => ({
+    name: `LocalParticipant.publishData rejects payload as ${label}`,
+    run: () => new Room().localParticipant.publishData(value as Uint8Array),
+    code: 'ERR_INVALID_ARG_TYPE',
+    message: 'invalid payload: expected a Uint8Array or a string',
+  })),
+  {
+    name: 'LocalParticipant.publishData rejects options as a string',
+    run: () => new Room().localParticipant.publishData('x', 'reliable' as never),
+    code: 'ERR_INVALID_ARG_TYPE',
+    message: 'invalid options',
+  },
+  {
+    name: 'LocalParticipant.publishData rejects reliable as a string',
+    run: () => new Room().localParticipant.publishData('x', { reliable: 'yes' as never }),
+    code: 'ERR_INVALID_ARG_TYPE',
+    message: 'invalid reliable',
+  },
+  {
+    name: 'LocalParticipant.publishData rejects topic as a number',
+    run: () => new Room().localParticipant.publishData('x', { topic: 7 as never }),
+    code: 'ERR_INVALID_ARG_TYPE',
+    message: 'invalid topic',
+  },
+  {
+    name: 'LocalParticipant.publishData rejects destinationIdentities as a string',
+    run: () => new Room().localParticipant.publishData('x', { destinationIdentities: 'bob' as never }),
+    code: 'ERR_INVALID_ARG_TYPE',
+    message: 'invalid destinationIdentities: expected an array of identities',
+  },
+  {
+    name: 'LocalParticipant.publishData rejects an empty destination identity',
+    run: () => new Room().localParticipant.publishData('x', { destinationIdentities: ['bob', ''] }),
+    code: 'ERR_INVALID_ARGUMENT',
+    message: 'invalid destinationIdentities[1]',
+  },
+  {
+    name: 'LocalParticipant.publishData before connect rejects',
+    run: () => new Room().localParticipant.publishData('x'),
+    code: 'ERR_NOT_CONNECTED',
+    message: 'publishData: the room is not connected',
+  },
   {
     name: 'LocalParticipant.publishTrack before connect rejects',
     run: () => new Room().localParticipant.publishTrack(track64()),

@@ -3,6 +3,7 @@
  */
 export {
   ConnectionState,
+  DataPacketKind,
   TrackKind,
   TrackSource,
   VideoBufferType,
@@ -23,6 +24,7 @@ export {
   type RoomEvents,
   type RoomOptions,
   type TrackPublishOptions,
+  type DataPublishOptions,
   type DegradationPreference,
   type VideoEncoding,
 } from './room.js'

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 
 import {
   ConnectionState,
+  type DataPacketKind,
   NativeLocalVideoTrack,
   type NativeRemoteVideoTrack,
   NativeRoom,
@@ -74,6 +75,20 @@ export interface TrackPublishOptions {
   degradationPreference?: DegradationPreference
 }
 
+/** How `publishData` sends a message. */
+export interface DataPublishOptions {
+  /**
+   * `true` (default): ordered and retransmitted until delivered. `false`: lossy, unordered and
+   * never retransmitted, for frequent updates where only the newest matters; keep lossy
+   * messages under about 1,300 bytes so that each fits one packet.
+   */
+  reliable?: boolean
+  /** A label the receivers get with the message (`dataReceived`'s `topic`). */
+  topic?: string
+  /** Only these participants (by identity) receive the message; everyone else in the room when absent or empty. */
+  destinationIdentities?: string[]
+}
+
 /** What a publication gives up first when the bandwidth estimate falls short. */
 export type DegradationPreference = 'balanced' | 'maintain-framerate' | 'maintain-resolution'
 const DEGRADATION_PREFERENCES: readonly string[] = ['balanced', 'maintain-framerate', 'maintain-resolution']
@@ -91,6 +106,17 @@ export interface RoomEvents {
   localTrackPublished: [publication: LocalTrackPublication, track: LocalVideoTrack | undefined]
   localTrackUnpublished: [publication: LocalTrackPublication]
   connectionStateChanged: [state: ConnectionState]
+  /**
+   * A data message from another participant (`participant` is `undefined` for one the server
+   * sent itself), in the order the server forwarded them. Up to 16 MiB of messages wait for the
+   * event loop to take them; beyond that, newer ones are dropped with a warning in the log.
+   */
+  dataReceived: [
+    payload: Uint8Array,
+    participant: RemoteParticipant | undefined,
+    kind: DataPacketKind,
+    topic: string | undefined,
+  ]
   /**
    * The link to the server was lost (the signal connection, or the media path for ~7 s). lkrtc resumes the
    * session; if the server cannot resume it (e.g. it restarted), it joins again: remote
@@ -348,6 +374,29 @@ export class LocalParticipant {
     }
   }
 
+  /**
+   * Sends a data message to everyone in the room, or to `options.destinationIdentities` only;
+   * LiveKit's SDKs receive it as their data-received event. A string is sent as UTF-8.
+   * Resolves once the message is on its way (sent, or queued in order behind earlier ones).
+   * Rejects with `ERR_INVALID_ARGUMENT` for a message larger than one packet carries (about
+   * 64 KiB, less its topic and destinations), `ERR_DATA_BACKLOG` when 4 MiB of messages already
+   * wait for the link (send more slowly), `ERR_NOT_CONNECTED` after the room ended. While the
+   * room reconnects, messages wait and go out once the session is resumed.
+   */
+  async publishData(payload: Uint8Array | string, options: DataPublishOptions = {}): Promise<void> {
+    let bytes: Uint8Array
+    if (typeof payload === 'string') bytes = new TextEncoder().encode(payload)
+    else if (payload instanceof Uint8Array) bytes = payload
+    else throw invalidArgType('payload', 'a Uint8Array or a string', payload)
+    const o = checkOptions<DataPublishOptions>('options', options)
+    const reliable = checkOptionalBoolean('reliable', o.reliable) ?? true
+    const topic = checkOptionalString('topic', o.topic)
+    const to = o.destinationIdentities ?? []
+    if (!Array.isArray(to)) throw invalidArgType('destinationIdentities', 'an array of identities', to)
+    for (const [i, identity] of to.entries()) checkString(`destinationIdentities[${i}]`, identity, { nonEmpty: true })
+    await this.room.nativeRoom('publishData').publishData(bytes, reliable, topic, to)
+  }
+
   /** Stops publishing the track with this sid (rejects with `ERR_TRACK_NOT_FOUND` if unknown). */
   async unpublishTrack(sid: string): Promise<LocalTrackPublication> {
     checkString('sid', sid, { nonEmpty: true })
@@ -584,6 +633,12 @@ export class Room extends EventEmitter<RoomEvents> {
       case 'connectionStateChanged': {
         this.state = event.state
         this.emit('connectionStateChanged', event.state)
+        break
+      }
+      case 'dataReceived': {
+        const participant = this.remoteParticipants.get(event.senderIdentity)
+        const payload = new Uint8Array(event.payload.buffer, event.payload.byteOffset, event.payload.byteLength)
+        this.emit('dataReceived', payload, participant, event.kind, event.topic ?? undefined)
         break
       }
       case 'reconnecting':

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use lkrtc_rtc as rtc;
 use lkrtc_rtc::{ConnectionState, TrackKind, TrackSource, VideoCodec};
-use napi::bindgen_prelude::PromiseRaw;
 use napi::bindgen_prelude::Result;
+use napi::bindgen_prelude::{Buffer, PromiseRaw, Uint8Array};
 use napi::Env;
 use napi_derive::napi;
 use tokio::sync::{mpsc, Mutex};
@@ -179,6 +179,15 @@ pub enum NativeRoomEvent {
   ConnectionStateChanged {
     state: ConnectionState,
   },
+  DataReceived {
+    payload: Buffer,
+    kind: rtc::DataPacketKind,
+    topic: Option<String>,
+    /// The sender, when it is a participant the room knows.
+    participant: Option<ParticipantInfo>,
+    /// The sender's identity; empty for the server.
+    sender_identity: String,
+  },
   Reconnecting,
   Reconnected,
   Disconnected {
@@ -250,6 +259,21 @@ impl NativeRoomEvent {
         publication: publication.into(),
       },
       E::ConnectionStateChanged { state } => Self::ConnectionStateChanged { state },
+      // The ticket drops here: the bytes are the application's from now on.
+      E::DataReceived {
+        payload,
+        kind,
+        topic,
+        participant,
+        sender_identity,
+        ticket: _,
+      } => Self::DataReceived {
+        payload: payload.into(),
+        kind,
+        topic,
+        participant: participant.map(Into::into),
+        sender_identity,
+      },
       E::Reconnecting => Self::Reconnecting,
       E::Reconnected => Self::Reconnected,
       E::Disconnected { reason } => Self::Disconnected { reason },
@@ -580,6 +604,26 @@ impl NativeRoom {
       async move { room.set_subscribed(&track_sid, subscribed).await.js() },
       |_, ()| Ok(()),
     )
+  }
+
+  /// Sends a data message (see `LocalParticipant::publish_data`).
+  #[napi(ts_return_type = "Promise<void>")]
+  pub fn publish_data<'env>(
+    &self,
+    env: &'env Env,
+    payload: Uint8Array,
+    reliable: bool,
+    topic: Option<String>,
+    destination_identities: Vec<String>,
+  ) -> Result<PromiseRaw<'env, ()>, String> {
+    let options = rtc::DataPublishOptions {
+      reliable,
+      topic,
+      destination_identities,
+    };
+    // Queued now, on the JS thread, so that messages keep the order of the calls.
+    let sent = self.room.local_participant().publish_data(&payload, options);
+    spawn_js(env, async move { sent.await.js() }, |_, ()| Ok(()))
   }
 
   /// Leaves the room; the event stream ends after a `disconnected` event. Idempotent.

@@ -137,6 +137,12 @@ pub enum RtcError {
     /// What was expected and given.
     reason: String,
   },
+  /// Too many data messages wait to be sent already.
+  #[error("{reason}")]
+  DataBacklog {
+    /// How much waits, and the bound.
+    reason: String,
+  },
   /// Called outside a tokio runtime.
   #[error("{what} must be called inside a tokio runtime")]
   NoRuntime {
@@ -173,6 +179,7 @@ impl RtcError {
       Self::Closed { .. } => "ERR_CLOSED",
       Self::InvalidArgument { .. } => "ERR_INVALID_ARGUMENT",
       Self::NoRuntime { .. } => "ERR_NO_RUNTIME",
+      Self::DataBacklog { .. } => "ERR_DATA_BACKLOG",
       Self::Video(e) => e.code(),
     }
   }

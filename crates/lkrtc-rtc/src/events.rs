@@ -1,5 +1,6 @@
 //! What a room reports to its user, in order, through one unbounded channel.
 
+use crate::data::{BudgetTicket, DataPacketKind};
 use crate::participant::RemoteParticipant;
 use crate::publication::{LocalTrackPublication, RemoteTrackPublication};
 use crate::remote_track::RemoteVideoTrack;
@@ -86,6 +87,21 @@ pub enum RoomEvent {
   LocalTrackUnpublished {
     /// Our track's publication.
     publication: LocalTrackPublication,
+  },
+  /// A data message from another participant (or from the server, with no participant).
+  DataReceived {
+    /// The message's bytes.
+    payload: Vec<u8>,
+    /// How it travelled.
+    kind: DataPacketKind,
+    /// The sender's topic, if any.
+    topic: Option<String>,
+    /// The sender; `None` for a message the server sent or from a participant not (yet) known.
+    participant: Option<RemoteParticipant>,
+    /// The sender's identity as the server stamped it (empty for the server itself).
+    sender_identity: String,
+    /// Holds the payload's bytes against the room's bound on undelivered messages.
+    ticket: std::sync::Arc<BudgetTicket>,
   },
   /// The room's [`ConnectionState`] changed.
   ConnectionStateChanged {

@@ -6,6 +6,7 @@
 //! Usable from plain Rust; the Node binding wraps it without adding logic.
 #![deny(missing_docs)]
 
+pub mod data;
 mod decoder_task;
 mod encoder_task;
 mod engine;
@@ -26,6 +27,7 @@ pub mod token;
 pub mod video_source;
 pub mod video_stream;
 
+pub use data::{DataPacketKind, DataPublishOptions};
 pub use error::{RtcError, RtcResult};
 pub use events::{ConnectionState, RoomEvent};
 pub use local_participant::{LocalParticipant, PublishStats};

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use livekit_protocol as proto;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::data::{self, DataPublishOptions};
 use crate::encoder_task::{self, EncoderParams};
 use crate::engine::shared::{lock, SharedRef};
 use crate::engine::{Command, PublishRequest};
@@ -23,6 +24,8 @@ pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 struct LocalInner {
   shared: SharedRef,
   commands: mpsc::UnboundedSender<Command>,
+  /// Numbers our reliable data packets.
+  data_sequence: std::sync::atomic::AtomicU32,
 }
 
 /// Counters of one published track's send pipeline.
@@ -79,7 +82,11 @@ fn new_cid() -> String {
 impl LocalParticipant {
   pub(crate) fn new(shared: SharedRef, commands: mpsc::UnboundedSender<Command>) -> Self {
     Self {
-      inner: Arc::new(LocalInner { shared, commands }),
+      inner: Arc::new(LocalInner {
+        shared,
+        commands,
+        data_sequence: std::sync::atomic::AtomicU32::new(1),
+      }),
     }
   }
 
@@ -114,6 +121,36 @@ impl LocalParticipant {
 
   fn command(&self, command: Command) -> RtcResult<()> {
     self.inner.commands.send(command).map_err(|_| RtcError::NotConnected)
+  }
+
+  /// Sends a data message to the room (or to `options.destination_identities` only), as
+  /// LiveKit's SDKs do: their `dataReceived` event gets it. Resolves once the message is sent
+  /// or waiting in order to be sent; `ERR_DATA_BACKLOG` when 4 MiB wait already (send slower),
+  /// `ERR_INVALID_ARGUMENT` when it is larger than one packet can carry (about 64 KiB).
+  /// The message is queued before this returns, so messages go out in the order of the calls
+  /// even when their futures are awaited in another order.
+  pub fn publish_data(
+    &self,
+    payload: &[u8],
+    options: DataPublishOptions,
+  ) -> impl std::future::Future<Output = RtcResult<()>> + Send + 'static {
+    let queued = self.queue_data(payload, &options);
+    async move { queued?.await.map_err(|_| RtcError::NotConnected)? }
+  }
+
+  fn queue_data(&self, payload: &[u8], options: &DataPublishOptions) -> RtcResult<oneshot::Receiver<RtcResult<()>>> {
+    if lock(&self.inner.shared).state == ConnectionState::Disconnected {
+      return Err(RtcError::NotConnected);
+    }
+    let sequence = self.inner.data_sequence.fetch_add(1, Ordering::Relaxed);
+    let packet = data::encode_user_packet(payload, options, &self.identity(), sequence)?;
+    let (reply, answer) = oneshot::channel();
+    self.command(Command::PublishData {
+      reliable: options.reliable,
+      packet,
+      reply,
+    })?;
+    Ok(answer)
   }
 
   /// Publishes a video track: one request to the room's engine, which sends `AddTrackRequest`

@@ -48,6 +48,11 @@ pub enum PcEvent {
   TrackRemoved {
     mid: String,
   },
+  /// A message on one of the connection's data channels.
+  DataReceived {
+    reliable: bool,
+    data: Vec<u8>,
+  },
 }
 
 /// One encoded frame for RTP packetisation.
@@ -95,8 +100,7 @@ fn translate(event: TransportEvent) -> Option<PcEvent> {
     TransportEvent::TrackRemoved { mid } => PcEvent::TrackRemoved { mid: mid.to_string() },
     // A frame of a track without a sink (not subscribed, or not yet): nobody decodes it.
     TransportEvent::VideoFrame { .. } => return None,
-    // Data channels carry no video; lkrtc does not expose them yet.
-    TransportEvent::DataReceived { .. } => return None,
+    TransportEvent::DataReceived { reliable, data } => PcEvent::DataReceived { reliable, data },
   })
 }
 
@@ -204,6 +208,22 @@ impl Pc {
       })
     });
     self.transport.set_video_sink(Mid::from(mid), sink);
+  }
+
+  /// Sends a data message on `_reliable` or `_lossy` (queued in call order before this
+  /// returns); the future says whether it was taken or refused because too much waits already.
+  pub fn send_data(
+    &self,
+    reliable: bool,
+    data: Vec<u8>,
+  ) -> impl std::future::Future<Output = RtcResult<()>> + Send + 'static {
+    let sent = self.transport.send_data(reliable, data);
+    async move {
+      sent.await.map_err(|e| match e {
+        lkrtc_transport::TransportError::DataBacklog { .. } => RtcError::DataBacklog { reason: e.to_string() },
+        e => transport_error(e),
+      })
+    }
   }
 
   /// Publisher: the sum of the tracks' max bitrates, which the estimator probes towards.

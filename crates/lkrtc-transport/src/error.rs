@@ -36,6 +36,14 @@ pub enum TransportError {
   /// Any other failure of the WebRTC stack.
   #[error("webrtc: {0}")]
   Rtc(String),
+  /// Too many data-channel bytes wait for the link already.
+  #[error("{waiting} bytes of data messages already wait to be sent (at most {limit}); wait and send again")]
+  DataBacklog {
+    /// Bytes waiting on the channel.
+    waiting: usize,
+    /// The most that may wait.
+    limit: usize,
+  },
 }
 
 impl TransportError {
@@ -48,6 +56,7 @@ impl TransportError {
       TransportError::WrongRole { .. } => "ERR_WRONG_ROLE",
       TransportError::Negotiation(_) => "ERR_NEGOTIATION_STATE",
       TransportError::NothingToNegotiate => "ERR_NOTHING_TO_NEGOTIATE",
+      TransportError::DataBacklog { .. } => "ERR_DATA_BACKLOG",
       TransportError::UnknownTrack(_) => "ERR_UNKNOWN_TRACK",
       TransportError::Io(_) => "ERR_IO",
       TransportError::Rtc(_) => "ERR_RTC",

@@ -37,7 +37,7 @@ enum Command {
   ApplyOffer(String, Reply<String>),
   RemoteCandidate(str0m::Candidate),
   WriteVideo(Mid, OutgoingVideoFrame),
-  SendData(bool, Vec<u8>),
+  SendData(bool, Vec<u8>, Reply<()>),
   RequestKeyframe(Mid),
   SetVideoSink(Mid, Option<VideoSink>),
   DesiredBitrate(u64),
@@ -227,10 +227,22 @@ impl TransportHandle {
     let _ = self.send(Command::WriteVideo(mid, frame));
   }
 
-  /// Sends a message on `_reliable` (true) or `_lossy` (false). Messages sent before the
-  /// channel opens are queued (up to 1024).
-  pub fn send_data(&self, reliable: bool, data: Vec<u8>) {
-    let _ = self.send(Command::SendData(reliable, data));
+  /// Sends a message on `_reliable` (true) or `_lossy` (false). Messages that SCTP cannot take
+  /// yet (channel not open, send buffer full) wait in order; past 4 MiB waiting per channel the
+  /// send is refused with [`TransportError::DataBacklog`]. The message is handed to the
+  /// transport's task before this returns, so messages keep the order of the calls even when
+  /// the returned futures are awaited in another order (or on other tasks).
+  pub fn send_data(
+    &self,
+    reliable: bool,
+    data: Vec<u8>,
+  ) -> impl std::future::Future<Output = Result<(), TransportError>> + Send + 'static {
+    let (reply, answer) = oneshot::channel();
+    let sent = self.send(Command::SendData(reliable, data, reply));
+    async move {
+      sent?;
+      answer.await.map_err(|_| TransportError::Closed)?
+    }
   }
 
   /// Subscriber: asks the sender of the m-line `mid` for a keyframe (PLI, else FIR).
@@ -411,7 +423,10 @@ fn handle(core: &mut Core, cmd: Command, closers: &mut Vec<oneshot::Sender<()>>,
     }
     Command::RemoteCandidate(c) => core.add_remote_candidate(c),
     Command::WriteVideo(mid, frame) => core.write_video(mid, frame, now, unix_now_us()),
-    Command::SendData(reliable, data) => core.send_data(reliable, data),
+    Command::SendData(reliable, data, reply) => {
+      let r = core.send_data(reliable, data);
+      let _ = reply.send(r);
+    }
     Command::RequestKeyframe(mid) => core.request_keyframe(mid),
     Command::SetVideoSink(mid, Some(sink)) => {
       events.sinks.insert(mid, sink);

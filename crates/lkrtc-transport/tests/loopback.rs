@@ -335,8 +335,15 @@ async fn data_channels_carry_messages_both_ways() {
   pair
     .publisher
     .handle
-    .send_data(true, b"reliable from publisher".to_vec());
-  pair.publisher.handle.send_data(false, b"lossy from publisher".to_vec());
+    .send_data(true, b"reliable from publisher".to_vec())
+    .await
+    .unwrap();
+  pair
+    .publisher
+    .handle
+    .send_data(false, b"lossy from publisher".to_vec())
+    .await
+    .unwrap();
   let mut got = Vec::new();
   while got.len() < 2 {
     let m = pair
@@ -355,7 +362,9 @@ async fn data_channels_carry_messages_both_ways() {
   pair
     .subscriber
     .handle
-    .send_data(true, b"reliable from subscriber".to_vec());
+    .send_data(true, b"reliable from subscriber".to_vec())
+    .await
+    .unwrap();
   let m = pair
     .publisher
     .next("DataReceived on publisher", |e| match e {
@@ -364,6 +373,33 @@ async fn data_channels_carry_messages_both_ways() {
     })
     .await;
   assert_eq!(m, (true, b"reliable from subscriber".to_vec()));
+  pair.publisher.handle.close().await;
+  pair.subscriber.handle.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliable_messages_beyond_the_sctp_buffer_all_arrive_in_order() {
+  let mut pair = connected_pair(VideoCodec::Vp8).await;
+  // 3 MiB at once: far more than SCTP's send buffer takes, so most of it waits in the transport.
+  const COUNT: usize = 48;
+  const SIZE: usize = 64 * 1024;
+  for n in 0..COUNT {
+    let mut message = vec![n as u8; SIZE];
+    message[..8].copy_from_slice(&(n as u64).to_be_bytes());
+    pair.publisher.handle.send_data(true, message).await.unwrap();
+  }
+  for n in 0..COUNT {
+    let data = pair
+      .subscriber
+      .next("a large reliable message", |e| match e {
+        TransportEvent::DataReceived { reliable: true, data } => Some(data),
+        _ => None,
+      })
+      .await;
+    assert_eq!(data.len(), SIZE);
+    assert_eq!(u64::from_be_bytes(data[..8].try_into().unwrap()), n as u64);
+    assert!(data[8..].iter().all(|&b| b == n as u8));
+  }
   pair.publisher.handle.close().await;
   pair.subscriber.handle.close().await;
 }
@@ -587,7 +623,12 @@ async fn renegotiation_adds_and_removes_tracks() {
   let offer = pair.publisher.handle.create_offer(true).await.unwrap();
   let answer = pair.subscriber.handle.apply_offer(&offer).await.unwrap();
   pair.publisher.handle.apply_answer(&answer).await.unwrap();
-  pair.publisher.handle.send_data(true, b"after restart".to_vec());
+  pair
+    .publisher
+    .handle
+    .send_data(true, b"after restart".to_vec())
+    .await
+    .unwrap();
   let data = pair
     .subscriber
     .next("data after ICE restart", |e| match e {

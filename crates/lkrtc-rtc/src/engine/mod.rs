@@ -27,6 +27,7 @@ use proto::signal_request::Message as Request;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::data;
 use crate::events::{ConnectionState, RoomEvent};
 use crate::participant::RemoteParticipant;
 use crate::pc::{Pc, PcEvent};
@@ -63,6 +64,12 @@ pub(crate) enum Command {
   SetSubscribed {
     track_sid: String,
     subscribed: bool,
+    reply: oneshot::Sender<RtcResult<()>>,
+  },
+  /// Send an encoded `DataPacket` on the publisher's channel.
+  PublishData {
+    reliable: bool,
+    packet: Vec<u8>,
     reply: oneshot::Sender<RtcResult<()>>,
   },
 }
@@ -135,6 +142,9 @@ pub(crate) struct Engine {
   last_offer: Option<proto::SessionDescription>,
   publish: Publishing,
   subscriptions: Subscriptions,
+  /// Received data messages not yet taken by the application, bounded in bytes.
+  data_budget: data::ReceiveBudget,
+  data_dropped: u64,
 }
 
 impl Engine {
@@ -166,6 +176,8 @@ impl Engine {
       last_answer: None,
       last_offer: None,
       publish: Publishing::default(),
+      data_budget: data::ReceiveBudget::default(),
+      data_dropped: 0,
     }
   }
 
@@ -481,6 +493,18 @@ impl Engine {
         self.send_subscription(participant_sid, track_sid, subscribed).await;
         let _ = reply.send(Ok(()));
       }
+      Command::PublishData {
+        reliable,
+        packet,
+        reply,
+      } => {
+        // Queued on the transport now, in command order; its answer is awaited elsewhere so
+        // that the engine never waits on it.
+        let sent = self.publisher.send_data(reliable, packet);
+        tokio::spawn(async move {
+          let _ = reply.send(sent.await);
+        });
+      }
       Command::Disconnect { reply } => return Flow::stop("CLIENT_INITIATED", true, Some(reply)),
     }
     Flow::Continue
@@ -537,8 +561,35 @@ impl Engine {
         codec,
       } => self.track_added(mid, &stream_id, &track_id, codec),
       PcEvent::TrackRemoved { mid } => self.track_removed(&mid),
+      PcEvent::DataReceived { reliable, data } => self.data_received(reliable, &data),
     }
     Flow::Continue
+  }
+
+  /// A user message from the server goes to the application while the bound on undelivered
+  /// messages allows; other packet types (speaker updates, RPC, ...) are not handled.
+  fn data_received(&mut self, reliable: bool, bytes: &[u8]) {
+    let Some(message) = data::decode_user_packet(bytes, reliable) else {
+      return;
+    };
+    let Some(ticket) = self.data_budget.take(message.payload.len()) else {
+      self.data_dropped += 1;
+      tracing::warn!(
+        "data message of {} bytes dropped: the application has not taken the ones before it ({} dropped so far)",
+        message.payload.len(),
+        self.data_dropped
+      );
+      return;
+    };
+    let participant = self.session.remotes().remove(&message.sender_identity);
+    let _ = self.events.send(RoomEvent::DataReceived {
+      payload: message.payload,
+      kind: message.kind,
+      topic: message.topic,
+      participant,
+      sender_identity: message.sender_identity,
+      ticket: Arc::new(ticket),
+    });
   }
 
   async fn send_subscription(&mut self, participant_sid: String, track_sid: String, subscribe: bool) {

@@ -2,6 +2,7 @@
 //! channels, closing and the loop draining its output. `task.rs` feeds it time and datagrams.
 
 mod bwe;
+mod data;
 mod ice;
 mod media;
 mod negotiation;
@@ -35,8 +36,8 @@ const FAIL_AFTER: Duration = Duration::from_secs(15);
 const RECEIVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a close waits for str0m to flush BYE/close_notify.
 const CLOSE_DRAIN: Duration = Duration::from_secs(1);
-/// Data written before the channels open is kept up to this many messages.
-const MAX_QUEUED_DATA: usize = 1024;
+/// A channel's SCTP send buffer below this many bytes takes the next waiting message.
+const DATA_LOW_THRESHOLD: usize = 64 * 1024;
 /// Upper bound on how long the loop sleeps, so a far-future str0m timeout is still rechecked.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
@@ -100,7 +101,8 @@ pub(crate) struct Core {
   channels: HashMap<ChannelId, bool>,
   reliable: Option<ChannelId>,
   lossy: Option<ChannelId>,
-  queued_data: VecDeque<(bool, Vec<u8>)>,
+  /// Messages SCTP could not take yet: reliable, lossy.
+  data_waiting: [data::DataQueue; 2],
 
   remote: HashMap<Mid, RemoteTrack>,
   /// Subscriber: per media m-line, the msid and SSRCs the remote last offered it with.
@@ -204,7 +206,7 @@ impl Core {
       channels: HashMap::new(),
       reliable: None,
       lossy: None,
-      queued_data: VecDeque::new(),
+      data_waiting: Default::default(),
       remote: HashMap::new(),
       remote_sources: HashMap::new(),
       dtls_up: false,
@@ -247,23 +249,21 @@ impl Core {
     }
   }
 
-  pub fn send_data(&mut self, reliable: bool, data: Vec<u8>) {
+  /// Sends a message on `_reliable` (true) or `_lossy` (false); messages SCTP cannot take yet
+  /// (channel not open, send buffer full) wait in order, up to a bound.
+  pub fn send_data(&mut self, reliable: bool, data: Vec<u8>) -> Result<(), TransportError> {
+    self.require_open()?;
     let id = if reliable { self.reliable } else { self.lossy };
-    if let Some(mut ch) = id.and_then(|id| self.rtc.channel(id)) {
-      if let Err(e) = ch.write(true, &data) {
-        tracing::debug!("send_data: {e}");
-      }
-      return;
-    }
-    if self.queued_data.len() < MAX_QUEUED_DATA {
-      self.queued_data.push_back((reliable, data));
-    }
+    let rtc = &mut self.rtc;
+    self.data_waiting[usize::from(!reliable)].send(data, |d| write_channel(rtc, id, d))
   }
 
-  fn flush_queued_data(&mut self) {
-    let queued = std::mem::take(&mut self.queued_data);
-    for (reliable, data) in queued {
-      self.send_data(reliable, data);
+  fn flush_data(&mut self) {
+    for (i, id) in [self.reliable, self.lossy].into_iter().enumerate() {
+      if self.data_waiting[i].len() > 0 {
+        let rtc = &mut self.rtc;
+        self.data_waiting[i].flush(|d| write_channel(rtc, id, d));
+      }
     }
   }
 
@@ -397,7 +397,10 @@ impl Core {
         } else if label == LOSSY_LABEL && self.lossy.is_none() {
           self.lossy = Some(id);
         }
-        self.flush_queued_data();
+        if let Some(mut ch) = self.rtc.channel(id) {
+          ch.set_buffered_amount_low_threshold(DATA_LOW_THRESHOLD);
+        }
+        self.flush_data();
       }
       Event::ChannelData(d) => {
         let reliable = self.channels.get(&d.id).copied().unwrap_or(true);
@@ -405,6 +408,7 @@ impl Core {
           .events
           .push_back(TransportEvent::DataReceived { reliable, data: d.data });
       }
+      Event::ChannelBufferedAmountLow(_) => self.flush_data(),
       Event::ChannelClose(id) => {
         self.channels.remove(&id);
         if self.reliable == Some(id) {
@@ -422,6 +426,23 @@ impl Core {
       Event::EgressBitrateEstimate(kind) => self.on_bitrate_estimate(kind),
       Event::Closed if self.closing_since.is_none() => self.fail("remote closed the connection"),
       _ => {}
+    }
+  }
+}
+
+/// Writes one message on channel `id`; false when the channel is not open or SCTP cannot take
+/// the message now (it then waits).
+fn write_channel(rtc: &mut Rtc, id: Option<ChannelId>, data: &[u8]) -> bool {
+  let Some(mut ch) = id.and_then(|id| rtc.channel(id)) else {
+    return false;
+  };
+  match ch.write(true, data) {
+    Ok(taken) => taken,
+    Err(e) => {
+      // A message SCTP will never take (e.g. above the peer's max-message-size) must not
+      // block the ones behind it: it is dropped, loudly.
+      tracing::warn!("data message of {} bytes dropped: {e}", data.len());
+      true
     }
   }
 }
