@@ -334,6 +334,24 @@ test.serial('VideoStream.fromParticipant ends when its participant leaves', asyn
   await viewer.disconnect()
 })
 
+test.serial('VideoStream.fromParticipant on a participant that has already left ends at once', async (t) => {
+  const name = roomName('follow-gone')
+  const viewer = await join(name, 'lkrtc-late-follower')
+  const connected = once<[RemoteParticipant]>(viewer, 'participantConnected')
+  const sender = await join(name, 'lkrtc-gone')
+  const [participant] = await connected
+  const left = once<[RemoteParticipant]>(viewer, 'participantDisconnected')
+  await sender.disconnect()
+  await left
+  const stream = VideoStream.fromParticipant({ participant })
+  const started = Date.now()
+  t.deepEqual(await stream.next(), { done: true, value: undefined })
+  // Not after the 30 s a stream waits for a participant to come back after a rejoin.
+  t.true(Date.now() - started < 10_000)
+  t.is(stream.endReason, 'participantLeft')
+  await viewer.disconnect()
+})
+
 test.serial('a VideoStream on a track ends with endReason participantLeft when its publisher leaves', async (t) => {
   const name = roomName('track-leave')
   const viewer = await join(name, 'lkrtc-track-viewer')
