@@ -8,6 +8,7 @@ export {
   TrackSource,
   VideoBufferType,
   VideoFrame,
+  VideoQuality,
   VideoRotation,
   type ConvertOptions,
   type PublishStats,
@@ -17,6 +18,7 @@ export type { LkrtcError } from './errors.js'
 export {
   LocalParticipant,
   LocalTrackPublication,
+  MAX_VIDEO_SIZE,
   RemoteParticipant,
   RemoteTrackPublication,
   RemoteVideoTrack,

@@ -14,9 +14,11 @@ import {
   TrackKind,
   type TrackPublicationInfo,
   TrackSource,
+  VideoQuality,
 } from '../index.js'
 import {
   checkEnum,
+  checkInteger,
   checkOptionalBoolean,
   checkOptionalString,
   checkOptions,
@@ -30,7 +32,14 @@ import { LocalVideoTrack } from './video_source.js'
 export interface RoomOptions {
   /** Subscribe to every track others publish. Default `true`. */
   autoSubscribe?: boolean
-  /** Default `false`. */
+  /**
+   * Receive each video track in the size its readers want: a `VideoStream` opened with
+   * `{ width, height }` makes lkrtc ask the server for the smallest layer of a simulcast track
+   * at least that big (the largest size wanted by the open streams of the track; a stream
+   * without a size wants the full one). When no stream gives a size, the track's
+   * `setVideoQuality` / `setVideoDimensions` choice applies (default: the full size). Off, the
+   * streams' sizes are ignored and only those choices count. Default `false`.
+   */
   adaptiveStream?: boolean
   /** Bound on the whole connect (signalling and the first peer connection). Default 10000. */
   connectTimeoutMs?: number
@@ -238,7 +247,45 @@ export class RemoteTrackPublication extends TrackPublication {
     if (typeof subscribed !== 'boolean') throw invalidArgType('subscribed', 'a boolean', subscribed)
     await this.room.nativeRoom('setSubscribed').setSubscribed(this.sid, subscribed)
   }
+
+  /**
+   * Which layer of a simulcast video track to receive: `VideoQuality.Low` (a quarter of the
+   * full size on each side, e.g. 320x180 of 1280x720), `Medium` (half) or `High` (full, the
+   * default). A track published in one layer comes in that layer whatever the quality. The server
+   * may send a lower layer while the link is short. Replaces an earlier `setVideoDimensions`;
+   * lasts while the track is published, across reconnects (a track published again after a full
+   * reconnect gets it too). Frames report the size decoded (`frame.width`, `frame.height`), which
+   * changes when the layer does.
+   */
+  async setVideoQuality(quality: VideoQuality): Promise<void> {
+    const q = checkEnum<VideoQuality>('quality', quality, VideoQuality)
+    await this.room.nativeRoom('setVideoQuality').setVideoQuality(this.sid, q)
+  }
+
+  /**
+   * Asks for the smallest layer at least `width` x `height` (the server compares heights, or
+   * widths for a portrait picture); the full layer when none is that big. Each side an integer
+   * from 1 to 16384. Replaces an earlier `setVideoQuality`; lasts as it does.
+   */
+  async setVideoDimensions(width: number, height: number): Promise<void> {
+    checkInteger('width', width, 1, MAX_VIDEO_SIZE)
+    checkInteger('height', height, 1, MAX_VIDEO_SIZE)
+    await this.room.nativeRoom('setVideoDimensions').setVideoDimensions(this.sid, width, height)
+  }
+
+  /**
+   * Pauses (`false`) or resumes (`true`) the track without unsubscribing: while paused the
+   * server sends nothing, the track stays subscribed and its streams wait; resumed, frames come
+   * again (from a keyframe). Lasts as `setVideoQuality` does.
+   */
+  async setEnabled(enabled: boolean): Promise<void> {
+    if (typeof enabled !== 'boolean') throw invalidArgType('enabled', 'a boolean', enabled)
+    await this.room.nativeRoom('setEnabled').setTrackEnabled(this.sid, enabled)
+  }
 }
+
+/** The largest width or height a video size argument takes. */
+export const MAX_VIDEO_SIZE = 16_384
 
 /** A track this process publishes. */
 export class LocalTrackPublication extends TrackPublication {

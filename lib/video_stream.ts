@@ -7,7 +7,7 @@ import {
   type VideoRotation,
 } from '../index.js'
 import { checkEnum, checkInteger, checkOptions, invalidArgType } from './errors.js'
-import { RemoteParticipant, RemoteVideoTrack, type Room } from './room.js'
+import { MAX_VIDEO_SIZE, RemoteParticipant, RemoteVideoTrack, type Room } from './room.js'
 
 /** One received frame. */
 export interface VideoFrameEvent {
@@ -26,6 +26,15 @@ export interface VideoStreamOptions {
   capacity?: number
   /** The frames' `VideoBufferType`. Default `I420`, as decoded (no conversion). */
   format?: VideoBufferType
+  /**
+   * The picture width this reader wants, with `height` (both or neither; integers from 1 to
+   * 16384). With the room's `adaptiveStream` on, lkrtc asks for the smallest layer of the track
+   * at least this big (the largest any open stream of the track wants). Frames are not scaled:
+   * they come in the size of the layer received, which changes when the layer does. Ignored with
+   * `adaptiveStream` off.
+   */
+  width?: number
+  height?: number
 }
 
 export interface FromTrackOptions extends VideoStreamOptions {
@@ -71,6 +80,8 @@ export type VideoStreamEndReason = 'closed' | 'unsubscribed' | 'unpublished' | '
 export class VideoStream implements AsyncIterableIterator<VideoFrameEvent> {
   readonly capacity: number
   readonly format: VideoBufferType
+  /** The size wanted (`width`, `height`), if given. */
+  readonly size: { width: number; height: number } | undefined
   private readonly tracks: TrackFollower
   private current: NativeVideoStream | undefined
   private reason: VideoStreamEndReason | undefined
@@ -88,6 +99,17 @@ export class VideoStream implements AsyncIterableIterator<VideoFrameEvent> {
     const o = checkOptions<VideoStreamOptions>('options', options)
     this.capacity = o.capacity === undefined ? 0 : checkInteger('capacity', o.capacity, 0, MAX_CAPACITY)
     this.format = checkEnum<VideoBufferType>('format', o.format, VideoBufferType, VideoBufferType.I420)
+    if ((o.width === undefined) !== (o.height === undefined)) {
+      const missing = o.width === undefined ? 'width' : 'height'
+      throw invalidArgType(missing, `an integer from 1 to ${MAX_VIDEO_SIZE} (with ${missing === 'width' ? 'height' : 'width'})`, undefined)
+    }
+    this.size =
+      o.width === undefined
+        ? undefined
+        : {
+            width: checkInteger('width', o.width, 1, MAX_VIDEO_SIZE),
+            height: checkInteger('height', o.height, 1, MAX_VIDEO_SIZE),
+          }
     this.tracks = follower ?? new TrackFollower(track.room, track.participantIdentity, track.source, track)
   }
 
@@ -134,7 +156,13 @@ export class VideoStream implements AsyncIterableIterator<VideoFrameEvent> {
       if (!this.current) {
         const track = await this.tracks.next(this)
         if (!track || this.closed) break
-        this.current = new NativeVideoStream(track.native, this.capacity, this.format)
+        this.current = new NativeVideoStream(
+          track.native,
+          this.capacity,
+          this.format,
+          this.size?.width,
+          this.size?.height,
+        )
       }
       const event = await this.current.next()
       if (event) return { done: false, value: event }

@@ -626,6 +626,55 @@ impl NativeRoom {
     spawn_js(env, async move { sent.await.js() }, |_, ()| Ok(()))
   }
 
+  /// Asks for a layer of a simulcast video track by quality.
+  #[napi(ts_return_type = "Promise<void>")]
+  pub fn set_video_quality<'env>(
+    &self,
+    env: &'env Env,
+    track_sid: String,
+    quality: rtc::VideoQuality,
+  ) -> Result<PromiseRaw<'env, ()>, String> {
+    let room = self.room.clone();
+    spawn_js(
+      env,
+      async move { room.set_video_quality(&track_sid, quality).await.js() },
+      |_, ()| Ok(()),
+    )
+  }
+
+  /// Asks for the smallest layer of a video track at least `width` x `height`.
+  #[napi(ts_return_type = "Promise<void>")]
+  pub fn set_video_dimensions<'env>(
+    &self,
+    env: &'env Env,
+    track_sid: String,
+    width: u32,
+    height: u32,
+  ) -> Result<PromiseRaw<'env, ()>, String> {
+    let room = self.room.clone();
+    spawn_js(
+      env,
+      async move { room.set_video_dimensions(&track_sid, width, height).await.js() },
+      |_, ()| Ok(()),
+    )
+  }
+
+  /// Pauses or resumes a video track without unsubscribing.
+  #[napi(ts_return_type = "Promise<void>")]
+  pub fn set_track_enabled<'env>(
+    &self,
+    env: &'env Env,
+    track_sid: String,
+    enabled: bool,
+  ) -> Result<PromiseRaw<'env, ()>, String> {
+    let room = self.room.clone();
+    spawn_js(
+      env,
+      async move { room.set_track_enabled(&track_sid, enabled).await.js() },
+      |_, ()| Ok(()),
+    )
+  }
+
   /// Leaves the room; the event stream ends after a `disconnected` event. Idempotent.
   #[napi(ts_return_type = "Promise<void>")]
   pub fn disconnect<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>, String> {

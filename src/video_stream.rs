@@ -11,7 +11,7 @@ use napi::Env;
 use napi_derive::napi;
 use tokio::sync::{Mutex, Notify};
 
-use crate::error::spawn_js;
+use crate::error::{js_error, spawn_js, JsResultExt};
 use crate::room::NativeRemoteVideoTrack;
 use crate::video_frame::{VideoBufferType, VideoFrame, VideoRotation};
 
@@ -40,24 +40,42 @@ pub struct NativeVideoStream {
 #[napi]
 impl NativeVideoStream {
   /// `capacity`: frames kept when the reader falls behind, the oldest dropped (0 = all);
-  /// `format`: the frames' type (default I420, as decoded).
+  /// `format`: the frames' type (default I420, as decoded); `width` and `height` (both or
+  /// neither): the size wanted, for adaptive stream.
   #[napi(constructor)]
-  pub fn new(track: &NativeRemoteVideoTrack, capacity: u32, format: Option<VideoBufferType>) -> Self {
+  pub fn new(
+    track: &NativeRemoteVideoTrack,
+    capacity: u32,
+    format: Option<VideoBufferType>,
+    width: Option<u32>,
+    height: Option<u32>,
+  ) -> Result<Self, String> {
+    let size = match (width, height) {
+      (Some(width), Some(height)) => Some(rtc::VideoStreamOptions::check_size(width, height).js()?),
+      (None, None) => None,
+      _ => {
+        return Err(js_error(
+          "ERR_INVALID_ARGUMENT",
+          "invalid size: expected both width and height, or neither",
+        ))
+      }
+    };
     let stream = rtc::VideoStream::new(
       &track.inner,
       rtc::VideoStreamOptions {
         capacity: capacity as usize,
         format,
+        size,
       },
     );
-    Self {
+    Ok(Self {
       stream: Arc::new(Mutex::new(Some(stream))),
       closer: Arc::new(Closer {
         closed: AtomicBool::new(false),
         notify: Notify::new(),
       }),
       dropped: Arc::new(AtomicU64::new(0)),
-    }
+    })
   }
 
   /// The next frame; `null` once the stream has ended (closed, track unsubscribed, room left).

@@ -296,6 +296,7 @@ mod tests {
       VideoStreamOptions {
         capacity: 0,
         format: None,
+        size: None,
       },
     );
     for (n, (data, keyframe)) in encoded(VideoCodec::Vp8, 3).into_iter().enumerate() {
@@ -319,6 +320,7 @@ mod tests {
       VideoStreamOptions {
         capacity: 0,
         format: None,
+        size: None,
       },
     );
     for (n, (data, keyframe)) in encoded(VideoCodec::H264, 3).into_iter().enumerate() {
@@ -326,6 +328,63 @@ mod tests {
     }
     let first = stream.next().await.unwrap();
     assert_eq!((first.frame.width(), first.frame.height()), (64, 64));
+  }
+
+  /// `n` frames of a `size`x`size` picture of luma `y` (grey), encoded from a keyframe.
+  fn encoded_grey(codec: VideoCodec, size: u32, y: u8, n: usize) -> Vec<(Vec<u8>, bool)> {
+    let config = lkrtc_codec::EncoderConfig {
+      width: size,
+      height: size,
+      bitrate_bps: 300_000,
+      max_framerate: 30.0,
+    };
+    let mut encoder = lkrtc_codec::new_encoder(codec, &config).unwrap();
+    let mut frame = VideoFrame::new_zeroed(size, size, VideoBufferType::I420).unwrap();
+    let luma = (size * size) as usize;
+    frame.data_mut()[..luma].fill(y);
+    frame.data_mut()[luma..].fill(128);
+    (0..n)
+      .filter_map(|i| encoder.encode(&frame.as_ref(), i as i64 * 33_333, i == 0).unwrap())
+      .map(|e| (e.data, e.keyframe))
+      .collect()
+  }
+
+  /// A simulcast subscriber switching layers: the decoder gets a keyframe of another size
+  /// mid-stream, and a converting stream follows with the new size and the right picture.
+  #[tokio::test]
+  async fn a_stream_with_a_format_follows_a_size_change_mid_stream() {
+    for codec in [VideoCodec::Vp8, VideoCodec::H264] {
+      let (mut input, track) = decoder(codec).await;
+      let mut stream = VideoStream::new(
+        &track,
+        VideoStreamOptions {
+          capacity: 0,
+          format: Some(VideoBufferType::RGBA),
+          size: None,
+        },
+      );
+      let big = encoded_grey(codec, 64, 200, 3);
+      let small = encoded_grey(codec, 32, 60, 3);
+      let (n_big, n_small) = (big.len(), small.len());
+      for (n, (data, keyframe)) in big.into_iter().chain(small).enumerate() {
+        input.push(frame(codec, data, keyframe, n as u32));
+      }
+      let mut seen = Vec::new();
+      for _ in 0..n_big + n_small {
+        let event = stream.next().await.expect("a frame");
+        let (w, h) = (event.frame.width(), event.frame.height());
+        let rgba = event.frame.data();
+        assert_eq!(rgba.len(), (w * h * 4) as usize, "{codec}: a whole RGBA picture");
+        // Limited-range luma 200 is about 216 in RGB, 60 about 51: every pixel of the picture.
+        let expected: i32 = if w == 64 { 216 } else { 51 };
+        let worst = rgba.chunks(4).map(|p| (i32::from(p[0]) - expected).abs()).max().unwrap();
+        assert!(worst <= 12, "{codec}: {w}x{h} off by {worst}");
+        seen.push((w, h));
+      }
+      let mut expected = vec![(64, 64); n_big];
+      expected.extend(vec![(32, 32); n_small]);
+      assert_eq!(seen, expected, "{codec}");
+    }
   }
 
   #[tokio::test]

@@ -68,6 +68,42 @@ impl TrackSource {
   }
 }
 
+/// A layer of a simulcast video track, as a subscriber asks for it. The numbers are LiveKit's
+/// `VideoQuality`.
+#[cfg_attr(feature = "napi", napi_derive::napi)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u32)]
+pub enum VideoQuality {
+  /// The smallest layer (LiveKit's `q`, a quarter of the full size on each side).
+  Low = 0,
+  /// The middle layer (`h`, half the full size).
+  Medium = 1,
+  /// The full-size layer (`f`).
+  #[default]
+  High = 2,
+}
+
+impl VideoQuality {
+  /// From LiveKit's protocol number; `None` for any other number.
+  pub fn from_number(n: u32) -> Option<Self> {
+    match n {
+      0 => Some(Self::Low),
+      1 => Some(Self::Medium),
+      2 => Some(Self::High),
+      _ => None,
+    }
+  }
+
+  /// As LiveKit's protocol enum.
+  pub fn to_proto(self) -> proto::VideoQuality {
+    match self {
+      Self::Low => proto::VideoQuality::Low,
+      Self::Medium => proto::VideoQuality::Medium,
+      Self::High => proto::VideoQuality::High,
+    }
+  }
+}
+
 /// A track another participant published, as last described by the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteTrackPublication {

@@ -1,8 +1,11 @@
 //! A subscribed remote video track: fans its decoded frames out to the [`crate::VideoStream`]s
 //! reading it, converting once per requested format.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::sync::Notify;
 
 use crate::stream_queue::{StreamQueue, VideoFrameEvent};
 
@@ -36,6 +39,26 @@ impl TrackEndReason {
   }
 }
 
+/// Tells the room's engine which tracks' streams came or went (adaptive stream): a set of sids,
+/// bounded by the tracks received, and a wake-up the engine waits on.
+#[derive(Debug, Default)]
+pub(crate) struct StreamsChanged {
+  sids: Mutex<HashSet<String>>,
+  pub(crate) notify: Notify,
+}
+
+impl StreamsChanged {
+  fn changed(&self, sid: &str) {
+    self.sids.lock().unwrap_or_else(|e| e.into_inner()).insert(sid.to_string());
+    self.notify.notify_one();
+  }
+
+  /// The tracks changed since the last call.
+  pub(crate) fn take(&self) -> HashSet<String> {
+    std::mem::take(&mut *self.sids.lock().unwrap_or_else(|e| e.into_inner()))
+  }
+}
+
 struct TrackInner {
   sid: String,
   name: String,
@@ -48,6 +71,8 @@ struct TrackInner {
   /// After a full rejoin ended it: the same publisher's track of the same source and name,
   /// once subscribed.
   successor: OnceLock<RemoteVideoTrack>,
+  /// Told when a stream opens or closes, with adaptive stream on.
+  streams_changed: OnceLock<Arc<StreamsChanged>>,
 }
 
 /// A remote video track we receive. Cheap to clone.
@@ -76,6 +101,7 @@ impl RemoteVideoTrack {
         ended: AtomicBool::new(false),
         end_reason: OnceLock::new(),
         successor: OnceLock::new(),
+        streams_changed: OnceLock::new(),
       }),
     }
   }
@@ -122,24 +148,54 @@ impl RemoteVideoTrack {
     let _ = self.inner.end_reason.set(reason);
   }
 
-  /// Adds a stream; a stream attached to an ended track is closed at once.
-  pub(crate) fn attach(&self, queue: Arc<StreamQueue>) {
-    let mut streams = self.inner.streams.lock().unwrap_or_else(|e| e.into_inner());
-    // Checked under the lock, so `end` cannot slip in between.
-    if self.is_ended() {
-      queue.close();
-    } else {
-      streams.push(queue);
+  /// From now on, `changed` learns of every stream opened or closed on this track.
+  pub(crate) fn report_streams_to(&self, changed: Arc<StreamsChanged>) {
+    let _ = self.inner.streams_changed.set(changed);
+  }
+
+  fn streams_changed(&self) {
+    if let Some(changed) = self.inner.streams_changed.get() {
+      changed.changed(&self.inner.sid);
     }
   }
 
+  /// The picture size this track's open streams want: the largest width and height any asks
+  /// for; `None` when none is open or one wants the full size.
+  pub(crate) fn wanted_size(&self) -> Option<(u32, u32)> {
+    let streams = self.inner.streams.lock().unwrap_or_else(|e| e.into_inner());
+    let mut wanted: Option<(u32, u32)> = None;
+    for queue in streams.iter() {
+      let (width, height) = queue.size?;
+      let (w, h) = wanted.unwrap_or((0, 0));
+      wanted = Some((w.max(width), h.max(height)));
+    }
+    wanted
+  }
+
+  /// Adds a stream; a stream attached to an ended track is closed at once.
+  pub(crate) fn attach(&self, queue: Arc<StreamQueue>) {
+    {
+      let mut streams = self.inner.streams.lock().unwrap_or_else(|e| e.into_inner());
+      // Checked under the lock, so `end` cannot slip in between.
+      if self.is_ended() {
+        queue.close();
+        return;
+      }
+      streams.push(queue);
+    }
+    self.streams_changed();
+  }
+
   pub(crate) fn detach(&self, queue: &Arc<StreamQueue>) {
-    self
-      .inner
-      .streams
-      .lock()
-      .unwrap_or_else(|e| e.into_inner())
-      .retain(|q| !Arc::ptr_eq(q, queue));
+    let removed = {
+      let mut streams = self.inner.streams.lock().unwrap_or_else(|e| e.into_inner());
+      let before = streams.len();
+      streams.retain(|q| !Arc::ptr_eq(q, queue));
+      streams.len() != before
+    };
+    if removed {
+      self.streams_changed();
+    }
   }
 
   /// Delivers one decoded I420 frame to every stream, converted to each stream's format.
@@ -195,6 +251,7 @@ mod tests {
       VideoStreamOptions {
         capacity: 2,
         format: Some(VideoBufferType::RGBA),
+        size: None,
       },
     );
     let frame = VideoFrame::new_zeroed(4, 4, VideoBufferType::I420).unwrap();
@@ -233,6 +290,53 @@ mod tests {
     track.end();
     assert_eq!(track.end_reason(), Some(TrackEndReason::ParticipantLeft));
     assert_eq!(track.end_reason().map(TrackEndReason::as_str), Some("participantLeft"));
+  }
+
+  fn sized(size: Option<(u32, u32)>) -> VideoStreamOptions {
+    VideoStreamOptions {
+      size,
+      ..Default::default()
+    }
+  }
+
+  #[test]
+  fn the_largest_size_any_open_stream_wants_is_wanted() {
+    let track = RemoteVideoTrack::new("TR_1".into(), "cam".into(), "alice".into());
+    assert_eq!(track.wanted_size(), None);
+    let small = VideoStream::new(&track, sized(Some((320, 180))));
+    assert_eq!(track.wanted_size(), Some((320, 180)));
+    let mut tall = VideoStream::new(&track, sized(Some((200, 400))));
+    assert_eq!(track.wanted_size(), Some((320, 400)));
+    tall.close();
+    assert_eq!(track.wanted_size(), Some((320, 180)));
+    drop(small);
+    assert_eq!(track.wanted_size(), None);
+  }
+
+  #[test]
+  fn a_stream_without_a_size_wants_the_full_size() {
+    let track = RemoteVideoTrack::new("TR_1".into(), "cam".into(), "alice".into());
+    let _small = VideoStream::new(&track, sized(Some((320, 180))));
+    let mut full = VideoStream::new(&track, sized(None));
+    assert_eq!(track.wanted_size(), None);
+    full.close();
+    assert_eq!(track.wanted_size(), Some((320, 180)));
+  }
+
+  #[test]
+  fn opening_and_closing_streams_is_reported_once_per_track() {
+    let track = RemoteVideoTrack::new("TR_1".into(), "cam".into(), "alice".into());
+    let changed = Arc::new(StreamsChanged::default());
+    track.report_streams_to(changed.clone());
+    let mut a = VideoStream::new(&track, sized(Some((320, 180))));
+    let _b = VideoStream::new(&track, sized(None));
+    assert_eq!(changed.take().into_iter().collect::<Vec<_>>(), vec!["TR_1".to_string()]);
+    assert!(changed.take().is_empty());
+    a.close();
+    assert_eq!(changed.take().len(), 1);
+    // Closing twice reports nothing more.
+    a.close();
+    assert!(changed.take().is_empty());
   }
 
   #[tokio::test]

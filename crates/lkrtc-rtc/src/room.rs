@@ -9,13 +9,15 @@ use tokio::time::Instant;
 
 use crate::engine::join::JoinConfig;
 use crate::engine::shared::{lock, Shared, SharedRef};
-use crate::engine::{Command, Engine};
+use crate::engine::{Command, Engine, SettingsChange};
 use crate::events::{ConnectionState, RoomEvent};
 use crate::local_participant::LocalParticipant;
 use crate::options::RoomOptions;
 use crate::participant::RemoteParticipant;
+use crate::publication::VideoQuality;
 use crate::signal::tls;
 use crate::signal::url::{parse_server_url, JoinParams};
+use crate::video_stream::VideoStreamOptions;
 use crate::{RtcError, RtcResult};
 
 struct RoomInner {
@@ -67,11 +69,14 @@ impl Room {
       base,
       params: JoinParams {
         auto_subscribe: options.auto_subscribe,
-        adaptive_stream: options.adaptive_stream,
+        // lkrtc adapts received video itself, with explicit settings per track; the server's
+        // flag would only make its default layer the lowest and re-enable paused tracks.
+        adaptive_stream: false,
         sdk_version: env!("CARGO_PKG_VERSION").to_string(),
         reconnect_sid: None,
       },
       connect_timeout: options.connect_timeout,
+      adaptive_stream: options.adaptive_stream,
       tls_config,
       token: token.to_string(),
       bind_ip: None,
@@ -165,6 +170,51 @@ impl Room {
       .send(Command::SetSubscribed {
         track_sid: track_sid.to_string(),
         subscribed,
+        reply,
+      })
+      .map_err(|_| RtcError::NotConnected)?;
+    done.await.map_err(|_| RtcError::NotConnected)?
+  }
+
+  /// Asks for the layer `quality` of the simulcast video track `track_sid` (for a track sent in
+  /// one layer, any quality gets that layer). The choice replaces an earlier
+  /// [`Room::set_video_dimensions`], lasts while the track is published, and carries over to
+  /// the track published again after a full rejoin. The server may send a lower layer when the
+  /// link is short. `ERR_TRACK_NOT_FOUND` for an unknown sid.
+  pub async fn set_video_quality(&self, track_sid: &str, quality: VideoQuality) -> RtcResult<()> {
+    self
+      .update_track_settings(track_sid, SettingsChange::Quality(quality))
+      .await
+  }
+
+  /// Asks for the smallest layer of the video track `track_sid` at least `width` x `height`
+  /// (the server compares heights, or widths for a portrait track). Replaces an earlier
+  /// [`Room::set_video_quality`]; lasts as it does. `ERR_INVALID_ARGUMENT` for a side outside 1
+  /// to [`VideoStreamOptions::MAX_SIZE`].
+  pub async fn set_video_dimensions(&self, track_sid: &str, width: u32, height: u32) -> RtcResult<()> {
+    let (width, height) = VideoStreamOptions::check_size(width, height)?;
+    self
+      .update_track_settings(track_sid, SettingsChange::Dimensions { width, height })
+      .await
+  }
+
+  /// Pauses (`false`) or resumes (`true`) the video track `track_sid` without unsubscribing:
+  /// while paused the server sends nothing and the track's streams wait; resumed, frames come
+  /// again from a keyframe. Lasts as [`Room::set_video_quality`] does.
+  pub async fn set_track_enabled(&self, track_sid: &str, enabled: bool) -> RtcResult<()> {
+    self
+      .update_track_settings(track_sid, SettingsChange::Enabled(enabled))
+      .await
+  }
+
+  async fn update_track_settings(&self, track_sid: &str, change: SettingsChange) -> RtcResult<()> {
+    let (reply, done) = oneshot::channel();
+    self
+      .inner
+      .commands
+      .send(Command::UpdateTrackSettings {
+        track_sid: track_sid.to_string(),
+        change,
         reply,
       })
       .map_err(|_| RtcError::NotConnected)?;

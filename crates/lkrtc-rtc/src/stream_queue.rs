@@ -29,6 +29,30 @@ pub struct VideoStreamOptions {
   pub capacity: usize,
   /// Output format; `None` = I420 as decoded.
   pub format: Option<VideoBufferType>,
+  /// The picture size (width, height) the reader wants. With the room's adaptive stream on,
+  /// lkrtc asks the server for the smallest layer at least this big (the largest any open
+  /// stream of the track wants); `None` wants the full size. Ignored otherwise. Frames come
+  /// as decoded: their size is the layer's, not this one.
+  pub size: Option<(u32, u32)>,
+}
+
+impl VideoStreamOptions {
+  /// The largest width or height [`VideoStreamOptions::size`] takes.
+  pub const MAX_SIZE: u32 = 16_384;
+
+  /// `size` if both sides are from 1 to [`VideoStreamOptions::MAX_SIZE`], else
+  /// `ERR_INVALID_ARGUMENT` naming the side.
+  pub fn check_size(width: u32, height: u32) -> crate::RtcResult<(u32, u32)> {
+    for (name, value) in [("width", width), ("height", height)] {
+      if !(1..=Self::MAX_SIZE).contains(&value) {
+        return Err(crate::RtcError::InvalidArgument {
+          name,
+          reason: format!("expected an integer from 1 to {}, got {value}", Self::MAX_SIZE),
+        });
+      }
+    }
+    Ok((width, height))
+  }
 }
 
 impl Default for VideoStreamOptions {
@@ -36,6 +60,7 @@ impl Default for VideoStreamOptions {
     Self {
       capacity: 1,
       format: None,
+      size: None,
     }
   }
 }
@@ -47,6 +72,8 @@ pub(crate) struct StreamQueue {
   closed: AtomicBool,
   capacity: usize,
   pub(crate) format: VideoBufferType,
+  /// The size its reader wants (adaptive stream).
+  pub(crate) size: Option<(u32, u32)>,
   pub(crate) dropped: AtomicU64,
 }
 
@@ -58,6 +85,7 @@ impl StreamQueue {
       closed: AtomicBool::new(false),
       capacity: options.capacity,
       format: options.format.unwrap_or(VideoBufferType::I420),
+      size: options.size,
       dropped: AtomicU64::new(0),
     })
   }

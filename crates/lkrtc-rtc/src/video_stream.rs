@@ -83,6 +83,7 @@ mod tests {
     let queue = StreamQueue::new(VideoStreamOptions {
       capacity: 2,
       format: None,
+      size: None,
     });
     let mut stream = VideoStream {
       queue: queue.clone(),
@@ -103,6 +104,7 @@ mod tests {
     let queue = StreamQueue::new(VideoStreamOptions {
       capacity: 0,
       format: None,
+      size: None,
     });
     let mut stream = VideoStream {
       queue: queue.clone(),

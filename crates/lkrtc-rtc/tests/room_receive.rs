@@ -296,7 +296,7 @@ async fn colours_arrive_in_order(codec: VideoCodec, format: Option<VideoBufferTy
     .expect("bob connects");
   let track = subscribed_track(&mut bob_events).await;
   assert_eq!(track.sid(), alice.publication_sid);
-  let mut stream = VideoStream::new(&track, VideoStreamOptions { capacity: 0, format });
+  let mut stream = VideoStream::new(&track, VideoStreamOptions { capacity: 0, format, size: None });
   let first = next_frame(&mut stream, 15).await.expect("a first frame");
   assert_eq!(classify(mean_rgb(&first.frame)), Some(None), "grey first");
   feeder.go();
@@ -361,6 +361,7 @@ async fn a_slow_reader_drops_with_capacity_one_and_keeps_everything_with_capacit
     VideoStreamOptions {
       capacity: 1,
       format: None,
+      size: None,
     },
   );
   let mut every = VideoStream::new(
@@ -368,6 +369,7 @@ async fn a_slow_reader_drops_with_capacity_one_and_keeps_everything_with_capacit
     VideoStreamOptions {
       capacity: 0,
       format: None,
+      size: None,
     },
   );
   next_frame(&mut newest, 15).await.expect("a first frame");
@@ -622,6 +624,7 @@ async fn a_republished_track_is_received_each_time() {
       VideoStreamOptions {
         capacity: 0,
         format: Some(VideoBufferType::RGBA),
+        size: None,
       },
     );
     // Frames of this publication's colour, within 10 s of its subscription.

@@ -332,6 +332,7 @@ async fn video_published_by_a_wss_participant_reaches_another_participant() {
     VideoStreamOptions {
       capacity: 0,
       format: Some(VideoBufferType::RGBA),
+      size: None,
     },
   );
   let event = tokio::time::timeout(Duration::from_secs(15), stream.next())

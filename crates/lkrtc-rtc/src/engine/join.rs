@@ -28,6 +28,8 @@ pub(crate) struct JoinConfig {
   pub base: url::Url,
   pub params: JoinParams,
   pub connect_timeout: Duration,
+  /// Ask for the layer that fits the size the streams of each track want.
+  pub adaptive_stream: bool,
   pub tls_config: Arc<rustls::ClientConfig>,
   /// Replaced when the server refreshes it.
   pub token: String,

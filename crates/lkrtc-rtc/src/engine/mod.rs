@@ -6,7 +6,8 @@
 //! - [`reconnect`]: when and how to reconnect, and what ends the room (no I/O);
 //! - [`publish`]: our published tracks and the publisher's negotiation;
 //! - [`receive`]: the remote tracks we receive (their media bypasses this loop);
-//! - [`subscriptions`]: the user's subscription choices and their carry-over across a rejoin;
+//! - [`subscriptions`]: the user's subscription choices and track settings, and their carry-over
+//!   across a rejoin;
 //! - [`candidates`]: remote ICE candidates held until their description is set;
 //! - [`shared`]: what the room's getters read without asking the engine.
 
@@ -32,7 +33,7 @@ use crate::events::{ConnectionState, RoomEvent};
 use crate::participant::RemoteParticipant;
 use crate::pc::{Pc, PcEvent};
 use crate::publication::LocalTrackPublication;
-use crate::remote_track::TrackEndReason;
+use crate::remote_track::{StreamsChanged, TrackEndReason};
 use crate::send_control::SendBudget;
 use crate::signal::connection::{SignalReader, SignalWriter};
 use crate::signal::session::{Action, SignalSession, Target};
@@ -46,6 +47,7 @@ use publish::Publishing;
 use receive::Receiving;
 use reconnect::{Loss, MediaWatch, Next, OnFailure, OnLeave, ReconnectPolicy};
 use shared::{lock, SharedRef};
+pub(crate) use subscriptions::SettingsChange;
 use subscriptions::Subscriptions;
 
 /// What `Room` and `LocalParticipant` ask of the engine.
@@ -70,6 +72,12 @@ pub(crate) enum Command {
   PublishData {
     reliable: bool,
     packet: Vec<u8>,
+    reply: oneshot::Sender<RtcResult<()>>,
+  },
+  /// Change the layer, or pause, of a remote track.
+  UpdateTrackSettings {
+    track_sid: String,
+    change: SettingsChange,
     reply: oneshot::Sender<RtcResult<()>>,
   },
 }
@@ -145,6 +153,8 @@ pub(crate) struct Engine {
   /// Received data messages not yet taken by the application, bounded in bytes.
   data_budget: data::ReceiveBudget,
   data_dropped: u64,
+  /// Which received tracks' streams came or went (adaptive stream).
+  streams_changed: Arc<StreamsChanged>,
 }
 
 impl Engine {
@@ -178,6 +188,7 @@ impl Engine {
       publish: Publishing::default(),
       data_budget: data::ReceiveBudget::default(),
       data_dropped: 0,
+      streams_changed: Arc::default(),
     }
   }
 
@@ -223,6 +234,10 @@ impl Engine {
         _ = tokio::time::sleep_until(ice_restart_at.unwrap_or_else(Instant::now)), if ice_restart_at.is_some() => {
           tracing::warn!("media has not flowed for {:?}; restarting ICE", reconnect::ICE_RESTART_AFTER);
           Flow::lost(Loss::MediaDown)
+        }
+        _ = self.streams_changed.notify.notified() => {
+          self.streams_came_or_went().await;
+          Flow::Continue
         }
         _ = ping.tick(), if keepalive => {
           let message = self.session.ping(now_us() / 1000);
@@ -318,6 +333,9 @@ impl Engine {
     watch.reconnected(full, Instant::now());
     if !full {
       self.restart_publisher_ice().await;
+      // As LiveKit's SDKs do: the resumed session gets the settings again, in case the server
+      // lost any.
+      self.send_all_track_settings().await;
     }
     self.set_state(ConnectionState::Connected);
     let _ = self.events.send(RoomEvent::Reconnected);
@@ -505,6 +523,31 @@ impl Engine {
           let _ = reply.send(sent.await);
         });
       }
+      Command::UpdateTrackSettings {
+        track_sid,
+        change,
+        reply,
+      } => {
+        let kind = self
+          .session
+          .publisher_of(&track_sid)
+          .and_then(|p| p.track_publication(&track_sid))
+          .map(|p| p.kind);
+        let Some(kind) = kind else {
+          let _ = reply.send(Err(RtcError::TrackNotFound { sid: track_sid }));
+          return Flow::Continue;
+        };
+        if kind != crate::publication::TrackKind::Video {
+          let _ = reply.send(Err(RtcError::InvalidArgument {
+            name: "trackSid",
+            reason: format!("expected the sid of a video track, got {track_sid:?} (not video)"),
+          }));
+          return Flow::Continue;
+        }
+        self.subscriptions.change(&track_sid, change);
+        self.send_track_settings(&track_sid, false).await;
+        let _ = reply.send(Ok(()));
+      }
       Command::Disconnect { reply } => return Flow::stop("CLIENT_INITIATED", true, Some(reply)),
     }
     Flow::Continue
@@ -559,7 +602,12 @@ impl Engine {
         stream_id,
         track_id,
         codec,
-      } => self.track_added(mid, &stream_id, &track_id, codec),
+      } => {
+        if let Some(sid) = self.track_added(mid, &stream_id, &track_id, codec) {
+          // A new subscription starts from the server's default: it gets the settings chosen.
+          self.send_track_settings(&sid, true).await;
+        }
+      }
       PcEvent::TrackRemoved { mid } => self.track_removed(&mid),
       PcEvent::DataReceived { reliable, data } => self.data_received(reliable, &data),
     }
@@ -604,17 +652,73 @@ impl Engine {
     self.send(Request::Subscription(update)).await;
   }
 
-  /// A track published again after a full rejoin gets the subscription the user chose for its
-  /// predecessor.
+  /// A track published again after a full rejoin gets the subscription and the settings the
+  /// user chose for its predecessor.
   async fn apply_carried_choice(
     &mut self,
     participant: &RemoteParticipant,
     publication: &crate::publication::RemoteTrackPublication,
   ) {
-    if let Some(subscribed) = self.subscriptions.published(participant, publication) {
+    let carried = self.subscriptions.published(participant, publication);
+    if carried.settings {
+      // Sent before the subscription, so the first picture is already of the chosen layer.
+      self.send_track_settings(&publication.sid, true).await;
+    }
+    if let Some(subscribed) = carried.subscribe {
       self
         .send_subscription(participant.sid.clone(), publication.sid.clone(), subscribed)
         .await;
+    }
+  }
+
+  /// The size the open streams of the track `sid` want, when adaptive stream is on.
+  fn wanted_size(&self, sid: &str) -> Option<(u32, u32)> {
+    if !self.config.adaptive_stream {
+      return None;
+    }
+    self
+      .receiving
+      .values()
+      .find(|s| s.publication.sid == sid)
+      .and_then(|s| s.track.wanted_size())
+  }
+
+  /// Tells the server the settings of the track `sid` if it does not have them (`force`: unless
+  /// they are its default).
+  async fn send_track_settings(&mut self, sid: &str, force: bool) {
+    let wanted = self.wanted_size(sid);
+    if let Some(message) = self.subscriptions.to_send(sid, wanted, force) {
+      tracing::debug!(
+        "track settings for {sid}: disabled {} quality {} size {}x{}",
+        message.disabled,
+        message.quality,
+        message.width,
+        message.height
+      );
+      self.send(Request::TrackSetting(message)).await;
+    }
+  }
+
+  /// Every track the user set, and every track received, gets its settings again.
+  async fn send_all_track_settings(&mut self) {
+    let mut sids: Vec<String> = self.subscriptions.with_settings().map(str::to_string).collect();
+    sids.extend(self.receiving.values().map(|s| s.publication.sid.clone()));
+    sids.sort();
+    sids.dedup();
+    for sid in sids {
+      self.send_track_settings(&sid, true).await;
+    }
+  }
+
+  /// Streams opened or closed on received tracks: with adaptive stream, the size they want
+  /// may have changed.
+  async fn streams_came_or_went(&mut self) {
+    let sids = self.streams_changed.take();
+    if !self.config.adaptive_stream {
+      return;
+    }
+    for sid in sids {
+      self.send_track_settings(&sid, false).await;
     }
   }
 }

@@ -15,8 +15,8 @@ use crate::remote_track::{RemoteVideoTrack, TrackEndReason};
 
 /// A remote video track being received.
 pub(crate) struct Subscribed {
-  track: RemoteVideoTrack,
-  publication: RemoteTrackPublication,
+  pub(super) track: RemoteVideoTrack,
+  pub(super) publication: RemoteTrackPublication,
   participant: RemoteParticipant,
 }
 
@@ -43,8 +43,14 @@ fn codec_of(mime_type: &str, sdp_codec: Option<VideoCodec>) -> VideoCodec {
 }
 
 impl Engine {
-  /// A new remote track on the subscriber connection.
-  pub(super) fn track_added(&mut self, mid: String, stream_id: &str, track_id: &str, codec: Option<VideoCodec>) {
+  /// A new remote track on the subscriber connection; returns its sid once it is received.
+  pub(super) fn track_added(
+    &mut self,
+    mid: String,
+    stream_id: &str,
+    track_id: &str,
+    codec: Option<VideoCodec>,
+  ) -> Option<String> {
     let (participant_sid, track_sid) = sids_of(stream_id, track_id);
     let participant = self
       .session
@@ -53,14 +59,14 @@ impl Engine {
       .cloned();
     let Some(participant) = participant else {
       tracing::warn!("track {track_sid} from unknown participant {participant_sid}");
-      return;
+      return None;
     };
     let Some(publication) = participant.track_publication(track_sid).cloned() else {
       tracing::warn!("unknown track {track_sid} of {}", participant.identity);
-      return;
+      return None;
     };
     if publication.kind != TrackKind::Video {
-      return;
+      return None;
     }
     let codec = codec_of(&publication.mime_type, codec);
     let track = RemoteVideoTrack::new(
@@ -74,10 +80,13 @@ impl Engine {
       Ok(input) => input,
       Err(e) => {
         tracing::warn!("cannot start a decoder for {track_sid}: {e}");
-        return;
+        return None;
       }
     };
     self.subscriber.set_video_sink(&mid, Some(input));
+    if self.config.adaptive_stream {
+      track.report_streams_to(self.streams_changed.clone());
+    }
     self
       .subscriptions
       .subscribed(&track_key(&participant, &publication), &track);
@@ -86,6 +95,7 @@ impl Engine {
       publication: publication.clone(),
       participant: participant.clone(),
     });
+    let sid = publication.sid.clone();
     self.receiving.insert(
       mid,
       Subscribed {
@@ -94,6 +104,7 @@ impl Engine {
         participant,
       },
     );
+    Some(sid)
   }
 
   /// The server removed the track on `mid` from the subscriber connection.
