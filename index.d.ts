@@ -60,6 +60,12 @@ export declare class NativeRoom {
   setSubscribed(trackSid: string, subscribed: boolean): Promise<void>
   /** Sends a data message (see `LocalParticipant::publish_data`). */
   publishData(payload: Uint8Array, reliable: boolean, topic: string | undefined | null, destinationIdentities: Array<string>): Promise<void>
+  /** Asks for a layer of a simulcast video track by quality. */
+  setVideoQuality(trackSid: string, quality: VideoQuality): Promise<void>
+  /** Asks for the smallest layer of a video track at least `width` x `height`. */
+  setVideoDimensions(trackSid: string, width: number, height: number): Promise<void>
+  /** Pauses or resumes a video track without unsubscribing. */
+  setTrackEnabled(trackSid: string, enabled: boolean): Promise<void>
   /** Leaves the room; the event stream ends after a `disconnected` event. Idempotent. */
   disconnect(): Promise<void>
 }
@@ -85,9 +91,10 @@ export declare class NativeVideoSource {
 export declare class NativeVideoStream {
   /**
    * `capacity`: frames kept when the reader falls behind, the oldest dropped (0 = all);
-   * `format`: the frames' type (default I420, as decoded).
+   * `format`: the frames' type (default I420, as decoded); `width` and `height` (both or
+   * neither): the size wanted, for adaptive stream.
    */
-  constructor(track: NativeRemoteVideoTrack, capacity: number, format?: VideoBufferType | undefined | null)
+  constructor(track: NativeRemoteVideoTrack, capacity: number, format?: VideoBufferType | undefined | null, width?: number | undefined | null, height?: number | undefined | null)
   /** The next frame; `null` once the stream has ended (closed, track unsubscribed, room left). */
   next(): Promise<NativeVideoFrameEvent | null>
   /** Frames dropped because the reader was slower than the track. */
@@ -344,6 +351,19 @@ export declare enum TrackSource {
   ScreenShare = 3,
   /** A shared screen's audio. */
   ScreenShareAudio = 4,
+}
+
+/**
+ * A layer of a simulcast video track, as a subscriber asks for it. The numbers are LiveKit's
+ * `VideoQuality`.
+ */
+export declare enum VideoQuality {
+  /** The smallest layer (LiveKit's `q`, a quarter of the full size on each side). */
+  Low = 0,
+  /** The middle layer (`h`, half the full size). */
+  Medium = 1,
+  /** The full-size layer (`f`). */
+  High = 2,
 }
 
 /**

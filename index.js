@@ -848,5 +848,6 @@ module.exports.ConnectionState = nativeBinding.ConnectionState
 module.exports.DataPacketKind = nativeBinding.DataPacketKind
 module.exports.TrackKind = nativeBinding.TrackKind
 module.exports.TrackSource = nativeBinding.TrackSource
+module.exports.VideoQuality = nativeBinding.VideoQuality
 module.exports.VideoBufferType = nativeBinding.VideoBufferType
 module.exports.VideoRotation = nativeBinding.VideoRotation

@@ -377,7 +377,11 @@ mod tests {
         assert_eq!(rgba.len(), (w * h * 4) as usize, "{codec}: a whole RGBA picture");
         // Limited-range luma 200 is about 216 in RGB, 60 about 51: every pixel of the picture.
         let expected: i32 = if w == 64 { 216 } else { 51 };
-        let worst = rgba.chunks(4).map(|p| (i32::from(p[0]) - expected).abs()).max().unwrap();
+        let worst = rgba
+          .chunks(4)
+          .map(|p| (i32::from(p[0]) - expected).abs())
+          .max()
+          .unwrap();
         assert!(worst <= 12, "{codec}: {w}x{h} off by {worst}");
         seen.push((w, h));
       }

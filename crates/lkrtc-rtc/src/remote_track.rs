@@ -49,7 +49,11 @@ pub(crate) struct StreamsChanged {
 
 impl StreamsChanged {
   fn changed(&self, sid: &str) {
-    self.sids.lock().unwrap_or_else(|e| e.into_inner()).insert(sid.to_string());
+    self
+      .sids
+      .lock()
+      .unwrap_or_else(|e| e.into_inner())
+      .insert(sid.to_string());
     self.notify.notify_one();
   }
 

@@ -12,8 +12,8 @@ use common::{next_event, published_track_sid, room_name, token, TestServer};
 use lkrtc_rtc::video_source::now_us;
 use lkrtc_rtc::{
   LocalVideoTrack, RemoteVideoTrack, Room, RoomEvent, RoomOptions, TrackEndReason, TrackPublishOptions, TrackSource,
-  VideoBufferType, VideoCodec, VideoFrame, VideoFrameEvent, VideoRotation, VideoSource, VideoSourceOptions,
-  VideoStream, VideoStreamOptions,
+  VideoBufferType, VideoCodec, VideoFrame, VideoFrameEvent, VideoQuality, VideoRotation, VideoSource,
+  VideoSourceOptions, VideoStream, VideoStreamOptions,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -296,7 +296,14 @@ async fn colours_arrive_in_order(codec: VideoCodec, format: Option<VideoBufferTy
     .expect("bob connects");
   let track = subscribed_track(&mut bob_events).await;
   assert_eq!(track.sid(), alice.publication_sid);
-  let mut stream = VideoStream::new(&track, VideoStreamOptions { capacity: 0, format, size: None });
+  let mut stream = VideoStream::new(
+    &track,
+    VideoStreamOptions {
+      capacity: 0,
+      format,
+      size: None,
+    },
+  );
   let first = next_frame(&mut stream, 15).await.expect("a first frame");
   assert_eq!(classify(mean_rgb(&first.frame)), Some(None), "grey first");
   feeder.go();
@@ -662,4 +669,29 @@ async fn a_republished_track_is_received_each_time() {
   );
   bob.disconnect().await;
   alice.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_of_an_unknown_track_or_a_bad_size_are_refused() {
+  let server = TestServer::start();
+  let (bob, _events) = Room::connect(
+    &server.url,
+    &token("bob", &room_name("bad-settings")),
+    RoomOptions::default(),
+  )
+  .await
+  .expect("bob connects");
+  let err = bob.set_video_quality("TR_nope", VideoQuality::Low).await.unwrap_err();
+  assert_eq!(err.code(), "ERR_TRACK_NOT_FOUND");
+  let err = bob.set_track_enabled("TR_nope", false).await.unwrap_err();
+  assert_eq!(err.code(), "ERR_TRACK_NOT_FOUND");
+  let err = bob.set_video_dimensions("TR_nope", 0, 180).await.unwrap_err();
+  assert_eq!(err.code(), "ERR_INVALID_ARGUMENT");
+  assert!(err.to_string().contains("width"), "{err}");
+  let err = bob.set_video_dimensions("TR_nope", 320, 20_000).await.unwrap_err();
+  assert!(
+    err.to_string().contains("height") && err.to_string().contains("16384"),
+    "{err}"
+  );
+  bob.disconnect().await;
 }

@@ -1,7 +1,8 @@
 //! Reconnection against a real livekit-server that dies: killed mid-stream and started again on
 //! the same ports (no memory of the room), both participants rejoin, the publisher republishes,
 //! the subscriber resubscribes and the new colour arrives. A server that stays down ends the room
-//! with a reason within the bounded retry time.
+//! with a reason within the bounded retry time. A track paused by hand stays paused across a
+//! resume and a rejoin.
 
 mod common;
 
@@ -189,6 +190,85 @@ async fn a_track_unsubscribed_by_hand_stays_unsubscribed_after_the_server_restar
     }
   }
   assert_eq!(held, 0, "bob holds no subscription to the republished track");
+
+  drop(feeder);
+  bob.disconnect().await;
+  alice.disconnect().await;
+}
+
+/// Whether `stream` yields a frame within `secs`.
+async fn a_frame_within(stream: &mut VideoStream, secs: u64) -> bool {
+  matches!(
+    tokio::time::timeout(Duration::from_secs(secs), stream.next()).await,
+    Ok(Some(_))
+  )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_track_paused_by_hand_stays_paused_after_the_server_restarts() {
+  let mut server = TestServer::start();
+  let RedSession {
+    alice,
+    mut alice_events,
+    feeder,
+    bob,
+    mut bob_events,
+    remote,
+    mut stream,
+    ..
+  } = red_session(&server, &room_name("paused-restart"), 3).await;
+  bob.set_track_enabled(&remote.sid(), false).await.expect("pause");
+  // Frames already on their way may still come; then none.
+  tokio::time::sleep(Duration::from_secs(1)).await;
+  while tokio::time::timeout(Duration::from_millis(10), stream.next())
+    .await
+    .is_ok()
+  {}
+  assert!(!a_frame_within(&mut stream, 3).await, "a paused track sends no frames");
+
+  restart_and_rejoin(&mut server, &feeder, [&mut alice_events, &mut bob_events]).await;
+  let second = subscribed(&mut bob_events, 30).await;
+  assert_ne!(second.sid(), remote.sid());
+  let mut stream = VideoStream::new(&second, i420());
+  assert!(
+    !a_frame_within(&mut stream, 5).await,
+    "the track published again is paused as its predecessor was"
+  );
+
+  bob.set_track_enabled(&second.sid(), true).await.expect("resume");
+  frames_of(&mut stream, BLUE.1, 5, 15).await;
+
+  drop(feeder);
+  bob.disconnect().await;
+  alice.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_track_paused_by_hand_stays_paused_after_a_resume() {
+  let server = TestServer::start();
+  let RedSession {
+    alice,
+    feeder,
+    bob,
+    mut bob_events,
+    remote,
+    mut stream,
+    ..
+  } = red_session(&server, &room_name("paused-resume"), 3).await;
+  bob.set_track_enabled(&remote.sid(), false).await.expect("pause");
+  tokio::time::sleep(Duration::from_secs(1)).await;
+  while tokio::time::timeout(Duration::from_millis(10), stream.next())
+    .await
+    .is_ok()
+  {}
+
+  bob.simulate_signal_loss();
+  next_event(&mut bob_events, 10, |e| matches!(e, RoomEvent::Reconnected)).await;
+  assert!(!a_frame_within(&mut stream, 4).await, "still paused after the resume");
+  assert!(!remote.is_ended(), "a resume keeps the subscription");
+
+  bob.set_track_enabled(&remote.sid(), true).await.expect("resume");
+  frames_of(&mut stream, RED.1, 5, 15).await;
 
   drop(feeder);
   bob.disconnect().await;

@@ -39,7 +39,10 @@ pub(crate) fn track_key(participant: &RemoteParticipant, publication: &RemoteTra
 pub(crate) enum Layer {
   Quality(VideoQuality),
   /// The smallest layer at least this big (the server's choice).
-  Dimensions { width: u32, height: u32 },
+  Dimensions {
+    width: u32,
+    height: u32,
+  },
 }
 
 /// The user's settings of one remote track, as `UpdateTrackSettings` carries them.
@@ -310,7 +313,10 @@ mod tests {
     subs.choose("TR_old", false);
     subs.carry_over(tracks(&before));
     let after = remote("alice", &[("TR_new", "cam")]);
-    assert_eq!(subs.published(&after, &after.publications["TR_new"]), Carried::default());
+    assert_eq!(
+      subs.published(&after, &after.publications["TR_new"]),
+      Carried::default()
+    );
     assert_eq!(subs.choice("TR_new"), Some(false));
   }
 
@@ -331,7 +337,10 @@ mod tests {
     subs.unpublished("TR_old");
     subs.carry_over(tracks(&before));
     let after = remote("alice", &[("TR_new", "cam")]);
-    assert_eq!(subs.published(&after, &after.publications["TR_new"]), Carried::default());
+    assert_eq!(
+      subs.published(&after, &after.publications["TR_new"]),
+      Carried::default()
+    );
   }
 
   #[test]
@@ -342,7 +351,10 @@ mod tests {
     // The second session ended before alice published again.
     subs.carry_over(std::iter::empty());
     let after = remote("alice", &[("TR_3", "cam")]);
-    assert_eq!(subs.published(&after, &after.publications["TR_3"]).subscribe, Some(false));
+    assert_eq!(
+      subs.published(&after, &after.publications["TR_3"]).subscribe,
+      Some(false)
+    );
   }
 
   fn key(identity: &str, name: &str) -> TrackKey {
@@ -404,7 +416,13 @@ mod tests {
   fn dimensions_replace_a_quality_and_a_quality_replaces_dimensions() {
     let mut subs = Subscriptions::new(true);
     subs.change("TR_1", SettingsChange::Quality(VideoQuality::Low));
-    subs.change("TR_1", SettingsChange::Dimensions { width: 640, height: 360 });
+    subs.change(
+      "TR_1",
+      SettingsChange::Dimensions {
+        width: 640,
+        height: 360,
+      },
+    );
     let message = subs.to_send("TR_1", None, false).unwrap();
     assert_eq!((message.width, message.height), (640, 360));
     subs.change("TR_1", SettingsChange::Quality(VideoQuality::Medium));
@@ -446,7 +464,9 @@ mod tests {
     subs.change("TR_1", SettingsChange::Enabled(false));
     assert!(subs.to_send("TR_1", None, false).is_some());
     subs.change("TR_1", SettingsChange::Enabled(true));
-    let message = subs.to_send("TR_1", None, false).expect("the server has the track paused");
+    let message = subs
+      .to_send("TR_1", None, false)
+      .expect("the server has the track paused");
     assert!(!message.disabled);
     assert_eq!(subs.to_send("TR_1", None, false), None);
   }
@@ -472,21 +492,42 @@ mod tests {
     subs.carry_over(tracks(&remote("alice", &[("TR_old", "cam")])));
     let after = remote("alice", &[("TR_new", "cam")]);
     let carried = subs.published(&after, &after.publications["TR_new"]);
-    assert_eq!(carried, Carried { subscribe: None, settings: true });
+    assert_eq!(
+      carried,
+      Carried {
+        subscribe: None,
+        settings: true
+      }
+    );
     let message = subs.to_send("TR_new", None, true).unwrap();
     assert_eq!(message.track_sids, vec!["TR_new".to_string()]);
-    assert_eq!((quality(&message), message.disabled), (proto::VideoQuality::Medium as i32, true));
+    assert_eq!(
+      (quality(&message), message.disabled),
+      (proto::VideoQuality::Medium as i32, true)
+    );
   }
 
   #[test]
   fn a_subscription_choice_and_settings_carry_over_together() {
     let mut subs = Subscriptions::new(true);
     subs.choose("TR_old", false);
-    subs.change("TR_old", SettingsChange::Dimensions { width: 320, height: 180 });
+    subs.change(
+      "TR_old",
+      SettingsChange::Dimensions {
+        width: 320,
+        height: 180,
+      },
+    );
     subs.carry_over(tracks(&remote("alice", &[("TR_old", "cam")])));
     let after = remote("alice", &[("TR_new", "cam")]);
     let carried = subs.published(&after, &after.publications["TR_new"]);
-    assert_eq!(carried, Carried { subscribe: Some(false), settings: true });
+    assert_eq!(
+      carried,
+      Carried {
+        subscribe: Some(false),
+        settings: true
+      }
+    );
     assert_eq!(subs.choice("TR_new"), Some(false));
   }
 
@@ -496,7 +537,10 @@ mod tests {
     subs.change("TR_old", SettingsChange::Quality(VideoQuality::High));
     subs.carry_over(tracks(&remote("alice", &[("TR_old", "cam")])));
     let after = remote("alice", &[("TR_new", "cam")]);
-    assert_eq!(subs.published(&after, &after.publications["TR_new"]), Carried::default());
+    assert_eq!(
+      subs.published(&after, &after.publications["TR_new"]),
+      Carried::default()
+    );
   }
 
   #[test]
