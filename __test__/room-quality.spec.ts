@@ -10,6 +10,7 @@ import net from 'node:net'
 import test from 'ava'
 
 import {
+  createToken,
   type RemoteParticipant,
   type RemoteTrackPublication,
   type RemoteVideoTrack,
@@ -72,9 +73,10 @@ function quadrantColours(frame: VideoFrame): (string | undefined)[] {
   })
 }
 
-/** rtc-node publishes the quadrants at 1280x720, 15 fps, with simulcast. */
-async function simulcastPublisher(room: string) {
-  const peer = await joinRtcNode(room, 'rtc-node-simulcast')
+/** rtc-node publishes the quadrants at 1280x720, 15 fps, with simulcast (on `peer`, or a new
+ * participant of the test server). */
+async function simulcastPublisher(room: string, given?: rtc.Room) {
+  const peer = given ?? (await joinRtcNode(room, 'rtc-node-simulcast'))
   const source = new rtc.VideoSource(WIDTH, HEIGHT)
   const picture = quadrantPicture()
   const timer = setInterval(() => {
@@ -388,5 +390,68 @@ test.serial('bad track settings are refused with their code', async (t) => {
     bad_stream({ width: 20_000, height: 180 }, 'ERR_INVALID_ARGUMENT', /invalid width: expected an integer from 1 to 16384, got number 20000/)
   } finally {
     await s.close()
+  }
+})
+
+/** The sizes in order, each run once. */
+function runs(sizes: string[]): string[] {
+  return sizes.filter((size, i) => i === 0 || size !== sizes[i - 1])
+}
+
+interface RestartableServer {
+  url: string
+  apiKey: string
+  apiSecret: string
+  kill(): Promise<void>
+  restart(): Promise<void>
+  stop(): Promise<void>
+}
+
+test.serial('the quality chosen carries over to the track published again after a server restart', async (t) => {
+  const path = '../scripts/livekit-server.mjs'
+  const { start } = (await import(path)) as { start: () => Promise<RestartableServer> }
+  const server = await start()
+  const room = roomName('quality-rejoin')
+  const tokenFor = (identity: string) =>
+    createToken({ apiKey: server.apiKey, apiSecret: server.apiSecret, identity, room })
+  const viewer = new Room()
+  const peer = new rtc.Room()
+  let publisher: Awaited<ReturnType<typeof simulcastPublisher>> | undefined
+  const readers: ReturnType<typeof watch>[] = []
+  try {
+    await viewer.connect(server.url, await tokenFor('lkrtc-viewer'))
+    const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
+    await peer.connect(server.url, await tokenFor('rtc-node-simulcast'), { autoSubscribe: true, dynacast: false })
+    publisher = await simulcastPublisher(room, peer)
+    const [first, publication] = await subscribed
+    // Medium: without the carried choice the new subscription would end at the full size.
+    await publication.setVideoQuality(VideoQuality.Medium)
+    const before = watch(new VideoStream(first, { format: VideoBufferType.RGBA }))
+    readers.push(before)
+    await before.settlesAt(MEDIUM)
+
+    const resubscribed = once<Subscribed>(viewer, 'trackSubscribed', () => true, 60_000)
+    const reconnected = once(viewer, 'reconnected', () => true, 45_000)
+    await server.kill()
+    await sleep(500)
+    await server.restart()
+    await reconnected
+    const [second] = await resubscribed
+    t.not(second.sid, first.sid, 'the restarted server gave the track a new sid')
+    const after = watch(new VideoStream(second, { format: VideoBufferType.RGBA }))
+    readers.push(after)
+    await after.settlesAt(MEDIUM, 10, 30_000)
+    await after.more(45)
+    // The server subscribes us as soon as the track is published again, before we hear of it:
+    // the first frames may come in its default layer until the carried choice arrives.
+    t.log(`after the rejoin: ${after.count} frames, sizes in order ${runs(after.sizes).join(' ')}`)
+    t.deepEqual([...new Set(after.sizes.slice(-55))], [MEDIUM], 'the layer chosen, and it stays')
+    t.deepEqual([...before.broken, ...after.broken], [])
+  } finally {
+    for (const reader of readers) await reader.stop()
+    await viewer.disconnect()
+    await publisher?.close()
+    await peer.disconnect().catch(() => undefined)
+    await server.stop()
   }
 })

@@ -661,7 +661,7 @@ impl Engine {
   ) {
     let carried = self.subscriptions.published(participant, publication);
     if carried.settings {
-      // Sent before the subscription, so the first picture is already of the chosen layer.
+      // Before any subscription request of ours; the server may have subscribed us already.
       self.send_track_settings(&publication.sid, true).await;
     }
     if let Some(subscribed) = carried.subscribe {
