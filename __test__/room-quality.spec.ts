@@ -153,7 +153,9 @@ function watch(stream: VideoStream) {
         const tail = sizes.slice(-n)
         if (tail.length === n && tail.every((s) => s === size)) return
         if (Date.now() > deadline) {
-          throw new Error(`no ${n} frames in a row at ${size} within ${timeoutMs} ms; last: ${sizes.slice(-n).join(' ')}`)
+          throw new Error(
+            `no ${n} frames in a row at ${size} within ${timeoutMs} ms; last: ${sizes.slice(-n).join(' ')}`,
+          )
         }
         await sleep(100)
       }
@@ -163,7 +165,8 @@ function watch(stream: VideoStream) {
       const target = sizes.length + n
       const deadline = Date.now() + timeoutMs
       while (sizes.length < target) {
-        if (Date.now() > deadline) throw new Error(`${target - sizes.length} of ${n} frames missing after ${timeoutMs} ms`)
+        if (Date.now() > deadline)
+          throw new Error(`${target - sizes.length} of ${n} frames missing after ${timeoutMs} ms`)
         await sleep(100)
       }
     },
@@ -218,27 +221,30 @@ test.serial('switching layers mid-stream shows only whole pictures of the right 
   }
 })
 
-test.serial('setEnabled(false) stops the frames without unsubscribing; setEnabled(true) brings them back', async (t) => {
-  const s = await session('enabled')
-  const reader = watch(new VideoStream(s.track, { format: VideoBufferType.RGBA }))
-  try {
-    await reader.settlesAt(HIGH, 5)
-    await s.publication.setEnabled(false)
-    // Frames already on their way may still come.
-    await sleep(1500)
-    const paused = reader.count
-    await sleep(3000)
-    t.is(reader.count, paused, 'no frame while paused')
-    t.true(s.publication.subscribed)
-    t.false(s.track.ended)
-    await s.publication.setEnabled(true)
-    await reader.settlesAt(HIGH, 5, 10_000)
-    t.deepEqual(reader.broken, [])
-  } finally {
-    await reader.stop()
-    await s.close()
-  }
-})
+test.serial(
+  'setEnabled(false) stops the frames without unsubscribing; setEnabled(true) brings them back',
+  async (t) => {
+    const s = await session('enabled')
+    const reader = watch(new VideoStream(s.track, { format: VideoBufferType.RGBA }))
+    try {
+      await reader.settlesAt(HIGH, 5)
+      await s.publication.setEnabled(false)
+      // Frames already on their way may still come.
+      await sleep(1500)
+      const paused = reader.count
+      await sleep(3000)
+      t.is(reader.count, paused, 'no frame while paused')
+      t.true(s.publication.subscribed)
+      t.false(s.track.ended)
+      await s.publication.setEnabled(true)
+      await reader.settlesAt(HIGH, 5, 10_000)
+      t.deepEqual(reader.broken, [])
+    } finally {
+      await reader.stop()
+      await s.close()
+    }
+  },
+)
 
 test.serial('setVideoDimensions gets the smallest layer at least that big', async (t) => {
   const s = await session('dimensions')
@@ -374,9 +380,17 @@ test.serial('bad track settings are refused with their code', async (t) => {
       t.is((error as { code?: string }).code, code)
       t.regex(error!.message, message)
     }
-    await bad(() => s.publication.setVideoQuality(3 as VideoQuality), 'ERR_INVALID_ARGUMENT', /invalid quality: expected one of Low \(0\), Medium \(1\), High \(2\), got number 3/)
+    await bad(
+      () => s.publication.setVideoQuality(3 as VideoQuality),
+      'ERR_INVALID_ARGUMENT',
+      /invalid quality: expected one of Low \(0\), Medium \(1\), High \(2\), got number 3/,
+    )
     await bad(() => s.publication.setVideoQuality('low' as never), 'ERR_INVALID_ARG_TYPE', /invalid quality/)
-    await bad(() => s.publication.setVideoDimensions(0, 180), 'ERR_INVALID_ARGUMENT', /invalid width: expected an integer from 1 to 16384, got number 0/)
+    await bad(
+      () => s.publication.setVideoDimensions(0, 180),
+      'ERR_INVALID_ARGUMENT',
+      /invalid width: expected an integer from 1 to 16384, got number 0/,
+    )
     await bad(() => s.publication.setVideoDimensions(320, 180.5), 'ERR_INVALID_ARGUMENT', /invalid height/)
     await bad(() => s.publication.setVideoDimensions(320, '180' as never), 'ERR_INVALID_ARG_TYPE', /invalid height/)
     await bad(() => s.publication.setEnabled(1 as never), 'ERR_INVALID_ARG_TYPE', /invalid enabled: expected a boolean/)
@@ -387,7 +401,11 @@ test.serial('bad track settings are refused with their code', async (t) => {
     }
     bad_stream({ width: 320 }, 'ERR_INVALID_ARG_TYPE', /invalid height: expected an integer from 1 to 16384/)
     bad_stream({ width: 320, height: 0 }, 'ERR_INVALID_ARGUMENT', /invalid height/)
-    bad_stream({ width: 20_000, height: 180 }, 'ERR_INVALID_ARGUMENT', /invalid width: expected an integer from 1 to 16384, got number 20000/)
+    bad_stream(
+      { width: 20_000, height: 180 },
+      'ERR_INVALID_ARGUMENT',
+      /invalid width: expected an integer from 1 to 16384, got number 20000/,
+    )
   } finally {
     await s.close()
   }

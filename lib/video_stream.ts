@@ -101,7 +101,11 @@ export class VideoStream implements AsyncIterableIterator<VideoFrameEvent> {
     this.format = checkEnum<VideoBufferType>('format', o.format, VideoBufferType, VideoBufferType.I420)
     if ((o.width === undefined) !== (o.height === undefined)) {
       const missing = o.width === undefined ? 'width' : 'height'
-      throw invalidArgType(missing, `an integer from 1 to ${MAX_VIDEO_SIZE} (with ${missing === 'width' ? 'height' : 'width'})`, undefined)
+      throw invalidArgType(
+        missing,
+        `an integer from 1 to ${MAX_VIDEO_SIZE} (with ${missing === 'width' ? 'height' : 'width'})`,
+        undefined,
+      )
     }
     this.size =
       o.width === undefined

@@ -687,7 +687,7 @@ impl Engine {
   /// they are its default).
   async fn send_track_settings(&mut self, sid: &str, force: bool) {
     let wanted = self.wanted_size(sid);
-    if let Some(message) = self.subscriptions.to_send(sid, wanted, force) {
+    if let Some(message) = self.subscriptions.message_for(sid, wanted, force) {
       tracing::debug!(
         "track settings for {sid}: disabled {} quality {} size {}x{}",
         message.disabled,

@@ -196,7 +196,12 @@ impl Subscriptions {
   /// The message to send for the track `sid`, given the size its streams want, or `None` when
   /// the server has it already: `force` (a new subscription, a resumed session) sends anything
   /// but the server's default, otherwise only a change from what was last sent goes out.
-  pub fn to_send(&mut self, sid: &str, wanted: Option<(u32, u32)>, force: bool) -> Option<proto::UpdateTrackSettings> {
+  pub fn message_for(
+    &mut self,
+    sid: &str,
+    wanted: Option<(u32, u32)>,
+    force: bool,
+  ) -> Option<proto::UpdateTrackSettings> {
     let message = settings_message(sid, &self.settings(sid), wanted);
     let servers_default = is_servers_default(&message);
     let server_has_it = match self.sent.get(sid) {
@@ -406,7 +411,7 @@ mod tests {
   fn the_quality_chosen_is_asked_for() {
     let mut subs = Subscriptions::new(true);
     subs.change("TR_1", SettingsChange::Quality(VideoQuality::Low));
-    let message = subs.to_send("TR_1", None, false).expect("a change to send");
+    let message = subs.message_for("TR_1", None, false).expect("a change to send");
     assert_eq!(message.track_sids, vec!["TR_1".to_string()]);
     assert_eq!(quality(&message), proto::VideoQuality::Low as i32);
     assert_eq!((message.width, message.height, message.disabled), (0, 0, false));
@@ -423,10 +428,10 @@ mod tests {
         height: 360,
       },
     );
-    let message = subs.to_send("TR_1", None, false).unwrap();
+    let message = subs.message_for("TR_1", None, false).unwrap();
     assert_eq!((message.width, message.height), (640, 360));
     subs.change("TR_1", SettingsChange::Quality(VideoQuality::Medium));
-    let message = subs.to_send("TR_1", None, false).unwrap();
+    let message = subs.message_for("TR_1", None, false).unwrap();
     assert_eq!((message.width, message.height), (0, 0));
     assert_eq!(quality(&message), proto::VideoQuality::Medium as i32);
   }
@@ -436,11 +441,11 @@ mod tests {
     let mut subs = Subscriptions::new(true);
     subs.change("TR_1", SettingsChange::Quality(VideoQuality::Low));
     subs.change("TR_1", SettingsChange::Enabled(false));
-    let message = subs.to_send("TR_1", None, false).unwrap();
+    let message = subs.message_for("TR_1", None, false).unwrap();
     assert!(message.disabled);
     assert_eq!(quality(&message), proto::VideoQuality::Low as i32);
     subs.change("TR_1", SettingsChange::Enabled(true));
-    let message = subs.to_send("TR_1", None, false).unwrap();
+    let message = subs.message_for("TR_1", None, false).unwrap();
     assert!(!message.disabled);
     assert_eq!(quality(&message), proto::VideoQuality::Low as i32);
   }
@@ -449,26 +454,26 @@ mod tests {
   fn unchanged_settings_are_not_sent_again() {
     let mut subs = Subscriptions::new(true);
     // The server's default needs no message.
-    assert_eq!(subs.to_send("TR_1", None, false), None);
-    assert_eq!(subs.to_send("TR_1", None, true), None);
+    assert_eq!(subs.message_for("TR_1", None, false), None);
+    assert_eq!(subs.message_for("TR_1", None, true), None);
     subs.change("TR_1", SettingsChange::Quality(VideoQuality::Low));
-    assert!(subs.to_send("TR_1", None, false).is_some());
-    assert_eq!(subs.to_send("TR_1", None, false), None);
+    assert!(subs.message_for("TR_1", None, false).is_some());
+    assert_eq!(subs.message_for("TR_1", None, false), None);
     // A new subscription or a resumed session gets them again.
-    assert!(subs.to_send("TR_1", None, true).is_some());
+    assert!(subs.message_for("TR_1", None, true).is_some());
   }
 
   #[test]
   fn back_to_the_default_is_sent_once() {
     let mut subs = Subscriptions::new(true);
     subs.change("TR_1", SettingsChange::Enabled(false));
-    assert!(subs.to_send("TR_1", None, false).is_some());
+    assert!(subs.message_for("TR_1", None, false).is_some());
     subs.change("TR_1", SettingsChange::Enabled(true));
     let message = subs
-      .to_send("TR_1", None, false)
+      .message_for("TR_1", None, false)
       .expect("the server has the track paused");
     assert!(!message.disabled);
-    assert_eq!(subs.to_send("TR_1", None, false), None);
+    assert_eq!(subs.message_for("TR_1", None, false), None);
   }
 
   #[test]
@@ -476,10 +481,10 @@ mod tests {
     let mut subs = Subscriptions::new(true);
     subs.change("TR_1", SettingsChange::Quality(VideoQuality::Low));
     subs.change("TR_1", SettingsChange::Enabled(false));
-    let message = subs.to_send("TR_1", Some((1280, 720)), false).unwrap();
+    let message = subs.message_for("TR_1", Some((1280, 720)), false).unwrap();
     assert_eq!((message.width, message.height, message.disabled), (1280, 720, true));
     // The streams closed: back to the quality chosen.
-    let message = subs.to_send("TR_1", None, false).unwrap();
+    let message = subs.message_for("TR_1", None, false).unwrap();
     assert_eq!((message.width, quality(&message)), (0, proto::VideoQuality::Low as i32));
   }
 
@@ -488,7 +493,7 @@ mod tests {
     let mut subs = Subscriptions::new(true);
     subs.change("TR_old", SettingsChange::Quality(VideoQuality::Medium));
     subs.change("TR_old", SettingsChange::Enabled(false));
-    assert!(subs.to_send("TR_old", None, false).is_some());
+    assert!(subs.message_for("TR_old", None, false).is_some());
     subs.carry_over(tracks(&remote("alice", &[("TR_old", "cam")])));
     let after = remote("alice", &[("TR_new", "cam")]);
     let carried = subs.published(&after, &after.publications["TR_new"]);
@@ -499,7 +504,7 @@ mod tests {
         settings: true
       }
     );
-    let message = subs.to_send("TR_new", None, true).unwrap();
+    let message = subs.message_for("TR_new", None, true).unwrap();
     assert_eq!(message.track_sids, vec!["TR_new".to_string()]);
     assert_eq!(
       (quality(&message), message.disabled),
@@ -547,11 +552,11 @@ mod tests {
   fn an_unpublished_tracks_settings_go_with_it() {
     let mut subs = Subscriptions::new(true);
     subs.change("TR_1", SettingsChange::Quality(VideoQuality::Low));
-    assert!(subs.to_send("TR_1", None, false).is_some());
+    assert!(subs.message_for("TR_1", None, false).is_some());
     subs.unpublished("TR_1");
     assert_eq!(subs.settings("TR_1"), TrackSettings::default());
     assert_eq!(subs.with_settings().count(), 0);
-    assert_eq!(subs.to_send("TR_1", None, true), None);
+    assert_eq!(subs.message_for("TR_1", None, true), None);
   }
 
   #[test]
