@@ -128,11 +128,14 @@ async function session(prefix: string, options: RoomOptions = {}, url?: string) 
  */
 function watch(stream: VideoStream) {
   const sizes: string[] = []
+  /** When each frame arrived (ms since the epoch). */
+  const times: number[] = []
   const broken: string[] = []
   const ended = (async () => {
     for await (const { frame } of stream) {
       const size = `${frame.width}x${frame.height}`
       sizes.push(size)
+      times.push(Date.now())
       const colours = quadrantColours(frame)
       if (!LAYERS.includes(size) || colours.some((c, i) => c !== QUADRANTS[i])) {
         if (broken.length < 20) broken.push(`${size}: ${colours.join(' ')}`)
@@ -141,6 +144,7 @@ function watch(stream: VideoStream) {
   })()
   return {
     sizes,
+    times,
     broken,
     /** Frames received so far. */
     get count() {
@@ -202,17 +206,24 @@ test.serial('switching layers mid-stream shows only whole pictures of the right 
   const reader = watch(new VideoStream(s.track, { format: VideoBufferType.RGBA }))
   try {
     await reader.settlesAt(HIGH)
+    const latencies: number[] = []
     for (const [quality, size] of [
       [VideoQuality.Low, LOW],
       [VideoQuality.Medium, MEDIUM],
       [VideoQuality.High, HIGH],
       [VideoQuality.Low, LOW],
     ] as const) {
+      const asked = Date.now()
+      const from = reader.count
       await s.publication.setVideoQuality(quality)
       await reader.settlesAt(size)
+      const first = reader.sizes.indexOf(size, from)
+      latencies.push(reader.times[first] - asked)
     }
     const switches = reader.sizes.filter((size, i) => i > 0 && size !== reader.sizes[i - 1]).length
-    t.log(`${reader.count} frames checked, ${switches} size changes`)
+    t.log(
+      `${reader.count} frames checked, ${switches} size changes, first frame of the new layer after ${latencies.join(', ')} ms`,
+    )
     t.true(switches >= 4, `${switches} size changes`)
     t.deepEqual(reader.broken, [])
   } finally {
