@@ -66,6 +66,8 @@ export declare class NativeRoom {
   setVideoDimensions(trackSid: string, width: number, height: number): Promise<void>
   /** Pauses or resumes a video track without unsubscribing. */
   setTrackEnabled(trackSid: string, enabled: boolean): Promise<void>
+  /** What was chosen for a remote video track (the default for a sid never set). */
+  trackSettings(trackSid: string): NativeTrackSettings
   /** Leaves the room; the event stream ends after a `disconnected` event. Idempotent. */
   disconnect(): Promise<void>
 }
@@ -240,6 +242,17 @@ export interface NativeTokenOptions {
   metadata?: string
   attributes?: Record<string, string>
   hidden?: boolean
+}
+
+/**
+ * What was chosen for a remote video track; `width` and `height` when a size was chosen last,
+ * `quality` otherwise.
+ */
+export interface NativeTrackSettings {
+  enabled: boolean
+  quality?: VideoQuality
+  width?: number
+  height?: number
 }
 
 /**

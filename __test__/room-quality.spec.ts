@@ -190,7 +190,9 @@ for (const [quality, name, size] of [
     const s = await session(`quality-${size}`)
     const reader = watch(new VideoStream(s.track, { format: VideoBufferType.RGBA }))
     try {
+      t.is(s.publication.videoQuality, VideoQuality.High, 'High until chosen')
       await s.publication.setVideoQuality(quality)
+      t.is(s.publication.videoQuality, quality)
       await reader.settlesAt(size)
       t.log(`${reader.count} frames; sizes seen: ${[...new Set(reader.sizes)].join(' ')}`)
       t.deepEqual(reader.broken, [])
@@ -239,7 +241,9 @@ test.serial(
     const reader = watch(new VideoStream(s.track, { format: VideoBufferType.RGBA }))
     try {
       await reader.settlesAt(HIGH, 5)
+      t.true(s.publication.enabled)
       await s.publication.setEnabled(false)
+      t.false(s.publication.enabled)
       // Frames already on their way may still come.
       await sleep(1500)
       const paused = reader.count
@@ -248,6 +252,7 @@ test.serial(
       t.true(s.publication.subscribed)
       t.false(s.track.ended)
       await s.publication.setEnabled(true)
+      t.true(s.publication.enabled)
       await reader.settlesAt(HIGH, 5, 10_000)
       t.deepEqual(reader.broken, [])
     } finally {
@@ -266,6 +271,8 @@ test.serial('setVideoDimensions gets the smallest layer at least that big', asyn
     await s.publication.setVideoDimensions(200, 110)
     await reader.settlesAt(LOW)
     await s.publication.setVideoDimensions(1000, 600)
+    t.deepEqual(s.publication.videoDimensions, { width: 1000, height: 600 })
+    t.is(s.publication.videoQuality, undefined)
     await reader.settlesAt(HIGH)
     t.deepEqual(reader.broken, [])
   } finally {
@@ -465,8 +472,9 @@ test.serial('the quality chosen carries over to the track published again after 
     await sleep(500)
     await server.restart()
     await reconnected
-    const [second] = await resubscribed
+    const [second, republished] = await resubscribed
     t.not(second.sid, first.sid, 'the restarted server gave the track a new sid')
+    t.is(republished.videoQuality, VideoQuality.Medium, 'the new publication shows the carried choice')
     const after = watch(new VideoStream(second, { format: VideoBufferType.RGBA }))
     readers.push(after)
     await after.settlesAt(MEDIUM, 10, 30_000)

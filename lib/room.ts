@@ -249,6 +249,30 @@ export class RemoteTrackPublication extends TrackPublication {
   }
 
   /**
+   * The quality asked for with `setVideoQuality` (`High` until then); `undefined` when a size
+   * was asked for last. Carried over, like the choice, to the track published again after a
+   * full reconnect.
+   */
+  get videoQuality(): VideoQuality | undefined {
+    return this.settings().quality ?? undefined
+  }
+
+  /** The size asked for with `setVideoDimensions`, when that was the last choice. */
+  get videoDimensions(): { width: number; height: number } | undefined {
+    const { width, height } = this.settings()
+    return width === undefined || height === undefined ? undefined : { width, height }
+  }
+
+  /** False while paused with `setEnabled(false)`. */
+  get enabled(): boolean {
+    return this.settings().enabled
+  }
+
+  private settings(): { enabled: boolean; quality?: VideoQuality | null; width?: number; height?: number } {
+    return this.room.native?.trackSettings(this.sid) ?? { enabled: true, quality: VideoQuality.High }
+  }
+
+  /**
    * Which layer of a simulcast video track to receive: `VideoQuality.Low` (a quarter of the
    * full size on each side, e.g. 320x180 of 1280x720), `Medium` (half) or `High` (full, the
    * default). A track published in one layer comes in that layer whatever the quality. The server

@@ -399,6 +399,16 @@ pub struct PublishStats {
   pub sent_height: u32,
 }
 
+/// What was chosen for a remote video track; `width` and `height` when a size was chosen last,
+/// `quality` otherwise.
+#[napi(object, object_from_js = false)]
+pub struct NativeTrackSettings {
+  pub enabled: bool,
+  pub quality: Option<rtc::VideoQuality>,
+  pub width: Option<u32>,
+  pub height: Option<u32>,
+}
+
 /// A joined room.
 #[napi]
 pub struct NativeRoom {
@@ -673,6 +683,18 @@ impl NativeRoom {
       async move { room.set_track_enabled(&track_sid, enabled).await.js() },
       |_, ()| Ok(()),
     )
+  }
+
+  /// What was chosen for a remote video track (the default for a sid never set).
+  #[napi]
+  pub fn track_settings(&self, track_sid: String) -> NativeTrackSettings {
+    let s = self.room.track_settings(&track_sid);
+    NativeTrackSettings {
+      enabled: s.enabled,
+      quality: s.quality,
+      width: s.dimensions.map(|(w, _)| w),
+      height: s.dimensions.map(|(_, h)| h),
+    }
   }
 
   /// Leaves the room; the event stream ends after a `disconnected` event. Idempotent.

@@ -37,7 +37,9 @@ pub use options::{
   VideoSourceOptions,
 };
 pub use participant::RemoteParticipant;
-pub use publication::{LocalTrackPublication, RemoteTrackPublication, TrackKind, TrackSource, VideoQuality};
+pub use publication::{
+  LocalTrackPublication, RemoteTrackPublication, RemoteTrackSettings, TrackKind, TrackSource, VideoQuality,
+};
 pub use remote_track::{RemoteVideoTrack, TrackEndReason};
 pub use room::Room;
 pub use token::{create_token, parse_ttl, ttl_from_secs, TokenOptions, MAX_TTL};

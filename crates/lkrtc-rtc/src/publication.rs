@@ -104,6 +104,28 @@ impl VideoQuality {
   }
 }
 
+/// What this subscriber chose for a remote video track ([`crate::Room::track_settings`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteTrackSettings {
+  /// False while paused with [`crate::Room::set_track_enabled`].
+  pub enabled: bool,
+  /// The quality asked for; `None` when a size was asked for last.
+  pub quality: Option<VideoQuality>,
+  /// The size (width, height) asked for with [`crate::Room::set_video_dimensions`], when that
+  /// was the last choice.
+  pub dimensions: Option<(u32, u32)>,
+}
+
+impl Default for RemoteTrackSettings {
+  fn default() -> Self {
+    Self {
+      enabled: true,
+      quality: Some(VideoQuality::High),
+      dimensions: None,
+    }
+  }
+}
+
 /// A track another participant published, as last described by the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteTrackPublication {

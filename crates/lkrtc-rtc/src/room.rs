@@ -14,7 +14,7 @@ use crate::events::{ConnectionState, RoomEvent};
 use crate::local_participant::LocalParticipant;
 use crate::options::RoomOptions;
 use crate::participant::RemoteParticipant;
-use crate::publication::VideoQuality;
+use crate::publication::{RemoteTrackSettings, VideoQuality};
 use crate::signal::tls;
 use crate::signal::url::{parse_server_url, JoinParams};
 use crate::video_stream::VideoStreamOptions;
@@ -205,6 +205,17 @@ impl Room {
     self
       .update_track_settings(track_sid, SettingsChange::Enabled(enabled))
       .await
+  }
+
+  /// What was chosen for the remote video track `track_sid` with [`Room::set_video_quality`],
+  /// [`Room::set_video_dimensions`] and [`Room::set_track_enabled`] (carried over to a track
+  /// published again after a full rejoin); the default (enabled, high quality) otherwise.
+  pub fn track_settings(&self, track_sid: &str) -> RemoteTrackSettings {
+    lock(&self.inner.shared)
+      .track_settings
+      .get(track_sid)
+      .copied()
+      .unwrap_or_default()
   }
 
   async fn update_track_settings(&self, track_sid: &str, change: SettingsChange) -> RtcResult<()> {

@@ -192,6 +192,8 @@ impl Engine {
         .values()
         .flat_map(|p| p.publications.values().map(move |t| (p, t))),
     );
+    // The carried settings show again under the tracks' new sids.
+    self.mirror_track_settings();
     for participant in remotes.into_values() {
       for publication in participant.publications.values() {
         let _ = self.events.send(RoomEvent::TrackUnpublished {

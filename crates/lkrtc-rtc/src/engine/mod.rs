@@ -434,6 +434,7 @@ impl Engine {
               };
               self.unsubscribe_sid(&publication.sid, reason);
               self.subscriptions.unpublished(&publication.sid);
+              self.mirror_track_settings();
             }
             RoomEvent::TrackPublished {
               publication,
@@ -545,6 +546,7 @@ impl Engine {
           return Flow::Continue;
         }
         self.subscriptions.change(&track_sid, change);
+        self.mirror_track_settings();
         self.send_track_settings(&track_sid, false).await;
         let _ = reply.send(Ok(()));
       }
@@ -661,6 +663,7 @@ impl Engine {
   ) {
     let carried = self.subscriptions.published(participant, publication);
     if carried.settings {
+      self.mirror_track_settings();
       // Before any subscription request of ours; the server may have subscribed us already.
       self.send_track_settings(&publication.sid, true).await;
     }
@@ -669,6 +672,11 @@ impl Engine {
         .send_subscription(participant.sid.clone(), publication.sid.clone(), subscribed)
         .await;
     }
+  }
+
+  /// The getters see the settings as they are now.
+  fn mirror_track_settings(&self) {
+    lock(&self.shared).track_settings = self.subscriptions.all_settings();
   }
 
   /// The size the open streams of the track `sid` want, when adaptive stream is on.

@@ -9,7 +9,7 @@ use livekit_protocol as proto;
 use crate::encoder_task::EncoderControl;
 use crate::events::ConnectionState;
 use crate::participant::RemoteParticipant;
-use crate::publication::LocalTrackPublication;
+use crate::publication::{LocalTrackPublication, RemoteTrackSettings};
 use crate::video_source::{FrameSlot, VideoSource};
 
 /// The room as last seen by its engine.
@@ -21,6 +21,8 @@ pub(crate) struct Shared {
   pub state: ConnectionState,
   /// Our published tracks by sid, as the publish part last announced them.
   pub publications: HashMap<String, PublishedView>,
+  /// The settings the user chose for remote tracks, by sid (those left at the default absent).
+  pub track_settings: HashMap<String, RemoteTrackSettings>,
 }
 
 /// A published track as the getters see it: its publication and its send counters.
@@ -42,6 +44,7 @@ impl Shared {
       remotes: HashMap::new(),
       state: ConnectionState::Connected,
       publications: HashMap::new(),
+      track_settings: HashMap::new(),
     }
   }
 }

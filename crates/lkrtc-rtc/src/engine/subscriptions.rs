@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use livekit_protocol as proto;
 
 use crate::participant::RemoteParticipant;
-use crate::publication::{RemoteTrackPublication, TrackSource, VideoQuality};
+use crate::publication::{RemoteTrackPublication, RemoteTrackSettings, TrackSource, VideoQuality};
 use crate::remote_track::RemoteVideoTrack;
 
 /// At most this many choices (and as many ended tracks) wait for their successors after full
@@ -58,6 +58,20 @@ impl Default for TrackSettings {
     Self {
       enabled: true,
       layer: Layer::Quality(VideoQuality::High),
+    }
+  }
+}
+
+impl From<TrackSettings> for RemoteTrackSettings {
+  fn from(settings: TrackSettings) -> Self {
+    let (quality, dimensions) = match settings.layer {
+      Layer::Quality(quality) => (Some(quality), None),
+      Layer::Dimensions { width, height } => (None, Some((width, height))),
+    };
+    RemoteTrackSettings {
+      enabled: settings.enabled,
+      quality,
+      dimensions,
     }
   }
 }
@@ -182,6 +196,16 @@ impl Subscriptions {
   /// The settings the user chose for the track `sid` (the default when none).
   pub fn settings(&self, sid: &str) -> TrackSettings {
     self.choices.get(sid).map(|c| c.settings).unwrap_or_default()
+  }
+
+  /// The settings of every track the user changed, for the getters.
+  pub fn all_settings(&self) -> HashMap<String, RemoteTrackSettings> {
+    self
+      .choices
+      .iter()
+      .filter(|(_, c)| c.settings != TrackSettings::default())
+      .map(|(sid, c)| (sid.clone(), c.settings.into()))
+      .collect()
   }
 
   /// The tracks whose settings the user changed.
@@ -557,6 +581,30 @@ mod tests {
     assert_eq!(subs.settings("TR_1"), TrackSettings::default());
     assert_eq!(subs.with_settings().count(), 0);
     assert_eq!(subs.message_for("TR_1", None, true), None);
+  }
+
+  #[test]
+  fn the_getters_see_the_last_layer_chosen_and_the_pause() {
+    let mut subs = Subscriptions::new(true);
+    assert!(subs.all_settings().is_empty());
+    subs.change(
+      "TR_1",
+      SettingsChange::Dimensions {
+        width: 640,
+        height: 360,
+      },
+    );
+    subs.change("TR_1", SettingsChange::Enabled(false));
+    let expected = RemoteTrackSettings {
+      enabled: false,
+      quality: None,
+      dimensions: Some((640, 360)),
+    };
+    assert_eq!(subs.all_settings().get("TR_1"), Some(&expected));
+    subs.change("TR_1", SettingsChange::Quality(VideoQuality::High));
+    subs.change("TR_1", SettingsChange::Enabled(true));
+    // Back to the default: nothing to report.
+    assert!(subs.all_settings().is_empty());
   }
 
   #[test]
