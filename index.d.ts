@@ -97,6 +97,11 @@ export declare class NativeVideoStream {
    * neither): the size wanted, for adaptive stream.
    */
   constructor(track: NativeRemoteVideoTrack, capacity: number, format?: VideoBufferType | undefined | null, width?: number | undefined | null, height?: number | undefined | null)
+  /**
+   * The frames captured on a local track's source from now on, as captured (converted to
+   * `format`); ends when the source is closed.
+   */
+  static fromLocal(track: NativeLocalVideoTrack, capacity: number, format?: VideoBufferType | undefined | null): NativeVideoStream
   /** The next frame; `null` once the stream has ended (closed, track unsubscribed, room left). */
   next(): Promise<NativeVideoFrameEvent | null>
   /** Frames dropped because the reader was slower than the track. */

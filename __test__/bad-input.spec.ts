@@ -702,7 +702,7 @@ cases([
     [
       ['null', null],
       ['undefined', undefined],
-      ['a LocalVideoTrack', track64()],
+      ['an object that only inherits from LocalVideoTrack', Object.create(LocalVideoTrack.prototype)],
       ['a track sid', 'TR_abc'],
     ] as [string, unknown][]
   ).map(([label, value]) => ({
@@ -751,7 +751,7 @@ cases([
     name: 'VideoStream.fromTrack rejects missing options',
     run: () => VideoStream.fromTrack(undefined as never),
     code: 'ERR_INVALID_ARG_TYPE',
-    message: 'invalid track: expected a RemoteVideoTrack, got undefined',
+    message: 'invalid track: expected a RemoteVideoTrack or a LocalVideoTrack, got undefined',
   },
   {
     name: 'VideoStream.fromTrack rejects track as a plain object',

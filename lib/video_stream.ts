@@ -1,5 +1,6 @@
 import {
   ConnectionState,
+  NativeLocalVideoTrack,
   NativeVideoStream,
   TrackSource,
   VideoBufferType,
@@ -8,6 +9,7 @@ import {
 } from '../index.js'
 import { checkEnum, checkInteger, checkOptions, invalidArgType } from './errors.js'
 import { MAX_VIDEO_SIZE, RemoteParticipant, RemoteVideoTrack, type Room } from './room.js'
+import { LocalVideoTrack } from './video_source.js'
 
 /** One received frame. */
 export interface VideoFrameEvent {
@@ -38,7 +40,7 @@ export interface VideoStreamOptions {
 }
 
 export interface FromTrackOptions extends VideoStreamOptions {
-  track: RemoteVideoTrack
+  track: RemoteVideoTrack | LocalVideoTrack
 }
 
 export interface FromParticipantOptions extends VideoStreamOptions {
@@ -57,9 +59,16 @@ const MAX_CAPACITY = 2 ** 31 - 1
  *   `REJOIN_GRACE_MS` of a full reconnect);
  * - `participantLeft`: its publisher left the room (or did not come back within
  *   `REJOIN_GRACE_MS` of a full reconnect);
- * - `disconnected`: the room disconnected; its `disconnected` event says why.
+ * - `disconnected`: the room disconnected; its `disconnected` event says why;
+ * - `sourceClosed`: (a stream on a local track) its `VideoSource` was closed.
  */
-export type VideoStreamEndReason = 'closed' | 'unsubscribed' | 'unpublished' | 'participantLeft' | 'disconnected'
+export type VideoStreamEndReason =
+  | 'closed'
+  | 'unsubscribed'
+  | 'unpublished'
+  | 'participantLeft'
+  | 'disconnected'
+  | 'sourceClosed'
 
 /**
  * The decoded frames of a remote video track, as an async iterable:
@@ -76,13 +85,19 @@ export type VideoStreamEndReason = 'closed' | 'unsubscribed' | 'unpublished' | '
  * `VideoStream.fromParticipant` follows whichever track a participant publishes for a source,
  * including ones published later, and ends when that participant leaves (also across a full
  * reconnect, with the same grace).
+ *
+ * On a `LocalVideoTrack` (a preview, a recorder), a stream yields the frames captured on its
+ * source from now on, published or not, as captured (converted to `format` on the capturing
+ * call, once per format however many streams want it; `width`/`height` do not apply), with the
+ * timestamps and rotation given to `captureFrame`. It ends when the source is closed
+ * (`sourceClosed`) or on `close()`.
  */
 export class VideoStream implements AsyncIterableIterator<VideoFrameEvent> {
   readonly capacity: number
   readonly format: VideoBufferType
   /** The size wanted (`width`, `height`), if given. */
   readonly size: { width: number; height: number } | undefined
-  private readonly tracks: TrackFollower
+  private readonly tracks: TrackFollower | undefined
   private current: NativeVideoStream | undefined
   private reason: VideoStreamEndReason | undefined
   /** @internal */
@@ -93,9 +108,13 @@ export class VideoStream implements AsyncIterableIterator<VideoFrameEvent> {
   /** @internal wakes a stream waiting for its participant's next track */
   wake: (() => void) | undefined
 
-  constructor(track: RemoteVideoTrack, options: VideoStreamOptions = {}) {
+  constructor(track: RemoteVideoTrack | LocalVideoTrack, options: VideoStreamOptions = {}) {
     const follower = (track as unknown) instanceof TrackFollower ? (track as unknown as TrackFollower) : undefined
-    if (!follower && !(track instanceof RemoteVideoTrack)) throw invalidArgType('track', 'a RemoteVideoTrack', track)
+    // `native` too: an object that only inherits from LocalVideoTrack.prototype has none.
+    const local = track instanceof LocalVideoTrack && track.native instanceof NativeLocalVideoTrack ? track : undefined
+    if (!follower && !local && !(track instanceof RemoteVideoTrack)) {
+      throw invalidArgType('track', 'a RemoteVideoTrack or a LocalVideoTrack', track)
+    }
     const o = checkOptions<VideoStreamOptions>('options', options)
     this.capacity = o.capacity === undefined ? 0 : checkInteger('capacity', o.capacity, 0, MAX_CAPACITY)
     this.format = checkEnum<VideoBufferType>('format', o.format, VideoBufferType, VideoBufferType.I420)
@@ -114,13 +133,18 @@ export class VideoStream implements AsyncIterableIterator<VideoFrameEvent> {
             width: checkInteger('width', o.width, 1, MAX_VIDEO_SIZE),
             height: checkInteger('height', o.height, 1, MAX_VIDEO_SIZE),
           }
-    this.tracks = follower ?? new TrackFollower(track.room, track.participantIdentity, track.source, track)
+    if (local) {
+      this.current = NativeVideoStream.fromLocal(local.native, this.capacity, this.format)
+    } else {
+      const remote = track as RemoteVideoTrack
+      this.tracks = follower ?? new TrackFollower(remote.room, remote.participantIdentity, remote.source, remote)
+    }
   }
 
   /** The same as `new VideoStream(track, options)`. */
   static fromTrack(options: FromTrackOptions): VideoStream {
     const o = checkOptions<FromTrackOptions>('options', options)
-    return new VideoStream(o.track as RemoteVideoTrack, o)
+    return new VideoStream(o.track as RemoteVideoTrack | LocalVideoTrack, o)
   }
 
   /**
@@ -158,6 +182,8 @@ export class VideoStream implements AsyncIterableIterator<VideoFrameEvent> {
   private async step(): Promise<IteratorResult<VideoFrameEvent, undefined>> {
     while (!this.closed) {
       if (!this.current) {
+        // A local stream has one native stream only: once it ended, so has this one.
+        if (!this.tracks) break
         const track = await this.tracks.next(this)
         if (!track || this.closed) break
         this.current = new NativeVideoStream(
@@ -174,7 +200,7 @@ export class VideoStream implements AsyncIterableIterator<VideoFrameEvent> {
     }
     this.retire()
     this.finished = true
-    this.reason ??= this.closed ? 'closed' : this.tracks.whyEnded()
+    this.reason ??= this.closed ? 'closed' : (this.tracks?.whyEnded() ?? 'sourceClosed')
     return { done: true, value: undefined }
   }
 

@@ -14,6 +14,7 @@ use tokio::sync::{Mutex, Notify};
 use crate::error::{js_error, spawn_js, JsResultExt};
 use crate::room::NativeRemoteVideoTrack;
 use crate::video_frame::{VideoBufferType, VideoFrame, VideoRotation};
+use crate::video_source::NativeLocalVideoTrack;
 
 /// One received frame.
 #[napi(object, object_from_js = false)]
@@ -68,14 +69,32 @@ impl NativeVideoStream {
         size,
       },
     );
-    Ok(Self {
+    Ok(Self::over(stream))
+  }
+
+  /// The frames captured on a local track's source from now on, as captured (converted to
+  /// `format`); ends when the source is closed.
+  #[napi(factory)]
+  pub fn from_local(track: &NativeLocalVideoTrack, capacity: u32, format: Option<VideoBufferType>) -> Self {
+    Self::over(rtc::VideoStream::from_local(
+      &track.inner,
+      rtc::VideoStreamOptions {
+        capacity: capacity as usize,
+        format,
+        size: None,
+      },
+    ))
+  }
+
+  fn over(stream: rtc::VideoStream) -> Self {
+    Self {
       stream: Arc::new(Mutex::new(Some(stream))),
       closer: Arc::new(Closer {
         closed: AtomicBool::new(false),
         notify: Notify::new(),
       }),
       dropped: Arc::new(AtomicU64::new(0)),
-    })
+    }
   }
 
   /// The next frame; `null` once the stream has ended (closed, track unsubscribed, room left).

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::Notify;
 
-use crate::stream_queue::{StreamQueue, VideoFrameEvent};
+use crate::stream_queue::{self, StreamQueue, VideoFrameEvent};
 
 /// Why a remote track ended, and with it the streams reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,29 +205,13 @@ impl RemoteVideoTrack {
   /// Delivers one decoded I420 frame to every stream, converted to each stream's format.
   pub(crate) fn deliver(&self, event: VideoFrameEvent) {
     let streams = self.inner.streams.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    // Each format is converted once, however many streams want it.
-    let mut converted: Vec<VideoFrameEvent> = Vec::new();
-    for queue in streams {
-      if queue.format == event.frame.buffer_type() {
-        queue.push(event.clone());
-        continue;
-      }
-      if let Some(done) = converted.iter().find(|e| e.frame.buffer_type() == queue.format) {
-        queue.push(done.clone());
-        continue;
-      }
-      match lkrtc_video::convert(event.frame.as_ref(), queue.format, false) {
-        Ok(frame) => {
-          let done = VideoFrameEvent {
-            frame: Arc::new(frame),
-            ..event.clone()
-          };
-          queue.push(done.clone());
-          converted.push(done);
-        }
-        Err(e) => tracing::warn!("cannot convert a received frame to {}: {e}", queue.format),
-      }
-    }
+    stream_queue::deliver(
+      &streams,
+      event.frame.as_ref(),
+      Some(&event.frame),
+      event.timestamp_us,
+      event.rotation,
+    );
   }
 
   /// Ends every stream of this track (unsubscribed or disconnected).

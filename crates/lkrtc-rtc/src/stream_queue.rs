@@ -121,3 +121,45 @@ impl StreamQueue {
     self.items.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
   }
 }
+
+/// Delivers one frame to every queue in the queue's format, converting once per format however
+/// many queues want it. `shared` is the frame itself when the caller holds it in an `Arc` (queues
+/// of its format then share it); without it they get a copy.
+pub(crate) fn deliver<D: AsRef<[u8]>>(
+  queues: &[Arc<StreamQueue>],
+  frame: &VideoFrame<D>,
+  shared: Option<&Arc<VideoFrame<Vec<u8>>>>,
+  timestamp_us: i64,
+  rotation: VideoRotation,
+) {
+  let event = |frame: Arc<VideoFrame<Vec<u8>>>| VideoFrameEvent {
+    frame,
+    timestamp_us,
+    rotation,
+  };
+  let mut done: Vec<Arc<VideoFrame<Vec<u8>>>> = shared.into_iter().cloned().collect();
+  for queue in queues {
+    if let Some(f) = done.iter().find(|f| f.buffer_type() == queue.format) {
+      queue.push(event(f.clone()));
+      continue;
+    }
+    let made = if queue.format == frame.buffer_type() {
+      VideoFrame::new(
+        frame.width(),
+        frame.height(),
+        frame.buffer_type(),
+        frame.data().to_vec(),
+      )
+    } else {
+      lkrtc_video::convert(frame, queue.format, false)
+    };
+    match made {
+      Ok(f) => {
+        let f = Arc::new(f);
+        queue.push(event(f.clone()));
+        done.push(f);
+      }
+      Err(e) => tracing::warn!("cannot convert a frame to {}: {e}", queue.format),
+    }
+  }
+}

@@ -1,6 +1,8 @@
 //! Where an application pushes raw frames. `capture_frame` runs on the caller's thread and stays
 //! cheap: a size check, one conversion to I420 and a store into each publisher's latest-wins
-//! slot. A real-time source drops stale frames rather than queueing them.
+//! slot. A real-time source drops stale frames rather than queueing them. Local streams
+//! (previews, recorders) get each frame as captured, in their format, through their bounded
+//! queue.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -9,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use lkrtc_video::{VideoBufferType, VideoFrame, VideoRotation};
 
 use crate::options::VideoSourceOptions;
+use crate::stream_queue::{self, StreamQueue};
 use crate::{RtcError, RtcResult};
 
 /// A frame ready for an encoder.
@@ -67,6 +70,8 @@ struct SourceInner {
   options: VideoSourceOptions,
   closed: AtomicBool,
   sinks: Mutex<Vec<Arc<FrameSlot>>>,
+  /// Local streams of the frames as captured.
+  taps: Mutex<Vec<Arc<StreamQueue>>>,
   captured: AtomicU64,
 }
 
@@ -104,6 +109,7 @@ impl VideoSource {
         options,
         closed: AtomicBool::new(false),
         sinks: Mutex::new(Vec::new()),
+        taps: Mutex::new(Vec::new()),
         captured: AtomicU64::new(0),
       }),
     })
@@ -151,12 +157,16 @@ impl VideoSource {
       });
     }
     self.inner.captured.fetch_add(1, Ordering::Relaxed);
+    let timestamp_us = if timestamp_us == 0 { now_us() } else { timestamp_us };
+    let taps = self.inner.taps.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if !taps.is_empty() {
+      stream_queue::deliver(&taps, frame, None, timestamp_us, rotation);
+    }
     let sinks = self.inner.sinks.lock().unwrap_or_else(|e| e.into_inner()).clone();
     if sinks.is_empty() {
       // Nobody publishes this source yet: nothing to convert.
       return Ok(());
     }
-    let timestamp_us = if timestamp_us == 0 { now_us() } else { timestamp_us };
     let captured = Arc::new(CapturedFrame {
       i420: to_i420(frame)?,
       timestamp_us,
@@ -168,12 +178,35 @@ impl VideoSource {
     Ok(())
   }
 
-  /// Stops accepting frames and ends the encoders fed by this source.
+  /// Stops accepting frames and ends the encoders and the local streams fed by this source.
   pub fn close(&self) {
     self.inner.closed.store(true, Ordering::Release);
     for sink in self.inner.sinks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
       sink.close();
     }
+    for tap in self.inner.taps.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+      tap.close();
+    }
+  }
+
+  /// Adds a local stream; one added to a closed source ends at once.
+  pub(crate) fn tap(&self, queue: Arc<StreamQueue>) {
+    let mut taps = self.inner.taps.lock().unwrap_or_else(|e| e.into_inner());
+    // Checked under the lock, so `close` cannot slip in between.
+    if self.is_closed() {
+      queue.close();
+    } else {
+      taps.push(queue);
+    }
+  }
+
+  pub(crate) fn untap(&self, queue: &Arc<StreamQueue>) {
+    self
+      .inner
+      .taps
+      .lock()
+      .unwrap_or_else(|e| e.into_inner())
+      .retain(|q| !Arc::ptr_eq(q, queue));
   }
 
   pub(crate) fn attach(&self) -> Arc<FrameSlot> {
