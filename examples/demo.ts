@@ -2,6 +2,8 @@
 // test pattern for 10 s, the other receives it with a VideoStream, prints the frames per second
 // and writes the last frame it received to out/received.png.
 //   node --import tsx examples/demo.ts        (npm run demo does the set-up first)
+//   npm run demo -- --viewer                  also serves a page that plays the room in a
+//                                             browser (livekit-client), and runs until Ctrl-C
 //   LKRTC_URL=ws://... LKRTC_API_KEY=... LKRTC_API_SECRET=... to use another server
 import { mkdirSync, writeFileSync } from 'node:fs'
 
@@ -18,11 +20,15 @@ import {
   VideoStream,
   type RemoteVideoTrack,
 } from '../lib/index.js'
+import { colourBars, drawFrame } from './pattern.js'
+import { startViewer } from './viewer.js'
 
 const WIDTH = 1280
 const HEIGHT = 720
 const FPS = 30
-const SECONDS = 10
+const WITH_VIEWER = process.argv.includes('--viewer')
+/** How long the pattern runs: 10 s, or 10 minutes with the viewer (Ctrl-C ends it sooner). */
+const SECONDS = Number(process.env.DEMO_SECONDS ?? (WITH_VIEWER ? 600 : 10))
 
 interface Server {
   url: string
@@ -37,55 +43,6 @@ async function server(): Promise<Server> {
   const script = '../scripts/livekit-server.mjs'
   const { start } = (await import(script)) as { start: () => Promise<Server> }
   return start()
-}
-
-/** SMPTE-like colour bars in I420 (BT.601 limited range), drawn once. */
-function colourBars(): Uint8Array {
-  // Y, U, V of white, yellow, cyan, green, magenta, red, blue, black.
-  const bars = [
-    [235, 128, 128],
-    [210, 16, 146],
-    [170, 166, 16],
-    [145, 54, 34],
-    [106, 202, 222],
-    [81, 90, 240],
-    [41, 240, 110],
-    [16, 128, 128],
-  ]
-  const cw = WIDTH / 2
-  const ch = HEIGHT / 2
-  const data = new Uint8Array(WIDTH * HEIGHT + 2 * cw * ch)
-  const [u, v] = [WIDTH * HEIGHT, WIDTH * HEIGHT + cw * ch]
-  for (let y = 0; y < HEIGHT; y++) {
-    for (let x = 0; x < WIDTH; x++) data[y * WIDTH + x] = bars[Math.floor((x * bars.length) / WIDTH)][0]
-  }
-  for (let y = 0; y < ch; y++) {
-    for (let x = 0; x < cw; x++) {
-      const bar = bars[Math.floor((x * 2 * bars.length) / WIDTH)]
-      data[u + y * cw + x] = bar[1]
-      data[v + y * cw + x] = bar[2]
-    }
-  }
-  return data
-}
-
-/** The bars with a white square bouncing across them, for frame `n`. */
-function drawFrame(base: Uint8Array, frame: VideoFrame, n: number): void {
-  const data = frame.data
-  data.set(base)
-  const size = 160
-  const span = WIDTH - size
-  const phase = (n * 12) % (2 * span)
-  const left = phase < span ? phase : 2 * span - phase
-  const top = Math.round((HEIGHT - size) / 2 + Math.sin(n / 15) * (HEIGHT / 3))
-  for (let y = top; y < top + size; y++) data.fill(235, y * WIDTH + left, y * WIDTH + left + size)
-  const cw = WIDTH / 2
-  const [u, v] = [WIDTH * HEIGHT, WIDTH * HEIGHT + cw * (HEIGHT / 2)]
-  for (let y = top / 2; y < (top + size) / 2; y++) {
-    const row = Math.floor(y) * cw + left / 2
-    data.fill(128, u + row, u + row + size / 2)
-    data.fill(128, v + row, v + row + size / 2)
-  }
 }
 
 async function main(): Promise<void> {
@@ -116,12 +73,23 @@ async function main(): Promise<void> {
     console.log(`published ${publication.sid} (${publication.mimeType}, ${WIDTH}x${HEIGHT} at ${FPS} fps)`)
 
     // Send: one I420 frame, redrawn and captured every 1/FPS s.
-    const base = colourBars()
+    let stopped = false
+    if (WITH_VIEWER) {
+      const page = await startViewer(Number(process.env.DEMO_VIEWER_PORT ?? 0))
+      process.once('SIGINT', () => {
+        stopped = true
+      })
+      console.log(`open ${page.url(srv.url, await token('browser'))}`)
+      console.log('to watch the pattern in a browser on this machine (Ctrl-C to stop)')
+      process.once('exit', () => void page.close())
+    }
+
+    const base = colourBars(WIDTH, HEIGHT)
     const frame = new VideoFrame(WIDTH, HEIGHT, VideoBufferType.I420, new Uint8Array(base.length))
     let sent = 0
     const started = performance.now()
     const sending = (async () => {
-      while (performance.now() - started < SECONDS * 1000) {
+      while (!stopped && performance.now() - started < SECONDS * 1000) {
         drawFrame(base, frame, sent)
         // Stamp each frame with its due time, not the (jittery) time the timer fired: the encoder
         // paces by these timestamps.

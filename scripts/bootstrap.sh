@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libclang-dev clang nasm libvpx-dev cmake pkg-config g++ iproute2 nftables)
+# chromium: the browser peer of the viewer test (livekit-client, driven by puppeteer-core).
+APT_PACKAGES=(libclang-dev clang nasm libvpx-dev cmake pkg-config g++ iproute2 nftables chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
