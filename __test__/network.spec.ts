@@ -103,9 +103,10 @@ serial('a call whose UDP is blocked midway carries on over TCP', async (t) => {
     c.arrivedSince(0).filter((n) => n < c.sentSince(0) - c.sentSince(4)).length > 60,
     'frames flowed before the block',
   )
-  // The move to TCP may take a resume (an ICE restart); by the last 10 s video must flow again.
+  // The move to TCP may take a resume (an ICE restart); by the last 10 s video must flow again
+  // (at a rate the new path's estimate allows: a quarter of the frames at least, as under a cap).
   const late = c.arrivedSince(30)
-  t.true(late.length >= c.sentSince(30) / 2, `${late.length} of the last ${c.sentSince(30)} frames arrived`)
+  t.true(late.length >= c.sentSince(30) / 4, `${late.length} of the last ${c.sentSince(30)} frames arrived`)
 })
 
 serial('frames keep flowing under a 1 Mbit/s cap', async (t) => {
