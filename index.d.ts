@@ -172,6 +172,21 @@ export interface ConvertOptions {
   flipY?: boolean
 }
 
+/** The send counters of one layer of a published track. */
+export interface LayerPublishStats {
+  /** `q`, `h` or `f`; empty for a track sent without simulcast. */
+  rid: string
+  width: number
+  height: number
+  framesEncoded: number
+  keyframesEncoded: number
+  /** The encoder's current target, 0 while paused. */
+  targetBitrate: number
+  bytesSent: number
+  /** No bits for it in the estimate, or (dynacast) no subscriber watches it. */
+  paused: boolean
+}
+
 /** The local participant. */
 export interface LocalParticipantInfo {
   sid: string
@@ -195,6 +210,8 @@ export interface NativeConnectOptions {
   connectTimeoutMs?: number
   /** Extra CA certificates (PEM) to trust for `wss://`, besides the public roots. */
   caCertificates?: string
+  /** Pause simulcast layers no subscriber watches (default `false`). */
+  dynacast?: boolean
 }
 
 /** Signs a join token. */
@@ -208,6 +225,10 @@ export interface NativePublishOptions {
   maxBitrate?: number
   maxFramerate?: number
   degradationPreference?: 'balanced' | 'maintain-framerate' | 'maintain-resolution'
+  /** Send several layers (default `true`). */
+  simulcast?: boolean
+  /** The lower layers (default: LiveKit's). */
+  simulcastLayers?: Array<NativeSimulcastLayer>
 }
 
 /** One room event: `type` says which, and each type has its own fields. */
@@ -229,6 +250,14 @@ export type NativeRoomEvent =
   | { type: 'reconnecting' }
   | { type: 'reconnected' }
   | { type: 'disconnected'; reason: string }
+
+/** A lower simulcast layer to send. */
+export interface NativeSimulcastLayer {
+  width: number
+  height: number
+  maxBitrate: number
+  maxFramerate: number
+}
 
 /**
  * What a token grants and to whom. `ttl`: seconds, or a duration such as `'10m'` (default 6
@@ -301,6 +330,8 @@ export interface PublishStats {
   /** The size of the picture sent: smaller than the source's when the link is short. */
   sentWidth: number
   sentHeight: number
+  /** Per simulcast layer, lowest first (one entry without simulcast). */
+  layers: Array<LayerPublishStats>
 }
 
 /** A track publication as the server last described it. */

@@ -11,6 +11,7 @@ export {
   VideoQuality,
   VideoRotation,
   type ConvertOptions,
+  type LayerPublishStats,
   type PublishStats,
   type VideoPlane,
 } from '../index.js'
@@ -29,6 +30,7 @@ export {
   type DataPublishOptions,
   type DegradationPreference,
   type VideoEncoding,
+  type VideoPreset,
 } from './room.js'
 export { createToken, type TokenOptions } from './token.js'
 export { LocalVideoTrack, VideoSource, type CaptureOptions, type VideoSourceOptions } from './video_source.js'

@@ -59,6 +59,14 @@ export interface RoomOptions {
    * ```
    */
   caCertificates?: string
+  /**
+   * Obey the server's signal of which simulcast layers subscribers watch: a layer nobody
+   * watches is paused (its encoder does not run, its bits are not sent) and comes back with a
+   * keyframe when someone does. Turn it on when subscribers often watch small or not at all
+   * (thumbnails, grids, bots that need a low layer, rooms where the publisher is often alone):
+   * it saves the publisher's CPU and uplink. Default `false`, as in LiveKit's SDKs.
+   */
+  dynacast?: boolean
 }
 
 export interface VideoEncoding {
@@ -82,6 +90,27 @@ export interface TrackPublishOptions {
    * `'maintain-resolution'` for a screencast source, `'balanced'` otherwise.
    */
   degradationPreference?: DegradationPreference
+  /**
+   * Send several layers (RIDs `q`, `h`, `f`), each with its own encoder, so each subscriber
+   * gets the one that fits its link and screen: three from 960 pixels on the longer side
+   * (e.g. 1280x720 sends 320x180, 640x360 and 1280x720), two from 480, one below. The
+   * bandwidth estimate goes to the lowest layer first; a layer it cannot carry is paused.
+   * Default `true`, as in LiveKit's SDKs.
+   */
+  simulcast?: boolean
+  /**
+   * The lower layers (at most two, each smaller than the source); `videoEncoding` sets the top
+   * one. Default: LiveKit's (180p and 360p of the source's aspect; a screen share gets one at
+   * half size and 3 fps). Unusable layers reject with `ERR_INVALID_ARGUMENT`.
+   */
+  simulcastLayers?: VideoPreset[]
+}
+
+/** A layer's size and encoding. */
+export interface VideoPreset {
+  width: number
+  height: number
+  encoding: VideoEncoding
 }
 
 /** How `publishData` sends a message. */
@@ -429,6 +458,23 @@ export class LocalParticipant {
         throw invalidArgType('degradationPreference', expected, degradationPreference)
       throw invalidArgument('degradationPreference', expected, degradationPreference)
     }
+    const simulcast = checkOptionalBoolean('simulcast', o.simulcast)
+    let simulcastLayers: { width: number; height: number; maxBitrate: number; maxFramerate: number }[] | undefined
+    if (o.simulcastLayers !== undefined) {
+      if (!Array.isArray(o.simulcastLayers)) {
+        throw invalidArgType('simulcastLayers', 'an array of { width, height, encoding }', o.simulcastLayers)
+      }
+      // Only the JS types are checked here; sizes and ranges are the core's.
+      simulcastLayers = o.simulcastLayers.map((layer: unknown, i) => {
+        const l = checkOptions<VideoPreset>(`simulcastLayers[${i}]`, layer)
+        const e = checkOptions<VideoEncoding>(`simulcastLayers[${i}].encoding`, l.encoding)
+        const numbers = { width: l.width, height: l.height, maxBitrate: e.maxBitrate, maxFramerate: e.maxFramerate }
+        for (const [key, value] of Object.entries(numbers)) {
+          if (typeof value !== 'number') throw invalidArgType(`simulcastLayers[${i}].${key}`, 'a number', value)
+        }
+        return numbers as { width: number; height: number; maxBitrate: number; maxFramerate: number }
+      })
+    }
     const room = this.room.nativeRoom('publishTrack')
     this.publishing.add(track)
     try {
@@ -438,6 +484,8 @@ export class LocalParticipant {
         maxBitrate,
         maxFramerate,
         degradationPreference,
+        simulcast,
+        simulcastLayers,
       })
       return this.publication(info, track)
     } finally {
@@ -477,7 +525,10 @@ export class LocalParticipant {
     return publication
   }
 
-  /** The send counters of a published track, `undefined` for an unknown sid. */
+  /**
+   * The send counters of a published track, `undefined` for an unknown sid; `layers` has one
+   * entry per simulcast layer (`rid`, size, frames encoded, target bitrate, bytes, paused).
+   */
   publishStats(sid: string): PublishStats | undefined {
     checkString('sid', sid)
     return this.room.nativeRoom('publishStats').publishStats(sid) ?? undefined
@@ -553,6 +604,7 @@ export class Room extends EventEmitter<RoomEvents> {
       adaptiveStream: checkOptionalBoolean('adaptiveStream', o.adaptiveStream),
       connectTimeoutMs: o.connectTimeoutMs,
       caCertificates: checkOptionalString('caCertificates', o.caCertificates),
+      dynacast: checkOptionalBoolean('dynacast', o.dynacast),
     }
     if (this.native || this.connecting) {
       throw lkrtcError('ERR_ALREADY_CONNECTED', 'connect: a Room connects once (this one already did); make a new Room')

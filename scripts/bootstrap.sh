@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # chromium: the browser peer of the viewer test (livekit-client, driven by puppeteer-core).
-APT_PACKAGES=(libclang-dev clang nasm libvpx-dev cmake pkg-config g++ iproute2 nftables chromium)
+# python3-venv: LiveKit's Python SDK, the subscriber of the simulcast tests.
+APT_PACKAGES=(libclang-dev clang nasm libvpx-dev cmake pkg-config g++ iproute2 nftables chromium python3-venv)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -36,6 +37,15 @@ if [ ! -x .tools/bin/livekit-server ] || [ "$(cat .tools/livekit-server.version 
   GOBIN="$PWD/.tools/bin" GOFLAGS=-mod=mod go install "github.com/livekit/livekit-server/cmd/server@$LIVEKIT_SERVER_VERSION"
   mv .tools/bin/server .tools/bin/livekit-server
   echo "$LIVEKIT_SERVER_VERSION" > .tools/livekit-server.version
+fi
+
+# LiveKit's Python SDK: the subscriber of the simulcast tests (`set_video_quality`).
+LIVEKIT_PY_VERSION=1.2.0
+if [ "$(cat .tools/pyenv/livekit.version 2>/dev/null)" != "$LIVEKIT_PY_VERSION" ]; then
+  echo "bootstrap: pip install livekit==$LIVEKIT_PY_VERSION (into .tools/pyenv)"
+  python3 -m venv .tools/pyenv
+  .tools/pyenv/bin/pip install -q "livekit==$LIVEKIT_PY_VERSION"
+  echo "$LIVEKIT_PY_VERSION" > .tools/pyenv/livekit.version
 fi
 
 echo "bootstrap: building the native addon"

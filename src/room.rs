@@ -58,7 +58,7 @@ impl From<rtc::LocalTrackPublication> for TrackPublicationInfo {
       height: p.height,
       mime_type: p.mime_type,
       muted: p.muted,
-      simulcast: false,
+      simulcast: p.simulcasted,
     }
   }
 }
@@ -356,6 +356,17 @@ pub struct NativeConnectOptions {
   pub connect_timeout_ms: Option<f64>,
   /// Extra CA certificates (PEM) to trust for `wss://`, besides the public roots.
   pub ca_certificates: Option<String>,
+  /// Pause simulcast layers no subscriber watches (default `false`).
+  pub dynacast: Option<bool>,
+}
+
+/// A lower simulcast layer to send.
+#[napi(object)]
+pub struct NativeSimulcastLayer {
+  pub width: f64,
+  pub height: f64,
+  pub max_bitrate: f64,
+  pub max_framerate: f64,
 }
 
 /// How to publish a track.
@@ -369,6 +380,10 @@ pub struct NativePublishOptions {
   pub max_framerate: Option<f64>,
   #[napi(ts_type = "'balanced' | 'maintain-framerate' | 'maintain-resolution'")]
   pub degradation_preference: Option<String>,
+  /// Send several layers (default `true`).
+  pub simulcast: Option<bool>,
+  /// The lower layers (default: LiveKit's).
+  pub simulcast_layers: Option<Vec<NativeSimulcastLayer>>,
 }
 
 /// The local participant.
@@ -397,6 +412,24 @@ pub struct PublishStats {
   /// The size of the picture sent: smaller than the source's when the link is short.
   pub sent_width: u32,
   pub sent_height: u32,
+  /// Per simulcast layer, lowest first (one entry without simulcast).
+  pub layers: Vec<LayerPublishStats>,
+}
+
+/// The send counters of one layer of a published track.
+#[napi(object, object_from_js = false)]
+pub struct LayerPublishStats {
+  /// `q`, `h` or `f`; empty for a track sent without simulcast.
+  pub rid: String,
+  pub width: u32,
+  pub height: u32,
+  pub frames_encoded: i64,
+  pub keyframes_encoded: i64,
+  /// The encoder's current target, 0 while paused.
+  pub target_bitrate: i64,
+  pub bytes_sent: i64,
+  /// No bits for it in the estimate, or (dynacast) no subscriber watches it.
+  pub paused: bool,
 }
 
 /// What was chosen for a remote video track; `width` and `height` when a size was chosen last,
@@ -445,6 +478,7 @@ impl NativeRoom {
         })?;
       }
       room_options.ca_certificates = o.ca_certificates;
+      room_options.dynacast = o.dynacast.unwrap_or(room_options.dynacast);
     }
     spawn_js(
       env,
@@ -544,6 +578,16 @@ impl NativeRoom {
           )
         })?);
       }
+      publish.simulcast = o.simulcast.unwrap_or(publish.simulcast);
+      if let Some(layers) = o.simulcast_layers {
+        let presets = layers
+          .iter()
+          .enumerate()
+          .map(|(i, l)| rtc::simulcast::VideoPreset::from_numbers(i, l.width, l.height, l.max_bitrate, l.max_framerate))
+          .collect::<rtc::RtcResult<Vec<_>>>()
+          .js()?;
+        publish.simulcast_layers = Some(presets);
+      }
       let (max_bitrate, max_framerate) = video_encoding_limits(o.max_bitrate, o.max_framerate)?;
       if max_bitrate.is_some() || max_framerate.is_some() {
         let default = rtc::default_video_encoding(
@@ -597,6 +641,20 @@ impl NativeRoom {
       available_bitrate_bps: s.available_bitrate_bps as i64,
       sent_width: s.sent_width,
       sent_height: s.sent_height,
+      layers: s
+        .layers
+        .into_iter()
+        .map(|l| LayerPublishStats {
+          rid: l.rid,
+          width: l.width,
+          height: l.height,
+          frames_encoded: l.frames_encoded as i64,
+          keyframes_encoded: l.keyframes_encoded as i64,
+          target_bitrate: l.target_bitrate_bps as i64,
+          bytes_sent: l.bytes_sent as i64,
+          paused: l.paused,
+        })
+        .collect(),
     })
   }
 

@@ -1,9 +1,11 @@
-//! One encoder per published track, on its own thread (never the caller's): takes the newest
-//! frame from the source's slot and encodes it at the track's share of the publisher's
-//! bandwidth estimate. It skips frames while the pacer's queue is long, serves keyframe
-//! requests at most every 300 ms, and sends a smaller picture (or fewer frames, after the
-//! publication's degradation preference) when the estimate cannot carry the source's; the
-//! decisions are in `send_control.rs`.
+//! One encoder per published track (per layer of a simulcast track), on its own thread (never
+//! the caller's): takes the newest frame from the source's slot and encodes it at the track's
+//! (layer's) share of the publisher's bandwidth estimate. It skips frames while the pacer's
+//! queue is long, serves keyframe requests at most every 300 ms, and sends a smaller picture
+//! (or fewer frames, after the publication's degradation preference) when the estimate cannot
+//! carry the source's. A simulcast layer keeps its size: it is scaled once from the source, and
+//! paused (no encoding at all) while the allocator gives it nothing or no subscriber wants it,
+//! resuming with a keyframe; the decisions are in `send_control/`.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,7 +16,7 @@ use lkrtc_video::{VideoBufferType, VideoFrame};
 use crate::options::{DegradationPreference, VideoCodec, VideoEncoding};
 use crate::pc::{OutgoingFrame, Pc};
 use crate::send_control::{
-  FrameOutcome, KeyframePacing, PictureAdaptation, SendBudget, SendQueue, SendSize, TargetRate,
+  BudgetShare, FrameOutcome, KeyframePacing, LayerShare, PictureAdaptation, SendBudget, SendQueue, SendSize, TargetRate,
 };
 use crate::video_source::FrameSlot;
 use crate::{RtcError, RtcResult};
@@ -22,9 +24,13 @@ use crate::{RtcError, RtcResult};
 /// Flags and counters shared between the engine and one encoder thread.
 #[derive(Default)]
 pub(crate) struct EncoderControl {
+  /// The simulcast layer's RTP stream id; `None` for a single-layer track.
+  pub rid: Option<String>,
+  /// The layer is paused: no bits for it, or no subscriber wants it.
+  pub paused: AtomicBool,
   pub keyframe: AtomicBool,
   /// A new route: the next frame is a keyframe whatever the keyframe pacing says.
-  new_route: AtomicBool,
+  pub(crate) new_route: AtomicBool,
   pub frames_encoded: AtomicU64,
   pub keyframes_encoded: AtomicU64,
   /// Frames not encoded because the pacer's queue was long.
@@ -50,8 +56,9 @@ pub(crate) struct EncoderRoute {
 }
 
 impl EncoderControl {
-  pub fn new(route: EncoderRoute) -> Self {
-    let control = Self::default();
+  /// The control of the simulcast layer `rid` (`None`: a single-layer track).
+  pub fn for_layer(route: EncoderRoute, rid: Option<String>) -> Self {
+    let control = Self { rid, ..Self::default() };
     control.set_route(route);
     control
   }
@@ -71,10 +78,10 @@ impl EncoderControl {
     }
   }
 
-  fn set_desired_bitrate(&self, bps: u64) {
+  fn set_desired_bitrate(&self, bps: u64, padding_bps: u64) {
     let route = self.route.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(route) = route.as_ref() {
-      route.pc.set_desired_bitrate(bps);
+      route.pc.set_desired_bitrate(bps, padding_bps);
     }
   }
 }
@@ -83,6 +90,40 @@ pub(crate) struct EncoderParams {
   pub encoding: VideoEncoding,
   pub mid: String,
   pub preference: DegradationPreference,
+  /// A simulcast layer: its size, and its place in the track's allocation.
+  pub layer: Option<LayerParams>,
+}
+
+/// What makes an encoder thread one layer of a simulcast track.
+pub(crate) struct LayerParams {
+  pub width: u32,
+  pub height: u32,
+  pub share: Arc<LayerShare>,
+  pub index: usize,
+}
+
+/// Where an encoder's part of the estimate comes from.
+enum Share {
+  Track(BudgetShare),
+  Layer(Arc<LayerShare>, usize),
+}
+
+impl Share {
+  fn allocation(&self) -> Option<u64> {
+    match self {
+      Share::Track(s) => s.allocation(),
+      Share::Layer(s, i) => s.allocation(*i),
+    }
+  }
+
+  /// What the estimator probes towards and what the pacer pads up to, for all tracks.
+  fn rates(&self) -> (u64, u64) {
+    let share = match self {
+      Share::Track(s) => s,
+      Share::Layer(s, _) => s.track_share(),
+    };
+    (desired_bitrate(share.total_max()), share.total_padding())
+  }
 }
 
 /// The codec seam: what the encoder loop needs from `lkrtc-codec`.
@@ -165,7 +206,10 @@ pub(crate) fn spawn(
   budget: Arc<SendBudget>,
 ) -> RtcResult<std::thread::JoinHandle<()>> {
   std::thread::Builder::new()
-    .name(format!("lkrtc-encoder-{}", params.mid))
+    .name(match params.layer.as_ref() {
+      Some(l) => format!("lkrtc-encoder-{}-{}", params.mid, l.index),
+      None => format!("lkrtc-encoder-{}", params.mid),
+    })
     .spawn(move || run(params, slot, control, budget, encoder.as_mut()))
     .map_err(|e| RtcError::Codec(format!("cannot start the encoder thread: {e}")))
 }
@@ -184,16 +228,33 @@ fn run(
   encoder: &mut dyn FrameEncoder,
 ) {
   let max_framerate = params.encoding.max_framerate;
-  let share = budget.register(params.encoding.max_bitrate.max(1));
+  // A layer keeps its size (the allocator pauses layers instead; libwebrtc likewise turns the
+  // quality scaler's size steps off for simulcast); its frame rate still gives way.
+  let (share, layer_size, preference) = match params.layer {
+    Some(l) => (
+      Share::Layer(l.share, l.index),
+      Some(SendSize {
+        width: l.width,
+        height: l.height,
+      }),
+      DegradationPreference::MaintainResolution,
+    ),
+    None => (
+      Share::Track(budget.register(params.encoding.max_bitrate.max(1))),
+      None,
+      params.preference,
+    ),
+  };
   let mut rate = TargetRate::new(params.encoding.max_bitrate.max(1));
   let mut queue = SendQueue::default();
   let mut keyframes = KeyframePacing::default();
-  let mut adaptation = PictureAdaptation::new(params.preference, max_framerate, params.encoding.max_bitrate);
+  let mut adaptation = PictureAdaptation::new(preference, max_framerate, params.encoding.max_bitrate);
   let clock = Instant::now();
-  // The size the encoder was made for: the source's until the first change.
-  let mut encoder_size: Option<SendSize> = None;
+  // The size the encoder was made for: the layer's, or the source's until the first change.
+  let mut encoder_size: Option<SendSize> = layer_size;
+  let mut paused = false;
   let mut scaled: Option<VideoFrame> = None;
-  let mut desired_told: Option<u64> = None;
+  let mut desired_told: Option<(u64, u64)> = None;
   // When the next frame is due under the frame rate. A frame up to a quarter interval early
   // still counts, so a source whose timer jitters around the cap keeps every frame, while a
   // source at twice the cap loses every other one.
@@ -209,7 +270,9 @@ fn run(
       width: frame.i420.width(),
       height: frame.i420.height(),
     };
-    let fps = adaptation.framerate(encoder_size.unwrap_or(source), rate.current());
+    // What adaptation starts from: the layer's picture, or the source's.
+    let base = layer_size.unwrap_or(source);
+    let fps = adaptation.framerate(encoder_size.unwrap_or(base), rate.current());
     let interval_us = if fps > 0.0 { (1e6 / fps) as i64 } else { 0 };
     // Honour the frame rate: a source running faster than it loses frames here.
     let ts = frame.timestamp_us;
@@ -233,13 +296,28 @@ fn run(
       queue.clear();
       desired_told = None;
     }
-    let total_max = share.total_max();
-    if desired_told != Some(total_max) {
-      control.set_desired_bitrate(desired_bitrate(total_max));
-      desired_told = Some(total_max);
+    let rates = share.rates();
+    if desired_told != Some(rates) {
+      control.set_desired_bitrate(rates.0, rates.1);
+      desired_told = Some(rates);
     }
     let allocation = share.allocation();
     control.available_bps.store(allocation.unwrap_or(0), Ordering::Relaxed);
+    // A paused layer costs nothing but this check; it comes back with a keyframe.
+    let pause = layer_size.is_some() && allocation == Some(0);
+    if pause != paused {
+      paused = pause;
+      control.paused.store(pause, Ordering::Relaxed);
+      if !pause {
+        queue.clear();
+        keyframes.request();
+        control.new_route.store(true, Ordering::Relaxed);
+      }
+    }
+    if pause {
+      continue;
+    }
+    let new_route = new_route || control.new_route.swap(false, Ordering::Relaxed);
     if let Some(target) = rate.update(allocation, now_us) {
       if encoder.set_bitrate(target).is_ok() {
         control.bitrate_bps.store(target, Ordering::Relaxed);
@@ -258,7 +336,7 @@ fn run(
       }
     }
     let mut force = new_route || keyframes.due(frame.timestamp_us);
-    let size = adaptation.size(source.width, source.height, rate.current(), now_us);
+    let size = adaptation.size(base.width, base.height, rate.current(), now_us);
     if encoder_size.is_some_and(|s| s != size) || (encoder_size.is_none() && size != source) {
       match encoder.resize(size.width, size.height, rate.current()) {
         Ok(()) => force = true,
@@ -303,6 +381,7 @@ fn run(
           keyframe,
           capture_time_us: frame.timestamp_us,
           rotation: frame.rotation,
+          rid: control.rid.clone(),
         };
         control.frames_encoded.fetch_add(1, Ordering::Relaxed);
         control.sent_width.store(size.width, Ordering::Relaxed);
@@ -357,12 +436,13 @@ mod tests {
       max_framerate: 30.0,
     };
     let encoder = new_encoder(VideoCodec::Vp8, 320, 240, encoding).unwrap();
-    let control = Arc::new(EncoderControl::new(EncoderRoute { pc, mid: "0".into() }));
+    let control = Arc::new(EncoderControl::for_layer(EncoderRoute { pc, mid: "0".into() }, None));
     let slot = source.attach();
     let params = EncoderParams {
       encoding,
       mid: "0".into(),
       preference: DegradationPreference::Balanced,
+      layer: None,
     };
     let thread = spawn(
       params,
@@ -410,12 +490,13 @@ mod tests {
       max_framerate: 10.0,
     };
     let encoder = new_encoder(VideoCodec::Vp8, 64, 64, encoding).unwrap();
-    let control = Arc::new(EncoderControl::new(EncoderRoute { pc, mid: "0".into() }));
+    let control = Arc::new(EncoderControl::for_layer(EncoderRoute { pc, mid: "0".into() }, None));
     let slot = source.attach();
     let params = EncoderParams {
       encoding,
       mid: "0".into(),
       preference: DegradationPreference::Balanced,
+      layer: None,
     };
     let thread = spawn(params, encoder, slot, control.clone(), Arc::new(SendBudget::default())).unwrap();
     let frame = VideoFrame::new_zeroed(64, 64, VideoBufferType::I420).unwrap();
@@ -448,13 +529,14 @@ mod tests {
       max_framerate: 30.0,
     };
     let encoder = new_encoder(VideoCodec::Vp8, 640, 360, encoding).unwrap();
-    let control = Arc::new(EncoderControl::new(EncoderRoute { pc, mid: "0".into() }));
+    let control = Arc::new(EncoderControl::for_layer(EncoderRoute { pc, mid: "0".into() }, None));
     let budget = Arc::new(SendBudget::default());
     budget.store(budget_bps, Ordering::Relaxed);
     let params = EncoderParams {
       encoding,
       mid: "0".into(),
       preference,
+      layer: None,
     };
     let thread = spawn(params, encoder, source.attach(), control.clone(), budget).unwrap();
     (source, control, thread)

@@ -22,6 +22,7 @@ pub mod remote_track;
 pub mod room;
 mod send_control;
 pub(crate) mod signal;
+pub mod simulcast;
 mod stream_queue;
 pub mod token;
 pub mod video_source;
@@ -30,7 +31,7 @@ pub mod video_stream;
 pub use data::{DataPacketKind, DataPublishOptions};
 pub use error::{RtcError, RtcResult};
 pub use events::{ConnectionState, RoomEvent};
-pub use local_participant::{LocalParticipant, PublishStats};
+pub use local_participant::{LayerPublishStats, LocalParticipant, PublishStats};
 pub use local_track::LocalVideoTrack;
 pub use options::{
   default_video_encoding, DegradationPreference, RoomOptions, TrackPublishOptions, VideoCodec, VideoEncoding,

@@ -9,13 +9,14 @@ use livekit_protocol as proto;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::data::{self, DataPublishOptions};
-use crate::encoder_task::{self, EncoderParams};
+use crate::encoder_task::{self, EncoderParams, LayerParams};
 use crate::engine::shared::{lock, SharedRef};
 use crate::engine::{Command, PublishRequest};
 use crate::events::ConnectionState;
 use crate::local_track::LocalVideoTrack;
 use crate::options::{default_video_encoding, DegradationPreference, TrackPublishOptions};
 use crate::publication::LocalTrackPublication;
+use crate::simulcast;
 use crate::{RtcError, RtcResult};
 
 /// How long the server has to confirm an `AddTrackRequest`.
@@ -28,8 +29,29 @@ struct LocalInner {
   data_sequence: std::sync::atomic::AtomicU32,
 }
 
-/// Counters of one published track's send pipeline.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Counters of one layer of a published track, counted by its encoder thread.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LayerPublishStats {
+  /// The layer's RTP stream id (`q`, `h`, `f`); empty for a track sent without simulcast.
+  pub rid: String,
+  /// The width of the picture sent (the layer's; smaller when a single layer adapts).
+  pub width: u32,
+  /// The height of the picture sent.
+  pub height: u32,
+  /// Frames the layer's encoder produced.
+  pub frames_encoded: u64,
+  /// Keyframes among them.
+  pub keyframes_encoded: u64,
+  /// The encoder's current target (0 while paused).
+  pub target_bitrate_bps: u64,
+  /// Encoded bytes handed to the transport.
+  pub bytes_sent: u64,
+  /// The layer is paused: the estimate leaves nothing for it, or (dynacast) no subscriber wants it.
+  pub paused: bool,
+}
+
+/// Counters of one published track's send pipeline; with simulcast, the sums over its layers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PublishStats {
   /// Frames the source accepted (all tracks of the source).
   pub frames_captured: u64,
@@ -53,6 +75,8 @@ pub struct PublishStats {
   pub sent_width: u32,
   /// The height of the picture sent.
   pub sent_height: u32,
+  /// Per layer, lowest first (one entry for a track sent without simulcast).
+  pub layers: Vec<LayerPublishStats>,
 }
 
 /// This process's participant in a room. Cheap to clone.
@@ -195,16 +219,20 @@ impl LocalParticipant {
       });
     }
     let codec = options.video_codec;
-    let encoder = encoder_task::new_encoder(codec, width, height, encoding)?;
+    let lower = match options.simulcast_layers.as_deref() {
+      Some(chosen) => simulcast::check_lower_layers(width, height, chosen)?,
+      None => simulcast::default_lower_layers(width, height, encoding, source.is_screencast()),
+    };
+    let specs = simulcast::compute_layers(width, height, encoding, options.simulcast, &lower);
+    // Every encoder is made before the server hears of the track, so a codec problem fails the
+    // publish cleanly.
+    let encoders = specs
+      .iter()
+      .map(|l| encoder_task::new_encoder(codec, l.width, l.height, l.encoding))
+      .collect::<RtcResult<Vec<_>>>()?;
 
     let cid = new_cid();
-    let layers = vec![proto::VideoLayer {
-      quality: proto::VideoQuality::High as i32,
-      width,
-      height,
-      bitrate: encoding.max_bitrate.min(u64::from(u32::MAX)) as u32,
-      ..Default::default()
-    }];
+    let layers: Vec<proto::VideoLayer> = specs.iter().map(simulcast::LayerSpec::to_proto).collect();
     let request = proto::AddTrackRequest {
       cid: cid.clone(),
       name: track.name(),
@@ -222,17 +250,21 @@ impl LocalParticipant {
       disable_red: true,
       ..Default::default()
     };
-    let slot = source.attach();
+    // One slot per layer: each layer's encoder takes the newest frame on its own thread.
+    let slots: Vec<_> = specs.iter().map(|_| source.attach()).collect();
     let (reply, started) = oneshot::channel();
     let publish = PublishRequest {
       request,
       codec,
       track: track.clone(),
-      slot: slot.clone(),
+      slots: slots.clone(),
+      layers: specs.clone(),
       reply,
     };
     if let Err(e) = self.command(Command::Publish(Box::new(publish))) {
-      source.detach(&slot);
+      for slot in &slots {
+        source.detach(slot);
+      }
       return Err(e);
     }
     // The engine drops a publish whose caller stopped waiting.
@@ -252,14 +284,24 @@ impl LocalParticipant {
     } else {
       DegradationPreference::Balanced
     });
-    let params = EncoderParams {
-      encoding,
-      mid: started.mid,
-      preference,
-    };
-    if let Err(e) = encoder_task::spawn(params, encoder, slot, started.control, started.bwe_bps) {
-      let _ = self.unpublish_track(&publication.sid).await;
-      return Err(e);
+    let parts = specs.into_iter().zip(encoders).zip(slots).zip(started.controls);
+    for (index, (((spec, encoder), slot), control)) in parts.enumerate() {
+      let layer = started.layer_share.as_ref().map(|share| LayerParams {
+        width: spec.width,
+        height: spec.height,
+        share: share.clone(),
+        index,
+      });
+      let params = EncoderParams {
+        encoding: spec.encoding,
+        mid: started.mid.clone(),
+        preference,
+        layer,
+      };
+      if let Err(e) = encoder_task::spawn(params, encoder, slot, control, started.bwe_bps.clone()) {
+        let _ = self.unpublish_track(&publication.sid).await;
+        return Err(e);
+      }
     }
     Ok(publication)
   }
@@ -268,20 +310,42 @@ impl LocalParticipant {
   pub fn publish_stats(&self, sid: &str) -> Option<PublishStats> {
     let shared = lock(&self.inner.shared);
     let view = shared.publications.get(sid)?;
-    let control = &view.control;
-    Some(PublishStats {
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let mut stats = PublishStats {
       frames_captured: view.source.captured_frames(),
-      frames_dropped: view.slot.dropped.load(Ordering::Relaxed),
-      frames_encoded: control.frames_encoded.load(Ordering::Relaxed),
-      keyframes_encoded: control.keyframes_encoded.load(Ordering::Relaxed),
-      frames_unsent: control.frames_unsent.load(Ordering::Relaxed),
-      bytes_sent: control.bytes_sent.load(Ordering::Relaxed),
-      bitrate_bps: control.bitrate_bps.load(Ordering::Relaxed),
-      frames_skipped: control.frames_skipped.load(Ordering::Relaxed),
-      available_bitrate_bps: control.available_bps.load(Ordering::Relaxed),
-      sent_width: control.sent_width.load(Ordering::Relaxed),
-      sent_height: control.sent_height.load(Ordering::Relaxed),
-    })
+      // The top layer's: a frame it never saw was dropped for the full picture.
+      frames_dropped: view.slots.last().map_or(0, |s| load(&s.dropped)),
+      ..Default::default()
+    };
+    for (control, spec) in view.controls.iter().zip(&view.layers) {
+      let paused = control.paused.load(Ordering::Relaxed);
+      let target = if paused { 0 } else { load(&control.bitrate_bps) };
+      let (w, h) = (
+        control.sent_width.load(Ordering::Relaxed),
+        control.sent_height.load(Ordering::Relaxed),
+      );
+      stats.frames_encoded += load(&control.frames_encoded);
+      stats.keyframes_encoded += load(&control.keyframes_encoded);
+      stats.frames_unsent += load(&control.frames_unsent);
+      stats.bytes_sent += load(&control.bytes_sent);
+      stats.bitrate_bps += target;
+      stats.frames_skipped += load(&control.frames_skipped);
+      stats.available_bitrate_bps += load(&control.available_bps);
+      if !paused && u64::from(w) * u64::from(h) > u64::from(stats.sent_width) * u64::from(stats.sent_height) {
+        (stats.sent_width, stats.sent_height) = (w, h);
+      }
+      stats.layers.push(LayerPublishStats {
+        rid: spec.rid.clone(),
+        width: if w == 0 { spec.width } else { w },
+        height: if h == 0 { spec.height } else { h },
+        frames_encoded: load(&control.frames_encoded),
+        keyframes_encoded: load(&control.keyframes_encoded),
+        target_bitrate_bps: target,
+        bytes_sent: load(&control.bytes_sent),
+        paused,
+      });
+    }
+    Some(stats)
   }
 
   /// Stops publishing the track with this sid: its encoder stops and the transceiver is removed

@@ -26,6 +26,10 @@ pub struct RoomOptions {
   /// instead of them. Text that is not PEM certificates fails
   /// `Room::connect` with `ERR_INVALID_CERTIFICATE` before any I/O.
   pub ca_certificates: Option<String>,
+  /// Obey the server's `SubscribedQualityUpdate`: a simulcast layer no subscriber wants is
+  /// paused (its encoder does not run) and comes back with a keyframe when one does. Saves
+  /// the publisher's CPU and uplink when subscribers watch small (thumbnails, a thin link).
+  pub dynacast: bool,
 }
 
 impl Default for RoomOptions {
@@ -36,6 +40,7 @@ impl Default for RoomOptions {
       connect_timeout: Duration::from_secs(10),
       wait_for_peer_connection: true,
       ca_certificates: None,
+      dynacast: false,
     }
   }
 }
@@ -99,6 +104,11 @@ pub struct TrackPublishOptions {
   /// What gives way when the link cannot carry the picture. `None`: `MaintainResolution` for a
   /// screencast source, `Balanced` otherwise.
   pub degradation_preference: Option<DegradationPreference>,
+  /// Send several layers (LiveKit's `q`, `h`, `f`) so each subscriber gets the one that fits
+  /// its link and screen; sources below 480 pixels on the longer side send one.
+  pub simulcast: bool,
+  /// The lower layers (at most two, smaller than the source); `None`: LiveKit's defaults.
+  pub simulcast_layers: Option<Vec<crate::simulcast::VideoPreset>>,
 }
 
 /// What the encoder gives up first when the bandwidth estimate cannot carry the source's picture
@@ -133,6 +143,8 @@ impl Default for TrackPublishOptions {
       video_codec: VideoCodec::Vp8,
       video_encoding: None,
       degradation_preference: None,
+      simulcast: true,
+      simulcast_layers: None,
     }
   }
 }

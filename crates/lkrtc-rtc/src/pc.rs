@@ -34,6 +34,8 @@ pub enum PcEvent {
   Failed,
   KeyframeRequest {
     mid: String,
+    /// The simulcast layer asked for; `None`: every layer.
+    rid: Option<String>,
   },
   BitrateEstimate {
     bps: u64,
@@ -61,6 +63,8 @@ pub struct OutgoingFrame {
   pub keyframe: bool,
   pub capture_time_us: i64,
   pub rotation: VideoRotation,
+  /// The simulcast layer; `None` for a single-layer track.
+  pub rid: Option<String>,
 }
 
 /// Where the publisher's bandwidth estimate starts: str0m probes up from it within the first
@@ -84,7 +88,10 @@ fn translate(event: TransportEvent) -> Option<PcEvent> {
     TransportEvent::Connected => PcEvent::Connected,
     TransportEvent::Disconnected => PcEvent::Disconnected,
     TransportEvent::Failed => PcEvent::Failed,
-    TransportEvent::KeyframeRequest { mid } => PcEvent::KeyframeRequest { mid: mid.to_string() },
+    TransportEvent::KeyframeRequest { mid, rid } => PcEvent::KeyframeRequest {
+      mid: mid.to_string(),
+      rid,
+    },
     TransportEvent::BitrateEstimate { bps } => PcEvent::BitrateEstimate { bps },
     TransportEvent::TrackAdded {
       mid,
@@ -130,10 +137,17 @@ impl Pc {
     Ok((Pc { transport }, rx))
   }
 
-  pub async fn add_video_track(&self, stream_id: &str, track_id: &str, codec: VideoCodec) -> RtcResult<String> {
+  /// `rids`: the simulcast layers, lowest first (empty: one stream).
+  pub async fn add_video_track(
+    &self,
+    stream_id: &str,
+    track_id: &str,
+    codec: VideoCodec,
+    rids: &[String],
+  ) -> RtcResult<String> {
     let mid = self
       .transport
-      .add_video_track(stream_id, track_id, codec)
+      .add_video_track(stream_id, track_id, codec, rids)
       .await
       .map_err(transport_error)?;
     Ok(mid.to_string())
@@ -175,6 +189,7 @@ impl Pc {
         keyframe: frame.keyframe,
         capture_time_us: frame.capture_time_us,
         rotation: frame.rotation as u8,
+        rid: frame.rid,
       },
     );
     Ok(())
@@ -227,8 +242,9 @@ impl Pc {
   }
 
   /// Publisher: the sum of the tracks' max bitrates, which the estimator probes towards.
-  pub fn set_desired_bitrate(&self, bps: u64) {
-    self.transport.set_desired_bitrate(bps);
+  /// `padding_bps`: what the pacer pads up to while the media sends less.
+  pub fn set_desired_bitrate(&self, bps: u64, padding_bps: u64) {
+    self.transport.set_desired_bitrate(bps, padding_bps);
   }
 
   /// Asks the sender of `mid` for a keyframe (PLI). Called from decoder threads.

@@ -184,6 +184,8 @@ pub struct LocalTrackPublication {
   pub mime_type: String,
   /// Whether its publisher muted it.
   pub muted: bool,
+  /// Whether it is sent in several layers.
+  pub simulcasted: bool,
 }
 
 impl LocalTrackPublication {
@@ -202,6 +204,7 @@ impl LocalTrackPublication {
         mime
       },
       muted: info.muted,
+      simulcasted: info.codecs.iter().any(|c| c.layers.len() > 1),
     }
   }
 }

@@ -80,6 +80,7 @@ impl Room {
       tls_config,
       token: token.to_string(),
       bind_ip: None,
+      dynacast: options.dynacast,
     };
     let joined = config.join().await?;
     let session = &joined.session;

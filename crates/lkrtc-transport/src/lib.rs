@@ -9,7 +9,7 @@
 //! # async fn demo(server: std::net::SocketAddr) -> Result<(), TransportError> {
 //! let ip = local_ip_for(server)?;
 //! let (publisher, mut events) = PeerTransport::start(TransportConfig::new(TransportRole::Publisher, ip)).await?;
-//! let mid = publisher.add_video_track("PA_me|TR_cid", "TR_cid", VideoCodec::Vp8).await?;
+//! let mid = publisher.add_video_track("PA_me|TR_cid", "TR_cid", VideoCodec::Vp8, &[]).await?;
 //! while let Some(ev) = events.recv().await {
 //!   match ev {
 //!     TransportEvent::NegotiationNeeded => {
@@ -18,7 +18,7 @@
 //!       publisher.apply_answer(&answer).await?; // from SignalResponse.answer
 //!     }
 //!     TransportEvent::LocalCandidate(json) => { /* TrickleRequest{candidate_init: json, target: PUBLISHER} */ }
-//!     TransportEvent::KeyframeRequest { mid } => { /* force a keyframe on that track's encoder */ }
+//!     TransportEvent::KeyframeRequest { mid, .. } => { /* force a keyframe on that track's encoder */ }
 //!     _ => {}
 //!   }
 //! }

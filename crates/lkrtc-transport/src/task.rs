@@ -29,6 +29,7 @@ enum Command {
     stream_id: String,
     track_id: String,
     codec: VideoCodec,
+    rids: Vec<String>,
     reply: Reply<Mid>,
   },
   RemoveTrack(Mid, Reply<()>),
@@ -40,7 +41,7 @@ enum Command {
   SendData(bool, Vec<u8>, Reply<()>),
   RequestKeyframe(Mid),
   SetVideoSink(Mid, Option<VideoSink>),
-  DesiredBitrate(u64),
+  DesiredBitrate(u64, u64),
   Close(oneshot::Sender<()>),
 }
 
@@ -162,19 +163,23 @@ impl TransportHandle {
   /// stream. Fires `NegotiationNeeded` (after the answer, if an offer is in flight); frames
   /// written before the answer is applied and ICE is up are dropped, and `KeyframeRequest`
   /// fires when the track becomes writable. The returned mid is a stable handle for this
-  /// track (not the SDP mid).
+  /// track (not the SDP mid). Non-empty `rids` make it a simulcast track: one RTP stream per
+  /// rid (lowest layer first), offered as `a=rid:<rid> send` and `a=simulcast:send q;h;f`, and
+  /// each frame written names its layer.
   pub async fn add_video_track(
     &self,
     stream_id: &str,
     track_id: &str,
     codec: VideoCodec,
+    rids: &[String],
   ) -> Result<Mid, TransportError> {
-    let (stream_id, track_id) = (stream_id.to_owned(), track_id.to_owned());
+    let (stream_id, track_id, rids) = (stream_id.to_owned(), track_id.to_owned(), rids.to_vec());
     self
       .call(|reply| Command::AddVideoTrack {
         stream_id,
         track_id,
         codec,
+        rids,
         reply,
       })
       .await
@@ -260,8 +265,12 @@ impl TransportHandle {
   /// Publisher: the rate the media could use at most (the sum of the tracks' max bitrates). The
   /// bandwidth estimator probes towards it and not beyond, so an idle link is not flooded with
   /// probes for capacity the encoders would never use. No effect without estimation.
-  pub fn set_desired_bitrate(&self, bps: u64) {
-    let _ = self.send(Command::DesiredBitrate(bps));
+  ///
+  /// `padding_bps`: while the media sends less, the pacer fills up to this rate (never above
+  /// the estimate) with padding, so the estimate can grow to what a paused simulcast layer
+  /// needs although the encoders do not use it yet (libwebrtc pads likewise).
+  pub fn set_desired_bitrate(&self, bps: u64, padding_bps: u64) {
+    let _ = self.send(Command::DesiredBitrate(bps, padding_bps));
   }
 
   /// Closes the connection (RTCP BYE, DTLS close_notify), then ends the task, closing the
@@ -400,9 +409,10 @@ fn handle(core: &mut Core, cmd: Command, closers: &mut Vec<oneshot::Sender<()>>,
       stream_id,
       track_id,
       codec,
+      rids,
       reply,
     } => {
-      let r = core.add_video_track(&stream_id, &track_id, codec);
+      let r = core.add_video_track(&stream_id, &track_id, codec, rids);
       answer(core, events, reply, r);
     }
     Command::RemoveTrack(mid, reply) => {
@@ -434,7 +444,7 @@ fn handle(core: &mut Core, cmd: Command, closers: &mut Vec<oneshot::Sender<()>>,
     Command::SetVideoSink(mid, None) => {
       events.sinks.remove(&mid);
     }
-    Command::DesiredBitrate(bps) => core.set_desired_bitrate(bps),
+    Command::DesiredBitrate(bps, padding) => core.set_desired_bitrate(bps, padding),
     Command::Close(done) => {
       closers.push(done);
       core.close(now);

@@ -78,6 +78,9 @@ pub struct OutgoingVideoFrame {
   /// Rotation as LiveKit's `VideoRotation`: 0 = 0°, 1 = 90°, 2 = 180°, 3 = 270°; sent as the
   /// CVO (urn:3gpp:video-orientation) header extension when negotiated.
   pub rotation: u8,
+  /// The simulcast layer (RTP stream id) this frame belongs to; `None` for a track published
+  /// without layers.
+  pub rid: Option<String>,
 }
 
 /// What a transport reports, in order, on the channel returned by `start`. The channel ends
@@ -104,6 +107,8 @@ pub enum TransportEvent {
   KeyframeRequest {
     /// The track, as returned by `add_video_track`.
     mid: Mid,
+    /// The simulcast layer asked for; `None`: every layer of the track.
+    rid: Option<String>,
   },
   /// Publisher: the send-side bandwidth estimate (TWCC) or a REMB from the receiver.
   BitrateEstimate {

@@ -96,7 +96,7 @@ async fn connected_pair(codec: VideoCodec) -> Pair {
     .await;
   let pub_mid = publisher
     .handle
-    .add_video_track("PA_pub|TR_cam", "TR_cam", codec)
+    .add_video_track("PA_pub|TR_cam", "TR_cam", codec, &[])
     .await
     .unwrap();
   let offer = publisher.handle.create_offer(false).await.unwrap();
@@ -188,6 +188,7 @@ async fn vp8_frames_arrive_intact_and_in_order() {
         keyframe,
         capture_time_us: 1_000_000 + i as i64 * 33_333,
         rotation: 1,
+        rid: None,
       },
     );
     tokio::time::sleep(Duration::from_millis(33)).await;
@@ -239,7 +240,7 @@ async fn connecting_asks_for_a_first_keyframe() {
   let mid = pair
     .publisher
     .next("KeyframeRequest on connect", |e| match e {
-      TransportEvent::KeyframeRequest { mid } => Some(mid),
+      TransportEvent::KeyframeRequest { mid, .. } => Some(mid),
       _ => None,
     })
     .await;
@@ -257,7 +258,7 @@ async fn audio_m_line_is_accepted_but_not_reported() {
     .await
     .unwrap();
   publisher
-    .add_video_track("PA_a|TR_v", "TR_v", VideoCodec::Vp8)
+    .add_video_track("PA_a|TR_v", "TR_v", VideoCodec::Vp8, &[])
     .await
     .unwrap();
   let offer = publisher.create_offer(false).await.unwrap();
@@ -305,6 +306,7 @@ async fn h264_track_is_offered_first_and_delivered() {
         keyframe: true,
         capture_time_us: i * 33_333,
         rotation: 0,
+        rid: None,
       },
     );
     tokio::time::sleep(Duration::from_millis(33)).await;
@@ -415,6 +417,7 @@ async fn keyframe_request_reaches_the_publisher() {
       keyframe: true,
       capture_time_us: 0,
       rotation: 0,
+      rid: None,
     },
   );
   pair
@@ -430,7 +433,7 @@ async fn keyframe_request_reaches_the_publisher() {
   let mid = pair
     .publisher
     .next("KeyframeRequest", |e| match e {
-      TransportEvent::KeyframeRequest { mid } => Some(mid),
+      TransportEvent::KeyframeRequest { mid, .. } => Some(mid),
       _ => None,
     })
     .await;
@@ -510,7 +513,7 @@ async fn renegotiation_adds_and_removes_tracks() {
   let second = pair
     .publisher
     .handle
-    .add_video_track("PA_pub|TR_screen", "TR_screen", VideoCodec::H264)
+    .add_video_track("PA_pub|TR_screen", "TR_screen", VideoCodec::H264, &[])
     .await
     .unwrap();
   assert_ne!(second, pair.pub_mid);
@@ -545,6 +548,7 @@ async fn renegotiation_adds_and_removes_tracks() {
       keyframe: true,
       capture_time_us: 0,
       rotation: 0,
+      rid: None,
     },
   );
   let mid = pair
@@ -584,14 +588,14 @@ async fn renegotiation_adds_and_removes_tracks() {
   pair
     .publisher
     .handle
-    .add_video_track("PA_pub|TR_3", "TR_3", VideoCodec::Vp8)
+    .add_video_track("PA_pub|TR_3", "TR_3", VideoCodec::Vp8, &[])
     .await
     .unwrap();
   let offer = pair.publisher.handle.create_offer(false).await.unwrap();
   pair
     .publisher
     .handle
-    .add_video_track("PA_pub|TR_4", "TR_4", VideoCodec::Vp8)
+    .add_video_track("PA_pub|TR_4", "TR_4", VideoCodec::Vp8, &[])
     .await
     .unwrap();
   let e = pair.publisher.handle.create_offer(false).await.unwrap_err();
@@ -668,6 +672,7 @@ async fn a_video_sink_takes_its_tracks_frames_off_the_event_channel() {
         keyframe: i == 0,
         capture_time_us: 1_000_000 + i as i64 * 33_333,
         rotation: 0,
+        rid: None,
       },
     );
     tokio::time::sleep(Duration::from_millis(33)).await;
@@ -675,7 +680,7 @@ async fn a_video_sink_takes_its_tracks_frames_off_the_event_channel() {
   let mid = pair
     .publisher
     .next("the sink's KeyframeRequest", |e| match e {
-      TransportEvent::KeyframeRequest { mid } => Some(mid),
+      TransportEvent::KeyframeRequest { mid, .. } => Some(mid),
       _ => None,
     })
     .await;

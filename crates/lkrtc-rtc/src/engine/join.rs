@@ -36,6 +36,8 @@ pub(crate) struct JoinConfig {
   /// The local address media binds to: the one that reaches the server, found at the first
   /// join.
   pub bind_ip: Option<IpAddr>,
+  /// Obey the server's `SubscribedQualityUpdate`s (pause layers nobody watches).
+  pub dynacast: bool,
 }
 
 /// A session the server accepted, with its new transports.

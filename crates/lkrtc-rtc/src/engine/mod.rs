@@ -485,6 +485,7 @@ impl Engine {
           };
         }
         Action::RefreshToken(token) => self.config.token = token.0,
+        Action::SubscribedQualities(update) => self.subscribed_quality_update(&update),
       }
     }
     Flow::Continue
@@ -597,7 +598,7 @@ impl Engine {
           OnFailure::RejoinUnlessExplained => Flow::MediaFailed,
         };
       }
-      PcEvent::KeyframeRequest { mid } => self.keyframe_requested(&mid),
+      PcEvent::KeyframeRequest { mid, rid } => self.keyframe_requested(&mid, rid.as_deref()),
       PcEvent::BitrateEstimate { bps } => self.bwe_bps.store(bps, Ordering::Relaxed),
       PcEvent::TrackAdded {
         mid,

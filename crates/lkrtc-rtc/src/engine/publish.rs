@@ -1,7 +1,8 @@
 //! Our published tracks and the publisher's negotiation, owned here alone: a publish asks the
 //! server (`AddTrackRequest`), adds a sendonly transceiver when it confirms and renegotiates;
 //! an unpublish removes it; a full rejoin publishes every track again on the new transport
-//! while its encoder runs on.
+//! while its encoders run on. A simulcast track has one encoder per layer, one transceiver with
+//! a stream per layer, and (with dynacast) pauses the layers no subscriber wants.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -18,7 +19,8 @@ use crate::events::RoomEvent;
 use crate::local_track::LocalVideoTrack;
 use crate::options::VideoCodec;
 use crate::publication::LocalTrackPublication;
-use crate::send_control::SendBudget;
+use crate::send_control::{LayerLimits, LayerShare, SendBudget};
+use crate::simulcast::LayerSpec;
 use crate::video_source::{FrameSlot, VideoSource};
 use crate::{RtcError, RtcResult};
 
@@ -28,17 +30,66 @@ pub(crate) struct PublishRequest {
   pub request: proto::AddTrackRequest,
   pub codec: VideoCodec,
   pub track: LocalVideoTrack,
-  /// The source slot the track's encoder reads.
-  pub slot: Arc<FrameSlot>,
+  /// The source slots the track's encoders read, one per layer.
+  pub slots: Vec<Arc<FrameSlot>>,
+  /// The layers sent, lowest first (one without rid for a track sent without simulcast).
+  pub layers: Vec<LayerSpec>,
   pub reply: oneshot::Sender<RtcResult<StartedTrack>>,
 }
 
-/// What a started track needs to feed its encoder.
+impl PublishRequest {
+  fn detach(&self) {
+    for slot in &self.slots {
+      self.track.source().detach(slot);
+    }
+  }
+}
+
+/// What a started track needs to feed its encoders.
 pub(crate) struct StartedTrack {
   pub publication: LocalTrackPublication,
   pub mid: String,
-  pub control: Arc<EncoderControl>,
+  /// Per layer, lowest first.
+  pub controls: Vec<Arc<EncoderControl>>,
+  /// How a simulcast track's layers share the estimate; `None` for a single layer.
+  pub layer_share: Option<Arc<LayerShare>>,
   pub bwe_bps: Arc<SendBudget>,
+}
+
+/// The rids of a track's layers, empty for a single layer.
+fn rids_of(layers: &[LayerSpec]) -> Vec<String> {
+  if layers.len() > 1 {
+    layers.iter().map(|l| l.rid.clone()).collect()
+  } else {
+    Vec::new()
+  }
+}
+
+/// The layers some subscriber wants, by the server's `SubscribedQualityUpdate`: the entry for
+/// our codec if the server sent per-codec ones, else the plain list. A quality it does not
+/// mention keeps its state (`None`).
+#[allow(deprecated)] // older servers send only `subscribed_qualities`
+pub(crate) fn wanted_layers(
+  update: &proto::SubscribedQualityUpdate,
+  codec: VideoCodec,
+  layers: &[LayerSpec],
+) -> Vec<Option<bool>> {
+  let name = codec.name().to_ascii_lowercase();
+  let qualities = update
+    .subscribed_codecs
+    .iter()
+    .find(|c| c.codec.to_ascii_lowercase().ends_with(&name))
+    .map(|c| &c.qualities)
+    .unwrap_or(&update.subscribed_qualities);
+  layers
+    .iter()
+    .map(|l| {
+      qualities
+        .iter()
+        .find(|q| q.quality == l.quality as i32)
+        .map(|q| q.enabled)
+    })
+    .collect()
 }
 
 /// One of our tracks on the publisher transport.
@@ -51,9 +102,12 @@ pub(crate) struct PublishedTrack {
   info: proto::TrackInfo,
   publication: LocalTrackPublication,
   track: LocalVideoTrack,
-  control: Arc<EncoderControl>,
+  /// Per layer, lowest first.
+  controls: Vec<Arc<EncoderControl>>,
   source: VideoSource,
-  slot: Arc<FrameSlot>,
+  slots: Vec<Arc<FrameSlot>>,
+  layers: Vec<LayerSpec>,
+  layer_share: Option<Arc<LayerShare>>,
 }
 
 impl PublishedTrack {
@@ -61,14 +115,38 @@ impl PublishedTrack {
     PublishedView {
       publication: self.publication.clone(),
       source: self.source.clone(),
-      slot: self.slot.clone(),
-      control: self.control.clone(),
+      slots: self.slots.clone(),
+      controls: self.controls.clone(),
+      layers: self.layers.clone(),
     }
   }
 
-  /// Stops its encoder: the source no longer feeds it.
+  /// Stops its encoders: the source no longer feeds them.
   fn detach(&self) {
-    self.source.detach(&self.slot);
+    for slot in &self.slots {
+      self.source.detach(slot);
+    }
+  }
+
+  /// Asks for a keyframe on layer `rid` (`None`: every layer).
+  fn request_keyframe(&self, rid: Option<&str>) {
+    for control in &self.controls {
+      if rid.is_none() || control.rid.as_deref() == rid {
+        control.keyframe.store(true, Ordering::Relaxed);
+      }
+    }
+  }
+
+  /// Dynacast: pauses the layers no subscriber wants, resumes the wanted ones.
+  fn apply_subscribed_qualities(&self, update: &proto::SubscribedQualityUpdate) {
+    let Some(share) = self.layer_share.as_ref() else {
+      return;
+    };
+    for (i, wanted) in wanted_layers(update, self.codec, &self.layers).into_iter().enumerate() {
+      if let Some(wanted) = wanted {
+        share.set_wanted(i, wanted);
+      }
+    }
   }
 }
 
@@ -126,7 +204,7 @@ impl Publishing {
     self.pending.retain(|_, p| {
       let alive = !p.reply.is_closed();
       if !alive {
-        p.track.source().detach(&p.slot);
+        p.detach();
       }
       alive
     });
@@ -147,14 +225,22 @@ impl Publishing {
     self.republishing.remove(&cid).map(|t| (t, false))
   }
 
-  /// A keyframe was asked for on transceiver `mid`: tells its encoder. False for no such track.
-  fn request_keyframe(&self, mid: &str) -> bool {
+  /// A keyframe was asked for on transceiver `mid` (layer `rid`, or all): tells its encoders.
+  /// False for no such track.
+  fn request_keyframe(&self, mid: &str, rid: Option<&str>) -> bool {
     match self.tracks.values().find(|t| t.mid == mid) {
       Some(track) => {
-        track.control.keyframe.store(true, Ordering::Relaxed);
+        track.request_keyframe(rid);
         true
       }
       None => false,
+    }
+  }
+
+  /// The server's `SubscribedQualityUpdate` for one of our tracks.
+  fn subscribed_qualities(&self, update: &proto::SubscribedQualityUpdate) {
+    if let Some(track) = self.tracks.get(&update.track_sid) {
+      track.apply_subscribed_qualities(update);
     }
   }
 
@@ -206,7 +292,7 @@ impl Publishing {
       track.detach();
     }
     for (_, publish) in self.pending.drain() {
-      publish.track.source().detach(&publish.slot);
+      publish.detach();
       let _ = publish.reply.send(Err(RtcError::Disconnected {
         reason: reason.to_string(),
       }));
@@ -233,32 +319,49 @@ impl Engine {
   }
 
   async fn start_track(&mut self, publish: PublishRequest, info: proto::TrackInfo) {
+    if publish.reply.is_closed() {
+      // The caller gave up waiting.
+      publish.detach();
+      return;
+    }
+    let rids = rids_of(&publish.layers);
+    let mid = match self.add_sender(&publish.request.cid, publish.codec, &rids).await {
+      Ok(mid) => mid,
+      Err(e) => {
+        publish.detach();
+        let _ = publish.reply.send(Err(e));
+        return;
+      }
+    };
     let PublishRequest {
       request,
       codec,
       track,
-      slot,
+      slots,
+      layers,
       reply,
     } = publish;
     let source = track.source().clone();
-    if reply.is_closed() {
-      // The caller gave up waiting.
-      source.detach(&slot);
-      return;
-    }
-    let mid = match self.add_sender(&request.cid, codec).await {
-      Ok(mid) => mid,
-      Err(e) => {
-        source.detach(&slot);
-        let _ = reply.send(Err(e));
-        return;
-      }
-    };
-    let control = Arc::new(EncoderControl::new(EncoderRoute {
-      pc: self.publisher.clone(),
-      mid: mid.clone(),
-    }));
-    let publication = LocalTrackPublication::from_info(&info, codec.mime_type());
+    let controls: Vec<Arc<EncoderControl>> = layers
+      .iter()
+      .map(|l| {
+        let route = EncoderRoute {
+          pc: self.publisher.clone(),
+          mid: mid.clone(),
+        };
+        let rid = (layers.len() > 1).then(|| l.rid.clone());
+        Arc::new(EncoderControl::for_layer(route, rid))
+      })
+      .collect();
+    let layer_share = (layers.len() > 1).then(|| {
+      let limits = layers
+        .iter()
+        .map(|l| LayerLimits::new(l.width, l.height, l.encoding.max_bitrate))
+        .collect();
+      LayerShare::new(&self.bwe_bps, limits)
+    });
+    let mut publication = LocalTrackPublication::from_info(&info, codec.mime_type());
+    publication.simulcasted = layers.len() > 1;
     track.set_sid(Some(publication.sid.clone()));
     let published = PublishedTrack {
       mid: mid.clone(),
@@ -268,14 +371,17 @@ impl Engine {
       info,
       publication: publication.clone(),
       track,
-      control: control.clone(),
+      controls: controls.clone(),
       source,
-      slot,
+      slots,
+      layers,
+      layer_share: layer_share.clone(),
     };
     let started = StartedTrack {
       publication: publication.clone(),
       mid,
-      control,
+      controls,
+      layer_share,
       bwe_bps: self.bwe_bps.clone(),
     };
     if reply.send(Ok(started)).is_err() {
@@ -302,7 +408,8 @@ impl Engine {
   /// The new server confirmed a track of ours after a full rejoin: give its encoder the new
   /// transceiver and announce the new publication.
   async fn republish(&mut self, mut published: PublishedTrack, info: proto::TrackInfo) {
-    let mid = match self.add_sender(&published.cid, published.codec).await {
+    let rids = rids_of(&published.layers);
+    let mid = match self.add_sender(&published.cid, published.codec, &rids).await {
       Ok(mid) => mid,
       Err(e) => {
         tracing::warn!("cannot republish {}: {e}", published.track.name());
@@ -311,12 +418,15 @@ impl Engine {
         return;
       }
     };
-    published.control.set_route(EncoderRoute {
-      pc: self.publisher.clone(),
-      mid: mid.clone(),
-    });
+    for control in &published.controls {
+      control.set_route(EncoderRoute {
+        pc: self.publisher.clone(),
+        mid: mid.clone(),
+      });
+    }
     published.mid = mid;
     published.publication = LocalTrackPublication::from_info(&info, published.codec.mime_type());
+    published.publication.simulcasted = published.layers.len() > 1;
     published.info = info;
     published.track.set_sid(Some(published.publication.sid.clone()));
     self.announce(published);
@@ -352,9 +462,17 @@ impl Engine {
     }
   }
 
-  /// The transport asked for a keyframe on `mid`.
-  pub(super) fn keyframe_requested(&self, mid: &str) {
-    self.publish.request_keyframe(mid);
+  /// The transport asked for a keyframe on `mid` (layer `rid`, or every layer).
+  pub(super) fn keyframe_requested(&self, mid: &str, rid: Option<&str>) {
+    self.publish.request_keyframe(mid, rid);
+  }
+
+  /// The server says which qualities of a track of ours are watched: with dynacast on, the
+  /// layers nobody watches pause.
+  pub(super) fn subscribed_quality_update(&self, update: &proto::SubscribedQualityUpdate) {
+    if self.config.dynacast {
+      self.publish.subscribed_qualities(update);
+    }
   }
 
   async fn stop_track(&mut self, track: &PublishedTrack) {
@@ -439,10 +557,10 @@ impl Engine {
 
   /// A sendonly transceiver for our track `cid` on the current publisher; its mid is sent with
   /// each offer so the server can match it to the track.
-  async fn add_sender(&mut self, cid: &str, codec: VideoCodec) -> RtcResult<String> {
+  async fn add_sender(&mut self, cid: &str, codec: VideoCodec, rids: &[String]) -> RtcResult<String> {
     let mid = self
       .publisher
-      .add_video_track(&format!("{cid}-stream"), cid, codec)
+      .add_video_track(&format!("{cid}-stream"), cid, codec, rids)
       .await?;
     self
       .publish
@@ -476,10 +594,12 @@ mod tests {
       codec: VideoCodec::Vp8,
       publication: LocalTrackPublication::from_info(&info, "video/VP8"),
       info,
-      slot: source.attach(),
+      slots: vec![source.attach()],
       track,
-      control: Arc::new(EncoderControl::default()),
+      controls: vec![Arc::new(EncoderControl::default())],
       source,
+      layers: vec![],
+      layer_share: None,
     }
   }
 
@@ -493,7 +613,8 @@ mod tests {
       },
       codec: VideoCodec::Vp8,
       track: LocalVideoTrack::create_video_track("cam", &source),
-      slot: source.attach(),
+      slots: vec![source.attach()],
+      layers: vec![],
       reply,
     };
     (request, answer)
@@ -521,12 +642,84 @@ mod tests {
   fn a_keyframe_request_reaches_the_encoder_of_its_mid() {
     let mut publishing = Publishing::default();
     let track = published("TR_a", "c1", "m1");
-    let control = track.control.clone();
+    let control = track.controls[0].clone();
     publishing.tracks.insert("TR_a".into(), track);
-    assert!(!publishing.request_keyframe("m2"));
+    assert!(!publishing.request_keyframe("m2", None));
     assert!(!control.keyframe.load(Ordering::Relaxed));
-    assert!(publishing.request_keyframe("m1"));
+    assert!(publishing.request_keyframe("m1", None));
     assert!(control.keyframe.load(Ordering::Relaxed));
+  }
+
+  fn layer(rid: &str, quality: proto::VideoQuality) -> LayerSpec {
+    LayerSpec {
+      rid: rid.into(),
+      quality,
+      width: 64,
+      height: 64,
+      encoding: crate::options::VideoEncoding {
+        max_bitrate: 100_000,
+        max_framerate: 30.0,
+      },
+    }
+  }
+
+  #[test]
+  fn a_keyframe_request_for_a_layer_reaches_that_layers_encoder_only() {
+    let mut track = published("TR_a", "c1", "m1");
+    track.controls = ["q", "h"]
+      .iter()
+      .map(|rid| {
+        Arc::new(EncoderControl {
+          rid: Some(rid.to_string()),
+          ..Default::default()
+        })
+      })
+      .collect();
+    track.request_keyframe(Some("h"));
+    let asked: Vec<bool> = track
+      .controls
+      .iter()
+      .map(|c| c.keyframe.load(Ordering::Relaxed))
+      .collect();
+    assert_eq!(asked, [false, true]);
+  }
+
+  #[test]
+  #[allow(deprecated)]
+  fn subscribed_qualities_name_the_wanted_layers_of_our_codec() {
+    use proto::VideoQuality::{High, Low, Medium};
+    let layers = [layer("q", Low), layer("h", Medium), layer("f", High)];
+    let q = |quality: proto::VideoQuality, enabled| proto::SubscribedQuality {
+      quality: quality as i32,
+      enabled,
+    };
+    let plain = proto::SubscribedQualityUpdate {
+      track_sid: "TR_a".into(),
+      subscribed_qualities: vec![q(Low, true), q(High, false)],
+      ..Default::default()
+    };
+    assert_eq!(
+      wanted_layers(&plain, VideoCodec::Vp8, &layers),
+      [Some(true), None, Some(false)]
+    );
+    let per_codec = proto::SubscribedQualityUpdate {
+      track_sid: "TR_a".into(),
+      subscribed_qualities: vec![q(Low, true), q(Medium, true), q(High, true)],
+      subscribed_codecs: vec![
+        proto::SubscribedCodec {
+          codec: "h264".into(),
+          qualities: vec![q(Low, true)],
+        },
+        proto::SubscribedCodec {
+          codec: "vp8".into(),
+          qualities: vec![q(Low, true), q(Medium, false), q(High, false)],
+        },
+      ],
+    };
+    assert_eq!(
+      wanted_layers(&per_codec, VideoCodec::Vp8, &layers),
+      [Some(true), Some(false), Some(false)]
+    );
   }
 
   #[test]

@@ -10,6 +10,7 @@ use crate::encoder_task::EncoderControl;
 use crate::events::ConnectionState;
 use crate::participant::RemoteParticipant;
 use crate::publication::{LocalTrackPublication, RemoteTrackSettings};
+use crate::simulcast::LayerSpec;
 use crate::video_source::{FrameSlot, VideoSource};
 
 /// The room as last seen by its engine.
@@ -30,8 +31,10 @@ pub(crate) struct Shared {
 pub(crate) struct PublishedView {
   pub publication: LocalTrackPublication,
   pub source: VideoSource,
-  pub slot: Arc<FrameSlot>,
-  pub control: Arc<EncoderControl>,
+  /// Per layer, lowest first.
+  pub slots: Vec<Arc<FrameSlot>>,
+  pub controls: Vec<Arc<EncoderControl>>,
+  pub layers: Vec<LayerSpec>,
 }
 
 impl Shared {

@@ -2,7 +2,8 @@
 //! synthetic input: how the publisher's bandwidth estimate is shared between its tracks, the
 //! encoder's target bitrate (down at once, up with care), which frames to skip so the pacer's
 //! queue stays short, how often a keyframe may be made, and the picture size and frame rate the
-//! target can carry at a usable quality (libwebrtc's bitrate-based quality scaling).
+//! target can carry at a usable quality (libwebrtc's bitrate-based quality scaling); for a
+//! simulcast track, how its share is split between its layers (`layers.rs`).
 //!
 //! The estimate itself is str0m's send-side BWE (delay- and loss-based, from transport-wide
 //! congestion control feedback); its pacer sends media at 1.1 x the estimate.
@@ -13,6 +14,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::options::DegradationPreference;
 
+mod layers;
+pub(crate) use layers::{LayerLimits, LayerShare};
+
 /// The publisher's bandwidth estimate, shared by its encoders in proportion to their tracks'
 /// max bitrates.
 #[derive(Default)]
@@ -20,6 +24,8 @@ pub(crate) struct SendBudget {
   estimate_bps: AtomicU64,
   /// Registered tracks: id -> max bitrate.
   tracks: Mutex<HashMap<u64, u64>>,
+  /// Tracks that want padding (simulcast tracks with paused layers): id -> rate.
+  padding: Mutex<HashMap<u64, u64>>,
   next_id: AtomicU64,
 }
 
@@ -52,6 +58,11 @@ impl SendBudget {
     let tracks = self.tracks.lock().unwrap_or_else(|e| e.into_inner());
     tracks.values().sum::<u64>().max(1)
   }
+
+  fn total_padding(&self) -> u64 {
+    let padding = self.padding.lock().unwrap_or_else(|e| e.into_inner());
+    padding.values().sum::<u64>()
+  }
 }
 
 /// One track's part of a [`SendBudget`].
@@ -75,12 +86,29 @@ impl BudgetShare {
   pub fn total_max(&self) -> u64 {
     self.budget.total_max()
   }
+
+  /// The rate this track wants the link padded up to (0: none).
+  pub fn set_padding(&self, bps: u64) {
+    let mut padding = self.budget.padding.lock().unwrap_or_else(|e| e.into_inner());
+    if bps == 0 {
+      padding.remove(&self.id);
+    } else {
+      padding.insert(self.id, bps);
+    }
+  }
+
+  /// The sum of what all tracks want padded up to.
+  pub fn total_padding(&self) -> u64 {
+    self.budget.total_padding()
+  }
 }
 
 impl Drop for BudgetShare {
   fn drop(&mut self) {
     let mut tracks = self.budget.tracks.lock().unwrap_or_else(|e| e.into_inner());
     tracks.remove(&self.id);
+    drop(tracks);
+    self.set_padding(0);
   }
 }
 

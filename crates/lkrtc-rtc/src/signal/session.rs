@@ -76,6 +76,8 @@ pub enum Action {
   },
   /// The server refreshed our access token: use it to resume.
   RefreshToken(AccessToken),
+  /// Which qualities of one of our tracks some subscriber watches (for dynacast).
+  SubscribedQualities(proto::SubscribedQualityUpdate),
 }
 
 /// An access token. Its `Debug` output leaves the token out, so actions can be logged.
@@ -198,6 +200,7 @@ impl SignalSession {
         }]
       }
       Response::RefreshToken(token) => vec![Action::RefreshToken(AccessToken(token))],
+      Response::SubscribedQualityUpdate(update) => vec![Action::SubscribedQualities(update)],
       Response::Mute(_) => vec![], // server-side mute of our tracks: we only publish video; nothing to stop
       _ => vec![],
     }

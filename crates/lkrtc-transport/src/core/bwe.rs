@@ -15,12 +15,14 @@ impl Core {
   /// (3x and 6x the estimate) fire once, and on LiveKit's publisher connection that is while only
   /// the data channels exist, with no media to probe with; restarted, they can find the link's
   /// capacity in the first second of video instead of an additive climb.
-  pub fn set_desired_bitrate(&mut self, bps: u64) {
+  pub fn set_desired_bitrate(&mut self, bps: u64, padding_bps: u64) {
     if !self.bwe || self.role != TransportRole::Publisher {
       return;
     }
     let desired = Bitrate::bps(bps.max(MIN_BITRATE.as_u64()));
-    self.rtc.bwe().set_bitrate(MIN_BITRATE, desired);
+    // str0m pads up to its minimum (capped by the estimate and the desired rate).
+    let padding = Bitrate::bps(padding_bps.max(MIN_BITRATE.as_u64()));
+    self.rtc.bwe().set_bitrate(padding, desired);
     if !self.bwe_restarted {
       self.bwe_restarted = true;
       self.rtc.bwe().reset(Bitrate::bps(self.initial_bitrate_bps));

@@ -84,7 +84,10 @@ impl Core {
       self.events.push_back(TransportEvent::Connected);
       // Media written while not connected was dropped: start every track with a keyframe.
       for t in self.tracks.iter().filter(|t| t.negotiated) {
-        self.events.push_back(TransportEvent::KeyframeRequest { mid: t.local });
+        self.events.push_back(TransportEvent::KeyframeRequest {
+          mid: t.local,
+          rid: None,
+        });
       }
     } else {
       self.disconnected_since = Some(now);

@@ -56,10 +56,11 @@ impl Core {
       3 => VideoOrientation::Deg270,
       _ => VideoOrientation::Deg0,
     };
-    if let Err(e) = writer
-      .video_orientation(orientation)
-      .write(pt, wallclock, rtp, frame.data)
-    {
+    let mut writer = writer.video_orientation(orientation);
+    if let Some(rid) = frame.rid.as_deref() {
+      writer = writer.rid(rid.into());
+    }
+    if let Err(e) = writer.write(pt, wallclock, rtp, frame.data) {
       tracing::debug!(mid = %rtc_mid, "write_video: {e}");
     }
   }

@@ -66,6 +66,8 @@ struct LocalTrack {
   stream_id: String,
   track_id: String,
   codec: VideoCodec,
+  /// Simulcast layers (RTP stream ids), lowest first; empty: a single stream.
+  rids: Vec<String>,
   negotiated: bool,
   pt: Option<Pt>,
   /// Capture clock minus Unix time, fixed at the first frame (see [`capture_clock_offset`]).
@@ -420,7 +422,10 @@ impl Core {
       }
       Event::KeyframeRequest(r) => {
         if let Some(t) = self.tracks.iter().find(|t| t.rtc == Some(r.mid)) {
-          self.events.push_back(TransportEvent::KeyframeRequest { mid: t.local });
+          self.events.push_back(TransportEvent::KeyframeRequest {
+            mid: t.local,
+            rid: r.rid.map(|rid| rid.to_string()),
+          });
         }
       }
       Event::EgressBitrateEstimate(kind) => self.on_bitrate_estimate(kind),

@@ -3,7 +3,7 @@
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::{ChannelConfig, Reliability};
-use str0m::media::{Direction, MediaKind};
+use str0m::media::{Direction, MediaKind, Simulcast, SimulcastLayer};
 
 use super::{Core, LocalTrack, RemoteTrack, LOSSY_LABEL, RELIABLE_LABEL};
 use crate::sdp::{self, SdpDirection};
@@ -29,7 +29,13 @@ pub(super) struct Pending {
 impl Core {
   // ---- publisher ----
 
-  pub fn add_video_track(&mut self, stream_id: &str, track_id: &str, codec: VideoCodec) -> Result<Mid, TransportError> {
+  pub fn add_video_track(
+    &mut self,
+    stream_id: &str,
+    track_id: &str,
+    codec: VideoCodec,
+    rids: Vec<String>,
+  ) -> Result<Mid, TransportError> {
     self.require_open()?;
     self.require(TransportRole::Publisher, "add_video_track")?;
     let local = Mid::from(format!("lk{}", self.next_local).as_str());
@@ -40,6 +46,7 @@ impl Core {
       stream_id: stream_id.to_owned(),
       track_id: track_id.to_owned(),
       codec,
+      rids,
       negotiated: false,
       pt: None,
       clock_offset_us: None,
@@ -94,12 +101,21 @@ impl Core {
     let mut api = self.rtc.sdp_api();
     let mut added = Vec::new();
     for t in self.tracks.iter_mut().filter(|t| !t.negotiated) {
+      // Layers in the order LiveKit's clients offer them (q;h;f): the server maps rids to
+      // qualities through the AddTrackRequest's layers.
+      let simulcast = (!t.rids.is_empty()).then(|| {
+        let mut s = Simulcast::new();
+        for rid in &t.rids {
+          s.add_send_layer(SimulcastLayer::new(rid));
+        }
+        s
+      });
       let mid = api.add_media(
         MediaKind::Video,
         Direction::SendOnly,
         Some(t.stream_id.clone()),
         Some(t.track_id.clone()),
-        None,
+        simulcast,
       );
       t.rtc = Some(mid);
       added.push(mid);
@@ -170,7 +186,10 @@ impl Core {
         t.negotiated = true;
         if self.connected {
           // Frames written before now were dropped: the receiver needs a keyframe first.
-          self.events.push_back(TransportEvent::KeyframeRequest { mid: t.local });
+          self.events.push_back(TransportEvent::KeyframeRequest {
+            mid: t.local,
+            rid: None,
+          });
         }
       }
     }
