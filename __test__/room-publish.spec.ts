@@ -147,6 +147,8 @@ async function publishStarved(preference: 'balanced' | 'maintain-resolution', se
   const { lk, source, publication, stopIdle } = await lkrtcPublisher(name, 'lkrtc-starved', 'vp8', 'starved', {
     videoEncoding: { maxBitrate: 100_000, maxFramerate: 15 },
     degradationPreference: preference,
+    // The single-layer adaptation is under test; simulcast steps down by layers instead.
+    simulcast: false,
   })
   const noise = Array.from(
     { length: 8 },

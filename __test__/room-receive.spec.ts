@@ -54,8 +54,10 @@ async function publisher(room: string, identity: string, { codec = 'vp8' as 'vp8
   const publication = await lk.localParticipant.publishTrack(track, {
     source: TrackSource.Camera,
     videoCodec: codec,
-    // The tests assert the size received: keep it whatever the bandwidth estimate does.
+    // The tests assert the size received: keep it whatever the bandwidth estimate does, and
+    // send one layer (with simulcast the server may forward the lower one for a while).
     degradationPreference: 'maintain-resolution',
+    simulcast: false,
   })
   let frame = solidRgba(WIDTH, HEIGHT, GREY)
   let timer: NodeJS.Timeout | undefined = setInterval(() => {
@@ -302,6 +304,7 @@ test.serial(
       await sender.localParticipant.publishTrack(LocalVideoTrack.createVideoTrack('camera', source), {
         source: TrackSource.Camera,
         degradationPreference: 'maintain-resolution',
+        simulcast: false,
       })
       const deadline = Date.now() + 10_000
       while (reader.names.length < 10 && Date.now() < deadline) await sleep(50)
