@@ -17,9 +17,11 @@ import {
   Room,
   type TrackPublishOptions,
   TrackSource,
+  VideoBufferType,
   VideoSource,
+  VideoStream,
 } from '../lib/index.js'
-import { COLOURS, type Rgb, solidRgba } from './helpers/colors.js'
+import { COLOURS, type Rgb, readStreamColours, solidRgba } from './helpers/colors.js'
 import { roomName, sleep, stopTestServer, testServer, token } from './helpers/server.js'
 
 test.after.always(async () => {
@@ -260,6 +262,35 @@ test.serial('a Python subscriber asking High gets the full 1280x720 picture in i
   } finally {
     sub.kill()
     await sub.exited
+    await pub.close()
+  }
+})
+
+test.serial('an lkrtc subscriber gets the full picture of a simulcast publication, every frame in its colours', async (t) => {
+  const room = roomName('sim-lkrtc')
+  const pub = await publisher(room, 1280, 720, COLOURS.red)
+  const viewer = await join(room, 'viewer')
+  try {
+    const remote = await waitFor('the publication', () =>
+      [...viewer.remoteParticipants.values()].flatMap((p) => [...p.trackPublications.values()]).find((p) => p.track),
+    )
+    t.true(remote.simulcasted)
+    const stream = new VideoStream(remote.track as NonNullable<typeof remote.track>, { format: VideoBufferType.RGBA })
+    const reader = readStreamColours(stream)
+    try {
+      await waitFor('a 1280x720 frame', () => reader.sizes.has('1280x720') || undefined)
+      await sleep(1000)
+    } finally {
+      await reader.stop()
+    }
+    t.true(reader.sizes.has('1280x720'), `sizes seen: ${[...reader.sizes].join(' ')}`)
+    // Whatever layer the server forwarded, every decoded picture is the source's colour.
+    t.true(
+      reader.names.every((n) => n === 'red'),
+      `${reader.names.filter((n) => n !== 'red').length} of ${reader.names.length} frames not red`,
+    )
+  } finally {
+    await viewer.disconnect()
     await pub.close()
   }
 })
