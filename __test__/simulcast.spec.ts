@@ -266,34 +266,37 @@ test.serial('a Python subscriber asking High gets the full 1280x720 picture in i
   }
 })
 
-test.serial('an lkrtc subscriber gets the full picture of a simulcast publication, every frame in its colours', async (t) => {
-  const room = roomName('sim-lkrtc')
-  const pub = await publisher(room, 1280, 720, COLOURS.red)
-  const viewer = await join(room, 'viewer')
-  try {
-    const remote = await waitFor('the publication', () =>
-      [...viewer.remoteParticipants.values()].flatMap((p) => [...p.trackPublications.values()]).find((p) => p.track),
-    )
-    t.true(remote.simulcasted)
-    const stream = new VideoStream(remote.track as NonNullable<typeof remote.track>, { format: VideoBufferType.RGBA })
-    const reader = readStreamColours(stream)
+test.serial(
+  'an lkrtc subscriber gets the full picture of a simulcast publication, every frame in its colours',
+  async (t) => {
+    const room = roomName('sim-lkrtc')
+    const pub = await publisher(room, 1280, 720, COLOURS.red)
+    const viewer = await join(room, 'viewer')
     try {
-      await waitFor('a 1280x720 frame', () => reader.sizes.has('1280x720') || undefined)
-      await sleep(1000)
+      const remote = await waitFor('the publication', () =>
+        [...viewer.remoteParticipants.values()].flatMap((p) => [...p.trackPublications.values()]).find((p) => p.track),
+      )
+      t.true(remote.simulcasted)
+      const stream = new VideoStream(remote.track as NonNullable<typeof remote.track>, { format: VideoBufferType.RGBA })
+      const reader = readStreamColours(stream)
+      try {
+        await waitFor('a 1280x720 frame', () => reader.sizes.has('1280x720') || undefined)
+        await sleep(1000)
+      } finally {
+        await reader.stop()
+      }
+      t.true(reader.sizes.has('1280x720'), `sizes seen: ${[...reader.sizes].join(' ')}`)
+      // Whatever layer the server forwarded, every decoded picture is the source's colour.
+      t.true(
+        reader.names.every((n) => n === 'red'),
+        `${reader.names.filter((n) => n !== 'red').length} of ${reader.names.length} frames not red`,
+      )
     } finally {
-      await reader.stop()
+      await viewer.disconnect()
+      await pub.close()
     }
-    t.true(reader.sizes.has('1280x720'), `sizes seen: ${[...reader.sizes].join(' ')}`)
-    // Whatever layer the server forwarded, every decoded picture is the source's colour.
-    t.true(
-      reader.names.every((n) => n === 'red'),
-      `${reader.names.filter((n) => n !== 'red').length} of ${reader.names.length} frames not red`,
-    )
-  } finally {
-    await viewer.disconnect()
-    await pub.close()
-  }
-})
+  },
+)
 
 test.serial('with dynacast, layers nobody watches are paused while Low keeps encoding', async (t) => {
   if (!havePython) return t.fail(`LiveKit's Python SDK is not installed at ${PYTHON} (bash scripts/bootstrap.sh)`)

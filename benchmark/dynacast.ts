@@ -102,7 +102,8 @@ async function run(
 }
 
 async function main() {
-  if (!existsSync(PYTHON)) throw new Error(`LiveKit's Python SDK is missing at ${PYTHON}: run bash scripts/bootstrap.sh`)
+  if (!existsSync(PYTHON))
+    throw new Error(`LiveKit's Python SDK is missing at ${PYTHON}: run bash scripts/bootstrap.sh`)
   const { start } = (await import(join(ROOT, 'scripts/livekit-server.mjs'))) as {
     start: () => Promise<{ url: string; apiKey: string; apiSecret: string; stop(): Promise<void> }>
   }

@@ -53,6 +53,8 @@ async function publishLkrtc(): Promise<object> {
     source: lk.TrackSource.Camera,
     videoCodec: opts.codec,
     videoEncoding: { maxBitrate: opts.width >= 1920 ? 5_000_000 : 2_500_000, maxFramerate: opts.fps },
+    // One layer, as the rtc-node side publishes: the figures compare like with like.
+    simulcast: false,
   })
   // E2E_TRACE=1: the sender's view once a second (estimate, target, size, skipped frames).
   const trace = process.env.E2E_TRACE

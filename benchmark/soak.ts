@@ -92,7 +92,11 @@ async function pairLkrtc(url: string, server: { apiKey: string; apiSecret: strin
   await publisher.connect(url, token(server, 'pub', roomName))
   const source = new VideoSource(WIDTH, HEIGHT)
   const track = LocalVideoTrack.createVideoTrack('soak', source)
-  const publication = await publisher.localParticipant.publishTrack(track, { source: TrackSource.Camera })
+  // One layer, as the rtc-node side publishes.
+  const publication = await publisher.localParticipant.publishTrack(track, {
+    source: TrackSource.Camera,
+    simulcast: false,
+  })
   const feeder = feed(source)
   const stream = await subscribed
   let received = 0

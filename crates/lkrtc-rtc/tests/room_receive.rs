@@ -182,6 +182,9 @@ async fn publish(server: &TestServer, room: &str, codec: VideoCodec) -> (Publish
         source: TrackSource::Camera,
         video_codec: codec,
         video_encoding: None,
+        // The size received is asserted: one layer (with simulcast the server may forward the
+        // lower one first).
+        simulcast: false,
         ..Default::default()
       },
     )

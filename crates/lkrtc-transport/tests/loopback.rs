@@ -696,3 +696,24 @@ async fn a_video_sink_takes_its_tracks_frames_off_the_event_channel() {
   pair.publisher.handle.close().await;
   pair.subscriber.handle.close().await;
 }
+
+#[tokio::test]
+async fn a_simulcast_track_is_offered_with_a_rid_per_layer_lowest_first() {
+  let (publisher, _peer) = start(TransportRole::Publisher).await;
+  let rids: Vec<String> = ["q", "h", "f"].iter().map(|r| r.to_string()).collect();
+  publisher
+    .handle
+    .add_video_track("PA_pub|TR_sim", "TR_sim", VideoCodec::Vp8, &rids)
+    .await
+    .unwrap();
+  let offer = publisher.handle.create_offer(false).await.unwrap();
+  let video = &offer[offer.find("m=video").expect("a video m-line")..];
+  for rid in ["q", "h", "f"] {
+    assert!(video.contains(&format!("a=rid:{rid} send")), "rid {rid} in {video}");
+  }
+  assert!(video.contains("a=simulcast:send q;h;f"), "{video}");
+  assert!(
+    video.contains("urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"),
+    "{video}"
+  );
+}
