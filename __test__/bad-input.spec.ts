@@ -471,6 +471,12 @@ cases([
     message: 'invalid autoSubscribe: expected a boolean',
   },
   {
+    name: 'Room.connect rejects dynacast as a string',
+    run: () => new Room().connect('ws://127.0.0.1:1', 'token', { dynacast: 'on' as never }),
+    code: 'ERR_INVALID_ARG_TYPE',
+    message: 'invalid dynacast: expected a boolean',
+  },
+  {
     name: 'Room.connect rejects adaptiveStream as a number',
     run: () => new Room().connect('ws://127.0.0.1:1', 'token', { adaptiveStream: 1 as never }),
     code: 'ERR_INVALID_ARG_TYPE',
@@ -541,6 +547,36 @@ cases([
     run: () => new Room().localParticipant.publishTrack(track64(), { degradationPreference: 1 as never }),
     code: 'ERR_INVALID_ARG_TYPE',
     message: "invalid degradationPreference: expected 'balanced', 'maintain-framerate' or 'maintain-resolution'",
+  },
+  {
+    name: 'LocalParticipant.publishTrack rejects simulcast as a string',
+    run: () => new Room().localParticipant.publishTrack(track64(), { simulcast: 'yes' as never }),
+    code: 'ERR_INVALID_ARG_TYPE',
+    message: 'invalid simulcast: expected a boolean',
+  },
+  {
+    name: 'LocalParticipant.publishTrack rejects simulcastLayers as an object',
+    run: () => new Room().localParticipant.publishTrack(track64(), { simulcastLayers: { width: 320 } as never }),
+    code: 'ERR_INVALID_ARG_TYPE',
+    message: 'invalid simulcastLayers: expected an array of { width, height, encoding }',
+  },
+  {
+    name: 'LocalParticipant.publishTrack rejects a simulcast layer width as a string',
+    run: () =>
+      new Room().localParticipant.publishTrack(track64(), {
+        simulcastLayers: [{ width: '320' as never, height: 180, encoding: { maxBitrate: 100_000, maxFramerate: 15 } }],
+      }),
+    code: 'ERR_INVALID_ARG_TYPE',
+    message: 'invalid simulcastLayers[0].width: expected a number',
+  },
+  {
+    name: 'LocalParticipant.publishTrack rejects a simulcast layer without encoding',
+    run: () =>
+      new Room().localParticipant.publishTrack(track64(), {
+        simulcastLayers: [{ width: 320, height: 180 } as never],
+      }),
+    code: 'ERR_INVALID_ARG_TYPE',
+    message: 'invalid simulcastLayers[0].maxBitrate: expected a number',
   },
   {
     name: 'LocalParticipant.publishTrack rejects videoEncoding as a number',
