@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import { join as joinPath } from 'node:path'
 import { createInterface } from 'node:readline'
 
 import test from 'ava'
@@ -28,8 +29,8 @@ test.after.always(async () => {
   await stopTestServer()
 })
 
-const PYTHON = new URL('../.tools/pyenv/bin/python', import.meta.url).pathname
-const PY_SUBSCRIBER = new URL('./helpers/py_subscriber.py', import.meta.url).pathname
+const PYTHON = joinPath(__dirname, '../.tools/pyenv/bin/python')
+const PY_SUBSCRIBER = joinPath(__dirname, 'helpers/py_subscriber.py')
 
 async function join(room: string, identity: string, options: { dynacast?: boolean } = {}): Promise<Room> {
   const server = await testServer()
