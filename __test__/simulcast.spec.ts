@@ -75,11 +75,17 @@ interface PyFrame {
 }
 
 /** LiveKit's Python SDK subscribing to the room's video at `quality`, for `seconds`. */
-async function pythonSubscriber(room: string, quality: 'low' | 'medium' | 'high', seconds: number) {
+async function pythonSubscriber(
+  room: string,
+  quality: 'low' | 'medium' | 'high',
+  seconds: number,
+  then?: { afterSeconds: number; quality: 'low' | 'medium' | 'high' },
+) {
   const server = await testServer()
+  const switchArgs = then ? [String(then.afterSeconds), then.quality] : []
   const child: ChildProcess = spawn(
     PYTHON,
-    [PY_SUBSCRIBER, server.url, await token(`py-${quality}`, room), quality, String(seconds)],
+    [PY_SUBSCRIBER, server.url, await token(`py-${quality}`, room), quality, String(seconds), ...switchArgs],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
@@ -327,6 +333,51 @@ test.serial('with dynacast, layers nobody watches are paused while Low keeps enc
     )
   } catch (e) {
     t.log(sub.stderr(), JSON.stringify(pub.stats()))
+    throw e
+  } finally {
+    sub.kill()
+    await sub.exited
+    await pub.close()
+  }
+})
+
+test.serial('with dynacast, a paused layer comes back with a keyframe when a subscriber asks for it', async (t) => {
+  if (!havePython) return t.fail(`LiveKit's Python SDK is not installed at ${PYTHON} (bash scripts/bootstrap.sh)`)
+  const room = roomName('sim-dynacast-back')
+  const pub = await publisher(room, 1280, 720, COLOURS.green, {}, { dynacast: true })
+  // Low first; High once the top layer has had time to pause.
+  const sub = await pythonSubscriber(room, 'low', 70, { afterSeconds: 12, quality: 'high' })
+  try {
+    const paused = await waitFor('f paused', () => {
+      const s = pub.stats()
+      return s.layers[2].paused ? s.layers[2] : undefined
+    })
+    await waitFor(
+      'f back',
+      () => {
+        const f = pub.stats().layers[2]
+        return !f.paused && f.framesEncoded > paused.framesEncoded ? f : undefined
+      },
+      30_000,
+    )
+    // The server moves the subscriber up layer by layer as its downlink estimate allows.
+    await waitFor(
+      '1280x720 frames at the subscriber',
+      () => sub.frames.some((f) => f.width === 1280) || undefined,
+      40_000,
+    )
+    const f = pub.stats().layers[2]
+    t.true(
+      f.keyframesEncoded > paused.keyframesEncoded,
+      `keyframes before ${paused.keyframesEncoded}, after ${f.keyframesEncoded}`,
+    )
+    const full = sub.frames.filter((fr) => fr.width === 1280)
+    t.true(
+      full.every((fr) => fr.height === 720 && near(fr.rgb, COLOURS.green)),
+      JSON.stringify(full.slice(-3)),
+    )
+  } catch (e) {
+    t.log(sub.stderr(), JSON.stringify(pub.stats()), [...new Set(sub.frames.map((f) => `${f.width}x${f.height}`))])
     throw e
   } finally {
     sub.kill()

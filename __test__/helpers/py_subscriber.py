@@ -3,6 +3,7 @@
 Joins a room, subscribes to the first video track, asks for one quality with
 `set_video_quality`, and prints one JSON line per decoded frame: its size and the colour of its
 centre pixel. Usage: py_subscriber.py <url> <token> <low|medium|high> <seconds>
+[<after seconds> <then low|medium|high>]: asks for another quality after a while.
 """
 
 import asyncio
@@ -18,7 +19,7 @@ QUALITIES = {
 }
 
 
-async def main(url: str, token: str, quality: str, seconds: float) -> None:
+async def main(url: str, token: str, quality: str, seconds: float, switch: tuple | None) -> None:
     room = rtc.Room()
     subscribed: asyncio.Future = asyncio.get_running_loop().create_future()
 
@@ -42,12 +43,22 @@ async def main(url: str, token: str, quality: str, seconds: float) -> None:
             data = bytes(frame.data[i : i + 3])
             print(json.dumps({"event": "frame", "width": w, "height": h, "rgb": list(data)}), flush=True)
 
+    async def switch_later() -> None:
+        if switch is None:
+            return
+        await asyncio.sleep(switch[0])
+        publication.set_video_quality(QUALITIES[switch[1]])
+        print(json.dumps({"event": "switched", "quality": switch[1]}), flush=True)
+
+    switcher = asyncio.ensure_future(switch_later())
     try:
         await asyncio.wait_for(read(), seconds)
     except asyncio.TimeoutError:
         pass
+    switcher.cancel()
     await room.disconnect()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])))
+    switch = (float(sys.argv[5]), sys.argv[6]) if len(sys.argv) > 6 else None
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), switch))

@@ -121,6 +121,8 @@ impl LayerAllocator {
 /// A simulcast track's part of the publisher's estimate, shared by its layers' encoder threads.
 pub(crate) struct LayerShare {
   share: BudgetShare,
+  /// Each layer's max bitrate.
+  max_bps: Vec<u64>,
   allocator: Mutex<LayerAllocator>,
   /// Per layer: some subscriber wants it (dynacast; true until the server says otherwise).
   wanted: Vec<AtomicBool>,
@@ -133,16 +135,27 @@ impl LayerShare {
     let wanted = limits.iter().map(|_| AtomicBool::new(true)).collect();
     Arc::new(LayerShare {
       share: budget.register(total),
+      max_bps: limits.iter().map(|l| l.max_bps).collect(),
       allocator: Mutex::new(LayerAllocator::new(limits)),
       wanted,
     })
   }
 
-  /// Whether layer `index` is wanted by some subscriber.
+  /// Whether layer `index` is wanted by some subscriber. The track's max (its part of the
+  /// estimate and what the estimator probes towards) becomes the sum of its wanted layers', as
+  /// libwebrtc counts only active layers: a layer wanted again makes the estimator probe for it.
   pub fn set_wanted(&self, index: usize, wanted: bool) {
     if let Some(w) = self.wanted.get(index) {
       w.store(wanted, Ordering::Relaxed);
     }
+    let max: u64 = self
+      .wanted
+      .iter()
+      .zip(&self.max_bps)
+      .filter(|(w, _)| w.load(Ordering::Relaxed))
+      .map(|(_, m)| m)
+      .sum();
+    self.share.set_max(max);
   }
 
   /// The estimate's part for layer `index` as an allocation (the encoder's target is
@@ -275,8 +288,11 @@ mod tests {
       vec![LayerLimits::new(320, 180, 160_000), LayerLimits::new(640, 360, 450_000)],
     );
     assert_eq!(share.allocation(1), None);
+    assert_eq!(share.track_share().total_max(), 610_000);
     share.set_wanted(1, false);
     assert_eq!(share.allocation(1), Some(0));
+    assert_eq!(share.track_share().total_max(), 160_000, "only wanted layers count");
+    share.set_wanted(1, true);
     assert_eq!(share.track_share().total_max(), 610_000);
   }
 

@@ -50,7 +50,7 @@ impl SendBudget {
     BudgetShare {
       budget: self.clone(),
       id,
-      max_bps: max_bps.max(1),
+      max_bps: AtomicU64::new(max_bps.max(1)),
     }
   }
 
@@ -69,7 +69,7 @@ impl SendBudget {
 pub(crate) struct BudgetShare {
   budget: Arc<SendBudget>,
   id: u64,
-  max_bps: u64,
+  max_bps: AtomicU64,
 }
 
 impl BudgetShare {
@@ -79,7 +79,21 @@ impl BudgetShare {
     if estimate == 0 {
       return None;
     }
-    Some(allocate(estimate, self.max_bps, self.budget.total_max()))
+    Some(allocate(
+      estimate,
+      self.max_bps.load(Ordering::Relaxed),
+      self.budget.total_max(),
+    ))
+  }
+
+  /// The track now sends up to `max_bps` (a simulcast track whose layers were paused or
+  /// resumed by dynacast): its part of the estimate, and what the estimator probes towards,
+  /// follow; a rise makes the estimator probe for it at once.
+  pub fn set_max(&self, max_bps: u64) {
+    let max_bps = max_bps.max(1);
+    self.max_bps.store(max_bps, Ordering::Relaxed);
+    let mut tracks = self.budget.tracks.lock().unwrap_or_else(|e| e.into_inner());
+    tracks.insert(self.id, max_bps);
   }
 
   /// The sum of the max bitrates of all tracks: what the estimator should probe towards.
