@@ -15,6 +15,9 @@ export declare class NativeLocalVideoTrack {
   get name(): string
   /** The server's track sid once published. */
   get sid(): string | null
+  /** Mutes (true) or unmutes (false) the track. */
+  setMuted(muted: boolean): void
+  get muted(): boolean
 }
 
 /** A remote video track being received; read it with a `NativeVideoStream`. */

@@ -18,7 +18,7 @@ import {
 } from '../lib/index.js'
 import { GREY, inOrder, SEQUENCE, playSequence, solidRgba, stableRuns } from './helpers/colors.js'
 import { joinRtcNode, readColours, rtc } from './helpers/rtc-node.js'
-import { once, roomName, stopTestServer, testServer, token } from './helpers/server.js'
+import { once, roomName, sleep, stopTestServer, testServer, token } from './helpers/server.js'
 
 test.after.always(async () => {
   await rtc.dispose()
@@ -191,6 +191,83 @@ test.serial("'maintain-resolution' keeps the source size at a bitrate too low fo
   t.log(`sizes received: ${got.sizes.join(' ')} (${got.frames} frames)`)
   t.true(got.frames > 0)
   t.deepEqual(got.sizes, [`${WIDTH}x${HEIGHT}`])
+})
+
+test.serial(
+  'rtc-node sees lkrtc mute and unmute its track; the encoder pauses and restarts with a keyframe',
+  async (t) => {
+    const name = roomName('mute')
+    const peer = await joinRtcNode(name, 'rtc-node-mute-observer')
+    const subscribed = once<[rtc.RemoteTrack, rtc.RemoteTrackPublication, rtc.RemoteParticipant]>(
+      peer,
+      rtc.RoomEvent.TrackSubscribed,
+    )
+    const { lk, track, publication, stopIdle } = await lkrtcPublisher(name, 'lkrtc-muter', 'vp8', 'colours', {
+      simulcast: false,
+    })
+    const stats = () => lk.localParticipant.publishStats(publication.sid)
+    try {
+      const [, remote] = await subscribed
+      t.false(remote.muted)
+      while ((stats()?.framesEncoded ?? 0) < 5) await sleep(50)
+      const muted = once<[rtc.TrackPublication, rtc.Participant]>(peer, rtc.RoomEvent.TrackMuted)
+      track.mute()
+      t.true(track.muted)
+      const [mutedPublication, participant] = await muted
+      t.is(mutedPublication.sid, publication.sid)
+      t.is(participant.identity, 'lkrtc-muter')
+      await sleep(300)
+      const whileMuted = stats()
+      await sleep(1000)
+      // Frames kept coming from the source (the idle timer), none was encoded.
+      t.is(stats()?.framesEncoded, whileMuted?.framesEncoded)
+      t.true((stats()?.framesCaptured ?? 0) > (whileMuted?.framesCaptured ?? 0))
+      const unmuted = once<[rtc.TrackPublication, rtc.Participant]>(peer, rtc.RoomEvent.TrackUnmuted)
+      track.unmute()
+      t.false(track.muted)
+      t.is((await unmuted)[0].sid, publication.sid)
+      while ((stats()?.framesEncoded ?? 0) <= (whileMuted?.framesEncoded ?? 0)) await sleep(50)
+      t.true((stats()?.keyframesEncoded ?? 0) > (whileMuted?.keyframesEncoded ?? 0))
+    } finally {
+      stopIdle()
+      await lk.disconnect()
+      await peer.disconnect()
+    }
+  },
+)
+
+test.serial('a track muted before it is published is published muted', async (t) => {
+  const name = roomName('mute-first')
+  const peer = await joinRtcNode(name, 'rtc-node-mute-first')
+  const published = once<[rtc.RemoteTrackPublication, rtc.RemoteParticipant]>(peer, rtc.RoomEvent.TrackPublished)
+  const server = await testServer()
+  const lk = new Room()
+  await lk.connect(server.url, await token('lkrtc-muted-first', name))
+  try {
+    const source = new VideoSource(WIDTH, HEIGHT)
+    const track = LocalVideoTrack.createVideoTrack('muted', source)
+    track.mute()
+    const publication = await lk.localParticipant.publishTrack(track)
+    // The server announces a track once its media starts: the encoder sends one frame, then
+    // nothing while muted.
+    const grey = solidRgba(WIDTH, HEIGHT, GREY)
+    const idle = setInterval(() => source.captureFrame(grey), 66)
+    try {
+      const [remote] = await published
+      t.is(remote.sid, publication.sid)
+      t.true(remote.muted)
+      await sleep(1000)
+      // One frame per layer (a 640x480 source is sent in two).
+      const stats = lk.localParticipant.publishStats(publication.sid)
+      t.is(stats?.framesEncoded, stats?.layers.length)
+      t.true((stats?.framesCaptured ?? 0) > 10)
+    } finally {
+      clearInterval(idle)
+    }
+  } finally {
+    await lk.disconnect()
+    await peer.disconnect()
+  }
 })
 
 test.serial('rtc-node sees lkrtc unpublish its track', async (t) => {

@@ -96,4 +96,23 @@ export class LocalVideoTrack {
   get sid(): string | undefined {
     return this.native.sid ?? undefined
   }
+
+  /**
+   * Stops sending video: the track's encoders pause (no CPU spent on it) and the server and
+   * every subscriber see it muted (`trackMuted`). Frames captured meanwhile are dropped. Works
+   * before publishing too: the track is then published muted. Idempotent.
+   */
+  mute(): void {
+    this.native.setMuted(true)
+  }
+
+  /** Sends video again, starting with a keyframe; subscribers see `trackUnmuted`. Idempotent. */
+  unmute(): void {
+    this.native.setMuted(false)
+  }
+
+  /** Whether the track is muted. */
+  get muted(): boolean {
+    return this.native.muted
+  }
 }

@@ -98,4 +98,19 @@ impl NativeLocalVideoTrack {
   pub fn sid(&self) -> Option<String> {
     self.inner.sid()
   }
+
+  /// Mutes (true) or unmutes (false) the track.
+  #[napi]
+  pub fn set_muted(&self, muted: bool) {
+    if muted {
+      self.inner.mute()
+    } else {
+      self.inner.unmute()
+    }
+  }
+
+  #[napi(getter)]
+  pub fn muted(&self) -> bool {
+    self.inner.is_muted()
+  }
 }

@@ -92,6 +92,8 @@ pub(crate) struct EncoderParams {
   pub preference: DegradationPreference,
   /// A simulcast layer: its size, and its place in the track's allocation.
   pub layer: Option<LayerParams>,
+  /// The track is muted: nothing is encoded; unmuting restarts with a keyframe.
+  pub muted: Arc<AtomicBool>,
 }
 
 /// What makes an encoder thread one layer of a simulcast track.
@@ -303,8 +305,11 @@ fn run(
     }
     let allocation = share.allocation();
     control.available_bps.store(allocation.unwrap_or(0), Ordering::Relaxed);
-    // A paused layer costs nothing but this check; it comes back with a keyframe.
-    let pause = layer_size.is_some() && allocation == Some(0);
+    // A paused layer (or a muted track) costs nothing but this check; it comes back with a
+    // keyframe. A track published muted still sends its first frame: the server announces a
+    // track to the room only once its media has started.
+    let muted = params.muted.load(Ordering::Acquire) && control.frames_encoded.load(Ordering::Relaxed) > 0;
+    let pause = muted || (layer_size.is_some() && allocation == Some(0));
     if pause != paused {
       paused = pause;
       control.paused.store(pause, Ordering::Relaxed);
@@ -443,6 +448,7 @@ mod tests {
       mid: "0".into(),
       preference: DegradationPreference::Balanced,
       layer: None,
+      muted: Arc::new(AtomicBool::new(false)),
     };
     let thread = spawn(
       params,
@@ -497,6 +503,7 @@ mod tests {
       mid: "0".into(),
       preference: DegradationPreference::Balanced,
       layer: None,
+      muted: Arc::new(AtomicBool::new(false)),
     };
     let thread = spawn(params, encoder, slot, control.clone(), Arc::new(SendBudget::default())).unwrap();
     let frame = VideoFrame::new_zeroed(64, 64, VideoBufferType::I420).unwrap();
@@ -537,6 +544,7 @@ mod tests {
       mid: "0".into(),
       preference,
       layer: None,
+      muted: Arc::new(AtomicBool::new(false)),
     };
     let thread = spawn(params, encoder, source.attach(), control.clone(), budget).unwrap();
     (source, control, thread)

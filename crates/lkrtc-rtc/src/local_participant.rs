@@ -248,11 +248,14 @@ impl LocalParticipant {
         ..Default::default()
       }],
       disable_red: true,
+      muted: track.is_muted(),
       ..Default::default()
     };
     // One slot per layer: each layer's encoder takes the newest frame on its own thread.
     let slots: Vec<_> = specs.iter().map(|_| source.attach()).collect();
     let (reply, started) = oneshot::channel();
+    let muted_at_request = request.muted;
+    track.set_room(&self.inner.commands);
     let publish = PublishRequest {
       request,
       codec,
@@ -297,11 +300,20 @@ impl LocalParticipant {
         mid: started.mid.clone(),
         preference,
         layer,
+        muted: track.muted_flag(),
       };
       if let Err(e) = encoder_task::spawn(params, encoder, slot, control, started.bwe_bps.clone()) {
         let _ = self.unpublish_track(&publication.sid).await;
         return Err(e);
       }
+    }
+    // (Un)muted while the server was confirming the track: tell it now.
+    let muted = track.is_muted();
+    if muted != muted_at_request {
+      let _ = self.command(Command::MuteTrack {
+        sid: publication.sid.clone(),
+        muted,
+      });
     }
     Ok(publication)
   }

@@ -68,6 +68,11 @@ pub(crate) enum Command {
     subscribed: bool,
     reply: oneshot::Sender<RtcResult<()>>,
   },
+  /// Tell the server one of our tracks is (un)muted.
+  MuteTrack {
+    sid: String,
+    muted: bool,
+  },
   /// Send an encoded `DataPacket` on the publisher's channel.
   PublishData {
     reliable: bool,
@@ -512,6 +517,12 @@ impl Engine {
         self.subscriptions.choose(&track_sid, subscribed);
         self.send_subscription(participant_sid, track_sid, subscribed).await;
         let _ = reply.send(Ok(()));
+      }
+      Command::MuteTrack { sid, muted } => {
+        if let Some(view) = lock(&self.shared).publications.get_mut(&sid) {
+          view.publication.muted = muted;
+        }
+        self.send(Request::Mute(proto::MuteTrackRequest { sid, muted })).await;
       }
       Command::PublishData {
         reliable,

@@ -265,8 +265,13 @@ impl Publishing {
     self
       .republishing
       .values()
-      .map(|t| t.request.clone())
-      .chain(self.pending.values().map(|p| p.request.clone()))
+      .map(|t| (t.request.clone(), &t.track))
+      .chain(self.pending.values().map(|p| (p.request.clone(), &p.track)))
+      .map(|(mut request, track)| {
+        // Muted since it was first published: the new server learns it with the track.
+        request.muted = track.is_muted();
+        request
+      })
       .collect()
   }
 
