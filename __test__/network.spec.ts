@@ -13,6 +13,7 @@ import {
   type Action,
   cap,
   Lab,
+  labId,
   labUnavailable,
   type PubResult,
   type SubResult,
@@ -24,7 +25,7 @@ const unavailable = labUnavailable()
 if (unavailable) console.warn(`network tests skipped: ${unavailable}`)
 const serial = unavailable ? test.serial.skip : test.serial
 
-const lab = new Lab(`t${process.pid}`)
+const lab = new Lab(labId('t'))
 let rooms = 0
 
 test.before(async () => {

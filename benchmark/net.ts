@@ -5,6 +5,11 @@
 // Prints a markdown table.
 //   npm run bench:net
 //   NET_PROFILES=1m,step NET_STACKS=lkrtc NET_SECONDS=30 npm run bench:net
+// NET_LAB_ID=<prefix> starts the namespaces' names (default netlab); NET_LOG_DIR=<dir> keeps each
+// participant's stderr and each run's frames there.
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+
 import { AccessToken } from 'livekit-server-sdk'
 
 import { freezes, percentile } from './measure.js'
@@ -13,6 +18,7 @@ import {
   cap,
   everyDirection,
   Lab,
+  labId,
   labUnavailable,
   loss,
   type PubResult,
@@ -162,6 +168,10 @@ async function runOne(lab: Lab, profile: Profile, stack: string): Promise<Row> {
       },
     )
     const got = await sub
+    if (process.env.NET_LOG_DIR) {
+      const file = join(process.env.NET_LOG_DIR, `${profile.key}-${stack}-${Date.now()}.json`)
+      writeFileSync(file, JSON.stringify({ pub, sub: got }))
+    }
     const windowStart = pub.startedAtMs + pub.warmup * pub.intervalMs
     const windowEnd = pub.startedAtMs + pub.sent * pub.intervalMs
     // The window's frames: captured after the warm-up, each counted once.
@@ -220,7 +230,7 @@ async function main() {
   const profiles = PROFILES.filter((p) => !wanted || wanted.includes(p.key))
   const why = labUnavailable()
   if (why) throw new Error(`bench:net cannot run: ${why}`)
-  const lab = new Lab(`b${process.pid}`)
+  const lab = new Lab(labId('b'))
   await lab.up()
   const rows: Row[] = []
   try {

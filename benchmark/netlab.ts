@@ -2,6 +2,7 @@
 // namespaces and shaping (scripts/netlab.sh), livekit-server inside the server namespace, and
 // benchmark/e2e-peer.ts participants inside the client namespaces.
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { createWriteStream } from 'node:fs'
 import { join, resolve } from 'node:path'
 
 const ROOT = resolve(__dirname, '..')
@@ -34,17 +35,23 @@ export const cap = (kbit: number): Action[] => everyDirection((l, d) => rate(l, 
 /** The addresses the publisher and the subscriber dial livekit-server at. */
 export const URLS = { pub: 'ws://10.77.1.1:7880', sub: 'ws://10.77.2.1:7880' }
 
+/** A lab id for this process: `NET_LAB_ID` (a prefix for the namespaces, so that labs run side
+ * by side can be told apart) or `netlab`, then `role` and the process id. */
+export function labId(role: string): string {
+  return `${process.env.NET_LAB_ID ?? 'netlab'}${role}${process.pid}`
+}
+
 export class Lab {
   readonly id: string
   private server?: { stop(): Promise<void>; log: string }
 
-  /** `id` names the namespaces netlab<id>-srv, -pub and -sub. */
+  /** `id` names the namespaces <id>-srv, -pub and -sub. */
   constructor(id: string) {
     this.id = id
   }
 
   ns(which: 'srv' | Link): string {
-    return `netlab${this.id}-${which}`
+    return `${this.id}-${which}`
   }
 
   apply(action: Action): void {
@@ -117,9 +124,17 @@ export class Lab {
         out += text
         if (onLine) for (const line of text.split('\n')) if (line.trim()) onLine(line.trim())
       })
-      child.stderr.on('data', (d) => (err = (err + d).slice(-4000)))
+      // NET_LOG_DIR=<dir>: each participant's stderr is kept whole in <dir>/<role>-<stack>-<ms>.log.
+      const log = process.env.NET_LOG_DIR
+        ? createWriteStream(join(process.env.NET_LOG_DIR, `${role}-${stack}-${Date.now()}.log`))
+        : undefined
+      child.stderr.on('data', (d) => {
+        log?.write(d)
+        err = (err + d).slice(-4000)
+      })
       child.on('exit', (code, signal) => {
         clearTimeout(timer)
+        log?.end()
         if (code !== 0) {
           const why =
             err.match(/ERR_[A-Z_]+[^\n]*/)?.[0] ??

@@ -2,8 +2,8 @@
 # The network lab: three network namespaces joined by veth pairs, with the publisher's and the
 # subscriber's links shaped on their own. Needs root, iproute2 (ip, tc) and nftables.
 #
-#   netlab<ID>-pub  pub0 10.77.1.2/24 ──veth── srvp 10.77.1.1/24  netlab<ID>-srv (livekit-server)
-#   netlab<ID>-sub  sub0 10.77.2.2/24 ──veth── srvs 10.77.2.1/24  netlab<ID>-srv
+#   <ID>-pub  pub0 10.77.1.2/24 ──veth── srvp 10.77.1.1/24  <ID>-srv (livekit-server)
+#   <ID>-sub  sub0 10.77.2.2/24 ──veth── srvs 10.77.2.1/24  <ID>-srv
 #
 # Every address exists only inside these namespaces and nothing routes out of them. A link has
 # two directions, each shaped at its sending end: the publisher's uplink leaves pub0, its
@@ -20,7 +20,7 @@ set -euo pipefail
 
 cmd=${1:?command}
 id=${2:?lab id}
-ns() { echo "netlab${id}-$1"; }
+ns() { echo "${id}-$1"; }
 
 # The interface (and its namespace) that sends LINK's DIR direction.
 end() {
