@@ -380,7 +380,7 @@ fn run(
     match encoder.encode(&picture, frame.timestamp_us, force) {
       Ok(Some((data, keyframe))) => {
         let len = data.len();
-        adaptation.record(FrameOutcome::Encoded(len), rate.current(), now_us);
+        adaptation.record(FrameOutcome::Encoded { bytes: len, keyframe }, rate.current(), now_us);
         let out = OutgoingFrame {
           data,
           keyframe,

@@ -349,6 +349,10 @@ const OVERSHOOT: f64 = 1.2;
 const SKIPPED_SHARE: f64 = 0.25;
 /// After such a step down, the picture does not grow again for this long.
 const OVERSHOOT_HOLD_US: i64 = 10_000_000;
+/// A frame this many times its share of the target (a keyframe, a scene cut) is a burst: it
+/// says nothing about whether the encoder keeps to its target from frame to frame, and the
+/// frames skipped while the pacer sends it are the pacer doing its job.
+const BURST_FACTOR: f64 = 4.0;
 
 /// Chooses the picture size and frame rate for the encoder's target bitrate, from the
 /// bitrate table and from what the encoder actually makes: content that needs more bits than
@@ -369,10 +373,14 @@ pub(crate) struct PictureAdaptation {
   /// No growing before this (after a step down for overshoot).
   hold_until_us: i64,
   /// The current output window: start, frames offered, frames skipped, bits made, target.
+  /// Bursts are counted apart (frames and bits) and excuse the skips they cause.
   window_start_us: Option<i64>,
   window_frames: u32,
   window_skipped: u32,
   window_bits: u64,
+  window_bursts: u32,
+  /// Frame slots the bursts of the window took beyond their own: as many skips are excused.
+  burst_credit: f64,
   /// The encoder could not keep to its target: step down at the next frame.
   overshoot_step: bool,
   /// The last window was over target or skipping.
@@ -382,8 +390,8 @@ pub(crate) struct PictureAdaptation {
 /// How a frame offered to the encoder ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FrameOutcome {
-  /// Encoded into this many bytes.
-  Encoded(usize),
+  /// Encoded into this many bytes, a keyframe or not.
+  Encoded { bytes: usize, keyframe: bool },
   /// Skipped: the pacer's queue was long.
   Skipped,
 }
@@ -404,31 +412,60 @@ impl PictureAdaptation {
       window_frames: 0,
       window_skipped: 0,
       window_bits: 0,
+      window_bursts: 0,
+      burst_credit: 0.0,
       overshoot_step: false,
       bad_window: false,
     }
   }
 
   /// Records what became of a frame at `target_bps`. When the encoder has not kept to its target
-  /// over a window, the next [`size`](Self::size) is a step smaller.
+  /// over a window, the next [`size`](Self::size) is a step smaller. Keyframes and other bursts
+  /// (a scene cut) are left out of that verdict, and so are the skips they cause: libvpx makes
+  /// them on purpose, and a picture a step smaller would make them again.
   pub fn record(&mut self, outcome: FrameOutcome, target_bps: u64, now_us: i64) {
     let start = *self.window_start_us.get_or_insert(now_us);
+    let frame_bits = target_bps as f64 / self.max_fps;
     match outcome {
-      FrameOutcome::Encoded(bytes) => self.window_bits += bytes as u64 * 8,
-      FrameOutcome::Skipped => self.window_skipped += 1,
+      FrameOutcome::Encoded { bytes, keyframe } => {
+        let bits = bytes as f64 * 8.0;
+        if keyframe || bits > frame_bits * BURST_FACTOR {
+          self.window_bursts += 1;
+          if frame_bits > 0.0 {
+            self.burst_credit += (bits / frame_bits - 1.0).max(0.0);
+          }
+        } else {
+          self.window_bits += bytes as u64 * 8;
+          self.window_frames += 1;
+        }
+      }
+      FrameOutcome::Skipped if self.burst_credit >= 1.0 => self.burst_credit -= 1.0,
+      FrameOutcome::Skipped => {
+        self.window_skipped += 1;
+        self.window_frames += 1;
+      }
     }
-    self.window_frames += 1;
     let elapsed = now_us - start;
     if elapsed < OUTPUT_WINDOW_US {
       return;
     }
-    let made_bps = self.window_bits as f64 * 1e6 / elapsed as f64;
+    // What the ordinary frames make, as if every slot but the skipped ones held one of them.
+    let made = self.window_frames - self.window_skipped;
+    let slots = f64::from(made + self.window_bursts);
+    let made_bps = if made == 0 {
+      0.0
+    } else {
+      self.window_bits as f64 / f64::from(made) * slots * 1e6 / elapsed as f64
+    };
     let overshoot = made_bps > target_bps as f64 * OVERSHOOT;
     let skipping = f64::from(self.window_skipped) > f64::from(self.window_frames) * SKIPPED_SHARE;
     self.window_start_us = Some(now_us);
     self.window_frames = 0;
     self.window_skipped = 0;
     self.window_bits = 0;
+    self.window_bursts = 0;
+    // Credit left from a burst near the end of the window carries over, but no further.
+    self.burst_credit = self.burst_credit.min(self.max_fps);
     let changed_lately = self.last_change_us.is_some_and(|t| now_us - t < OUTPUT_WINDOW_US);
     // Two windows in a row: one keyframe burst (a scene cut, a new subscriber) is not a verdict.
     let bad = (overshoot || skipping) && !changed_lately;

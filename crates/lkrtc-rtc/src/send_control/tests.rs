@@ -198,7 +198,7 @@ fn encode(a: &mut PictureAdaptation, target: u64, bytes: usize, from_us: i64, to
     let outcome = if bytes == 0 {
       FrameOutcome::Skipped
     } else {
-      FrameOutcome::Encoded(bytes)
+      FrameOutcome::Encoded { bytes, keyframe: false }
     };
     a.record(outcome, target, t);
     t += 33_333;
@@ -220,6 +220,65 @@ fn an_encoder_over_its_target_gets_a_smaller_picture() {
   assert_eq!(encode(&mut a, 2_200_000, 8_000, 14_000_000, 20_000_000).width, 1280);
 }
 
+/// Frames every 33 ms from `from_us` to `to_us` at `target`: each second starts with a burst of
+/// `burst` bytes (a keyframe, or a scene cut when `keyframe` is false), then `skips` frames are
+/// skipped, the rest are `bytes` each; the size at the end.
+fn encode_with_bursts(
+  a: &mut PictureAdaptation,
+  target: u64,
+  (burst, keyframe, skips): (usize, bool, i64),
+  bytes: usize,
+  (from_us, to_us): (i64, i64),
+) -> SendSize {
+  let mut t = from_us;
+  let mut size = a.size(1280, 720, target, t);
+  while t < to_us {
+    let slot = (t / 33_333) % 30;
+    let outcome = match slot {
+      0 => FrameOutcome::Encoded { bytes: burst, keyframe },
+      n if n <= skips => FrameOutcome::Skipped,
+      _ => FrameOutcome::Encoded { bytes, keyframe: false },
+    };
+    a.record(outcome, target, t);
+    t += 33_333;
+    size = a.size(1280, 720, target, t);
+  }
+  size
+}
+
+#[test]
+fn keyframes_are_not_counted_as_overshoot() {
+  let mut a = PictureAdaptation::new(DegradationPreference::Balanced, 30.0, 2_500_000);
+  // 8 kB deltas are on a 2.2 Mbit/s target; a 120 kB keyframe every second would take the
+  // window to 2.8 Mbit/s, over 1.2 x the target.
+  let size = encode_with_bursts(&mut a, 2_200_000, (120_000, true, 0), 8_000, (0, 8_000_000));
+  assert_eq!(size.width, 1280);
+}
+
+#[test]
+fn scene_cuts_are_not_counted_as_overshoot() {
+  let mut a = PictureAdaptation::new(DegradationPreference::Balanced, 30.0, 2_500_000);
+  let size = encode_with_bursts(&mut a, 2_200_000, (120_000, false, 0), 8_000, (0, 8_000_000));
+  assert_eq!(size.width, 1280);
+}
+
+#[test]
+fn frames_skipped_while_a_keyframe_is_paced_out_are_not_counted() {
+  let mut a = PictureAdaptation::new(DegradationPreference::Balanced, 30.0, 2_500_000);
+  // A 100 kB keyframe is 11 frames' worth at 2.2 Mbit/s: the 9 frames skipped after it are a
+  // third of all frames, over the share that counts as skipping.
+  let size = encode_with_bursts(&mut a, 2_200_000, (100_000, true, 9), 8_000, (0, 8_000_000));
+  assert_eq!(size.width, 1280);
+}
+
+#[test]
+fn an_encoder_over_its_target_between_keyframes_still_gets_a_smaller_picture() {
+  let mut a = PictureAdaptation::new(DegradationPreference::Balanced, 30.0, 2_500_000);
+  // 12.5 kB deltas make 3 Mbit/s against 2.2: the keyframes do not hide it.
+  let size = encode_with_bursts(&mut a, 2_200_000, (100_000, true, 0), 12_500, (0, 5_000_000));
+  assert_eq!(size.width, 960);
+}
+
 #[test]
 fn frames_skipped_for_a_full_queue_get_a_smaller_picture() {
   let mut a = PictureAdaptation::new(DegradationPreference::MaintainFramerate, 30.0, 2_500_000);
@@ -230,7 +289,10 @@ fn frames_skipped_for_a_full_queue_get_a_smaller_picture() {
     let outcome = if (t / 33_333) % 2 == 0 {
       FrameOutcome::Skipped
     } else {
-      FrameOutcome::Encoded(8_000)
+      FrameOutcome::Encoded {
+        bytes: 8_000,
+        keyframe: false,
+      }
     };
     a.record(outcome, 2_000_000, t);
     t += 33_333;
