@@ -353,6 +353,12 @@ const OVERSHOOT_HOLD_US: i64 = 10_000_000;
 /// says nothing about whether the encoder keeps to its target from frame to frame, and the
 /// frames skipped while the pacer sends it are the pacer doing its job.
 const BURST_FACTOR: f64 = 4.0;
+/// Only a burst this long after the last one left out is left out: bursts more often than that
+/// (keyframes asked for again and again on a bad path) are the stream's usual output.
+const BURST_SPACING_US: i64 = 1_000_000;
+/// The most frame slots one burst excuses: a keyframe that takes longer than half a second to
+/// leave at the target says the picture is too large for the link.
+const BURST_MAX_SLOTS: f64 = 15.0;
 
 /// Chooses the picture size and frame rate for the encoder's target bitrate, from the
 /// bitrate table and from what the encoder actually makes: content that needs more bits than
@@ -381,6 +387,8 @@ pub(crate) struct PictureAdaptation {
   window_bursts: u32,
   /// Frame slots the bursts of the window took beyond their own: as many skips are excused.
   burst_credit: f64,
+  /// When a burst was last left out.
+  last_burst_us: Option<i64>,
   /// The encoder could not keep to its target: step down at the next frame.
   overshoot_step: bool,
   /// The last window was over target or skipping.
@@ -414,6 +422,7 @@ impl PictureAdaptation {
       window_bits: 0,
       window_bursts: 0,
       burst_credit: 0.0,
+      last_burst_us: None,
       overshoot_step: false,
       bad_window: false,
     }
@@ -429,10 +438,15 @@ impl PictureAdaptation {
     match outcome {
       FrameOutcome::Encoded { bytes, keyframe } => {
         let bits = bytes as f64 * 8.0;
-        if keyframe || bits > frame_bits * BURST_FACTOR {
+        let burst = keyframe || bits > frame_bits * BURST_FACTOR;
+        let spaced = self
+          .last_burst_us
+          .is_none_or(|t| now_us - t >= BURST_SPACING_US || now_us < t);
+        if burst && spaced {
+          self.last_burst_us = Some(now_us);
           self.window_bursts += 1;
           if frame_bits > 0.0 {
-            self.burst_credit += (bits / frame_bits - 1.0).max(0.0);
+            self.burst_credit += (bits / frame_bits - 1.0).clamp(0.0, BURST_MAX_SLOTS);
           }
         } else {
           self.window_bits += bytes as u64 * 8;
@@ -465,7 +479,7 @@ impl PictureAdaptation {
     self.window_bits = 0;
     self.window_bursts = 0;
     // Credit left from a burst near the end of the window carries over, but no further.
-    self.burst_credit = self.burst_credit.min(self.max_fps);
+    self.burst_credit = self.burst_credit.min(BURST_MAX_SLOTS);
     let changed_lately = self.last_change_us.is_some_and(|t| now_us - t < OUTPUT_WINDOW_US);
     // Two windows in a row: one keyframe burst (a scene cut, a new subscriber) is not a verdict.
     let bad = (overshoot || skipping) && !changed_lately;

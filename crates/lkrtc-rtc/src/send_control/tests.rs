@@ -220,20 +220,20 @@ fn an_encoder_over_its_target_gets_a_smaller_picture() {
   assert_eq!(encode(&mut a, 2_200_000, 8_000, 14_000_000, 20_000_000).width, 1280);
 }
 
-/// Frames every 33 ms from `from_us` to `to_us` at `target`: each second starts with a burst of
-/// `burst` bytes (a keyframe, or a scene cut when `keyframe` is false), then `skips` frames are
-/// skipped, the rest are `bytes` each; the size at the end.
+/// Frames every 33 ms from `from_us` to `to_us` at `target`: every `period` frames start with a
+/// burst of `burst` bytes (a keyframe, or a scene cut when `keyframe` is false), then `skips`
+/// frames are skipped, the rest are `bytes` each; the size at the end.
 fn encode_with_bursts(
   a: &mut PictureAdaptation,
   target: u64,
-  (burst, keyframe, skips): (usize, bool, i64),
+  (period, burst, keyframe, skips): (i64, usize, bool, i64),
   bytes: usize,
   (from_us, to_us): (i64, i64),
 ) -> SendSize {
   let mut t = from_us;
   let mut size = a.size(1280, 720, target, t);
   while t < to_us {
-    let slot = (t / 33_333) % 30;
+    let slot = (t / 33_333) % period;
     let outcome = match slot {
       0 => FrameOutcome::Encoded { bytes: burst, keyframe },
       n if n <= skips => FrameOutcome::Skipped,
@@ -249,33 +249,42 @@ fn encode_with_bursts(
 #[test]
 fn keyframes_are_not_counted_as_overshoot() {
   let mut a = PictureAdaptation::new(DegradationPreference::Balanced, 30.0, 2_500_000);
-  // 8 kB deltas are on a 2.2 Mbit/s target; a 120 kB keyframe every second would take the
-  // window to 2.8 Mbit/s, over 1.2 x the target.
-  let size = encode_with_bursts(&mut a, 2_200_000, (120_000, true, 0), 8_000, (0, 8_000_000));
+  // 8 kB deltas are on a 2.2 Mbit/s target; a 160 kB keyframe every 1.5 s would take the
+  // window to 2.7 Mbit/s, over 1.2 x the target.
+  let size = encode_with_bursts(&mut a, 2_200_000, (45, 160_000, true, 0), 8_000, (0, 8_000_000));
   assert_eq!(size.width, 1280);
 }
 
 #[test]
 fn scene_cuts_are_not_counted_as_overshoot() {
   let mut a = PictureAdaptation::new(DegradationPreference::Balanced, 30.0, 2_500_000);
-  let size = encode_with_bursts(&mut a, 2_200_000, (120_000, false, 0), 8_000, (0, 8_000_000));
+  let size = encode_with_bursts(&mut a, 2_200_000, (45, 160_000, false, 0), 8_000, (0, 8_000_000));
   assert_eq!(size.width, 1280);
 }
 
 #[test]
 fn frames_skipped_while_a_keyframe_is_paced_out_are_not_counted() {
   let mut a = PictureAdaptation::new(DegradationPreference::Balanced, 30.0, 2_500_000);
-  // A 100 kB keyframe is 11 frames' worth at 2.2 Mbit/s: the 9 frames skipped after it are a
-  // third of all frames, over the share that counts as skipping.
-  let size = encode_with_bursts(&mut a, 2_200_000, (100_000, true, 9), 8_000, (0, 8_000_000));
+  // A 120 kB keyframe is 13 frames' worth at 2.2 Mbit/s: the 12 frames skipped after it are
+  // over the share that counts as skipping.
+  let size = encode_with_bursts(&mut a, 2_200_000, (45, 120_000, true, 12), 8_000, (0, 8_000_000));
   assert_eq!(size.width, 1280);
+}
+
+#[test]
+fn keyframes_again_and_again_with_skips_get_a_smaller_picture() {
+  let mut a = PictureAdaptation::new(DegradationPreference::Balanced, 30.0, 2_500_000);
+  // A keyframe every 300 ms (requests on a bad path), each followed by skips: the picture is
+  // too large for the link, whatever the keyframes excuse.
+  let size = encode_with_bursts(&mut a, 2_200_000, (9, 120_000, true, 6), 8_000, (0, 5_000_000));
+  assert_eq!(size.width, 960);
 }
 
 #[test]
 fn an_encoder_over_its_target_between_keyframes_still_gets_a_smaller_picture() {
   let mut a = PictureAdaptation::new(DegradationPreference::Balanced, 30.0, 2_500_000);
   // 12.5 kB deltas make 3 Mbit/s against 2.2: the keyframes do not hide it.
-  let size = encode_with_bursts(&mut a, 2_200_000, (100_000, true, 0), 12_500, (0, 5_000_000));
+  let size = encode_with_bursts(&mut a, 2_200_000, (45, 120_000, true, 0), 12_500, (0, 5_000_000));
   assert_eq!(size.width, 960);
 }
 
