@@ -17,6 +17,7 @@ import {
   type TrackPublishOptions,
 } from '../lib/index.js'
 import { GREY, inOrder, SEQUENCE, playSequence, solidRgba, stableRuns } from './helpers/colors.js'
+import { type Codec, MIME } from './helpers/codecs.js'
 import { joinRtcNode, readColours, rtc } from './helpers/rtc-node.js'
 import { once, roomName, sleep, stopTestServer, testServer, token } from './helpers/server.js'
 
@@ -32,7 +33,7 @@ const HEIGHT = 480
 async function lkrtcPublisher(
   room: string,
   identity: string,
-  codec: 'vp8' | 'h264',
+  codec: Codec,
   name = 'colours',
   options: TrackPublishOptions = {},
 ) {
@@ -73,7 +74,7 @@ for (const codec of ['vp8', 'h264'] as const) {
     })
     try {
       const [track, publication] = await subscribed
-      t.is(publication.mimeType?.toLowerCase(), `video/${codec}`)
+      t.is(publication.mimeType, MIME[codec])
       const reader = readColours(track)
       stopIdle()
       await playSequence((frame, timestampUs) => source.captureFrame(frame, { timestampUs }), {
@@ -111,7 +112,7 @@ test.serial('rtc-node sees the lkrtc participant and its track: name, source, si
     t.is(localTrack, track)
     t.is(track.sid, publication.sid)
     t.is(lk.localParticipant.trackPublications.get(publication.sid), publication)
-    t.is(publication.mimeType.toLowerCase(), 'video/vp8')
+    t.is(publication.mimeType, 'video/VP8')
     const [remote, participant] = await published
     t.is(participant.identity, 'lkrtc-camera')
     t.is(participant.sid, lk.localParticipant.sid)

@@ -28,6 +28,7 @@ import {
   stableRuns,
   type Rgb,
 } from './helpers/colors.js'
+import { type Codec, MIME } from './helpers/codecs.js'
 import { joinRtcNode, rtc } from './helpers/rtc-node.js'
 import { once, roomName, sleep, stopTestServer, testServer, token } from './helpers/server.js'
 
@@ -47,7 +48,7 @@ async function join(room: string, identity: string): Promise<Room> {
 }
 
 /** A publishing lkrtc participant whose source repeats `colour` at 15 fps until told otherwise. */
-async function publisher(room: string, identity: string, { codec = 'vp8' as 'vp8' | 'h264', name = 'camera' } = {}) {
+async function publisher(room: string, identity: string, { codec = 'vp8' as Codec, name = 'camera' } = {}) {
   const lk = await join(room, identity)
   const source = new VideoSource(WIDTH, HEIGHT)
   const track = LocalVideoTrack.createVideoTrack(name, source)
@@ -97,7 +98,8 @@ for (const codec of ['vp8', 'h264'] as const) {
     const pub = await publisher(name, 'lkrtc-sender', { codec })
     try {
       const [track, publication] = await subscribed
-      t.is(publication.mimeType.toLowerCase(), `video/${codec}`)
+      t.is(publication.mimeType, MIME[codec])
+      t.is(pub.publication.mimeType, MIME[codec])
       const reader = readStreamColours(new VideoStream(track, { format: VideoBufferType.RGBA }))
       pub.stopRepeating()
       await playSequence((frame, timestampUs) => pub.source.captureFrame(frame, { timestampUs }))
@@ -142,7 +144,7 @@ for (const codec of ['vp8', 'h264'] as const) {
       t.is(publication.name, 'rtc-node-camera')
       t.is(publication.source, TrackSource.Camera)
       t.is(remote.sid, publication.sid)
-      t.is(publication.mimeType.toLowerCase(), `video/${codec}`)
+      t.is(publication.mimeType, MIME[codec])
       const reader = readStreamColours(VideoStream.fromTrack({ track: remote, format: VideoBufferType.RGBA }))
       clearInterval(idle)
       idle = undefined

@@ -1,6 +1,7 @@
 //! Track kinds, sources and publications: plain snapshots of what the server told us.
 
 use livekit_protocol as proto;
+use lkrtc_video::VideoCodec;
 
 /// What a track carries. The numbers are LiveKit's `TrackType`.
 #[cfg_attr(feature = "napi", napi_derive::napi)]
@@ -209,9 +210,84 @@ impl LocalTrackPublication {
   }
 }
 
+/// The track's MIME type, with a video codec lkrtc knows spelled as RTP and LiveKit's other SDKs
+/// spell it (`video/VP8`, `video/H264`): the server echoes a new track's codec back as the
+/// publisher named it in `SimulcastCodec` (`video/vp8`) and only later uses the SDP's spelling.
 fn mime_type_of(info: &proto::TrackInfo) -> String {
-  if !info.mime_type.is_empty() {
-    return info.mime_type.clone();
+  let mime = if info.mime_type.is_empty() {
+    info.codecs.first().map(|c| c.mime_type.as_str()).unwrap_or_default()
+  } else {
+    info.mime_type.as_str()
+  };
+  let is_video = mime.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("video/"));
+  match VideoCodec::from_name(mime) {
+    Ok(codec) if is_video => codec.mime_type().to_string(),
+    _ => mime.to_string(),
   }
-  info.codecs.first().map(|c| c.mime_type.clone()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn info(mime_type: &str, codec_mimes: &[&str]) -> proto::TrackInfo {
+    proto::TrackInfo {
+      sid: "TR_1".into(),
+      r#type: proto::TrackType::Video as i32,
+      mime_type: mime_type.into(),
+      codecs: codec_mimes
+        .iter()
+        .map(|m| proto::SimulcastCodecInfo {
+          mime_type: (*m).into(),
+          ..Default::default()
+        })
+        .collect(),
+      ..Default::default()
+    }
+  }
+
+  #[test]
+  fn a_known_video_codec_is_spelled_as_rtp_spells_it() {
+    for (given, expected) in [
+      ("video/vp8", "video/VP8"),
+      ("video/VP8", "video/VP8"),
+      ("video/h264", "video/H264"),
+      ("Video/H264", "video/H264"),
+    ] {
+      assert_eq!(RemoteTrackPublication::from_info(&info(given, &[])).mime_type, expected);
+      assert_eq!(
+        LocalTrackPublication::from_info(&info(given, &[]), "").mime_type,
+        expected
+      );
+    }
+  }
+
+  #[test]
+  fn the_first_codec_names_the_track_when_its_own_mime_type_is_empty() {
+    assert_eq!(
+      RemoteTrackPublication::from_info(&info("", &["video/h264", "video/vp8"])).mime_type,
+      "video/H264"
+    );
+  }
+
+  #[test]
+  fn other_mime_types_are_kept_as_the_server_gives_them() {
+    assert_eq!(
+      RemoteTrackPublication::from_info(&info("audio/opus", &[])).mime_type,
+      "audio/opus"
+    );
+    assert_eq!(
+      RemoteTrackPublication::from_info(&info("video/x-new", &[])).mime_type,
+      "video/x-new"
+    );
+    assert_eq!(RemoteTrackPublication::from_info(&info("", &[])).mime_type, "");
+  }
+
+  #[test]
+  fn a_local_publication_without_a_mime_type_takes_the_encoders() {
+    assert_eq!(
+      LocalTrackPublication::from_info(&info("", &[]), "video/H264").mime_type,
+      "video/H264"
+    );
+  }
 }
