@@ -29,18 +29,19 @@ test.after.always(async () => {
 const WIDTH = 640
 const HEIGHT = 480
 
-/** lkrtc joins `room` as `identity` and publishes a 640x480 track named `name`, kept alive with grey frames. */
+/** lkrtc joins `room` as `identity` and publishes a track named `name` (640x480 unless told), kept alive with grey frames. */
 async function lkrtcPublisher(
   room: string,
   identity: string,
   codec: Codec,
   name = 'colours',
   options: TrackPublishOptions = {},
+  [width, height] = [WIDTH, HEIGHT],
 ) {
   const server = await testServer()
   const lk = new Room()
   await lk.connect(server.url, await token(identity, room))
-  const source = new VideoSource(WIDTH, HEIGHT)
+  const source = new VideoSource(width, height)
   const track = LocalVideoTrack.createVideoTrack(name, source)
   const localPublished = once<[LocalTrackPublication, LocalVideoTrack | undefined]>(lk, 'localTrackPublished')
   localPublished.catch(() => {}) // awaited by the tests that check it
@@ -50,7 +51,7 @@ async function lkrtcPublisher(
     videoEncoding: { maxBitrate: 1_500_000, maxFramerate: 15 },
     ...options,
   })
-  const grey = solidRgba(WIDTH, HEIGHT, GREY)
+  const grey = solidRgba(width, height, GREY)
   let idle: NodeJS.Timeout | undefined = setInterval(() => source.captureFrame(grey), 66)
   const stopIdle = () => {
     if (idle) clearInterval(idle)
@@ -87,6 +88,50 @@ for (const codec of ['vp8', 'h264'] as const) {
       const runs = stableRuns(reader.names)
       t.log(`${reader.names.length} frames received; stable runs: ${runs.join(' ')}`)
       t.deepEqual([...reader.sizes], [`${WIDTH}x${HEIGHT}`])
+      t.true(inOrder(runs, SEQUENCE), `expected ${SEQUENCE.join(' ')} in order, saw ${runs.join(' ')}`)
+    } finally {
+      stopIdle()
+      await lk.disconnect()
+      await peer.disconnect()
+    }
+  })
+}
+
+// H.264 codes even sizes only: an odd width or height loses its last column or row.
+for (const [width, height] of [
+  [641, 359],
+  [321, 241],
+  [1279, 720],
+] as const) {
+  test.serial(`rtc-node receives every colour of an odd-size H.264 track, ${width}x${height}`, async (t) => {
+    const name = roomName(`odd-h264-${width}x${height}`)
+    const peer = await joinRtcNode(name, 'rtc-node-viewer')
+    const subscribed = once<[rtc.RemoteTrack, rtc.RemoteTrackPublication, rtc.RemoteParticipant]>(
+      peer,
+      rtc.RoomEvent.TrackSubscribed,
+    )
+    const { lk, source, publication, stopIdle } = await lkrtcPublisher(
+      name,
+      'lkrtc-odd',
+      'h264',
+      'odd',
+      { degradationPreference: 'maintain-resolution', videoEncoding: { maxBitrate: 2_500_000, maxFramerate: 15 } },
+      [width, height],
+    )
+    try {
+      // The publication states the source's size, as rtc-node's own does.
+      t.deepEqual([publication.width, publication.height], [width, height])
+      const [track, remote] = await subscribed
+      t.deepEqual([remote.width, remote.height], [width, height])
+      const reader = readColours(track)
+      stopIdle()
+      await playSequence((frame, timestampUs) => source.captureFrame(frame, { timestampUs }), { width, height })
+      await reader.stop()
+      const runs = stableRuns(reader.names)
+      t.log(`${reader.names.length} frames received; stable runs: ${runs.join(' ')}`)
+      t.deepEqual([...reader.sizes], [`${width & ~1}x${height & ~1}`])
+      const stats = lk.localParticipant.publishStats(publication.sid)
+      t.deepEqual([stats?.sentWidth, stats?.sentHeight], [width & ~1, height & ~1])
       t.true(inOrder(runs, SEQUENCE), `expected ${SEQUENCE.join(' ')} in order, saw ${runs.join(' ')}`)
     } finally {
       stopIdle()

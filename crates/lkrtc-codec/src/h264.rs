@@ -36,6 +36,8 @@ struct Vtbl {
 
 pub(crate) struct H264Encoder {
   config: EncoderConfig,
+  /// The size encoded: the configured one made even.
+  coded: (u32, u32),
   enc: *mut sys::ISVCEncoder,
   vtbl: Vtbl,
   initialized: bool,
@@ -56,10 +58,14 @@ impl H264Encoder {
       codec: VideoCodec::H264,
       reason,
     };
-    // 4:2:0 H.264 codes whole chroma samples: odd sizes cannot be signalled (cropping is in
-    // steps of 2), so the sender must scale or crop to an even size.
-    if w % 2 != 0 || h % 2 != 0 {
-      return Err(bad(format!("H.264 needs an even width and height, got {w}x{h}")));
+    // 4:2:0 H.264 codes whole chroma samples: an odd size cannot be signalled (the SPS crops in
+    // steps of 2). An odd frame loses its last column and/or row instead (coded_size).
+    let (w, h) = coded_size(w, h);
+    if w == 0 || h == 0 {
+      return Err(bad(format!(
+        "H.264 needs at least 2x2 pixels, got {}x{}",
+        config.width, config.height
+      )));
     }
     if w.max(h) > MAX_LONG_SIDE || w.min(h) > MAX_SHORT_SIDE {
       return Err(bad(format!(
@@ -103,6 +109,7 @@ impl H264Encoder {
     };
     let mut encoder = Self {
       config: *config,
+      coded: (w, h),
       enc,
       vtbl,
       initialized: false,
@@ -181,6 +188,13 @@ impl H264Encoder {
   }
 }
 
+/// The size an H.264 stream of a `width` x `height` source has: each made even by dropping the
+/// last column or row. libwebrtc (rtc-node, the Python SDK) crops to multiples of 4 instead
+/// (641x359 -> 640x356); 4:2:0 needs only 2, so at most one column and one row are lost here.
+pub(crate) fn coded_size(width: u32, height: u32) -> (u32, u32) {
+  (width & !1, height & !1)
+}
+
 fn bitrate_c(bps: u32) -> c_int {
   c_int::try_from(bps).unwrap_or(c_int::MAX)
 }
@@ -228,11 +242,12 @@ impl VideoEncoder for H264Encoder {
     let data = frame.data();
     let mut pic = sys::SSourcePicture {
       iColorFormat: sys::videoFormatI420 as c_int,
-      iPicWidth: self.config.width as c_int,
-      iPicHeight: self.config.height as c_int,
+      iPicWidth: self.coded.0 as c_int,
+      iPicHeight: self.coded.1 as c_int,
       uiTimeStamp: timestamp_us.div_euclid(1000),
       ..Default::default()
     };
+    // The coded picture is the frame's top-left corner: the planes' strides stay the frame's.
     for (i, p) in planes.iter().enumerate().take(3) {
       pic.iStride[i] = p.stride as c_int;
       // openh264 only reads the source picture: the mut pointer is never written through.

@@ -72,6 +72,15 @@ pub fn new_encoder(codec: VideoCodec, config: &EncoderConfig) -> Result<Box<dyn 
   })
 }
 
+/// The size of the pictures `codec`'s encoder sends for `width` x `height` frames: H.264 drops
+/// an odd last column and row (4:2:0 H.264 codes even sizes only); the others send the frame.
+pub fn coded_size(codec: VideoCodec, width: u32, height: u32) -> (u32, u32) {
+  match codec {
+    VideoCodec::H264 => h264::coded_size(width, height),
+    VideoCodec::Vp8 => (width, height),
+  }
+}
+
 /// A decoder for `codec`.
 pub fn new_decoder(codec: VideoCodec) -> Result<Box<dyn VideoDecoder>, CodecError> {
   Ok(match codec {

@@ -282,13 +282,114 @@ fn vp8_round_trips_odd_sizes() {
   }
 }
 
+/// The top-left `width` x `height` of `frame`.
+fn crop(frame: &VideoFrame, width: u32, height: u32) -> VideoFrame {
+  let mut out = VideoFrame::new_zeroed(width, height, VideoBufferType::I420).expect("frame");
+  let (src, dst) = (frame.layout(), out.layout());
+  for i in 0..3 {
+    let (s, d) = (src.planes()[i], dst.planes()[i]);
+    for row in 0..d.rows {
+      let from = &frame.data()[s.offset + row * s.stride..][..d.stride.min(s.stride)];
+      out.data_mut()[d.offset + row * d.stride..][..from.len()].copy_from_slice(from);
+    }
+  }
+  out
+}
+
+/// Four solid quadrants (Y, U, V each), the right and bottom ones starting at the odd middle.
+fn quadrants(width: u32, height: u32) -> (VideoFrame, [[u8; 3]; 4]) {
+  const COLOURS: [[u8; 3]; 4] = [[81, 90, 240], [145, 54, 34], [41, 240, 110], [210, 16, 146]];
+  let mut frame = VideoFrame::new_zeroed(width, height, VideoBufferType::I420).expect("frame");
+  let layout = frame.layout();
+  for (i, p) in layout.planes().iter().enumerate().take(3) {
+    let (cols, rows) = if i == 0 {
+      (width as usize, height as usize)
+    } else {
+      (width.div_ceil(2) as usize, height.div_ceil(2) as usize)
+    };
+    for y in 0..rows {
+      for x in 0..cols {
+        let q = usize::from(x >= cols / 2) + 2 * usize::from(y >= rows / 2);
+        frame.data_mut()[p.offset + y * p.stride + x] = COLOURS[q][i];
+      }
+    }
+  }
+  (frame, COLOURS)
+}
+
+/// Mean of plane `i` of `frame` over the middle half of quadrant `q` (away from the edges).
+fn quadrant_mean(frame: &VideoFrame, i: usize, q: usize) -> f64 {
+  let layout = frame.layout();
+  let p = layout.planes()[i];
+  let (cols, rows) = if i == 0 {
+    (frame.width() as usize, frame.height() as usize)
+  } else {
+    (frame.width().div_ceil(2) as usize, frame.height().div_ceil(2) as usize)
+  };
+  let (x0, y0) = ((q % 2) * cols / 2, (q / 2) * rows / 2);
+  let (qw, qh) = (cols / 2, rows / 2);
+  let mut values = Vec::new();
+  for y in y0 + qh / 4..y0 + qh * 3 / 4 {
+    for x in x0 + qw / 4..x0 + qw * 3 / 4 {
+      values.push(frame.data()[p.offset + y * p.stride + x]);
+    }
+  }
+  mean(&values)
+}
+
+const ODD_SIZES: [(u32, u32); 5] = [(641, 359), (321, 241), (640, 359), (641, 360), (99, 75)];
+
 #[test]
-fn h264_rejects_odd_sizes() {
-  let err = new_encoder(VideoCodec::H264, &config(321, 240, 500_000))
-    .err()
-    .expect("odd width rejected");
-  assert_eq!(err.code(), "ERR_INVALID_CONFIG");
-  assert!(err.to_string().contains("even"), "{err}");
+fn h264_sends_an_odd_size_without_its_last_column_or_row() {
+  for (w, h) in ODD_SIZES {
+    let mut enc = new_encoder(VideoCodec::H264, &config(w, h, 1_500_000)).unwrap();
+    let mut dec = new_decoder(VideoCodec::H264).unwrap();
+    let (cw, ch) = (w & !1, h & !1);
+    for n in 0..5 {
+      let src = pattern(w, h, n);
+      let out = encode(enc.as_mut(), &src, i64::from(n), false);
+      let got = dec.decode(&out.data).unwrap().expect("decoded");
+      assert_eq!((got.width(), got.height()), (cw, ch), "{w}x{h}");
+      // Against the source's top-left corner: a shifted or sheared picture scores far lower.
+      let score = psnr(&crop(&src, cw, ch), &got);
+      assert!(score >= 30.0, "{w}x{h} frame {n}: PSNR {score:.1} dB");
+    }
+  }
+}
+
+#[test]
+fn h264_keeps_the_colours_of_an_odd_size_in_place() {
+  for (w, h) in ODD_SIZES {
+    let mut enc = new_encoder(VideoCodec::H264, &config(w, h, 1_500_000)).unwrap();
+    let mut dec = new_decoder(VideoCodec::H264).unwrap();
+    let (src, colours) = quadrants(w, h);
+    let mut last = None;
+    for n in 0..5 {
+      let out = encode(enc.as_mut(), &src, n, false);
+      last = dec.decode(&out.data).unwrap().or(last);
+    }
+    let got = last.expect("decoded");
+    for (q, colour) in colours.iter().enumerate() {
+      for (i, want) in colour.iter().enumerate() {
+        let m = quadrant_mean(&got, i, q);
+        assert!(
+          (m - f64::from(*want)).abs() <= 3.0,
+          "{w}x{h} quadrant {q} plane {i}: mean {m:.1}, sent {want}"
+        );
+      }
+    }
+  }
+}
+
+#[test]
+fn h264_rejects_a_size_with_nothing_left_to_code() {
+  for (w, h) in [(1, 1), (1, 240), (320, 1)] {
+    let err = new_encoder(VideoCodec::H264, &config(w, h, 500_000))
+      .err()
+      .expect("rejected");
+    assert_eq!(err.code(), "ERR_INVALID_CONFIG");
+    assert!(err.to_string().contains("at least 2x2"), "{err}");
+  }
 }
 
 /// NAL unit types in an Annex-B stream, in order.

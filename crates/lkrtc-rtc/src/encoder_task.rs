@@ -139,6 +139,10 @@ pub(crate) trait FrameEncoder: Send {
   fn set_bitrate(&mut self, bps: u64) -> RtcResult<()>;
   /// Encodes pictures of another size from now on (the next frame is a keyframe).
   fn resize(&mut self, width: u32, height: u32, bps: u64) -> RtcResult<()>;
+  /// The size a subscriber decodes from a picture of `width` x `height`.
+  fn coded_size(&self, width: u32, height: u32) -> (u32, u32) {
+    (width, height)
+  }
 }
 
 struct CodecEncoder {
@@ -178,6 +182,10 @@ impl FrameEncoder for CodecEncoder {
     let config = codec_config(width, height, bps, self.max_framerate);
     self.inner = lkrtc_codec::new_encoder(self.codec, &config).map_err(|e| RtcError::Codec(e.to_string()))?;
     Ok(())
+  }
+
+  fn coded_size(&self, width: u32, height: u32) -> (u32, u32) {
+    lkrtc_codec::coded_size(self.codec, width, height)
   }
 }
 
@@ -389,8 +397,9 @@ fn run(
           rid: control.rid.clone(),
         };
         control.frames_encoded.fetch_add(1, Ordering::Relaxed);
-        control.sent_width.store(size.width, Ordering::Relaxed);
-        control.sent_height.store(size.height, Ordering::Relaxed);
+        let (sent_width, sent_height) = encoder.coded_size(size.width, size.height);
+        control.sent_width.store(sent_width, Ordering::Relaxed);
+        control.sent_height.store(sent_height, Ordering::Relaxed);
         if keyframe {
           keyframes.sent(frame.timestamp_us);
           control.keyframes_encoded.fetch_add(1, Ordering::Relaxed);
