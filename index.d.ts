@@ -223,7 +223,7 @@ export declare function nativeCreateToken(options: NativeTokenOptions): string
 /** How to publish a track. */
 export interface NativePublishOptions {
   source?: TrackSource
-  videoCodec?: 'vp8' | 'h264'
+  videoCodec?: 'vp8' | 'h264' | 'vp9'
   /** Bits per second; with `maxFramerate`, overrides LiveKit's preset for the resolution. */
   maxBitrate?: number
   maxFramerate?: number
@@ -293,10 +293,10 @@ export interface NativeTrackSettings {
 }
 
 /**
- * The canonical name (`vp8`, `h264`) of the codec `name` names; throws ERR_INVALID_ARGUMENT
+ * The canonical name (`vp8`, `h264`, `vp9`) of the codec `name` names; throws ERR_INVALID_ARGUMENT
  * for a name lkrtc does not know. Lets the facade check an argument before it needs a room.
  */
-export declare function nativeVideoCodecName(name: string): 'vp8' | 'h264'
+export declare function nativeVideoCodecName(name: string): 'vp8' | 'h264' | 'vp9'
 
 /** One received frame. */
 export interface NativeVideoFrameEvent {

@@ -169,7 +169,7 @@ test('bad arguments throw errors with a stable code and the expected value in th
     room.localParticipant.publishTrack(track, { videoCodec: 'av1' as never }),
   )) as LkrtcError
   t.is(codec.code, 'ERR_INVALID_ARGUMENT')
-  t.regex(codec.message, /expected 'vp8' or 'h264'/)
+  t.regex(codec.message, /expected 'vp8', 'h264' or 'vp9'/)
   const bitrate = (await t.throwsAsync(
     room.localParticipant.publishTrack(track, { videoEncoding: { maxBitrate: -5 } }),
   )) as LkrtcError

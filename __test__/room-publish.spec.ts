@@ -17,7 +17,7 @@ import {
   type TrackPublishOptions,
 } from '../lib/index.js'
 import { GREY, inOrder, SEQUENCE, playSequence, solidRgba, stableRuns } from './helpers/colors.js'
-import { type Codec, MIME } from './helpers/codecs.js'
+import { CODECS, type Codec, MIME } from './helpers/codecs.js'
 import { joinRtcNode, readColours, rtc } from './helpers/rtc-node.js'
 import { once, roomName, sleep, stopTestServer, testServer, token } from './helpers/server.js'
 
@@ -60,7 +60,7 @@ async function lkrtcPublisher(
   return { lk, source, track, publication, localPublished, stopIdle }
 }
 
-for (const codec of ['vp8', 'h264'] as const) {
+for (const codec of CODECS) {
   test.serial(`rtc-node receives every colour lkrtc publishes, in order (${codec})`, async (t) => {
     const name = roomName(`colours-${codec}`)
     const peer = await joinRtcNode(name, 'rtc-node-viewer')

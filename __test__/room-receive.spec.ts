@@ -28,8 +28,8 @@ import {
   stableRuns,
   type Rgb,
 } from './helpers/colors.js'
-import { type Codec, MIME } from './helpers/codecs.js'
-import { joinRtcNode, rtc } from './helpers/rtc-node.js'
+import { CODECS, type Codec, MIME } from './helpers/codecs.js'
+import { joinRtcNode, RTC_NODE_CODEC, rtc } from './helpers/rtc-node.js'
 import { once, roomName, sleep, stopTestServer, testServer, token } from './helpers/server.js'
 
 test.after.always(async () => {
@@ -90,7 +90,7 @@ function drain(stream: VideoStream): { frames: number; ended: Promise<void> } {
   return reader
 }
 
-for (const codec of ['vp8', 'h264'] as const) {
+for (const codec of CODECS) {
   test.serial(`lkrtc receives every colour another lkrtc publishes, in order, as RGBA (${codec})`, async (t) => {
     const name = roomName(`lk-lk-${codec}`)
     const viewer = await join(name, 'lkrtc-viewer')
@@ -116,7 +116,7 @@ for (const codec of ['vp8', 'h264'] as const) {
   })
 }
 
-for (const codec of ['vp8', 'h264'] as const) {
+for (const codec of CODECS) {
   test.serial(`lkrtc receives every colour rtc-node publishes, in order (${codec})`, async (t) => {
     const name = roomName(`node-lk-${codec}`)
     const viewer = await join(name, 'lkrtc-viewer')
@@ -136,7 +136,7 @@ for (const codec of ['vp8', 'h264'] as const) {
         new rtc.TrackPublishOptions({
           source: rtc.TrackSource.SOURCE_CAMERA,
           simulcast: false,
-          videoCodec: codec === 'vp8' ? rtc.VideoCodec.VP8 : rtc.VideoCodec.H264,
+          videoCodec: RTC_NODE_CODEC[codec],
         }),
       )
       const [remote, publication, participant] = await subscribed

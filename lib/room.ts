@@ -80,7 +80,7 @@ export interface TrackPublishOptions {
   /** Default `TrackSource.Camera`. */
   source?: TrackSource
   /** Default `'vp8'`. */
-  videoCodec?: 'vp8' | 'h264'
+  videoCodec?: 'vp8' | 'h264' | 'vp9'
   /** Default: LiveKit's preset for the source's resolution. */
   videoEncoding?: Partial<VideoEncoding>
   /**
@@ -436,9 +436,9 @@ export class LocalParticipant {
     }
     const o = checkOptions<TrackPublishOptions>('options', options)
     const source = checkEnum<TrackSource>('source', o.source, TrackSource, TrackSource.Camera)
-    let videoCodec: 'vp8' | 'h264' | undefined
+    let videoCodec: 'vp8' | 'h264' | 'vp9' | undefined
     if (o.videoCodec !== undefined) {
-      if (typeof o.videoCodec !== 'string') throw invalidArgType('videoCodec', "'vp8' or 'h264'", o.videoCodec)
+      if (typeof o.videoCodec !== 'string') throw invalidArgType('videoCodec', "'vp8', 'h264' or 'vp9'", o.videoCodec)
       videoCodec = nativeVideoCodecName(o.videoCodec)
     }
     const encoding = checkOptions<VideoEncoding>('videoEncoding', o.videoEncoding)

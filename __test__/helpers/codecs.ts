@@ -2,6 +2,10 @@
 export const MIME = {
   vp8: 'video/VP8',
   h264: 'video/H264',
+  vp9: 'video/VP9',
 } as const
 
 export type Codec = keyof typeof MIME
+
+/** Every codec, in the order the interop tests run them. */
+export const CODECS = Object.keys(MIME) as Codec[]

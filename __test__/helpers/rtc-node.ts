@@ -3,10 +3,18 @@ import './quiet.js'
 
 import * as rtc from '@livekit/rtc-node'
 
+import type { Codec } from './codecs.js'
 import { classify, meanRgb } from './colors.js'
 import { testServer, token } from './server.js'
 
 export { rtc }
+
+/** rtc-node's name for each codec lkrtc has. */
+export const RTC_NODE_CODEC: Record<Codec, rtc.VideoCodec> = {
+  vp8: rtc.VideoCodec.VP8,
+  h264: rtc.VideoCodec.H264,
+  vp9: rtc.VideoCodec.VP9,
+}
 
 /** Joins `room` as `identity` with rtc-node. */
 export async function joinRtcNode(room: string, identity: string): Promise<rtc.Room> {

@@ -1,11 +1,12 @@
-//! Real-time video encoders and decoders for lkrtc: VP8 (libvpx, linked statically) and H.264
-//! Constrained Baseline (openh264, built from source). Encoders take I420 frames of the configured
+//! Real-time video encoders and decoders for lkrtc: VP8 and VP9 (libvpx, linked statically) and
+//! H.264 Constrained Baseline (openh264, built from source). Encoders take I420 frames of the configured
 //! size; decoders take one complete encoded frame and give back a tightly packed I420 frame.
 
 mod error;
 mod h264;
 mod i420;
 mod vp8;
+mod vp9;
 
 pub use error::CodecError;
 pub use lkrtc_video::{VideoBufferType, VideoCodec, VideoFrame};
@@ -24,7 +25,7 @@ pub struct EncoderConfig {
   pub max_framerate: f64,
 }
 
-/// One encoded frame. VP8: one VP8 frame as RTP's VP8 payload format carries it. H.264: an
+/// One encoded frame. VP8, VP9: one frame as their RTP payload formats carry it. H.264: an
 /// Annex-B byte stream (NAL units each after a `00 00 00 01` start code); every IDR frame
 /// carries its SPS and PPS first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +70,7 @@ pub fn new_encoder(codec: VideoCodec, config: &EncoderConfig) -> Result<Box<dyn 
   Ok(match codec {
     VideoCodec::Vp8 => Box::new(vp8::Vp8Encoder::new(config)?),
     VideoCodec::H264 => Box::new(h264::H264Encoder::new(config)?),
+    VideoCodec::Vp9 => Box::new(vp9::Vp9Encoder::new(config)?),
   })
 }
 
@@ -77,14 +79,14 @@ pub fn new_encoder(codec: VideoCodec, config: &EncoderConfig) -> Result<Box<dyn 
 pub fn coded_size(codec: VideoCodec, width: u32, height: u32) -> (u32, u32) {
   match codec {
     VideoCodec::H264 => h264::coded_size(width, height),
-    VideoCodec::Vp8 => (width, height),
+    VideoCodec::Vp8 | VideoCodec::Vp9 => (width, height),
   }
 }
 
 /// A decoder for `codec`.
 pub fn new_decoder(codec: VideoCodec) -> Result<Box<dyn VideoDecoder>, CodecError> {
   Ok(match codec {
-    VideoCodec::Vp8 => Box::new(vp8::Vp8Decoder::new()?),
+    VideoCodec::Vp8 | VideoCodec::Vp9 => Box::new(vp8::VpxDecoder::new(codec)?),
     VideoCodec::H264 => Box::new(h264::H264Decoder::new()?),
   })
 }

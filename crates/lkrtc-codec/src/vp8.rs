@@ -1,5 +1,6 @@
 //! VP8 through libvpx, with libwebrtc's real-time settings: one pass CBR, no lookahead, no frame
 //! drops, error resilient, keyframes only on request, speed and threads chosen by frame size.
+//! Also the libvpx pieces VP9 shares: the bindings, error messages and the decoder.
 
 use std::ffi::CStr;
 use std::os::raw::{c_int, c_uint, c_ulong};
@@ -13,15 +14,15 @@ use crate::{
 };
 
 #[allow(dead_code, non_camel_case_types, non_snake_case, non_upper_case_globals, clippy::all)]
-mod sys {
+pub(crate) mod sys {
   include!(concat!(env!("OUT_DIR"), "/vpx_sys.rs"));
 }
 
 /// RTP's video clock; pts and durations are in its ticks, as libwebrtc does.
-const TIMEBASE_HZ: i64 = 90_000;
+pub(crate) const TIMEBASE_HZ: i64 = 90_000;
 
 /// libvpx's message for an error code, with the context's detail when there is one.
-fn vpx_error(ctx: Option<&sys::vpx_codec_ctx_t>, err: sys::vpx_codec_err_t) -> String {
+pub(crate) fn vpx_error(ctx: Option<&sys::vpx_codec_ctx_t>, err: sys::vpx_codec_err_t) -> String {
   // SAFETY: vpx_codec_err_to_string returns a pointer to a static, NUL-terminated string for any
   // value (unknown codes give "Unrecognized error code").
   let mut msg = unsafe { CStr::from_ptr(sys::vpx_codec_err_to_string(err)) }
@@ -72,7 +73,7 @@ fn vp8_threads(width: u32, height: u32, cores: usize) -> c_uint {
 
 /// The largest keyframe as a percentage of the per-frame bandwidth (libwebrtc's MaxIntraTarget
 /// with a 600 ms optimal buffer), so a keyframe does not flood the link.
-fn max_intra_pct(fps: f64) -> c_uint {
+pub(crate) fn max_intra_pct(fps: f64) -> c_uint {
   ((600.0 * 0.5 * fps / 10.0) as c_uint).max(300)
 }
 
@@ -335,58 +336,64 @@ impl VideoEncoder for Vp8Encoder {
   }
 }
 
-pub(crate) struct Vp8Decoder {
+/// A libvpx decoder: VP8, or VP9 profile 0. VP9 follows a change of frame size on any frame
+/// (spatial layers switched by the server, or a resized encoder), as libvpx scales references.
+pub(crate) struct VpxDecoder {
   ctx: Box<sys::vpx_codec_ctx_t>,
+  codec: VideoCodec,
 }
 
 // SAFETY: as for the encoder: the context is used only through &mut self.
-unsafe impl Send for Vp8Decoder {}
+unsafe impl Send for VpxDecoder {}
 
-impl Vp8Decoder {
-  pub(crate) fn new() -> Result<Self, CodecError> {
+impl VpxDecoder {
+  pub(crate) fn new(codec: VideoCodec) -> Result<Self, CodecError> {
     // SAFETY: plain C structs; zeroed is the expected initial state.
     let mut ctx: Box<sys::vpx_codec_ctx_t> = Box::new(unsafe { std::mem::zeroed() });
     // SAFETY: as above; w/h 0 means "take the size from the stream".
     let mut cfg: sys::vpx_codec_dec_cfg_t = unsafe { std::mem::zeroed() };
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     cfg.threads = cores.min(4) as c_uint;
-    // SAFETY: ctx is zeroed and boxed; the interface is libvpx's static VP8 decoder.
-    let err = unsafe {
-      sys::vpx_codec_dec_init_ver(
-        &mut *ctx,
-        sys::vpx_codec_vp8_dx(),
-        &cfg,
-        0,
-        sys::VPX_DECODER_ABI_VERSION as c_int,
-      )
+    // SAFETY: the interfaces are libvpx's static decoders.
+    let iface = unsafe {
+      match codec {
+        VideoCodec::Vp8 => sys::vpx_codec_vp8_dx(),
+        VideoCodec::Vp9 => sys::vpx_codec_vp9_dx(),
+        VideoCodec::H264 => {
+          return Err(CodecError::DecoderInit {
+            codec,
+            detail: "libvpx decodes VP8 and VP9 only".into(),
+          })
+        }
+      }
     };
+    // SAFETY: ctx is zeroed and boxed; iface is a static libvpx decoder interface.
+    let err = unsafe { sys::vpx_codec_dec_init_ver(&mut *ctx, iface, &cfg, 0, sys::VPX_DECODER_ABI_VERSION as c_int) };
     if err != sys::VPX_CODEC_OK {
       return Err(CodecError::DecoderInit {
-        codec: VideoCodec::Vp8,
+        codec,
         detail: vpx_error(Some(&ctx), err),
       });
     }
-    Ok(Self { ctx })
+    Ok(Self { ctx, codec })
   }
 }
 
-impl Drop for Vp8Decoder {
+impl Drop for VpxDecoder {
   fn drop(&mut self) {
     // SAFETY: initialised in new(), destroyed once here.
     unsafe { sys::vpx_codec_destroy(&mut *self.ctx) };
   }
 }
 
-impl VideoDecoder for Vp8Decoder {
+impl VideoDecoder for VpxDecoder {
   fn codec(&self) -> VideoCodec {
-    VideoCodec::Vp8
+    self.codec
   }
 
   fn decode(&mut self, data: &[u8]) -> Result<Option<VideoFrame>, CodecError> {
-    let decode_err = |detail: String| CodecError::Decode {
-      codec: VideoCodec::Vp8,
-      detail,
-    };
+    let codec = self.codec;
+    let decode_err = |detail: String| CodecError::Decode { codec, detail };
     // Empty input would mean "flush" to libvpx, not a frame.
     if data.is_empty() {
       return Err(decode_err("empty frame".into()));
@@ -427,7 +434,8 @@ impl VideoDecoder for Vp8Decoder {
 /// Copies a decoded libvpx image into a tight I420 frame.
 fn image_to_frame(img: &sys::vpx_image_t) -> Result<VideoFrame, String> {
   if img.fmt != sys::VPX_IMG_FMT_I420 {
-    return Err(format!("unexpected image format {}", img.fmt));
+    // VP9 profiles 1-3 (4:4:4, 10/12-bit) decode to other formats; lkrtc offers profile 0 only.
+    return Err(format!("unsupported image format {} (only 8-bit 4:2:0)", img.fmt));
   }
   let (w, h) = (img.d_w, img.d_h);
   if w == 0 || h == 0 || w > lkrtc_video::MAX_DIMENSION || h > lkrtc_video::MAX_DIMENSION {

@@ -51,9 +51,11 @@ fn picture(n: u32) -> VideoFrame {
 fn encoded(codec: VideoCodec) -> &'static [Vec<u8>] {
   static VP8: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
   static H264: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+  static VP9: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
   let cell = match codec {
     VideoCodec::Vp8 => &VP8,
     VideoCodec::H264 => &H264,
+    VideoCodec::Vp9 => &VP9,
   };
   cell.get_or_init(|| {
     let config = EncoderConfig {
@@ -159,7 +161,7 @@ fn apply(frame: &mut Vec<u8>, damages: &[Damage], other: &[u8]) {
 }
 
 fn codec() -> impl Strategy<Value = VideoCodec> {
-  prop_oneof![Just(VideoCodec::Vp8), Just(VideoCodec::H264)]
+  prop_oneof![Just(VideoCodec::Vp8), Just(VideoCodec::H264), Just(VideoCodec::Vp9)]
 }
 
 proptest! {
@@ -221,7 +223,8 @@ proptest! {
     let mut decoder = new_decoder(codec).unwrap();
     let other = match codec {
       VideoCodec::Vp8 => VideoCodec::H264,
-      VideoCodec::H264 => VideoCodec::Vp8,
+      VideoCodec::H264 => VideoCodec::Vp9,
+      VideoCodec::Vp9 => VideoCodec::Vp8,
     };
     for (foreign, n) in order {
       decode_checked(decoder.as_mut(), &encoded(if foreign { other } else { codec })[n])?;

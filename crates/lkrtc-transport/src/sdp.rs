@@ -55,6 +55,7 @@ fn video_codec(name: &str) -> Option<VideoCodec> {
   match name {
     "VP8" => Some(VideoCodec::Vp8),
     "H264" => Some(VideoCodec::H264),
+    "VP9" => Some(VideoCodec::Vp9),
     _ => None,
   }
 }

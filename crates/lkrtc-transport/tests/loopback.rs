@@ -142,10 +142,7 @@ async fn connected_pair(codec: VideoCodec) -> Pair {
 fn assert_first_video_codec(sdp: &str, codec: VideoCodec) {
   let m_line = sdp.lines().rfind(|l| l.starts_with("m=video")).expect("a video m-line");
   let pt = m_line.split_whitespace().nth(3).expect("a payload type");
-  let name = match codec {
-    VideoCodec::Vp8 => "VP8",
-    VideoCodec::H264 => "H264",
-  };
+  let name = codec.sdp_name();
   assert!(
     sdp.contains(&format!("a=rtpmap:{pt} {name}/90000")),
     "{m_line} should start with {name}:\n{sdp}"
@@ -327,6 +324,42 @@ async fn h264_track_is_offered_first_and_delivered() {
     assert!(data.windows(4).any(|w| w == [0, 0, 1, nal]), "NAL {nal:#x} missing");
   }
   assert!(data.len() >= 9000);
+  pair.publisher.handle.close().await;
+  pair.subscriber.handle.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vp9_track_is_offered_first_and_delivered_whole() {
+  let mut pair = connected_pair(VideoCodec::Vp9).await;
+  // A VP9 profile 0 keyframe header (frame marker, key frame, shown, sync code) and a body
+  // several packets long, so the frame is split and joined again.
+  let mut frame = vec![0x82, 0x49, 0x83, 0x42, 0x00];
+  frame.extend((0..6000).map(|i| (i % 251) as u8));
+  for i in 0..5 {
+    pair.publisher.handle.write_video(
+      pair.pub_mid,
+      OutgoingVideoFrame {
+        data: frame.clone(),
+        keyframe: true,
+        capture_time_us: i * 33_333,
+        rotation: 0,
+        rid: None,
+      },
+    );
+    tokio::time::sleep(Duration::from_millis(33)).await;
+  }
+  let (data, keyframe, codec) = pair
+    .subscriber
+    .next("VP9 VideoFrame", |e| match e {
+      TransportEvent::VideoFrame {
+        data, keyframe, codec, ..
+      } => Some((data, keyframe, codec)),
+      _ => None,
+    })
+    .await;
+  assert_eq!(codec, VideoCodec::Vp9);
+  assert!(keyframe);
+  assert_eq!(data, frame);
   pair.publisher.handle.close().await;
   pair.subscriber.handle.close().await;
 }

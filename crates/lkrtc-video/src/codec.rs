@@ -11,45 +11,51 @@ pub enum VideoCodec {
   Vp8,
   /// H.264 constrained baseline 42e01f, packetization-mode 1 (RFC 6184, Annex-B frames).
   H264,
+  /// VP9 profile 0 (8-bit 4:2:0; RTP payload format RFC 9628).
+  Vp9,
 }
 
 impl VideoCodec {
   /// Every codec.
-  pub const ALL: [VideoCodec; 2] = [Self::Vp8, Self::H264];
+  pub const ALL: [VideoCodec; 3] = [Self::Vp8, Self::H264, Self::Vp9];
 
-  /// The codec named `name`: `vp8` or `h264`, case-insensitive; a `video/` prefix (a MIME type)
+  /// The codec named `name`: `vp8`, `h264` or `vp9`, case-insensitive; a `video/` prefix (a MIME type)
   /// and the aliases `h.264` and `avc` are accepted.
   pub fn from_name(name: &str) -> Result<Self, VideoError> {
     let lower = name.trim().to_ascii_lowercase();
     match lower.strip_prefix("video/").unwrap_or(&lower) {
       "vp8" => Ok(Self::Vp8),
       "h264" | "h.264" | "avc" => Ok(Self::H264),
+      "vp9" => Ok(Self::Vp9),
       _ => Err(VideoError::UnknownCodec { given: name.to_owned() }),
     }
   }
 
   /// The name LiveKit's signalling uses (`SimulcastCodec.codec`) and the Node API takes:
-  /// `vp8`, `h264`.
+  /// `vp8`, `h264`, `vp9`.
   pub fn name(self) -> &'static str {
     match self {
       Self::Vp8 => "vp8",
       Self::H264 => "h264",
+      Self::Vp9 => "vp9",
     }
   }
 
-  /// The RTP/SDP MIME type (`video/VP8`, `video/H264`).
+  /// The RTP/SDP MIME type (`video/VP8`, `video/H264`, `video/VP9`).
   pub fn mime_type(self) -> &'static str {
     match self {
       Self::Vp8 => "video/VP8",
       Self::H264 => "video/H264",
+      Self::Vp9 => "video/VP9",
     }
   }
 
-  /// The SDP `rtpmap` encoding name (`VP8`, `H264`).
+  /// The SDP `rtpmap` encoding name (`VP8`, `H264`, `VP9`).
   pub fn sdp_name(self) -> &'static str {
     match self {
       Self::Vp8 => "VP8",
       Self::H264 => "H264",
+      Self::Vp9 => "VP9",
     }
   }
 }
@@ -59,6 +65,7 @@ impl std::fmt::Display for VideoCodec {
     f.write_str(match self {
       Self::Vp8 => "VP8",
       Self::H264 => "H.264",
+      Self::Vp9 => "VP9",
     })
   }
 }
@@ -82,7 +89,7 @@ mod tests {
     assert_eq!(e.code(), "ERR_UNKNOWN_CODEC");
     assert_eq!(
       e.to_string(),
-      "unknown codec: expected \"vp8\" or \"h264\", got \"av1\""
+      "unknown codec: expected \"vp8\", \"h264\" or \"vp9\", got \"av1\""
     );
   }
 }

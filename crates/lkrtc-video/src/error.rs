@@ -63,8 +63,8 @@ pub enum VideoError {
     /// The target format.
     to: VideoBufferType,
   },
-  /// A codec name that is not `vp8` or `h264`.
-  #[error("unknown codec: expected \"vp8\" or \"h264\", got {given:?}")]
+  /// A codec name that is not `vp8`, `h264` or `vp9`.
+  #[error("unknown codec: expected \"vp8\", \"h264\" or \"vp9\", got {given:?}")]
   UnknownCodec {
     /// The name given.
     given: String,

@@ -155,6 +155,7 @@ fn codec_matches(p: &PayloadParams, codec: VideoCodec) -> bool {
   let spec = p.spec();
   crate::types::codec_of_str0m(spec.codec) == Some(codec)
     && (codec != VideoCodec::H264 || spec.format.packetization_mode == Some(1))
+    && (codec != VideoCodec::Vp9 || spec.format.profile_id.unwrap_or(0) == 0)
 }
 
 #[cfg(test)]

@@ -41,11 +41,29 @@ const DATA_LOW_THRESHOLD: usize = 64 * 1024;
 /// Upper bound on how long the loop sleeps, so a far-future str0m timeout is still rechecked.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
-/// Publisher payload types: VP8 + RTX and H.264 42e01f mode 1 + RTX (Chrome's numbers).
+/// Publisher payload types: VP8 + RTX, VP9 profile 0 + RTX and H.264 42e01f mode 1 + RTX
+/// (Chrome's numbers). The subscriber offers VP9 profile 0 under the same numbers.
 const PT_VP8: u8 = 96;
 const PT_VP8_RTX: u8 = 97;
+const PT_VP9: u8 = 98;
+const PT_VP9_RTX: u8 = 99;
 const PT_H264: u8 = 102;
 const PT_H264_RTX: u8 = 103;
+
+/// VP9 profile 0 (8-bit 4:2:0), the one profile lkrtc decodes and encodes.
+fn add_vp9_profile_0(codecs: &mut str0m::format::CodecConfig) {
+  codecs.add_config(
+    PT_VP9.into(),
+    Some(PT_VP9_RTX.into()),
+    str0m::format::Codec::Vp9,
+    str0m::media::Frequency::NINETY_KHZ,
+    None,
+    str0m::format::FormatParams {
+      profile_id: Some(0),
+      ..Default::default()
+    },
+  );
+}
 
 /// What the I/O loop must do next.
 #[derive(Debug)]
@@ -151,6 +169,7 @@ impl Core {
           Default::default(),
         );
         codecs.add_h264(PT_H264.into(), Some(PT_H264_RTX.into()), true, 0x42e01f);
+        add_vp9_profile_0(codecs);
         if let Some(bps) = config.initial_bitrate_bps {
           rtc_config = rtc_config.enable_bwe(Some(Bitrate::bps(bps)));
         }
@@ -159,7 +178,9 @@ impl Core {
         // Every H.264 profile str0m knows: the remote publisher (browser) chooses, not us.
         // Opus is accepted (and its packets dropped) so audio m-lines are answered like a
         // browser would; a rejected m-line cannot be reused by the SFU for a later track.
+        // VP9: profile 0 only (str0m's default adds profile 2, 10-bit, which lkrtc cannot show).
         rtc_config = rtc_config.enable_vp8(true).enable_h264(true).enable_opus(true, false);
+        add_vp9_profile_0(rtc_config.codec_config());
       }
     }
     // The default extension map already has abs-send-time, transport-cc, mid, rid and
