@@ -17,7 +17,7 @@ interface Options {
   seconds: number
   warmupSeconds: number
   epochMs: number
-  codec: 'vp8' | 'h264'
+  codec: 'vp8' | 'h264' | 'vp9'
 }
 
 const [mode, stack, json] = process.argv.slice(2)
@@ -86,7 +86,7 @@ async function publishRtcNode(): Promise<object> {
   const options = new rtc.TrackPublishOptions({
     source: rtc.TrackSource.SOURCE_CAMERA,
     simulcast: false,
-    videoCodec: opts.codec === 'h264' ? rtc.VideoCodec.H264 : rtc.VideoCodec.VP8,
+    videoCodec: { vp8: rtc.VideoCodec.VP8, h264: rtc.VideoCodec.H264, vp9: rtc.VideoCodec.VP9 }[opts.codec],
     videoEncoding: { maxBitrate: BigInt(opts.width >= 1920 ? 5_000_000 : 2_500_000), maxFramerate: opts.fps },
   })
   await room.localParticipant!.publishTrack(track, options)
