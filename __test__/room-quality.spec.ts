@@ -74,8 +74,8 @@ function quadrantColours(frame: VideoFrame): (string | undefined)[] {
 }
 
 /** rtc-node publishes the quadrants at 1280x720, 15 fps, with simulcast (on `peer`, or a new
- * participant of the test server). */
-async function simulcastPublisher(room: string, given?: rtc.Room) {
+ * participant of the test server). VP9 is simulcast as one SVC stream of three spatial layers. */
+async function simulcastPublisher(room: string, given?: rtc.Room, codec = rtc.VideoCodec.VP8) {
   const peer = given ?? (await joinRtcNode(room, 'rtc-node-simulcast'))
   const source = new rtc.VideoSource(WIDTH, HEIGHT)
   const picture = quadrantPicture()
@@ -88,7 +88,7 @@ async function simulcastPublisher(room: string, given?: rtc.Room) {
     new rtc.TrackPublishOptions({
       source: rtc.TrackSource.SOURCE_CAMERA,
       simulcast: true,
-      videoCodec: rtc.VideoCodec.VP8,
+      videoCodec: codec,
     }),
   )
   return {
@@ -103,13 +103,13 @@ async function simulcastPublisher(room: string, given?: rtc.Room) {
 type Subscribed = [RemoteVideoTrack, RemoteTrackPublication, RemoteParticipant]
 
 /** lkrtc joins, rtc-node publishes: the subscribed track and its publication. */
-async function session(prefix: string, options: RoomOptions = {}, url?: string) {
+async function session(prefix: string, options: RoomOptions = {}, url?: string, codec = rtc.VideoCodec.VP8) {
   const server = await testServer()
   const room = roomName(prefix)
   const viewer = new Room()
   await viewer.connect(url ?? server.url, await token('lkrtc-viewer', room), options)
   const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
-  const publisher = await simulcastPublisher(room)
+  const publisher = await simulcastPublisher(room, undefined, codec)
   const [track, publication] = await subscribed
   return {
     viewer,
@@ -203,36 +203,42 @@ for (const [quality, name, size] of [
   })
 }
 
-test.serial('switching layers mid-stream shows only whole pictures of the right colours', async (t) => {
-  const s = await session('switch')
-  const reader = watch(new VideoStream(s.track, { format: VideoBufferType.RGBA }))
-  try {
-    await reader.settlesAt(HIGH)
-    const latencies: number[] = []
-    for (const [quality, size] of [
-      [VideoQuality.Low, LOW],
-      [VideoQuality.Medium, MEDIUM],
-      [VideoQuality.High, HIGH],
-      [VideoQuality.Low, LOW],
-    ] as const) {
-      const asked = Date.now()
-      const from = reader.count
-      await s.publication.setVideoQuality(quality)
-      await reader.settlesAt(size)
-      const first = reader.sizes.indexOf(size, from)
-      latencies.push(reader.times[first] - asked)
+for (const [codec, mime] of [
+  [rtc.VideoCodec.VP8, 'video/VP8'],
+  [rtc.VideoCodec.VP9, 'video/VP9'],
+] as const) {
+  test.serial(`switching layers mid-stream shows only whole pictures of the right colours (${mime})`, async (t) => {
+    const s = await session(`switch-${mime.slice(6)}`, {}, undefined, codec)
+    t.is(s.publication.mimeType, mime)
+    const reader = watch(new VideoStream(s.track, { format: VideoBufferType.RGBA }))
+    try {
+      await reader.settlesAt(HIGH)
+      const latencies: number[] = []
+      for (const [quality, size] of [
+        [VideoQuality.Low, LOW],
+        [VideoQuality.Medium, MEDIUM],
+        [VideoQuality.High, HIGH],
+        [VideoQuality.Low, LOW],
+      ] as const) {
+        const asked = Date.now()
+        const from = reader.count
+        await s.publication.setVideoQuality(quality)
+        await reader.settlesAt(size)
+        const first = reader.sizes.indexOf(size, from)
+        latencies.push(reader.times[first] - asked)
+      }
+      const switches = reader.sizes.filter((size, i) => i > 0 && size !== reader.sizes[i - 1]).length
+      t.log(
+        `${reader.count} frames checked, ${switches} size changes, first frame of the new layer after ${latencies.join(', ')} ms`,
+      )
+      t.true(switches >= 4, `${switches} size changes`)
+      t.deepEqual(reader.broken, [])
+    } finally {
+      await reader.stop()
+      await s.close()
     }
-    const switches = reader.sizes.filter((size, i) => i > 0 && size !== reader.sizes[i - 1]).length
-    t.log(
-      `${reader.count} frames checked, ${switches} size changes, first frame of the new layer after ${latencies.join(', ')} ms`,
-    )
-    t.true(switches >= 4, `${switches} size changes`)
-    t.deepEqual(reader.broken, [])
-  } finally {
-    await reader.stop()
-    await s.close()
-  }
-})
+  })
+}
 
 test.serial(
   'setEnabled(false) stops the frames without unsubscribing; setEnabled(true) brings them back',
