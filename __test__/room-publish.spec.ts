@@ -17,7 +17,7 @@ import {
   type TrackPublishOptions,
 } from '../lib/index.js'
 import { GREY, inOrder, SEQUENCE, playSequence, solidRgba, stableRuns } from './helpers/colors.js'
-import { CODECS, type Codec, MIME } from './helpers/codecs.js'
+import { CODECS, MIME, type PublishedCodec } from './helpers/codecs.js'
 import { joinRtcNode, readColours, rtc } from './helpers/rtc-node.js'
 import { once, roomName, sleep, stopTestServer, testServer, token } from './helpers/server.js'
 
@@ -33,7 +33,7 @@ const HEIGHT = 480
 async function lkrtcPublisher(
   room: string,
   identity: string,
-  codec: Codec,
+  codec: PublishedCodec,
   name = 'colours',
   options: TrackPublishOptions = {},
   [width, height] = [WIDTH, HEIGHT],

@@ -29,7 +29,7 @@ import {
   stableRuns,
   type Rgb,
 } from './helpers/colors.js'
-import { CODECS, type Codec, MIME } from './helpers/codecs.js'
+import { CODECS, MIME, type PublishedCodec, RECEIVED_CODECS } from './helpers/codecs.js'
 import { joinRtcNode, RTC_NODE_CODEC, rtc } from './helpers/rtc-node.js'
 import { once, roomName, sleep, stopTestServer, testServer, token } from './helpers/server.js'
 
@@ -49,7 +49,7 @@ async function join(room: string, identity: string): Promise<Room> {
 }
 
 /** A publishing lkrtc participant whose source repeats `colour` at 15 fps until told otherwise. */
-async function publisher(room: string, identity: string, { codec = 'vp8' as Codec, name = 'camera' } = {}) {
+async function publisher(room: string, identity: string, { codec = 'vp8' as PublishedCodec, name = 'camera' } = {}) {
   const lk = await join(room, identity)
   const source = new VideoSource(WIDTH, HEIGHT)
   const track = LocalVideoTrack.createVideoTrack(name, source)
@@ -117,7 +117,7 @@ for (const codec of CODECS) {
   })
 }
 
-for (const codec of CODECS) {
+for (const codec of RECEIVED_CODECS) {
   test.serial(`lkrtc receives every colour rtc-node publishes, in order (${codec})`, async (t) => {
     const name = roomName(`node-lk-${codec}`)
     const viewer = await join(name, 'lkrtc-viewer')
@@ -156,7 +156,17 @@ for (const codec of CODECS) {
       await reader.stop()
       const runs = stableRuns(reader.names)
       t.log(`${reader.names.length} frames received; stable runs: ${runs.join(' ')}`)
-      t.true(reader.sizes.has(`${WIDTH}x${HEIGHT}`), [...reader.sizes].join(' '))
+      if (codec === 'av1') {
+        // rtc-node's AV1 encoder (libaom in libwebrtc) scales its picture down for CPU on a
+        // 2-core machine: every picture keeps the source's 4:3 shape, none is larger.
+        const sizes = [...reader.sizes].map((s) => s.split('x').map(Number))
+        t.true(
+          sizes.every(([w, h]) => w <= WIDTH && h <= HEIGHT && Math.abs(w * 3 - h * 4) <= 8),
+          [...reader.sizes].join(' '),
+        )
+      } else {
+        t.true(reader.sizes.has(`${WIDTH}x${HEIGHT}`), [...reader.sizes].join(' '))
+      }
       t.true(inOrder(runs, SEQUENCE), `expected ${SEQUENCE.join(' ')} in order, saw ${runs.join(' ')}`)
     } finally {
       if (idle) clearInterval(idle)

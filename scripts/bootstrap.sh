@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # chromium: the browser peer of the viewer test (livekit-client, driven by puppeteer-core).
 # python3-venv: LiveKit's Python SDK, the subscriber of the simulcast tests.
-APT_PACKAGES=(libclang-dev clang nasm libvpx-dev cmake pkg-config g++ iproute2 nftables chromium python3-venv)
+APT_PACKAGES=(libclang-dev clang nasm libvpx-dev libaom-dev cmake pkg-config g++ iproute2 nftables chromium python3-venv)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -284,15 +284,19 @@ impl NativeRoomEvent {
 
 /// The codec named `name` (lkrtc-video's parser), or ERR_INVALID_ARGUMENT.
 fn video_codec(name: &str) -> Result<VideoCodec, String> {
-  VideoCodec::from_name(name).map_err(|_| {
-    js_error(
-      "ERR_INVALID_ARGUMENT",
-      format!(
-        "invalid videoCodec: expected 'vp8', 'h264' or 'vp9', got {}",
-        describe_string(name)
-      ),
-    )
-  })
+  // AV1 is received, not published.
+  VideoCodec::from_name(name)
+    .ok()
+    .filter(|c| *c != VideoCodec::Av1)
+    .ok_or_else(|| {
+      js_error(
+        "ERR_INVALID_ARGUMENT",
+        format!(
+          "invalid videoCodec: expected 'vp8', 'h264' or 'vp9', got {}",
+          describe_string(name)
+        ),
+      )
+    })
 }
 
 /// The canonical name (`vp8`, `h264`, `vp9`) of the codec `name` names; throws ERR_INVALID_ARGUMENT

@@ -3,9 +3,15 @@ export const MIME = {
   vp8: 'video/VP8',
   h264: 'video/H264',
   vp9: 'video/VP9',
+  av1: 'video/AV1',
 } as const
 
 export type Codec = keyof typeof MIME
 
-/** Every codec, in the order the interop tests run them. */
-export const CODECS = Object.keys(MIME) as Codec[]
+/** The codecs lkrtc publishes, in the order the interop tests run them. */
+export const CODECS = ['vp8', 'h264', 'vp9'] as const
+
+export type PublishedCodec = (typeof CODECS)[number]
+
+/** The codecs lkrtc receives: those it publishes, and AV1. */
+export const RECEIVED_CODECS = [...CODECS, 'av1'] as const

@@ -14,6 +14,7 @@ export const RTC_NODE_CODEC: Record<Codec, rtc.VideoCodec> = {
   vp8: rtc.VideoCodec.VP8,
   h264: rtc.VideoCodec.H264,
   vp9: rtc.VideoCodec.VP9,
+  av1: rtc.VideoCodec.AV1,
 }
 
 /** Joins `room` as `identity` with rtc-node. */

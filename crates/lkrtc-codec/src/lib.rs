@@ -2,6 +2,7 @@
 //! H.264 Constrained Baseline (openh264, built from source). Encoders take I420 frames of the configured
 //! size; decoders take one complete encoded frame and give back a tightly packed I420 frame.
 
+mod av1;
 mod error;
 mod h264;
 mod i420;
@@ -71,6 +72,12 @@ pub fn new_encoder(codec: VideoCodec, config: &EncoderConfig) -> Result<Box<dyn 
     VideoCodec::Vp8 => Box::new(vp8::Vp8Encoder::new(config)?),
     VideoCodec::H264 => Box::new(h264::H264Encoder::new(config)?),
     VideoCodec::Vp9 => Box::new(vp9::Vp9Encoder::new(config)?),
+    VideoCodec::Av1 => {
+      return Err(CodecError::InvalidConfig {
+        codec,
+        reason: "lkrtc receives AV1 but does not encode it; expected vp8, h264 or vp9".into(),
+      })
+    }
   })
 }
 
@@ -79,7 +86,7 @@ pub fn new_encoder(codec: VideoCodec, config: &EncoderConfig) -> Result<Box<dyn 
 pub fn coded_size(codec: VideoCodec, width: u32, height: u32) -> (u32, u32) {
   match codec {
     VideoCodec::H264 => h264::coded_size(width, height),
-    VideoCodec::Vp8 | VideoCodec::Vp9 => (width, height),
+    VideoCodec::Vp8 | VideoCodec::Vp9 | VideoCodec::Av1 => (width, height),
   }
 }
 
@@ -88,6 +95,7 @@ pub fn new_decoder(codec: VideoCodec) -> Result<Box<dyn VideoDecoder>, CodecErro
   Ok(match codec {
     VideoCodec::Vp8 | VideoCodec::Vp9 => Box::new(vp8::VpxDecoder::new(codec)?),
     VideoCodec::H264 => Box::new(h264::H264Decoder::new()?),
+    VideoCodec::Av1 => Box::new(av1::Av1Decoder::new()?),
   })
 }
 

@@ -502,3 +502,63 @@ fn invalid_configs_are_rejected() {
     }
   }
 }
+
+/// The frames of an IVF file (32-byte file header, then a 12-byte header before each frame).
+fn ivf_frames(file: &[u8]) -> Vec<&[u8]> {
+  let mut frames = Vec::new();
+  let mut at = usize::from(u16::from_le_bytes([file[6], file[7]]));
+  while at + 12 <= file.len() {
+    let len = u32::from_le_bytes([file[at], file[at + 1], file[at + 2], file[at + 3]]) as usize;
+    at += 12;
+    frames.push(&file[at..at + len]);
+    at += len;
+  }
+  frames
+}
+
+#[test]
+fn av1_decodes_a_stream_libaom_made() {
+  // Made with libaom's aomenc 3.6 (--rt) from four frames of one colour, 64x48, Y 81 U 90 V 240.
+  let file = include_bytes!("testdata/av1-64x48-solid.ivf");
+  let frames = ivf_frames(file);
+  assert_eq!(frames.len(), 4);
+  let mut dec = new_decoder(VideoCodec::Av1).unwrap();
+  assert_eq!(dec.codec(), VideoCodec::Av1);
+  for (n, frame) in frames.iter().enumerate() {
+    let got = dec
+      .decode(frame)
+      .unwrap()
+      .unwrap_or_else(|| panic!("frame {n}: no picture"));
+    assert_eq!((got.width(), got.height()), (64, 48));
+    assert_eq!(got.buffer_type(), VideoBufferType::I420);
+    for (i, want) in [81.0, 90.0, 240.0].iter().enumerate() {
+      let m = mean(got.plane(i).unwrap());
+      assert!((m - want).abs() <= 2.0, "frame {n} plane {i}: mean {m:.1}, sent {want}");
+    }
+  }
+}
+
+#[test]
+fn av1_garbage_is_an_error_and_the_decoder_recovers() {
+  let frames = ivf_frames(include_bytes!("testdata/av1-64x48-solid.ivf"));
+  let mut dec = new_decoder(VideoCodec::Av1).unwrap();
+  assert_eq!(dec.decode(&[]).unwrap_err().code(), "ERR_DECODE");
+  let junk: Vec<u8> = (0..500u32)
+    .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+    .collect();
+  assert_eq!(dec.decode(&junk).unwrap_err().code(), "ERR_DECODE");
+  let got = dec
+    .decode(frames[0])
+    .unwrap()
+    .expect("the keyframe decodes after garbage");
+  assert_eq!((got.width(), got.height()), (64, 48));
+}
+
+#[test]
+fn av1_is_received_but_not_encoded() {
+  let err = new_encoder(VideoCodec::Av1, &config(320, 240, 500_000))
+    .err()
+    .expect("no AV1 encoder");
+  assert_eq!(err.code(), "ERR_INVALID_CONFIG");
+  assert!(err.to_string().contains("receives AV1 but does not encode it"), "{err}");
+}

@@ -359,7 +359,7 @@ impl VpxDecoder {
       match codec {
         VideoCodec::Vp8 => sys::vpx_codec_vp8_dx(),
         VideoCodec::Vp9 => sys::vpx_codec_vp9_dx(),
-        VideoCodec::H264 => {
+        VideoCodec::H264 | VideoCodec::Av1 => {
           return Err(CodecError::DecoderInit {
             codec,
             detail: "libvpx decodes VP8 and VP9 only".into(),

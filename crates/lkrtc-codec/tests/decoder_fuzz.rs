@@ -56,6 +56,7 @@ fn encoded(codec: VideoCodec) -> &'static [Vec<u8>] {
     VideoCodec::Vp8 => &VP8,
     VideoCodec::H264 => &H264,
     VideoCodec::Vp9 => &VP9,
+    VideoCodec::Av1 => panic!("lkrtc has no AV1 encoder to make test material with"),
   };
   cell.get_or_init(|| {
     let config = EncoderConfig {
@@ -224,7 +225,7 @@ proptest! {
     let other = match codec {
       VideoCodec::Vp8 => VideoCodec::H264,
       VideoCodec::H264 => VideoCodec::Vp9,
-      VideoCodec::Vp9 => VideoCodec::Vp8,
+      VideoCodec::Vp9 | VideoCodec::Av1 => VideoCodec::Vp8,
     };
     for (foreign, n) in order {
       decode_checked(decoder.as_mut(), &encoded(if foreign { other } else { codec })[n])?;

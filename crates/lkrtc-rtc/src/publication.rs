@@ -253,6 +253,8 @@ mod tests {
       ("video/VP8", "video/VP8"),
       ("video/h264", "video/H264"),
       ("Video/H264", "video/H264"),
+      ("video/av1", "video/AV1"),
+      ("video/vp9", "video/VP9"),
     ] {
       assert_eq!(RemoteTrackPublication::from_info(&info(given, &[])).mime_type, expected);
       assert_eq!(

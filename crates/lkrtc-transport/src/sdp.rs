@@ -56,6 +56,7 @@ fn video_codec(name: &str) -> Option<VideoCodec> {
     "VP8" => Some(VideoCodec::Vp8),
     "H264" => Some(VideoCodec::H264),
     "VP9" => Some(VideoCodec::Vp9),
+    "AV1" => Some(VideoCodec::Av1),
     _ => None,
   }
 }

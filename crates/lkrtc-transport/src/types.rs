@@ -60,6 +60,7 @@ pub(crate) fn codec_of_str0m(c: str0m::format::Codec) -> Option<VideoCodec> {
     str0m::format::Codec::Vp8 => Some(VideoCodec::Vp8),
     str0m::format::Codec::H264 => Some(VideoCodec::H264),
     str0m::format::Codec::Vp9 => Some(VideoCodec::Vp9),
+    str0m::format::Codec::Av1 => Some(VideoCodec::Av1),
     _ => None,
   }
 }

@@ -13,13 +13,15 @@ pub enum VideoCodec {
   H264,
   /// VP9 profile 0 (8-bit 4:2:0; RTP payload format RFC 9628).
   Vp9,
+  /// AV1 main profile, 8-bit 4:2:0 (AOM's RTP payload format). Received only.
+  Av1,
 }
 
 impl VideoCodec {
   /// Every codec.
-  pub const ALL: [VideoCodec; 3] = [Self::Vp8, Self::H264, Self::Vp9];
+  pub const ALL: [VideoCodec; 4] = [Self::Vp8, Self::H264, Self::Vp9, Self::Av1];
 
-  /// The codec named `name`: `vp8`, `h264` or `vp9`, case-insensitive; a `video/` prefix (a MIME type)
+  /// The codec named `name`: `vp8`, `h264`, `vp9` or `av1`, case-insensitive; a `video/` prefix (a MIME type)
   /// and the aliases `h.264` and `avc` are accepted.
   pub fn from_name(name: &str) -> Result<Self, VideoError> {
     let lower = name.trim().to_ascii_lowercase();
@@ -27,6 +29,7 @@ impl VideoCodec {
       "vp8" => Ok(Self::Vp8),
       "h264" | "h.264" | "avc" => Ok(Self::H264),
       "vp9" => Ok(Self::Vp9),
+      "av1" => Ok(Self::Av1),
       _ => Err(VideoError::UnknownCodec { given: name.to_owned() }),
     }
   }
@@ -38,6 +41,7 @@ impl VideoCodec {
       Self::Vp8 => "vp8",
       Self::H264 => "h264",
       Self::Vp9 => "vp9",
+      Self::Av1 => "av1",
     }
   }
 
@@ -47,6 +51,7 @@ impl VideoCodec {
       Self::Vp8 => "video/VP8",
       Self::H264 => "video/H264",
       Self::Vp9 => "video/VP9",
+      Self::Av1 => "video/AV1",
     }
   }
 
@@ -56,6 +61,7 @@ impl VideoCodec {
       Self::Vp8 => "VP8",
       Self::H264 => "H264",
       Self::Vp9 => "VP9",
+      Self::Av1 => "AV1",
     }
   }
 }
@@ -66,6 +72,7 @@ impl std::fmt::Display for VideoCodec {
       Self::Vp8 => "VP8",
       Self::H264 => "H.264",
       Self::Vp9 => "VP9",
+      Self::Av1 => "AV1",
     })
   }
 }
@@ -85,11 +92,11 @@ mod tests {
 
   #[test]
   fn an_unknown_name_is_err_unknown_codec_naming_it() {
-    let e = VideoCodec::from_name("av1").unwrap_err();
+    let e = VideoCodec::from_name("h265").unwrap_err();
     assert_eq!(e.code(), "ERR_UNKNOWN_CODEC");
     assert_eq!(
       e.to_string(),
-      "unknown codec: expected \"vp8\", \"h264\" or \"vp9\", got \"av1\""
+      "unknown codec: expected \"vp8\", \"h264\", \"vp9\" or \"av1\", got \"h265\""
     );
   }
 }

@@ -63,8 +63,8 @@ pub enum VideoError {
     /// The target format.
     to: VideoBufferType,
   },
-  /// A codec name that is not `vp8`, `h264` or `vp9`.
-  #[error("unknown codec: expected \"vp8\", \"h264\" or \"vp9\", got {given:?}")]
+  /// A codec name that is not `vp8`, `h264`, `vp9` or `av1`.
+  #[error("unknown codec: expected \"vp8\", \"h264\", \"vp9\" or \"av1\", got {given:?}")]
   UnknownCodec {
     /// The name given.
     given: String,

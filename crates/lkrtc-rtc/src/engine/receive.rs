@@ -178,11 +178,12 @@ mod tests {
   fn the_publications_mime_type_picks_the_decoder_over_the_sdp() {
     assert_eq!(codec_of("video/H264", Some(VideoCodec::Vp8)), VideoCodec::H264);
     assert_eq!(codec_of("video/vp8", Some(VideoCodec::H264)), VideoCodec::Vp8);
+    assert_eq!(codec_of("video/AV1", Some(VideoCodec::Vp8)), VideoCodec::Av1);
   }
 
   #[test]
   fn without_a_known_mime_type_the_sdp_codec_is_used_then_vp8() {
     assert_eq!(codec_of("", Some(VideoCodec::H264)), VideoCodec::H264);
-    assert_eq!(codec_of("video/AV1", None), VideoCodec::Vp8);
+    assert_eq!(codec_of("video/H265", None), VideoCodec::Vp8);
   }
 }

@@ -49,6 +49,9 @@ const PT_VP9: u8 = 98;
 const PT_VP9_RTX: u8 = 99;
 const PT_H264: u8 = 102;
 const PT_H264_RTX: u8 = 103;
+/// Subscriber only: AV1 main profile, Chrome's numbers.
+const PT_AV1: u8 = 45;
+const PT_AV1_RTX: u8 = 46;
 
 /// VP9 profile 0 (8-bit 4:2:0), the one profile lkrtc decodes and encodes.
 fn add_vp9_profile_0(codecs: &mut str0m::format::CodecConfig) {
@@ -181,6 +184,15 @@ impl Core {
         // VP9: profile 0 only (str0m's default adds profile 2, 10-bit, which lkrtc cannot show).
         rtc_config = rtc_config.enable_vp8(true).enable_h264(true).enable_opus(true, false);
         add_vp9_profile_0(rtc_config.codec_config());
+        // AV1 is received only (lkrtc has no AV1 encoder), under Chrome's payload types.
+        rtc_config.codec_config().add_config(
+          PT_AV1.into(),
+          Some(PT_AV1_RTX.into()),
+          str0m::format::Codec::Av1,
+          str0m::media::Frequency::NINETY_KHZ,
+          None,
+          Default::default(),
+        );
       }
     }
     // The default extension map already has abs-send-time, transport-cc, mid, rid and
