@@ -17,7 +17,7 @@ interface Options {
   seconds: number
   warmupSeconds: number
   epochMs: number
-  codec: 'vp8' | 'h264' | 'vp9'
+  codec: 'vp8' | 'h264' | 'vp9' | 'av1'
 }
 
 const [mode, stack, json] = process.argv.slice(2)
@@ -49,6 +49,7 @@ async function publishLkrtc(): Promise<object> {
   await room.connect(opts.url, opts.token, { autoSubscribe: false })
   const source = new lk.VideoSource(opts.width, opts.height)
   const track = lk.LocalVideoTrack.createVideoTrack('bench', source)
+  if (opts.codec === 'av1') throw new Error('lkrtc does not publish AV1')
   const publication = await room.localParticipant.publishTrack(track, {
     source: lk.TrackSource.Camera,
     videoCodec: opts.codec,
@@ -86,7 +87,12 @@ async function publishRtcNode(): Promise<object> {
   const options = new rtc.TrackPublishOptions({
     source: rtc.TrackSource.SOURCE_CAMERA,
     simulcast: false,
-    videoCodec: { vp8: rtc.VideoCodec.VP8, h264: rtc.VideoCodec.H264, vp9: rtc.VideoCodec.VP9 }[opts.codec],
+    videoCodec: {
+      vp8: rtc.VideoCodec.VP8,
+      h264: rtc.VideoCodec.H264,
+      vp9: rtc.VideoCodec.VP9,
+      av1: rtc.VideoCodec.AV1,
+    }[opts.codec],
     videoEncoding: { maxBitrate: BigInt(opts.width >= 1920 ? 5_000_000 : 2_500_000), maxFramerate: opts.fps },
   })
   await room.localParticipant!.publishTrack(track, options)
