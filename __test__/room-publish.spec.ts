@@ -68,10 +68,11 @@ for (const codec of CODECS) {
       peer,
       rtc.RoomEvent.TrackSubscribed,
     )
-    // The picture's size is asserted below: keep it whatever the bandwidth estimate does (the
-    // adaptation has tests of its own).
+    // The picture's size is asserted below: keep it whatever the bandwidth estimate does, in one
+    // layer (the adaptation and simulcast have tests of their own).
     const { lk, source, stopIdle } = await lkrtcPublisher(name, 'lkrtc-colours', codec, 'colours', {
       degradationPreference: 'maintain-resolution',
+      simulcast: false,
     })
     try {
       const [track, publication] = await subscribed
@@ -115,7 +116,11 @@ for (const [width, height] of [
       'lkrtc-odd',
       'h264',
       'odd',
-      { degradationPreference: 'maintain-resolution', videoEncoding: { maxBitrate: 2_500_000, maxFramerate: 15 } },
+      {
+        degradationPreference: 'maintain-resolution',
+        simulcast: false,
+        videoEncoding: { maxBitrate: 2_500_000, maxFramerate: 15 },
+      },
       [width, height],
     )
     try {

@@ -223,7 +223,10 @@ impl LocalParticipant {
       Some(chosen) => simulcast::check_lower_layers(width, height, chosen)?,
       None => simulcast::default_lower_layers(width, height, encoding, source.is_screencast()),
     };
-    let specs = simulcast::compute_layers(width, height, encoding, options.simulcast, &lower);
+    // VP9 goes as one layer: LiveKit's SDKs scale VP9 with SVC in one stream, never with
+    // simulcast streams, and the server forwards VP9 as SVC.
+    let simulcast = options.simulcast && codec != lkrtc_video::VideoCodec::Vp9;
+    let specs = simulcast::compute_layers(width, height, encoding, simulcast, &lower);
     // Every encoder is made before the server hears of the track, so a codec problem fails the
     // publish cleanly.
     let encoders = specs
