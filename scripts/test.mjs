@@ -1,6 +1,7 @@
 // Runs the ava tests against one local livekit-server: starts it, exports LKRTC_TEST_URL,
 // LKRTC_TEST_API_KEY and LKRTC_TEST_API_SECRET, runs ava (arguments pass through) and stops it.
 import { spawn } from 'node:child_process'
+import { readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 import { start } from './livekit-server.mjs'
@@ -9,18 +10,39 @@ const server = await start()
 console.log(`test server: ${server.url} (log ${server.log})`)
 
 const ava = fileURLToPath(new URL('../node_modules/ava/entrypoints/cli.mjs', import.meta.url))
-const child = spawn(process.execPath, [ava, ...process.argv.slice(2)], {
-  stdio: 'inherit',
-  env: {
-    ...process.env,
-    LKRTC_TEST_URL: server.url,
-    LKRTC_TEST_API_KEY: server.apiKey,
-    LKRTC_TEST_API_SECRET: server.apiSecret,
-  },
-})
+let current
 for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, () => child.kill(signal))
+  process.on(signal, () => current?.kill(signal))
 }
-const code = await new Promise((r) => child.once('exit', (code, signal) => r(code ?? (signal ? 1 : 0))))
+
+function run(args) {
+  current = spawn(process.execPath, [ava, ...args], {
+    stdio: 'inherit',
+    env: {
+      ...process.env,
+      LKRTC_TEST_URL: server.url,
+      LKRTC_TEST_API_KEY: server.apiKey,
+      LKRTC_TEST_API_SECRET: server.apiSecret,
+    },
+  })
+  return new Promise((r) => current.once('exit', (code, signal) => r(code ?? (signal ? 1 : 0))))
+}
+
+// The whole suite: the network-lab tests run on their own after the rest, so that the CPU the
+// other files use in parallel does not stand in for the bottleneck they measure.
+const LAB = '__test__/network.spec.ts'
+const args = process.argv.slice(2)
+let code
+if (args.length === 0) {
+  const dir = fileURLToPath(new URL('../__test__/', import.meta.url))
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.spec.ts'))
+    .map((f) => `__test__/${f}`)
+    .filter((f) => f !== LAB)
+  code = await run(files)
+  code = (await run([LAB])) || code
+} else {
+  code = await run(args)
+}
 await server.stop()
 process.exit(code)
