@@ -18,6 +18,8 @@ interface Options {
   warmupSeconds: number
   epochMs: number
   codec: 'vp8' | 'h264' | 'vp9' | 'av1'
+  /** Publish in simulcast layers (default: one layer on both stacks). */
+  simulcast?: boolean
 }
 
 const [mode, stack, json] = process.argv.slice(2)
@@ -54,8 +56,8 @@ async function publishLkrtc(): Promise<object> {
     source: lk.TrackSource.Camera,
     videoCodec: opts.codec,
     videoEncoding: { maxBitrate: opts.width >= 1920 ? 5_000_000 : 2_500_000, maxFramerate: opts.fps },
-    // One layer, as the rtc-node side publishes: the figures compare like with like.
-    simulcast: false,
+    // One layer unless asked, as the rtc-node side: the figures compare like with like.
+    simulcast: opts.simulcast ?? false,
   })
   // E2E_TRACE=1: the sender's view once a second (estimate, target, size, skipped frames).
   const trace = process.env.E2E_TRACE
@@ -86,7 +88,7 @@ async function publishRtcNode(): Promise<object> {
   const track = rtc.LocalVideoTrack.createVideoTrack('bench', source)
   const options = new rtc.TrackPublishOptions({
     source: rtc.TrackSource.SOURCE_CAMERA,
-    simulcast: false,
+    simulcast: opts.simulcast ?? false,
     videoCodec: {
       vp8: rtc.VideoCodec.VP8,
       h264: rtc.VideoCodec.H264,

@@ -48,6 +48,8 @@ interface Profile {
   uplinkKbit?: string
   /** When the last change happens (s after the first capture): recovery is timed from it. */
   recoverFromS?: number
+  /** A second subscriber (in its own namespace, `sub2`, unshaped), and simulcast publishing. */
+  twoSubscribers?: boolean
 }
 
 const PROFILES: Profile[] = [
@@ -86,6 +88,12 @@ const PROFILES: Profile[] = [
   },
   { key: 'noudp', name: 'UDP blocked', setup: [udp(true)] },
   {
+    key: '2subs',
+    name: 'simulcast, one subscriber at 500 kbit/s down, one clean',
+    setup: [rate('sub', 'down', 500)],
+    twoSubscribers: true,
+  },
+  {
     key: 'udpmid',
     name: 'UDP blocked mid-call',
     setup: [],
@@ -113,8 +121,8 @@ interface Row {
   firstFrame: string
 }
 
-async function runOne(lab: Lab, profile: Profile, stack: string): Promise<Row> {
-  const row: Row = {
+function emptyRow(profile: Profile, stack: string): Row {
+  return {
     profile: profile.name,
     stack,
     delivered: '-',
@@ -126,6 +134,68 @@ async function runOne(lab: Lab, profile: Profile, stack: string): Promise<Row> {
     recovery: '-',
     firstFrame: '-',
   }
+}
+
+/** One subscriber's figures over the measured window. */
+function measureSub(row: Row, profile: Profile, pub: PubResult, got: SubResult): void {
+  const windowStart = pub.startedAtMs + pub.warmup * pub.intervalMs
+  const windowEnd = pub.startedAtMs + pub.sent * pub.intervalMs
+  // The window's frames: captured after the warm-up, each counted once.
+  const seen = new Set<number>()
+  const frames: { arrival: number; latency: number; height: number }[] = []
+  got.numbers.forEach((n, i) => {
+    if (n < pub.warmup || n >= pub.sent || seen.has(n)) return
+    seen.add(n)
+    frames.push({ arrival: got.arrivals[i], latency: got.latencies[i], height: got.heights[i] })
+  })
+  const lat = frames.map((f) => f.latency).sort((a, b) => a - b)
+  const median = lat.length ? percentile(lat, 50) : 0
+  const f = freezes(
+    frames.map((x) => x.arrival),
+    windowStart + median,
+    windowEnd + median,
+    pub.intervalMs,
+  )
+  row.delivered = `${frames.length} / ${pub.sent - pub.warmup}`
+  row.freezes = `${f.count}, ${(f.totalMs / 1000).toFixed(1)} s`
+  row.p50 = lat.length ? percentile(lat, 50).toFixed(0) : '-'
+  row.p95 = lat.length ? percentile(lat, 95).toFixed(0) : '-'
+  row.fullSize = frames.length
+    ? `${Math.round((100 * frames.filter((x) => x.height === HEIGHT).length) / frames.length)}%`
+    : '-'
+  if (profile.twoSubscribers && frames.length) {
+    // Which layers it got: the share of frames per height.
+    const heights = new Map<number, number>()
+    for (const x of frames) heights.set(x.height, (heights.get(x.height) ?? 0) + 1)
+    row.fullSize += ` (${[...heights.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .map(([h, n]) => `${h}p ${Math.round((100 * n) / frames.length)}%`)
+      .join(', ')})`
+  }
+  if (profile.recoverFromS !== undefined) {
+    const lifted = pub.startedAtMs + profile.recoverFromS * 1000
+    const after = frames.filter((x) => x.arrival >= lifted)
+    const limit = Math.max(3 * pub.intervalMs, pub.intervalMs + 150)
+    // The last bad frame after the lift: late, or the end of a freeze.
+    let lastBad = lifted
+    let prev = lifted
+    for (const x of after) {
+      if (x.latency > LATE_MS || x.arrival - prev > limit) lastBad = x.arrival
+      prev = x.arrival
+    }
+    const tail = windowEnd + median - prev
+    row.recovery = after.length === 0 || tail > limit ? 'not recovered' : `${((lastBad - lifted) / 1000).toFixed(1)} s`
+  }
+  const first = got.arrivals.length ? Math.min(...got.arrivals) : NaN
+  row.firstFrame = Number.isFinite(first) ? `${((first - pub.connectAtMs) / 1000).toFixed(1)} s` : '-'
+}
+
+/** One stack under one profile: a row per subscriber. */
+async function runOne(lab: Lab, profile: Profile, stack: string): Promise<Row[]> {
+  const two = profile.twoSubscribers === true
+  const rows = two
+    ? [emptyRow(profile, `${stack}, thin subscriber`), emptyRow(profile, `${stack}, clean subscriber`)]
+    : [emptyRow(profile, stack)]
   lab.clear()
   for (const a of profile.setup) lab.apply(a)
   const room = `net-${profile.key}-${stack}-${Date.now()}`
@@ -143,21 +213,23 @@ async function runOne(lab: Lab, profile: Profile, stack: string): Promise<Row> {
   const timers: NodeJS.Timeout[] = []
   let uplink0 = 0
   let uplink1 = 0
-  const sub = lab.peer<SubResult>(
-    'sub',
-    'subscribe',
-    stack,
-    { ...common, url: URLS.sub, token: await token('sub', room) },
-    timeoutMs,
+  const subs = (two ? (['sub', 'sub2'] as const) : (['sub'] as const)).map(async (where, i) =>
+    lab.peer<SubResult>(
+      where,
+      'subscribe',
+      stack,
+      { ...common, url: URLS[where], token: await token(`sub${i}`, room) },
+      timeoutMs,
+    ),
   )
-  sub.catch(() => {})
+  for (const sub of subs) sub.catch(() => {})
   await new Promise((r) => setTimeout(r, 1500))
   try {
     const pub = await lab.peer<PubResult>(
       'pub',
       'publish',
       stack,
-      { ...common, url: URLS.pub, token: await token('pub', room) },
+      { ...common, url: URLS.pub, token: await token('pub', room), simulcast: two },
       timeoutMs,
       (line) => {
         if (line !== 'capturing') return
@@ -167,62 +239,23 @@ async function runOne(lab: Lab, profile: Profile, stack: string): Promise<Row> {
         timers.push(setTimeout(() => (uplink1 = lab.sentBytes('pub', 'up')), (WARMUP + SECONDS) * 1000))
       },
     )
-    const got = await sub
+    const results = await Promise.all(subs)
     if (process.env.NET_LOG_DIR) {
       const file = join(process.env.NET_LOG_DIR, `${profile.key}-${stack}-${Date.now()}.json`)
-      writeFileSync(file, JSON.stringify({ pub, sub: got }))
+      writeFileSync(file, JSON.stringify({ pub, subs: results }))
     }
-    const windowStart = pub.startedAtMs + pub.warmup * pub.intervalMs
-    const windowEnd = pub.startedAtMs + pub.sent * pub.intervalMs
-    // The window's frames: captured after the warm-up, each counted once.
-    const seen = new Set<number>()
-    const frames: { arrival: number; latency: number; height: number }[] = []
-    got.numbers.forEach((n, i) => {
-      if (n < pub.warmup || n >= pub.sent || seen.has(n)) return
-      seen.add(n)
-      frames.push({ arrival: got.arrivals[i], latency: got.latencies[i], height: got.heights[i] })
-    })
-    const lat = frames.map((f) => f.latency).sort((a, b) => a - b)
-    const median = lat.length ? percentile(lat, 50) : 0
-    const f = freezes(
-      frames.map((x) => x.arrival),
-      windowStart + median,
-      windowEnd + median,
-      pub.intervalMs,
-    )
-    row.delivered = `${frames.length} / ${pub.sent - pub.warmup}`
-    row.freezes = `${f.count}, ${(f.totalMs / 1000).toFixed(1)} s`
-    row.p50 = lat.length ? percentile(lat, 50).toFixed(0) : '-'
-    row.p95 = lat.length ? percentile(lat, 95).toFixed(0) : '-'
     const kbps = ((uplink1 - uplink0) * 8) / SECONDS / 1000
-    row.sent = `${kbps.toFixed(0)}${profile.uplinkKbit ? ` / ${profile.uplinkKbit}` : ''}`
-    row.fullSize = frames.length
-      ? `${Math.round((100 * frames.filter((x) => x.height === HEIGHT).length) / frames.length)}%`
-      : '-'
-    if (profile.recoverFromS !== undefined) {
-      const lifted = pub.startedAtMs + profile.recoverFromS * 1000
-      const after = frames.filter((x) => x.arrival >= lifted)
-      const limit = Math.max(3 * pub.intervalMs, pub.intervalMs + 150)
-      // The last bad frame after the lift: late, or the end of a freeze.
-      let lastBad = lifted
-      let prev = lifted
-      for (const x of after) {
-        if (x.latency > LATE_MS || x.arrival - prev > limit) lastBad = x.arrival
-        prev = x.arrival
-      }
-      const tail = windowEnd + median - prev
-      row.recovery =
-        after.length === 0 || tail > limit ? 'not recovered' : `${((lastBad - lifted) / 1000).toFixed(1)} s`
-    }
-    const first = got.arrivals.length ? Math.min(...got.arrivals) : NaN
-    row.firstFrame = Number.isFinite(first) ? `${((first - pub.connectAtMs) / 1000).toFixed(1)} s` : '-'
+    results.forEach((got, i) => {
+      measureSub(rows[i], profile, pub, got)
+      rows[i].sent = `${kbps.toFixed(0)}${profile.uplinkKbit ? ` / ${profile.uplinkKbit}` : ''}`
+    })
   } catch (e) {
-    row.delivered = `failed: ${(e as Error).message}`
-    await sub.catch(() => {})
+    for (const row of rows) row.delivered = `failed: ${(e as Error).message}`
+    await Promise.allSettled(subs)
   } finally {
     timers.forEach(clearTimeout)
   }
-  return row
+  return rows
 }
 
 async function main() {
@@ -236,9 +269,10 @@ async function main() {
   try {
     for (const profile of profiles) {
       for (const stack of STACKS) {
-        const row = await runOne(lab, profile, stack)
-        rows.push(row)
-        console.error(JSON.stringify(row))
+        for (const row of await runOne(lab, profile, stack)) {
+          rows.push(row)
+          console.error(JSON.stringify(row))
+        }
       }
     }
   } finally {

@@ -18,7 +18,7 @@ export function labUnavailable(): string | undefined {
   return undefined
 }
 
-export type Link = 'pub' | 'sub'
+export type Link = 'pub' | 'sub' | 'sub2'
 export type Direction = 'up' | 'down'
 /** A netlab.sh command without the lab id, e.g. ['rate', 'pub', 'up', '1000']. */
 export type Action = string[]
@@ -33,7 +33,7 @@ export const everyDirection = (f: (link: Link, dir: Direction) => Action): Actio
 export const cap = (kbit: number): Action[] => everyDirection((l, d) => rate(l, d, kbit))
 
 /** The addresses the publisher and the subscriber dial livekit-server at. */
-export const URLS = { pub: 'ws://10.77.1.1:7880', sub: 'ws://10.77.2.1:7880' }
+export const URLS = { pub: 'ws://10.77.1.1:7880', sub: 'ws://10.77.2.1:7880', sub2: 'ws://10.77.3.1:7880' }
 
 /** A lab id for this process: `NET_LAB_ID` (a prefix for the namespaces, so that labs run side
  * by side can be told apart) or `netlab`, then `role` and the process id. */
@@ -64,7 +64,8 @@ export class Lab {
 
   /** Lifts every cap, loss and block. */
   clear(): void {
-    for (const a of [...cap(0), ...everyDirection((l, d) => loss(l, d, 0)), udp(false)]) this.apply(a)
+    const second = (['up', 'down'] as const).flatMap((d) => [rate('sub2', d, 0), loss('sub2', d, 0)])
+    for (const a of [...cap(0), ...everyDirection((l, d) => loss(l, d, 0)), ...second, udp(false)]) this.apply(a)
   }
 
   /** Creates the namespaces and starts livekit-server in the server namespace. */

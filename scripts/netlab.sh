@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# The network lab: three network namespaces joined by veth pairs, with the publisher's and the
+# The network lab: four network namespaces joined by veth pairs, with the publisher's and each
 # subscriber's links shaped on their own. Needs root, iproute2 (ip, tc) and nftables.
 #
-#   <ID>-pub  pub0 10.77.1.2/24 ──veth── srvp 10.77.1.1/24  <ID>-srv (livekit-server)
-#   <ID>-sub  sub0 10.77.2.2/24 ──veth── srvs 10.77.2.1/24  <ID>-srv
+#   <ID>-pub   pub0 10.77.1.2/24 ──veth── srvp 10.77.1.1/24  <ID>-srv (livekit-server)
+#   <ID>-sub   sub0 10.77.2.2/24 ──veth── srvs 10.77.2.1/24  <ID>-srv
+#   <ID>-sub2  sub0 10.77.3.2/24 ──veth── srvt 10.77.3.1/24  <ID>-srv   (a second subscriber)
 #
 # Every address exists only inside these namespaces and nothing routes out of them. A link has
 # two directions, each shaped at its sending end: the publisher's uplink leaves pub0, its
 # downlink leaves srvp; the subscriber's downlink leaves srvs, its uplink leaves sub0.
 #
 #   netlab.sh up ID                       create the namespaces (replacing any of the same ID)
-#   netlab.sh rate ID LINK DIR KBIT       cap LINK (pub|sub) direction DIR (up|down) at KBIT
+#   netlab.sh rate ID LINK DIR KBIT       cap LINK (pub|sub|sub2) direction DIR (up|down) at KBIT
 #                                         kbit/s with a 200 ms queue (tbf); 0 removes the cap
 #   netlab.sh loss ID LINK DIR PERCENT    drop PERCENT% of UDP packets at random (nftables)
 #   netlab.sh udp ID block|allow          drop every UDP packet of both clients, or stop
@@ -29,6 +30,8 @@ end() {
     pub/down) echo "$(ns srv) srvp" ;;
     sub/up) echo "$(ns sub) sub0" ;;
     sub/down) echo "$(ns srv) srvs" ;;
+    sub2/up) echo "$(ns sub2) sub0" ;;
+    sub2/down) echo "$(ns srv) srvt" ;;
     *) echo "netlab: unknown link/direction $1/$2" >&2; exit 2 ;;
   esac
 }
@@ -43,23 +46,27 @@ nft_chain() {
 case "$cmd" in
   up)
     "$0" down "$id" 2>/dev/null || true
-    for n in srv pub sub; do
+    for n in srv pub sub sub2; do
       ip netns add "$(ns $n)"
       ip -n "$(ns $n)" link set lo up
     done
     ip link add pub0 netns "$(ns pub)" type veth peer name srvp netns "$(ns srv)"
     ip link add sub0 netns "$(ns sub)" type veth peer name srvs netns "$(ns srv)"
+    ip link add sub0 netns "$(ns sub2)" type veth peer name srvt netns "$(ns srv)"
     ip -n "$(ns pub)" addr add 10.77.1.2/24 dev pub0
     ip -n "$(ns srv)" addr add 10.77.1.1/24 dev srvp
     ip -n "$(ns sub)" addr add 10.77.2.2/24 dev sub0
     ip -n "$(ns srv)" addr add 10.77.2.1/24 dev srvs
-    for pair in "pub pub0" "srv srvp" "sub sub0" "srv srvs"; do
+    ip -n "$(ns sub2)" addr add 10.77.3.2/24 dev sub0
+    ip -n "$(ns srv)" addr add 10.77.3.1/24 dev srvt
+    for pair in "pub pub0" "srv srvp" "sub sub0" "srv srvs" "sub2 sub0" "srv srvt"; do
       set -- $pair
       ip -n "$(ns "$1")" link set "$2" up
     done
     # Each client reaches both of the server's addresses (it announces candidates on both).
     ip -n "$(ns pub)" route add 10.77.0.0/16 via 10.77.1.1
     ip -n "$(ns sub)" route add 10.77.0.0/16 via 10.77.2.1
+    ip -n "$(ns sub2)" route add 10.77.0.0/16 via 10.77.3.1
     ;;
   rate)
     read -r n dev < <(end "$3" "$4")
@@ -82,7 +89,7 @@ case "$cmd" in
     fi
     ;;
   udp)
-    for c in pub sub; do
+    for c in pub sub sub2; do
       n=$(ns $c)
       nft_chain "$n" udp_in input
       nft_chain "$n" udp_out output
@@ -101,7 +108,7 @@ case "$cmd" in
     echo "$bytes ${dropped:-0}"
     ;;
   down)
-    for n in srv pub sub; do
+    for n in srv pub sub sub2; do
       ip netns del "$(ns $n)" 2>/dev/null || true
     done
     ;;
