@@ -5,6 +5,7 @@
 // Prints a markdown table.
 //   npm run bench:net
 //   NET_PROFILES=1m,step NET_STACKS=lkrtc NET_SECONDS=30 npm run bench:net
+// NET_SUB_STACK=rtc-node has rtc-node subscribe whatever publishes.
 // NET_LAB_ID=<prefix> starts the namespaces' names (default netlab); NET_LOG_DIR=<dir> keeps each
 // participant's stderr and each run's frames there.
 import { writeFileSync } from 'node:fs'
@@ -31,6 +32,8 @@ import {
 const SECONDS = Number(process.env.NET_SECONDS ?? 20)
 const WARMUP = 3
 const STACKS = (process.env.NET_STACKS ?? 'lkrtc,rtc-node').split(',')
+/** NET_SUB_STACK: the subscribers' stack, whatever publishes (default: the publisher's). */
+const SUB_STACK = process.env.NET_SUB_STACK
 const HEIGHT = Number(process.env.NET_HEIGHT ?? 720)
 const WIDTH = Math.round((HEIGHT * 16) / 9)
 const FPS = 30
@@ -196,6 +199,7 @@ async function runOne(lab: Lab, profile: Profile, stack: string): Promise<Row[]>
   const rows = two
     ? [emptyRow(profile, `${stack}, thin subscriber`), emptyRow(profile, `${stack}, clean subscriber`)]
     : [emptyRow(profile, stack)]
+  if (SUB_STACK) for (const row of rows) row.stack = row.stack.replace(stack, `${stack} -> ${SUB_STACK}`)
   lab.clear()
   for (const a of profile.setup) lab.apply(a)
   const room = `net-${profile.key}-${stack}-${Date.now()}`
@@ -217,7 +221,7 @@ async function runOne(lab: Lab, profile: Profile, stack: string): Promise<Row[]>
     lab.peer<SubResult>(
       where,
       'subscribe',
-      stack,
+      SUB_STACK ?? stack,
       { ...common, url: URLS[where], token: await token(`sub${i}`, room) },
       timeoutMs,
     ),

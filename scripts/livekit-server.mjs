@@ -79,7 +79,11 @@ rtc:
   node_ip: ${host ?? '127.0.0.1'}
   enable_loopback_candidate: ${!lab}
   ips: { includes: [${ips ?? '127.0.0.1/32'}] }
-  stun_servers: ["127.0.0.1:3478"]
+  stun_servers: ["127.0.0.1:3478"]${
+    process.env.LKRTC_SERVER_SEND_SIDE_BWE === '1'
+      ? '\n  congestion_control: { enabled: true, use_send_side_bwe: true }'
+      : ''
+  }
 turn: { enabled: false }
 logging: { level: ${logLevel} }
 `
