@@ -69,9 +69,9 @@ pub trait VideoDecoder: Send {
 /// An encoder for `codec` with `config`.
 pub fn new_encoder(codec: VideoCodec, config: &EncoderConfig) -> Result<Box<dyn VideoEncoder>, CodecError> {
   Ok(match codec {
-    VideoCodec::Vp8 => Box::new(vp8::Vp8Encoder::new(config)?),
+    VideoCodec::Vp8 => Box::new(vp8::VpxEncoder::vp8(config)?),
     VideoCodec::H264 => Box::new(h264::H264Encoder::new(config)?),
-    VideoCodec::Vp9 => Box::new(vp9::Vp9Encoder::new(config)?),
+    VideoCodec::Vp9 => Box::new(vp9::new_encoder(config)?),
     VideoCodec::Av1 => {
       return Err(CodecError::InvalidConfig {
         codec,

@@ -291,7 +291,7 @@ fn vp9_decoder_follows_a_size_change_on_a_delta_frame() {
   // A server switching spatial layers hands the decoder a smaller picture that is not a
   // keyframe: here, frames of the same stream resized without a keyframe (libvpx scales its
   // references; VP9 allows it, VP8 does not).
-  let mut enc = vp9::Vp9Encoder::new(&config(640, 360, 1_000_000)).unwrap();
+  let mut enc = vp9::new_encoder(&config(640, 360, 1_000_000)).unwrap();
   let mut dec = new_decoder(VideoCodec::Vp9).unwrap();
   for n in 0..3 {
     let out = encode(&mut enc, &pattern(640, 360, n), i64::from(n), false);

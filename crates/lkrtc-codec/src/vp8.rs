@@ -1,6 +1,7 @@
 //! VP8 through libvpx, with libwebrtc's real-time settings: one pass CBR, no lookahead, no frame
 //! drops, error resilient, keyframes only on request, speed and threads chosen by frame size.
-//! Also the libvpx pieces VP9 shares: the bindings, error messages and the decoder.
+//! Also the libvpx pieces VP9 shares: the bindings, error messages, the encoder's frame loop
+//! ([`VpxEncoder`]: VP8 and VP9 differ only in their settings) and the decoder.
 
 use std::ffi::CStr;
 use std::os::raw::{c_int, c_uint, c_ulong};
@@ -77,7 +78,10 @@ pub(crate) fn max_intra_pct(fps: f64) -> c_uint {
   ((600.0 * 0.5 * fps / 10.0) as c_uint).max(300)
 }
 
-pub(crate) struct Vp8Encoder {
+/// A libvpx encoder (VP8 or VP9): the codecs' constructors choose the settings, everything from
+/// there on is shared.
+pub(crate) struct VpxEncoder {
+  codec: VideoCodec,
   config: EncoderConfig,
   // Boxed: libvpx keeps pointers into the context and its config, so neither may move.
   ctx: Box<sys::vpx_codec_ctx_t>,
@@ -89,25 +93,67 @@ pub(crate) struct Vp8Encoder {
 
 // SAFETY: the encoder context is only used through &mut self, never shared; libvpx contexts
 // may move between threads as long as calls on one context do not overlap.
-unsafe impl Send for Vp8Encoder {}
+unsafe impl Send for VpxEncoder {}
 
-impl Vp8Encoder {
-  pub(crate) fn new(config: &EncoderConfig) -> Result<Self, CodecError> {
-    check_config(VideoCodec::Vp8, config)?;
-    let init_err = |detail: String| CodecError::EncoderInit {
-      codec: VideoCodec::Vp8,
-      detail,
-    };
+/// The error of a failed encoder set-up for `codec`.
+fn init_error(codec: VideoCodec) -> impl Fn(String) -> CodecError {
+  move |detail| CodecError::EncoderInit { codec, detail }
+}
 
+impl VpxEncoder {
+  /// libvpx's default configuration of the encoder `iface`, for the caller to adjust.
+  pub(crate) fn default_config(
+    codec: VideoCodec,
+    iface: *const sys::vpx_codec_iface_t,
+  ) -> Result<Box<sys::vpx_codec_enc_cfg_t>, CodecError> {
     // SAFETY: vpx_codec_enc_cfg_t is a plain C struct; all-zero is a valid value that
     // vpx_codec_enc_config_default overwrites.
     let mut cfg: Box<sys::vpx_codec_enc_cfg_t> = Box::new(unsafe { std::mem::zeroed() });
-    // SAFETY: the interface pointer is libvpx's static VP8 encoder; cfg is a valid, writable config.
-    let err = unsafe { sys::vpx_codec_enc_config_default(sys::vpx_codec_vp8_cx(), &mut *cfg, 0) };
+    // SAFETY: `iface` is one of libvpx's static encoder interfaces; cfg is a valid, writable config.
+    let err = unsafe { sys::vpx_codec_enc_config_default(iface, &mut *cfg, 0) };
     if err != sys::VPX_CODEC_OK {
-      return Err(init_err(vpx_error(None, err)));
+      return Err(init_error(codec)(vpx_error(None, err)));
     }
+    Ok(cfg)
+  }
 
+  /// Opens the encoder `iface` with `cfg`, then applies `controls` (id, value).
+  pub(crate) fn open(
+    codec: VideoCodec,
+    iface: *const sys::vpx_codec_iface_t,
+    config: &EncoderConfig,
+    cfg: Box<sys::vpx_codec_enc_cfg_t>,
+    controls: &[(c_int, c_int)],
+  ) -> Result<Self, CodecError> {
+    // SAFETY: vpx_codec_ctx_t is a plain C struct; libvpx expects it zeroed before init.
+    let mut ctx: Box<sys::vpx_codec_ctx_t> = Box::new(unsafe { std::mem::zeroed() });
+    // SAFETY: ctx and cfg are valid and boxed (stable addresses for the encoder's life); the ABI
+    // version is the one the bindings were generated from.
+    let err = unsafe { sys::vpx_codec_enc_init_ver(&mut *ctx, iface, &*cfg, 0, sys::VPX_ENCODER_ABI_VERSION as c_int) };
+    if err != sys::VPX_CODEC_OK {
+      return Err(init_error(codec)(vpx_error(Some(&ctx), err)));
+    }
+    let mut encoder = Self {
+      codec,
+      config: *config,
+      ctx,
+      cfg,
+      fps: clamp_fps(config.max_framerate),
+      last_pts: None,
+      first: true,
+    };
+    for &(id, value) in controls {
+      encoder.control(id, value).map_err(init_error(codec))?;
+    }
+    Ok(encoder)
+  }
+
+  /// A VP8 encoder with libwebrtc's real-time settings.
+  pub(crate) fn vp8(config: &EncoderConfig) -> Result<Self, CodecError> {
+    check_config(VideoCodec::Vp8, config)?;
+    // SAFETY: returns a pointer to libvpx's static VP8 encoder interface.
+    let iface = unsafe { sys::vpx_codec_vp8_cx() };
+    let mut cfg = Self::default_config(VideoCodec::Vp8, iface)?;
     let fps = clamp_fps(config.max_framerate);
     cfg.g_w = config.width;
     cfg.g_h = config.height;
@@ -134,31 +180,6 @@ impl Vp8Encoder {
     // Keyframes on request only; the receiver asks with a PLI when it needs one.
     cfg.kf_mode = sys::VPX_KF_DISABLED;
 
-    // SAFETY: vpx_codec_ctx_t is a plain C struct; libvpx expects it zeroed before init.
-    let mut ctx: Box<sys::vpx_codec_ctx_t> = Box::new(unsafe { std::mem::zeroed() });
-    // SAFETY: ctx and cfg are valid and boxed (stable addresses for the encoder's life); the ABI
-    // version is the one the bindings were generated from.
-    let err = unsafe {
-      sys::vpx_codec_enc_init_ver(
-        &mut *ctx,
-        sys::vpx_codec_vp8_cx(),
-        &*cfg,
-        0,
-        sys::VPX_ENCODER_ABI_VERSION as c_int,
-      )
-    };
-    if err != sys::VPX_CODEC_OK {
-      return Err(init_err(vpx_error(Some(&ctx), err)));
-    }
-    let mut encoder = Self {
-      config: *config,
-      ctx,
-      cfg,
-      fps,
-      last_pts: None,
-      first: true,
-    };
-
     let controls: [(c_int, c_int); 6] = [
       (sys::VP8E_SET_CPUUSED as c_int, cpu_speed(config.width, config.height)),
       (sys::VP8E_SET_NOISE_SENSITIVITY as c_int, 0),
@@ -173,10 +194,7 @@ impl Vp8Encoder {
       ),
       (sys::VP8E_SET_SCREEN_CONTENT_MODE as c_int, 0),
     ];
-    for (id, value) in controls {
-      encoder.control(id, value).map_err(init_err)?;
-    }
-    Ok(encoder)
+    Self::open(VideoCodec::Vp8, iface, config, cfg, &controls)
   }
 
   fn control(&mut self, id: c_int, value: c_int) -> Result<(), String> {
@@ -200,18 +218,34 @@ impl Vp8Encoder {
     self.last_pts = Some(pts);
     pts
   }
+
+  /// Continues the stream at another size without a keyframe (VP9 predicts from scaled
+  /// references): what a decoder sees when a server switches spatial layers.
+  #[cfg(test)]
+  pub(crate) fn resize_without_keyframe(&mut self, width: u32, height: u32) -> Result<(), String> {
+    self.cfg.g_w = width;
+    self.cfg.g_h = height;
+    // SAFETY: the context is initialised and cfg is a valid config for it.
+    let err = unsafe { sys::vpx_codec_enc_config_set(&mut *self.ctx, &*self.cfg) };
+    if err != sys::VPX_CODEC_OK {
+      return Err(vpx_error(Some(&self.ctx), err));
+    }
+    self.config.width = width;
+    self.config.height = height;
+    Ok(())
+  }
 }
 
-impl Drop for Vp8Encoder {
+impl Drop for VpxEncoder {
   fn drop(&mut self) {
     // SAFETY: the context was initialised in new() and is destroyed once, here.
     unsafe { sys::vpx_codec_destroy(&mut *self.ctx) };
   }
 }
 
-impl VideoEncoder for Vp8Encoder {
+impl VideoEncoder for VpxEncoder {
   fn codec(&self) -> VideoCodec {
-    VideoCodec::Vp8
+    self.codec
   }
 
   fn encode(
@@ -220,11 +254,9 @@ impl VideoEncoder for Vp8Encoder {
     timestamp_us: i64,
     force_keyframe: bool,
   ) -> Result<Option<EncodedFrame>, CodecError> {
-    check_frame(VideoCodec::Vp8, &self.config, frame)?;
-    let encode_err = |detail: String| CodecError::Encode {
-      codec: VideoCodec::Vp8,
-      detail,
-    };
+    check_frame(self.codec, &self.config, frame)?;
+    let codec = self.codec;
+    let encode_err = |detail: String| CodecError::Encode { codec, detail };
 
     // Describe the caller's tight planes to libvpx without copying them.
     // SAFETY: vpx_image_t is a plain C struct; all-zero is valid before vpx_img_wrap fills it.
