@@ -5,115 +5,101 @@
 use std::env;
 use std::path::PathBuf;
 
-fn main() {
-  println!("cargo:rerun-if-changed=build.rs");
-  println!("cargo:rerun-if-changed=src/vpx_sys.h");
-  println!("cargo:rerun-if-env-changed=LKRTC_VPX_LIB_DIR");
-
-  let lib = match pkg_config::Config::new()
-    .cargo_metadata(false)
-    .env_metadata(true)
-    .probe("vpx")
-  {
-    Ok(lib) => lib,
-    Err(e) => fail(&format!("libvpx not found by pkg-config (install libvpx-dev): {e}")),
-  };
-
-  // Where libvpx.a lives: an explicit override, pkg-config's -L paths and libdir, then the C
-  // compiler's own search path (Debian's vpx.pc says /usr/lib, the file is in the multiarch dir).
-  let mut dirs: Vec<PathBuf> = env::var_os("LKRTC_VPX_LIB_DIR")
-    .map(PathBuf::from)
-    .into_iter()
-    .collect();
-  dirs.extend(lib.link_paths.iter().cloned());
-  if let Ok(libdir) = pkg_config::get_variable("vpx", "libdir") {
-    dirs.push(PathBuf::from(libdir));
-  }
-  dirs.extend(compiler_lib_dir("libvpx.a"));
-  let Some(dir) = dirs.iter().find(|d| d.join("libvpx.a").is_file()) else {
-    fail(&format!(
-      "libvpx.a not found in {dirs:?} (install libvpx-dev, or set LKRTC_VPX_LIB_DIR)"
-    ));
-  };
-  println!("cargo:rustc-link-search=native={}", dir.display());
-  println!("cargo:rustc-link-lib=static=vpx");
-  // libvpx's own dependencies (libm, libpthread) are part of glibc / linked by std already.
-
-  let mut builder = bindgen::builder()
-    .header("src/vpx_sys.h")
-    .allowlist_function("vpx_.*")
-    .allowlist_type("vpx_.*|vp8.*|VP8.*")
-    .allowlist_var("VPX_.*|VP8_.*")
-    // Plain integer constants: a value libvpx adds later can never be an invalid Rust enum.
-    .default_enum_style(bindgen::EnumVariation::Consts)
-    .prepend_enum_name(false)
-    .layout_tests(false)
-    .generate_comments(false);
-  for path in &lib.include_paths {
-    builder = builder.clang_arg(format!("-I{}", path.display()));
-  }
-  let bindings = match builder.generate() {
-    Ok(b) => b,
-    Err(e) => fail(&format!("bindgen failed on the libvpx headers: {e}")),
-  };
-  let out = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default()).join("vpx_sys.rs");
-  if let Err(e) = bindings.write_to_file(&out) {
-    fail(&format!("cannot write {}: {e}", out.display()));
-  }
-  println!("cargo:rustc-env=LKRTC_VPX_VERSION={}", lib.version);
-  aom();
+/// One C library linked statically and bound with bindgen.
+struct CLib {
+  /// pkg-config name, also the archive's (`lib<name>.a`).
+  name: &'static str,
+  /// The Debian package that ships it.
+  debian: &'static str,
+  /// Overrides where `lib<name>.a` is looked for.
+  dir_env: &'static str,
+  header: &'static str,
+  functions: &'static str,
+  types: &'static str,
+  vars: &'static str,
 }
 
-/// libaom (AV1), the same way: libaom.a from Debian's libaom-dev, linked statically, bindings
-/// generated from its installed headers.
-fn aom() {
-  println!("cargo:rerun-if-changed=src/aom_sys.h");
-  println!("cargo:rerun-if-env-changed=LKRTC_AOM_LIB_DIR");
-  let lib = match pkg_config::Config::new()
+fn main() {
+  println!("cargo:rerun-if-changed=build.rs");
+  let vpx = link_and_bind(&CLib {
+    name: "vpx",
+    debian: "libvpx-dev",
+    dir_env: "LKRTC_VPX_LIB_DIR",
+    header: "src/vpx_sys.h",
+    functions: "vpx_.*",
+    types: "vpx_.*|vp8.*|VP8.*",
+    vars: "VPX_.*|VP8_.*",
+  });
+  // libvpx's own dependencies (libm, libpthread) are part of glibc / linked by std already.
+  println!("cargo:rustc-env=LKRTC_VPX_VERSION={}", vpx.version);
+  link_and_bind(&CLib {
+    name: "aom",
+    debian: "libaom-dev",
+    dir_env: "LKRTC_AOM_LIB_DIR",
+    header: "src/aom_sys.h",
+    functions: "aom_.*",
+    types: "aom_.*|aome_.*|aomd_.*|av1d_.*|AOM.*|AV1.*",
+    vars: "AOM_.*|AV1_.*|AOMD_.*|AV1D_.*|AOME_.*|AV1E_.*",
+  });
+}
+
+/// Links `lib.name` statically (its `.a` from the Debian package) and writes its bindings, for
+/// the installed version, to `$OUT_DIR/<name>_sys.rs`.
+fn link_and_bind(lib: &CLib) -> pkg_config::Library {
+  println!("cargo:rerun-if-changed={}", lib.header);
+  println!("cargo:rerun-if-env-changed={}", lib.dir_env);
+  let archive = format!("lib{}.a", lib.name);
+  let found = match pkg_config::Config::new()
     .cargo_metadata(false)
     .env_metadata(true)
-    .probe("aom")
+    .probe(lib.name)
   {
-    Ok(lib) => lib,
-    Err(e) => fail(&format!("libaom not found by pkg-config (install libaom-dev): {e}")),
+    Ok(found) => found,
+    Err(e) => fail(&format!(
+      "lib{} not found by pkg-config (install {}): {e}",
+      lib.name, lib.debian
+    )),
   };
-  let mut dirs: Vec<PathBuf> = env::var_os("LKRTC_AOM_LIB_DIR")
-    .map(PathBuf::from)
-    .into_iter()
-    .collect();
-  dirs.extend(lib.link_paths.iter().cloned());
-  if let Ok(libdir) = pkg_config::get_variable("aom", "libdir") {
+
+  // Where the archive lives: an explicit override, pkg-config's -L paths and libdir, then the C
+  // compiler's own search path (Debian's vpx.pc says /usr/lib, the file is in the multiarch dir).
+  let mut dirs: Vec<PathBuf> = env::var_os(lib.dir_env).map(PathBuf::from).into_iter().collect();
+  dirs.extend(found.link_paths.iter().cloned());
+  if let Ok(libdir) = pkg_config::get_variable(lib.name, "libdir") {
     dirs.push(PathBuf::from(libdir));
   }
-  dirs.extend(compiler_lib_dir("libaom.a"));
-  let Some(dir) = dirs.iter().find(|d| d.join("libaom.a").is_file()) else {
+  dirs.extend(compiler_lib_dir(&archive));
+  let Some(dir) = dirs.iter().find(|d| d.join(&archive).is_file()) else {
     fail(&format!(
-      "libaom.a not found in {dirs:?} (install libaom-dev, or set LKRTC_AOM_LIB_DIR)"
+      "{archive} not found in {dirs:?} (install {}, or set {})",
+      lib.debian, lib.dir_env
     ));
   };
   println!("cargo:rustc-link-search=native={}", dir.display());
-  println!("cargo:rustc-link-lib=static=aom");
+  println!("cargo:rustc-link-lib=static={}", lib.name);
 
   let mut builder = bindgen::builder()
-    .header("src/aom_sys.h")
-    .allowlist_function("aom_.*")
-    .allowlist_type("aom_.*|aome_.*|aomd_.*|av1d_.*|AOM.*|AV1.*")
-    .allowlist_var("AOM_.*|AV1_.*|AOMD_.*|AV1D_.*|AOME_.*|AV1E_.*")
+    .header(lib.header)
+    .allowlist_function(lib.functions)
+    .allowlist_type(lib.types)
+    .allowlist_var(lib.vars)
+    // Plain integer constants: a value a library adds later can never be an invalid Rust enum.
     .default_enum_style(bindgen::EnumVariation::Consts)
     .prepend_enum_name(false)
     .layout_tests(false)
     .generate_comments(false);
-  for path in &lib.include_paths {
+  for path in &found.include_paths {
     builder = builder.clang_arg(format!("-I{}", path.display()));
   }
   let bindings = match builder.generate() {
     Ok(b) => b,
-    Err(e) => fail(&format!("bindgen failed on the libaom headers: {e}")),
+    Err(e) => fail(&format!("bindgen failed on the lib{} headers: {e}", lib.name)),
   };
-  let out = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default()).join("aom_sys.rs");
+  let out = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default()).join(format!("{}_sys.rs", lib.name));
   if let Err(e) = bindings.write_to_file(&out) {
     fail(&format!("cannot write {}: {e}", out.display()));
   }
+  found
 }
 
 /// The directory in which the C compiler would find `file`, if it finds it.
