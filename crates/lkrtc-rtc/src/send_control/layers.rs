@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{BudgetShare, SendBudget, MEDIA_SHARE};
+use super::{interpolate, BudgetShare, SendBudget, MEDIA_SHARE};
 
 /// A paused layer resumes when this much more than its minimum fits.
 const RESUME_FACTOR: f64 = 1.2;
@@ -23,16 +23,7 @@ pub(crate) fn layer_min_bitrate(pixels: u64) -> u64 {
     (1280 * 720, 600_000),
     (1920 * 1080, 800_000),
   ];
-  if pixels <= TABLE[0].0 {
-    return TABLE[0].1;
-  }
-  for w in TABLE.windows(2) {
-    let ((p0, b0), (p1, b1)) = (w[0], w[1]);
-    if pixels <= p1 {
-      return b0 + (b1 - b0) * (pixels - p0) / (p1 - p0);
-    }
-  }
-  TABLE[TABLE.len() - 1].1
+  interpolate(&TABLE, pixels).unwrap_or(TABLE[TABLE.len() - 1].1)
 }
 
 /// One layer's limits for the allocator: encoder bits per second.

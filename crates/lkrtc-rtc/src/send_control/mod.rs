@@ -286,17 +286,22 @@ fn min_bitrate_30fps(pixels: u64) -> u64 {
     (960 * 540, 800_000),
     (1280 * 720, 1_500_000),
   ];
-  if pixels <= TABLE[0].0 {
-    return TABLE[0].1;
+  interpolate(&TABLE, pixels).unwrap_or_else(|| {
+    let (p, b) = TABLE[TABLE.len() - 1];
+    b * pixels / p
+  })
+}
+
+/// The bitrate for `pixels` in a (pixels, bit/s) table sorted by pixels: the first entry's below
+/// it, linear between entries; `None` beyond the last (the callers differ there).
+fn interpolate(table: &[(u64, u64)], pixels: u64) -> Option<u64> {
+  if pixels <= table.first()?.0 {
+    return Some(table[0].1);
   }
-  for w in TABLE.windows(2) {
+  table.windows(2).find_map(|w| {
     let ((p0, b0), (p1, b1)) = (w[0], w[1]);
-    if pixels <= p1 {
-      return b0 + (b1 - b0) * (pixels - p0) / (p1 - p0);
-    }
-  }
-  let (p, b) = TABLE[TABLE.len() - 1];
-  b * pixels / p
+    (pixels <= p1).then(|| b0 + (b1 - b0) * (pixels - p0) / (p1 - p0))
+  })
 }
 
 /// The bitrate a picture of `pixels` needs at `fps` (less at lower frame rates, but not
