@@ -1,10 +1,13 @@
-//! Send-side bandwidth estimation: the rate the estimator probes towards, its restart when the
-//! first track's media starts, and the estimates it reports.
+//! Bandwidth estimation. Publisher: the send-side estimator's target rate, its restart when the
+//! first track's media starts, and the estimates it reports. Subscriber: the receive-side
+//! estimate (see [`crate::recv_estimate`]) sent to the server as REMB.
 
 use str0m::bwe::{Bitrate, BweKind};
 
 use super::Core;
-use crate::{TransportEvent, TransportRole};
+use std::time::Instant;
+
+use crate::{Mid, TransportEvent, TransportRole};
 
 /// The lowest rate the send-side estimator keeps up (media plus padding).
 pub(super) const MIN_BITRATE: Bitrate = Bitrate::kbps(30);
@@ -26,6 +29,22 @@ impl Core {
     if !self.bwe_restarted {
       self.bwe_restarted = true;
       self.rtc.bwe().reset(Bitrate::bps(self.initial_bitrate_bps));
+    }
+  }
+
+  /// Subscriber: reports the receive-side estimate as REMB on every video stream (the server
+  /// takes it as the whole connection's capacity, from whichever stream it reads it on).
+  pub(super) fn report_receive_estimate(&mut self, now: Instant) {
+    let Some(bps) = self.recv_estimate.as_mut().and_then(|e| e.poll(now)) else {
+      return;
+    };
+    tracing::trace!(bps, "receive estimate");
+    let mids: Vec<Mid> = self.remote.keys().copied().collect();
+    let mut api = self.rtc.direct_api();
+    for mid in mids {
+      if let Some(stream) = api.stream_rx_by_mid(mid, None) {
+        stream.request_remb(Bitrate::bps(bps));
+      }
     }
   }
 

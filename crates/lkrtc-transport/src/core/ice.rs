@@ -9,6 +9,7 @@ use str0m::{Candidate, Input};
 
 use super::Core;
 use crate::candidate::candidate_init_json;
+use crate::recv_estimate::rtp_abs_send_time;
 use crate::sdp;
 use crate::TransportEvent;
 
@@ -50,6 +51,12 @@ impl Core {
     // DTLS, RTP and RTCP come only on the pair the remote uses, so they prove a path alive; STUN
     // comes on every pair, and a standby pair's checks prove nothing about the path in use.
     let media = is_media(data);
+    if let Some(estimate) = &mut self.recv_estimate {
+      match self.abs_send_time_id.and_then(|id| rtp_abs_send_time(data, id)) {
+        Some(sent) => estimate.on_packet(now, sent, data.len()),
+        None => estimate.on_bytes(now, data.len()),
+      }
+    }
     if media {
       self.media_path = Some((proto, source));
     }

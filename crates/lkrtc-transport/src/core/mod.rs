@@ -17,6 +17,7 @@ use str0m::media::Pt;
 use str0m::net::Protocol;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
+use crate::recv_estimate::ReceiveEstimator;
 use crate::{Mid, TransportConfig, TransportError, TransportEvent, TransportRole, VideoCodec};
 
 use bwe::MIN_BITRATE;
@@ -100,6 +101,8 @@ struct RemoteTrack {
   stream_id: String,
   track_id: String,
   last_pli: Option<Instant>,
+  /// The last RTP sequence number of the last frame received (for the loss count).
+  last_seq: Option<u64>,
 }
 
 pub(crate) struct Core {
@@ -128,6 +131,10 @@ pub(crate) struct Core {
   data_waiting: [data::DataQueue; 2],
 
   remote: HashMap<Mid, RemoteTrack>,
+  /// Subscriber: the receive-side estimate reported to the server as REMB.
+  recv_estimate: Option<ReceiveEstimator>,
+  /// Subscriber: the abs-send-time header extension's id in the accepted offer.
+  abs_send_time_id: Option<u8>,
   /// Subscriber: per media m-line, the msid and SSRCs the remote last offered it with.
   remote_sources: HashMap<Mid, RemoteSource>,
 
@@ -243,6 +250,8 @@ impl Core {
       lossy: None,
       data_waiting: Default::default(),
       remote: HashMap::new(),
+      recv_estimate: (config.role == TransportRole::Subscriber).then(ReceiveEstimator::new),
+      abs_send_time_id: None,
       remote_sources: HashMap::new(),
       dtls_up: false,
       ice_up: false,
@@ -331,6 +340,7 @@ impl Core {
   // ---- driving ----
 
   pub fn handle_timeout(&mut self, now: Instant) {
+    self.report_receive_estimate(now);
     if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
       tracing::debug!("handle_timeout: {e}");
     }
@@ -383,6 +393,9 @@ impl Core {
           }
           if let Some(since) = self.closing_since {
             at = at.min(since + CLOSE_DRAIN);
+          }
+          if let Some(next) = self.recv_estimate.as_ref().and_then(|e| e.next_poll(now)) {
+            at = at.min(next);
           }
           return Poll::Timeout(at);
         }

@@ -221,6 +221,7 @@ impl Core {
     self.forget_replaced_sources(sdp_text);
     let answer = self.rtc.sdp_api().accept_offer(offer)?;
     let answer = answer.to_sdp_string();
+    self.abs_send_time_id = crate::recv_estimate::abs_send_time_id(&answer);
     self.sync_remote_tracks(sdp_text, &answer);
     self.announce_candidates(&answer);
     Ok(answer)
@@ -285,6 +286,7 @@ impl Core {
         self.remote.insert(
           mid,
           RemoteTrack {
+            last_seq: None,
             stream_id: stream_id.clone(),
             track_id: track_id.clone(),
             last_pli: None,
