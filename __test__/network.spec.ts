@@ -19,6 +19,7 @@ import {
   labUnavailable,
   loss,
   type PubResult,
+  rate,
   type SubResult,
   udp,
   URLS,
@@ -48,12 +49,16 @@ interface Call {
   sentSince(sinceS: number): number
 }
 
-/** lkrtc publishes 640x360 at 30 fps to an lkrtc subscriber for `seconds`; `steps` run at their
- * second after the first capture. */
-async function call(seconds: number, steps: { atS: number; actions: Action[] }[] = []): Promise<Call> {
+/** lkrtc publishes 640x360 at 30 fps (or `size`, in simulcast layers when `simulcast`) to an
+ * lkrtc subscriber for `seconds`; `steps` run at their second after the first capture. */
+async function call(
+  seconds: number,
+  steps: { atS: number; actions: Action[] }[] = [],
+  { width = 640, height = 360, simulcast = false } = {},
+): Promise<Call> {
   const room = `net-${process.pid}-${rooms++}`
   const token = (identity: string) => createToken({ apiKey: 'devkey', apiSecret: 'secret', identity, room })
-  const options = { width: 640, height: 360, fps: 30, seconds, warmupSeconds: 0, epochMs: Date.now(), codec: 'vp8' }
+  const options = { width, height, fps: 30, seconds, warmupSeconds: 0, epochMs: Date.now(), codec: 'vp8', simulcast }
   const timeoutMs = (seconds + 40) * 1000
   const timers: NodeJS.Timeout[] = []
   const sub = lab.peer<SubResult>(
@@ -153,4 +158,18 @@ serial('video keeps flowing under 3% loss each way with few freezes', async (t) 
   const f = freezes(arrivals, arrivals[0], arrivals[arrivals.length - 1], c.pub.intervalMs)
   // Wide: loss on every hop still costs lkrtc some NACK rounds (see the README's loss row).
   t.true(f.totalMs < windowMs / 2, `${f.count} freezes, ${f.totalMs.toFixed(0)} ms in ${windowMs.toFixed(0)} ms`)
+})
+
+serial('a subscriber behind a thin downlink is moved to a layer its link carries', async (t) => {
+  lab.clear()
+  // Only the subscriber's downlink is thin; the publisher sends 1280x720 in three layers.
+  lab.apply(rate('sub', 'down', 500))
+  const c = await call(16, [], { width: 1280, height: 720, simulcast: true })
+  // The subscriber's estimate (REMB) moves the server to a low layer: the last frames are small
+  // and keep coming.
+  const first = c.pub.sent - c.sentSince(10)
+  const late = c.sub.numbers.map((n, i) => ({ n, height: c.sub.heights[i] })).filter((f) => f.n >= first)
+  t.true(late.length >= c.sentSince(10) / 4, `${late.length} of the last ${c.sentSince(10)} frames arrived`)
+  const small = late.filter((f) => f.height <= 360).length
+  t.true(small >= late.length * 0.9, `${small} of the last ${late.length} frames at 360p or less`)
 })
