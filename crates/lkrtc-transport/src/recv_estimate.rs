@@ -245,7 +245,10 @@ impl ReceiveEstimator {
   /// arrives).
   fn standing_queue(&self, now: Instant) -> Option<Duration> {
     let fresh = self.recent.iter().filter(|(t, _)| now <= *t + STALE_AFTER);
-    fresh.map(|(_, q)| *q).min().map(|q| Duration::from_micros(q.max(0) as u64))
+    fresh
+      .map(|(_, q)| *q)
+      .min()
+      .map(|q| Duration::from_micros(q.max(0) as u64))
   }
 
   /// Updates the estimate; returns one to report to the sender now, if any.
@@ -258,7 +261,11 @@ impl ReceiveEstimator {
     let queue = self.standing_queue(now);
     if let Some(q) = queue {
       self.queue_history.push_back((now, q));
-      while self.queue_history.front().is_some_and(|(t, _)| now > *t + RISING_WINDOW) {
+      while self
+        .queue_history
+        .front()
+        .is_some_and(|(t, _)| now > *t + RISING_WINDOW)
+      {
         self.queue_history.pop_front();
       }
     }
@@ -289,7 +296,9 @@ impl ReceiveEstimator {
         }
       }
     } else if clear && !self.queue_rising(now) && self.last_decrease.is_none_or(|t| now >= t + HOLD_AFTER_DECREASE) {
-      let dt = self.last_growth.map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
+      let dt = self
+        .last_growth
+        .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
       self.last_growth = Some(now);
       let grown = estimate.max(incoming) * GROWTH_PER_SECOND.powf(dt.min(1.0));
       grown.min(estimate.max(incoming * CEILING_FACTOR))
@@ -323,7 +332,10 @@ impl ReceiveEstimator {
       return false;
     };
     let fresh = self.queue_history.iter().filter(|(t, _)| now <= *t + RISING_WINDOW);
-    fresh.map(|(_, q)| *q).min().is_some_and(|least| *latest > least + RISING_BY)
+    fresh
+      .map(|(_, q)| *q)
+      .min()
+      .is_some_and(|least| *latest > least + RISING_BY)
   }
 
   /// When `poll` should run next: reports are due on time even when nothing arrives.
@@ -385,7 +397,9 @@ mod tests {
             continue; // a full queue drops what arrives (tbf's tail drop)
           }
           self.queue_free_at = begin + Duration::from_secs_f64(len as f64 * 8.0 / link_bps);
-          self.in_flight.push_back((self.queue_free_at + Duration::from_millis(2), len, abs));
+          self
+            .in_flight
+            .push_back((self.queue_free_at + Duration::from_millis(2), len, abs));
         }
         self.now = sent;
         while let Some(&(arrival, len, abs)) = self.in_flight.front() {
@@ -410,7 +424,10 @@ mod tests {
     let reports = link.run(&mut est, 2_000_000.0, 10_000_000.0, 20.0);
     assert!(!reports.is_empty());
     for (t, bps) in &reports {
-      assert!(*bps >= 2_000_000, "at {t:.1} s the estimate fell to {bps} on a clean link");
+      assert!(
+        *bps >= 2_000_000,
+        "at {t:.1} s the estimate fell to {bps} on a clean link"
+      );
     }
   }
 
@@ -421,7 +438,10 @@ mod tests {
     // 2.5 Mbit/s offered into 600 kbit/s.
     let reports = link.run(&mut est, 2_500_000.0, 600_000.0, 4.0);
     let last = reports.last().unwrap().1;
-    assert!(last <= 650_000, "estimate still {last} after 4 s on a 600 kbit/s link: {reports:?}");
+    assert!(
+      last <= 650_000,
+      "estimate still {last} after 4 s on a 600 kbit/s link: {reports:?}"
+    );
     // livekit-server's trend detector waits for a dozen reports falling, not one jump: they
     // must come within a second.
     let first = reports[0].0;
@@ -438,7 +458,10 @@ mod tests {
     // The sender drops to a layer that fits; the queue drains.
     link.run(&mut est, 300_000.0, 600_000.0, 10.0);
     let e = est.estimate_bps().unwrap();
-    assert!((400_000..=800_000).contains(&e), "estimate {e} on a 600 kbit/s link carrying 300 kbit/s");
+    assert!(
+      (400_000..=800_000).contains(&e),
+      "estimate {e} on a 600 kbit/s link carrying 300 kbit/s"
+    );
   }
 
   #[test]
@@ -462,7 +485,10 @@ mod tests {
     // The sender probes at 540 kbit/s on a 500 kbit/s link: the queue fills slowly.
     link.run(&mut est, 540_000.0, 500_000.0, 3.0);
     let e = est.estimate_bps().unwrap();
-    assert!(e <= 520_000, "estimate {e} after probing a 500 kbit/s link at 540 kbit/s");
+    assert!(
+      e <= 520_000,
+      "estimate {e} after probing a 500 kbit/s link at 540 kbit/s"
+    );
   }
 
   #[test]
@@ -495,7 +521,10 @@ mod tests {
   fn abs_send_time_id_is_read_from_the_extmap_line() {
     let sdp = "v=0\r\na=extmap:2 urn:ietf:params:rtp-hdrext:toffset\r\na=extmap:3/sendrecv http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r\n";
     assert_eq!(abs_send_time_id(sdp), Some(3));
-    assert_eq!(abs_send_time_id("v=0\r\na=extmap:2 urn:ietf:params:rtp-hdrext:toffset\r\n"), None);
+    assert_eq!(
+      abs_send_time_id("v=0\r\na=extmap:2 urn:ietf:params:rtp-hdrext:toffset\r\n"),
+      None
+    );
   }
 
   #[test]
