@@ -84,8 +84,8 @@ export declare class NativeVideoSource {
   get isClosed(): boolean
   get capturedFrames(): number
   /**
-   * Hands `frame` (any `VideoBufferType`) to every track publishing this source.
-   * `timestampUs == 0` means now. Throws `ERR_FRAME_SIZE_MISMATCH` or `ERR_CLOSED`.
+   * Hands `frame` (any `VideoBufferType`, any size) to every track publishing this source.
+   * `timestampUs == 0` means now. Throws `ERR_CLOSED`.
    */
   captureFrame(frame: VideoFrame, timestampUs: number, rotation: VideoRotation): void
   /** Stops accepting frames; tracks publishing this source stop sending. */
@@ -242,6 +242,7 @@ export type NativeRoomEvent =
   | { type: 'trackUnpublished'; publication: TrackPublicationInfo; participant: ParticipantInfo }
   | { type: 'trackMuted'; publication: TrackPublicationInfo; participant: ParticipantInfo }
   | { type: 'trackUnmuted'; publication: TrackPublicationInfo; participant: ParticipantInfo }
+  | { type: 'trackUpdated'; publication: TrackPublicationInfo; participant: ParticipantInfo }
   | { type: 'trackSubscribed'; track: NativeRemoteVideoTrack; publication: TrackPublicationInfo; participant: ParticipantInfo }
   | { type: 'trackUnsubscribed'; track: NativeRemoteVideoTrack; publication: TrackPublicationInfo; participant: ParticipantInfo }
   | { type: 'localTrackPublished'; publication: TrackPublicationInfo }

@@ -141,6 +141,8 @@ export interface RoomEvents {
   trackUnsubscribed: [track: RemoteVideoTrack, publication: RemoteTrackPublication, participant: RemoteParticipant]
   trackMuted: [publication: RemoteTrackPublication, participant: RemoteParticipant]
   trackUnmuted: [publication: RemoteTrackPublication, participant: RemoteParticipant]
+  /** A publication changed otherwise: its size (its source's frames changed size), name or codec. */
+  trackUpdated: [publication: RemoteTrackPublication, participant: RemoteParticipant]
   localTrackPublished: [publication: LocalTrackPublication, track: LocalVideoTrack | undefined]
   localTrackUnpublished: [publication: LocalTrackPublication]
   connectionStateChanged: [state: ConnectionState]
@@ -719,6 +721,11 @@ export class Room extends EventEmitter<RoomEvents> {
         const publication = participant.publication(event.publication)
         publication.muted = event.type === 'trackMuted'
         this.emit(event.type, publication, participant)
+        break
+      }
+      case 'trackUpdated': {
+        const participant = this.participant(event.participant)
+        this.emit('trackUpdated', participant.publication(event.publication), participant)
         break
       }
       case 'trackSubscribed': {

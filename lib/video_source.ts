@@ -13,7 +13,12 @@ export interface CaptureOptions {
   rotation?: VideoRotation
 }
 
-/** Where an application pushes raw frames of one fixed size, to publish as a video track. */
+/**
+ * Where an application pushes raw frames, to publish as a video track. Frames may change size
+ * (a resized window, a camera switching mode): the encoders follow from the next frame (with a
+ * keyframe), subscribers receive the new size, and the publication's size is updated on the
+ * server.
+ */
 export class VideoSource {
   /** @internal */
   readonly native: NativeVideoSource
@@ -27,10 +32,12 @@ export class VideoSource {
     )
   }
 
+  /** The width of the frames it takes now: the constructor's until a frame of another size. */
   get width(): number {
     return this.native.width
   }
 
+  /** The height of the frames it takes now. */
   get height(): number {
     return this.native.height
   }
@@ -49,9 +56,10 @@ export class VideoSource {
   }
 
   /**
-   * Hands a frame (any `VideoBufferType`, the source's size) to every track publishing this
-   * source. Synchronous and cheap: one conversion to I420; the encoder takes the newest frame.
-   * Throws `ERR_FRAME_SIZE_MISMATCH` for another size and `ERR_CLOSED` after `close()`.
+   * Hands a frame (any `VideoBufferType`, any size) to every track publishing this source.
+   * Synchronous and cheap: one conversion to I420; the encoder takes the newest frame. A frame
+   * of another size than the last changes the source's size. Throws `ERR_CLOSED` after
+   * `close()`.
    */
   captureFrame(frame: VideoFrame, options: CaptureOptions = {}): void {
     if (!(frame instanceof VideoFrame)) throw invalidArgType('frame', 'a VideoFrame', frame)

@@ -160,6 +160,10 @@ pub enum NativeRoomEvent {
     publication: TrackPublicationInfo,
     participant: ParticipantInfo,
   },
+  TrackUpdated {
+    publication: TrackPublicationInfo,
+    participant: ParticipantInfo,
+  },
   TrackSubscribed {
     track: NativeRemoteVideoTrack,
     publication: TrackPublicationInfo,
@@ -231,6 +235,13 @@ impl NativeRoomEvent {
         publication,
         participant,
       } => Self::TrackUnmuted {
+        publication: publication.into(),
+        participant: participant.into(),
+      },
+      E::TrackUpdated {
+        publication,
+        participant,
+      } => Self::TrackUpdated {
         publication: publication.into(),
         participant: participant.into(),
       },

@@ -48,8 +48,8 @@ impl NativeVideoSource {
     self.inner.captured_frames() as i64
   }
 
-  /// Hands `frame` (any `VideoBufferType`) to every track publishing this source.
-  /// `timestampUs == 0` means now. Throws `ERR_FRAME_SIZE_MISMATCH` or `ERR_CLOSED`.
+  /// Hands `frame` (any `VideoBufferType`, any size) to every track publishing this source.
+  /// `timestampUs == 0` means now. Throws `ERR_CLOSED`.
   #[napi(ts_args_type = "frame: VideoFrame, timestampUs: number, rotation: VideoRotation")]
   pub fn capture_frame(
     &self,

@@ -100,8 +100,36 @@ pub(crate) struct EncoderParams {
 pub(crate) struct LayerParams {
   pub width: u32,
   pub height: u32,
+  /// The source size the layer's was computed from: a source of another size scales it alike.
+  pub source_width: u32,
+  pub source_height: u32,
   pub share: Arc<LayerShare>,
   pub index: usize,
+}
+
+/// A simulcast layer's size, and the source size it was computed for.
+#[derive(Clone, Copy)]
+struct LayerSize {
+  layer: SendSize,
+  source: SendSize,
+}
+
+impl LayerSize {
+  /// The layer's size for a source of `source` size: the same share of it (even sizes, 2x2 at
+  /// least), so a source that changes size keeps its layers' proportions.
+  fn for_source(&self, source: SendSize) -> SendSize {
+    if source == self.source {
+      return self.layer;
+    }
+    let scale = |layer: u32, was: u32, now: u32| {
+      let v = (u64::from(layer) * u64::from(now) / u64::from(was.max(1))) as u32;
+      (v & !1).max(2).min(now.max(2))
+    };
+    SendSize {
+      width: scale(self.layer.width, self.source.width, source.width),
+      height: scale(self.layer.height, self.source.height, source.height),
+    }
+  }
 }
 
 /// Where an encoder's part of the estimate comes from.
@@ -243,9 +271,15 @@ fn run(
   let (share, layer_size, preference) = match params.layer {
     Some(l) => (
       Share::Layer(l.share, l.index),
-      Some(SendSize {
-        width: l.width,
-        height: l.height,
+      Some(LayerSize {
+        layer: SendSize {
+          width: l.width,
+          height: l.height,
+        },
+        source: SendSize {
+          width: l.source_width,
+          height: l.source_height,
+        },
       }),
       DegradationPreference::MaintainResolution,
     ),
@@ -261,7 +295,7 @@ fn run(
   let mut adaptation = PictureAdaptation::new(preference, max_framerate, params.encoding.max_bitrate);
   let clock = Instant::now();
   // The size the encoder was made for: the layer's, or the source's until the first change.
-  let mut encoder_size: Option<SendSize> = layer_size;
+  let mut encoder_size: Option<SendSize> = layer_size.map(|l| l.layer);
   let mut paused = false;
   let mut scaled: Option<VideoFrame> = None;
   let mut desired_told: Option<(u64, u64)> = None;
@@ -281,7 +315,7 @@ fn run(
       height: frame.i420.height(),
     };
     // What adaptation starts from: the layer's picture, or the source's.
-    let base = layer_size.unwrap_or(source);
+    let base = layer_size.map_or(source, |l| l.for_source(source));
     let fps = adaptation.framerate(encoder_size.unwrap_or(base), rate.current());
     let interval_us = if fps > 0.0 { (1e6 / fps) as i64 } else { 0 };
     // Honour the frame rate: a source running faster than it loses frames here.
@@ -430,6 +464,20 @@ mod tests {
   use crate::pc::Role;
   use crate::video_source::VideoSource;
   use lkrtc_video::{VideoBufferType, VideoFrame, VideoRotation};
+
+  #[test]
+  fn a_layer_keeps_its_share_of_a_source_that_changes_size() {
+    let size = |width, height| SendSize { width, height };
+    let layer = LayerSize {
+      layer: size(320, 180),
+      source: size(1280, 720),
+    };
+    assert!(layer.for_source(size(1280, 720)) == size(320, 180));
+    assert!(layer.for_source(size(960, 720)) == size(240, 180));
+    // Odd results round down to even; a tiny source still gets a 2x2 layer.
+    assert!(layer.for_source(size(641, 359)) == size(160, 88));
+    assert!(layer.for_source(size(3, 3)) == size(2, 2));
+  }
 
   fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -109,20 +109,6 @@ pub enum RtcError {
     /// The track's name.
     name: String,
   },
-  #[error(
-    "frame size mismatch: the source is {expected_width}x{expected_height}, the frame is {given_width}x{given_height}"
-  )]
-  /// A captured frame is not the size of its source.
-  FrameSizeMismatch {
-    /// The source's width.
-    expected_width: u32,
-    /// The source's height.
-    expected_height: u32,
-    /// The frame's width.
-    given_width: u32,
-    /// The frame's height.
-    given_height: u32,
-  },
   /// The object was closed.
   #[error("{what} is closed")]
   Closed {
@@ -175,7 +161,6 @@ impl RtcError {
       Self::PublishRefused { .. } => "ERR_PUBLISH_REFUSED",
       Self::TrackNotFound { .. } => "ERR_TRACK_NOT_FOUND",
       Self::AlreadyPublished { .. } => "ERR_ALREADY_PUBLISHED",
-      Self::FrameSizeMismatch { .. } => "ERR_FRAME_SIZE_MISMATCH",
       Self::Closed { .. } => "ERR_CLOSED",
       Self::InvalidArgument { .. } => "ERR_INVALID_ARGUMENT",
       Self::NoRuntime { .. } => "ERR_NO_RUNTIME",

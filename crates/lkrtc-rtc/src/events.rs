@@ -60,6 +60,14 @@ pub enum RoomEvent {
     /// The remote participant concerned.
     participant: RemoteParticipant,
   },
+  /// Another participant's publication changed otherwise (its size, after its source's frames
+  /// changed size; its name; its codec).
+  TrackUpdated {
+    /// The remote track's publication, as it is now.
+    publication: RemoteTrackPublication,
+    /// The remote participant concerned.
+    participant: RemoteParticipant,
+  },
   /// A remote video track is being received: read it with a [`crate::VideoStream`].
   TrackSubscribed {
     /// The track received.

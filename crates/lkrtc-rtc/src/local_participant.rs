@@ -295,6 +295,8 @@ impl LocalParticipant {
       let layer = started.layer_share.as_ref().map(|share| LayerParams {
         width: spec.width,
         height: spec.height,
+        source_width: width,
+        source_height: height,
         share: share.clone(),
         index,
       });

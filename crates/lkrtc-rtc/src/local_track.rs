@@ -1,6 +1,6 @@
 //! A local video track: a name over a [`VideoSource`], published through a local participant.
 //! Muting it pauses its encoders (they restart with a keyframe) and tells the server, which
-//! tells every subscriber.
+//! tells every subscriber; so does a change of its source's frame size.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +21,17 @@ struct TrackInner {
   room: Mutex<Option<mpsc::WeakUnboundedSender<Command>>>,
 }
 
+impl TrackInner {
+  /// Sends the room's engine a command about this track, if it is published.
+  fn tell_room(&self, command: impl FnOnce(String) -> Command) {
+    let room = self.room.lock().unwrap_or_else(|e| e.into_inner());
+    let sid = self.sid.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if let (Some(room), Some(sid)) = (room.as_ref().and_then(|r| r.upgrade()), sid) {
+      let _ = room.send(command(sid));
+    }
+  }
+}
+
 /// A video track fed by a [`VideoSource`]. Cheap to clone; clones are the same track.
 #[derive(Clone)]
 pub struct LocalVideoTrack {
@@ -39,15 +50,24 @@ impl std::fmt::Debug for LocalVideoTrack {
 impl LocalVideoTrack {
   /// A track named `name` over `source`; publish it with `LocalParticipant::publish_track`.
   pub fn create_video_track(name: &str, source: &VideoSource) -> Self {
-    Self {
-      inner: Arc::new(TrackInner {
-        name: name.to_string(),
-        source: source.clone(),
-        sid: Mutex::new(None),
-        muted: Arc::new(AtomicBool::new(false)),
-        room: Mutex::new(None),
-      }),
-    }
+    let inner = Arc::new(TrackInner {
+      name: name.to_string(),
+      source: source.clone(),
+      sid: Mutex::new(None),
+      muted: Arc::new(AtomicBool::new(false)),
+      room: Mutex::new(None),
+    });
+    // The server (and through it every subscriber) learns the new size of a published track.
+    // Weak: the source must not keep the track alive.
+    let weak = Arc::downgrade(&inner);
+    source.watch_size(Box::new(move |width, height| {
+      let Some(track) = weak.upgrade() else {
+        return false;
+      };
+      track.tell_room(|sid| Command::ResizeTrack { sid, width, height });
+      true
+    }));
+    Self { inner }
   }
 
   /// Its name.
@@ -89,10 +109,7 @@ impl LocalVideoTrack {
     if self.inner.muted.swap(muted, Ordering::AcqRel) == muted {
       return;
     }
-    let room = self.inner.room.lock().unwrap_or_else(|e| e.into_inner());
-    if let (Some(room), Some(sid)) = (room.as_ref().and_then(|r| r.upgrade()), self.sid()) {
-      let _ = room.send(Command::MuteTrack { sid, muted });
-    }
+    self.inner.tell_room(|sid| Command::MuteTrack { sid, muted });
   }
 
   /// The flag the encoders read.

@@ -64,9 +64,14 @@ impl FrameSlot {
   }
 }
 
+/// Told of a change of a source's frame size; false once it is no longer interested.
+pub(crate) type SizeWatcher = Box<dyn Fn(u32, u32) -> bool + Send + Sync>;
+
 struct SourceInner {
-  width: u32,
-  height: u32,
+  /// The size of the frames it takes now (width in the high half): the size given at creation
+  /// until a frame of another size comes.
+  size: AtomicU64,
+  watchers: Mutex<Vec<SizeWatcher>>,
   options: VideoSourceOptions,
   closed: AtomicBool,
   sinks: Mutex<Vec<Arc<FrameSlot>>>,
@@ -75,7 +80,9 @@ struct SourceInner {
   captured: AtomicU64,
 }
 
-/// A source of raw video frames of one fixed size. Cheap to clone; clones share the source.
+/// A source of raw video frames. Frames may change size (a resized window, a camera switching
+/// mode): the encoders follow, starting again with a keyframe. Cheap to clone; clones share the
+/// source.
 #[derive(Clone)]
 pub struct VideoSource {
   inner: Arc<SourceInner>,
@@ -84,8 +91,8 @@ pub struct VideoSource {
 impl std::fmt::Debug for VideoSource {
   fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
     f.debug_struct("VideoSource")
-      .field("width", &self.inner.width)
-      .field("height", &self.inner.height)
+      .field("width", &self.width())
+      .field("height", &self.height())
       .finish()
   }
 }
@@ -99,13 +106,14 @@ pub fn now_us() -> i64 {
 }
 
 impl VideoSource {
-  /// A source of `width` x `height` frames.
+  /// A source of `width` x `height` frames (the size it is published at; frames of another
+  /// size may follow).
   pub fn new(width: u32, height: u32, options: VideoSourceOptions) -> RtcResult<Self> {
     lkrtc_video::check_dimensions(i64::from(width), i64::from(height))?;
     Ok(Self {
       inner: Arc::new(SourceInner {
-        width,
-        height,
+        size: AtomicU64::new(pack(width, height)),
+        watchers: Mutex::new(Vec::new()),
         options,
         closed: AtomicBool::new(false),
         sinks: Mutex::new(Vec::new()),
@@ -115,14 +123,24 @@ impl VideoSource {
     })
   }
 
-  /// Frame width.
+  /// The width of the frames it takes now.
   pub fn width(&self) -> u32 {
-    self.inner.width
+    (self.inner.size.load(Ordering::Acquire) >> 32) as u32
   }
 
-  /// Frame height.
+  /// The height of the frames it takes now.
   pub fn height(&self) -> u32 {
-    self.inner.height
+    self.inner.size.load(Ordering::Acquire) as u32
+  }
+
+  /// Calls `watcher` on every change of the frame size, until it returns false.
+  pub(crate) fn watch_size(&self, watcher: SizeWatcher) {
+    self
+      .inner
+      .watchers
+      .lock()
+      .unwrap_or_else(|e| e.into_inner())
+      .push(watcher);
   }
 
   /// Whether it shows a screen.
@@ -148,13 +166,10 @@ impl VideoSource {
         what: "the video source",
       });
     }
-    if frame.width() != self.inner.width || frame.height() != self.inner.height {
-      return Err(RtcError::FrameSizeMismatch {
-        expected_width: self.inner.width,
-        expected_height: self.inner.height,
-        given_width: frame.width(),
-        given_height: frame.height(),
-      });
+    let size = pack(frame.width(), frame.height());
+    if self.inner.size.swap(size, Ordering::AcqRel) != size {
+      let mut watchers = self.inner.watchers.lock().unwrap_or_else(|e| e.into_inner());
+      watchers.retain(|w| w(frame.width(), frame.height()));
     }
     self.inner.captured.fetch_add(1, Ordering::Relaxed);
     let timestamp_us = if timestamp_us == 0 { now_us() } else { timestamp_us };
@@ -235,6 +250,10 @@ impl VideoSource {
   }
 }
 
+fn pack(width: u32, height: u32) -> u64 {
+  (u64::from(width) << 32) | u64::from(height)
+}
+
 /// One copy into a fresh I420 buffer (libyuv when converting).
 fn to_i420(frame: &VideoFrame<&[u8]>) -> RtcResult<VideoFrame<Vec<u8>>> {
   if frame.buffer_type() == VideoBufferType::I420 {
@@ -256,17 +275,42 @@ mod tests {
   }
 
   #[test]
-  fn size_mismatch_says_expected_and_given() {
+  fn a_frame_of_another_size_changes_the_size_and_tells_the_watchers_once() {
     let source = VideoSource::new(640, 480, VideoSourceOptions::default()).unwrap();
-    let frame = i420(320, 240, 0);
-    let err = source
-      .capture_frame(&frame.as_ref(), 0, VideoRotation::Rotation0)
-      .unwrap_err();
-    assert_eq!(err.code(), "ERR_FRAME_SIZE_MISMATCH");
-    assert!(
-      err.to_string().contains("640x480") && err.to_string().contains("320x240"),
-      "{err}"
-    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    source.watch_size(Box::new(move |w, h| {
+      s2.lock().unwrap().push((w, h));
+      true
+    }));
+    let slot = source.attach();
+    for (w, h) in [(640, 480), (320, 240), (320, 240), (641, 359)] {
+      source
+        .capture_frame(&i420(w, h, 7).as_ref(), 0, VideoRotation::Rotation0)
+        .unwrap();
+      assert_eq!((source.width(), source.height()), (w, h));
+      let got = slot.take(Duration::from_millis(10)).unwrap().unwrap();
+      assert_eq!((got.i420.width(), got.i420.height()), (w, h));
+    }
+    assert_eq!(*seen.lock().unwrap(), vec![(320, 240), (641, 359)]);
+  }
+
+  #[test]
+  fn a_watcher_that_lost_interest_is_dropped() {
+    let source = VideoSource::new(4, 4, VideoSourceOptions::default()).unwrap();
+    let calls = Arc::new(AtomicU64::new(0));
+    let c2 = calls.clone();
+    source.watch_size(Box::new(move |_, _| {
+      c2.fetch_add(1, Ordering::Relaxed);
+      false
+    }));
+    source
+      .capture_frame(&i420(8, 8, 0).as_ref(), 0, VideoRotation::Rotation0)
+      .unwrap();
+    source
+      .capture_frame(&i420(4, 4, 0).as_ref(), 0, VideoRotation::Rotation0)
+      .unwrap();
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
   }
 
   #[test]

@@ -73,6 +73,12 @@ pub(crate) enum Command {
     sid: String,
     muted: bool,
   },
+  /// Tell the server one of our tracks' source now sends frames of another size.
+  ResizeTrack {
+    sid: String,
+    width: u32,
+    height: u32,
+  },
   /// Send an encoded `DataPacket` on the publisher's channel.
   PublishData {
     reliable: bool,
@@ -523,6 +529,18 @@ impl Engine {
           view.publication.muted = muted;
         }
         self.send(Request::Mute(proto::MuteTrackRequest { sid, muted })).await;
+      }
+      Command::ResizeTrack { sid, width, height } => {
+        if let Some(view) = lock(&self.shared).publications.get_mut(&sid) {
+          view.publication.width = width;
+          view.publication.height = height;
+        }
+        let update = proto::UpdateLocalVideoTrack {
+          track_sid: sid,
+          width,
+          height,
+        };
+        self.send(Request::UpdateVideoTrack(update)).await;
       }
       Command::PublishData {
         reliable,

@@ -278,6 +278,10 @@ impl SignalSession {
                   }
                 }));
               }
+              Some(before) if *before != publication => out.push(emit(RoomEvent::TrackUpdated {
+                publication,
+                participant: updated.clone(),
+              })),
               Some(_) => {}
             }
           }
@@ -404,6 +408,30 @@ mod tests {
     assert!(matches!(&ev[1], RoomEvent::TrackPublished { publication, participant }
       if publication.name == "screen" && participant.identity == "bob"));
     assert_eq!(ev.len(), 2);
+  }
+
+  #[test]
+  fn a_publication_that_changes_size_is_reported_updated() {
+    let mut s = SignalSession::from_join(&join()).unwrap();
+    events(s.handle(
+      update(vec![participant(
+        "PA_a",
+        "alice",
+        4,
+        vec![video("TR_a1", "cam", false)],
+      )]),
+      0,
+    ));
+    let mut resized = video("TR_a1", "cam", false);
+    (resized.width, resized.height) = (401, 300);
+    let ev = events(s.handle(update(vec![participant("PA_a", "alice", 5, vec![resized])]), 0));
+    assert_eq!(ev.len(), 1);
+    assert!(matches!(&ev[0], RoomEvent::TrackUpdated { publication, .. }
+      if (publication.width, publication.height) == (401, 300)));
+    // The same description again changes nothing.
+    let mut same = video("TR_a1", "cam", false);
+    (same.width, same.height) = (401, 300);
+    assert!(events(s.handle(update(vec![participant("PA_a", "alice", 6, vec![same])]), 0)).is_empty());
   }
 
   #[test]
