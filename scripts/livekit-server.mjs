@@ -4,6 +4,7 @@
 //   import { start } from './livekit-server.mjs'
 //   const server = await start()      // { url, apiKey, apiSecret, log, stop() }
 //   const lab = await start({ netns: 'netlab1-srv', host: '10.77.1.1', ips: '10.77.0.0/16' })
+//   const node = await start({ redis: '127.0.0.1:6379' })   // one node of a cluster (scripts/cluster.mjs)
 //   ...
 //   await server.stop()
 //
@@ -66,8 +67,9 @@ function accepts(port, netns, host = '127.0.0.1') {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 /** The server's configuration: everything on 127.0.0.0/8 (or, in a lab namespace, on the
- * addresses in `ips`, listening on all of the namespace's addresses), no TURN, the dev keys. */
-export function config({ port, tcpPort, udpPort, logLevel = 'info', host, ips }) {
+ * addresses in `ips`, listening on all of the namespace's addresses), no TURN, the dev keys.
+ * With `redis` (host:port), the server is one node of a cluster that shares that Redis. */
+export function config({ port, tcpPort, udpPort, logLevel = 'info', host, ips, redis }) {
   const lab = Boolean(ips)
   return `port: ${port}
 bind_addresses: [${lab ? '0.0.0.0' : '127.0.0.1'}]
@@ -85,7 +87,7 @@ rtc:
       : ''
   }
 turn: { enabled: false }
-logging: { level: ${logLevel} }
+logging: { level: ${logLevel} }${redis ? `\nredis: { address: '${redis}' }` : ''}
 `
 }
 
@@ -94,9 +96,10 @@ logging: { level: ${logLevel} }
  * Its log goes to `target/livekit-server/livekit-<port>.log`. With `netns`, it runs inside that
  * network namespace (the lab's server namespace, which has no other tenant, so the ports are
  * LiveKit's usual 7880-7882), and `host` is the address clients dial and `ips` the range it
- * announces candidates in.
+ * announces candidates in. With `redis` (host:port), it is one node of a cluster sharing that
+ * Redis (scripts/cluster.mjs starts two of them and the Redis).
  */
-export async function start({ timeoutMs = 20_000, logLevel = 'info', netns, host, ips } = {}) {
+export async function start({ timeoutMs = 20_000, logLevel = 'info', netns, host, ips, redis } = {}) {
   if (!existsSync(BINARY)) {
     throw new Error(`livekit-server is missing at ${BINARY}: run \`bash scripts/bootstrap.sh\` first`)
   }
@@ -107,7 +110,7 @@ export async function start({ timeoutMs = 20_000, logLevel = 'info', netns, host
   mkdirSync(dir, { recursive: true })
   const name = netns ? `${netns}-${port}` : `${port}`
   const configPath = join(dir, `livekit-${name}.yaml`)
-  writeFileSync(configPath, config({ port, tcpPort, udpPort, logLevel, host, ips }))
+  writeFileSync(configPath, config({ port, tcpPort, udpPort, logLevel, host, ips, redis }))
   const log = join(dir, `livekit-${name}.log`)
 
   let child
