@@ -246,6 +246,11 @@ test.serial('after the node hosting the room restarts, both rejoin and video flo
     const rejoined = Promise.all(
       [call.alice, call.bob].map((r) => once(r, 'reconnected', () => true, 60_000).then(() => performance.now())),
     )
+    // When each noticed: alice's signal connection to node A closes at once; bob's to node B
+    // stays open, and only his media path tells him node A is gone.
+    const noticed = Promise.all(
+      [call.alice, call.bob].map((r) => once(r, 'reconnecting', () => true, 60_000).then(() => performance.now())),
+    )
     const aliceFrom = call.aliceSees.frames.length
     const bobFrom = call.bobSees.frames.length
     const killedAt = performance.now()
@@ -256,6 +261,7 @@ test.serial('after the node hosting the room restarts, both rejoin and video flo
     await a.restart()
     const restartedAt = performance.now()
     const [aliceBack, bobBack] = await rejoined
+    const [aliceNoticed, bobNoticed] = await noticed
     const [bobSeesBlue, aliceSeesWhite] = await Promise.all([
       call.bobSees.until('blue', 10, 40_000, bobFrom),
       call.aliceSees.until('white', 10, 40_000, aliceFrom),
@@ -263,7 +269,7 @@ test.serial('after the node hosting the room restarts, both rejoin and video flo
     const host = await cluster!.roomNode(call.room)
     t.truthy(host, 'the room lives on a node of the cluster again')
     t.log(
-      `room rehosted on node ${host === a ? 'A' : 'B'}; after node A restarted: alice back in ${ms(aliceBack - restartedAt)}, bob in ${ms(bobBack - restartedAt)}, video both ways in ${ms(Math.max(bobSeesBlue, aliceSeesWhite) - restartedAt)} (${ms(Math.max(bobSeesBlue, aliceSeesWhite) - killedAt)} after the kill)`,
+      `alice noticed ${ms(aliceNoticed - killedAt)} after the kill, bob ${ms(bobNoticed - killedAt)}; room rehosted on node ${host === a ? 'A' : 'B'}; after node A restarted (${ms(restartedAt - killedAt)} after the kill): alice back in ${ms(aliceBack - restartedAt)}, bob in ${ms(bobBack - restartedAt)}, video both ways in ${ms(Math.max(bobSeesBlue, aliceSeesWhite) - restartedAt)} (${ms(Math.max(bobSeesBlue, aliceSeesWhite) - killedAt)} after the kill)`,
     )
     // Neither side went back to the old colour once the new one came.
     for (const [seen, from, next, old] of [
