@@ -55,6 +55,8 @@ test.after.always(async () => {
 const WIDTH = 320
 const HEIGHT = 240
 
+const ms = (t: number) => `${Math.round(t)} ms`
+
 /** Creates `room` on `node` (LiveKit's CreateRoom with a node id), so that which node hosts it
  * does not depend on the cluster's node selection. */
 async function createRoomOn(room: string, node: ClusterNode): Promise<void> {
@@ -102,14 +104,23 @@ async function watch(room: Room, identity: string) {
     format: VideoBufferType.RGBA,
   })
   const frames: { colour: string | undefined; at: number; size: string }[] = []
+  // What the room reported about the participant, for the message of a failure.
+  const started = performance.now()
+  const trail: string[] = []
+  const note = (what: string) => trail.push(`${ms(performance.now() - started)} ${what}`)
+  const about = (p: { identity: string }) => p.identity === identity
+  room.on('participantConnected', (p) => about(p) && note(`${identity} connected (${p.sid})`))
+  room.on('participantDisconnected', (p) => about(p) && note(`${identity} disconnected`))
+  room.on('trackSubscribed', (track, _, p) => about(p) && note(`subscribed ${track.sid}`))
+  room.on('reconnecting', () => note('reconnecting'))
+  room.on('reconnected', () => note('reconnected'))
   const reading = (async () => {
     for await (const { frame } of stream) {
-      frames.push({
-        colour: classify(meanRgb(frame.data, frame.width, frame.height)),
-        at: performance.now(),
-        size: `${frame.width}x${frame.height}`,
-      })
+      const colour = classify(meanRgb(frame.data, frame.width, frame.height))
+      if (frames[frames.length - 1]?.colour !== colour || frames.length === 0) note(`frame ${colour}`)
+      frames.push({ colour, at: performance.now(), size: `${frame.width}x${frame.height}` })
     }
+    note(`stream ended: ${stream.endReason}`)
   })()
   return {
     frames,
@@ -120,7 +131,9 @@ async function watch(room: Room, identity: string) {
         const matching = frames.slice(from).filter((f) => f.colour === colour)
         if (matching.length >= count) return matching[count - 1].at
         if (Date.now() > deadline) {
-          throw new Error(`${count} ${colour} frames from ${identity} within ${timeoutMs} ms; saw ${colours(frames)}`)
+          throw new Error(
+            `${count} ${colour} frames from ${identity} within ${timeoutMs} ms; saw ${colours(frames)}; ${trail.join(', ')}`,
+          )
         }
         await sleep(50)
       }
@@ -142,8 +155,6 @@ function colours(frames: { colour: string | undefined }[]): string {
   }
   return runs.map(([c, n]) => `${c} x${n}`).join(', ')
 }
-
-const ms = (t: number) => `${Math.round(t)} ms`
 
 /** The longest time between two frames of `frames` from `from` on. */
 function longestGap(frames: { at: number }[], from: number): number {
