@@ -1,8 +1,9 @@
 /**
  * lkrtc against a LiveKit cluster of two nodes sharing one Redis (scripts/cluster.mjs), started by
  * this file: the room lives on node A; alice connects through A, bob through B, whose signal
- * connection B relays to A over Redis. Video flows both ways, and keeps flowing (after a rejoin
- * or a resume) when either node is killed and started again. The tests run one after another.
+ * connection B relays to A over Redis. Video flows both ways, and flows again when either node is
+ * killed and started again (media to node A never passes through node B, so it carries on while
+ * B is down). The tests run one after another.
  */
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -11,6 +12,7 @@ import test from 'ava'
 import { RoomServiceClient } from 'livekit-server-sdk'
 
 import {
+  ConnectionState,
   createToken,
   LocalVideoTrack,
   Room,
@@ -227,7 +229,7 @@ test.serial('video flows both ways between participants connected through differ
   try {
     t.is((await cluster!.roomNode(call.room))?.id, a.id, 'the room lives on node A')
     // bob signals through node B only, which relays his signal to the room's node A: his session
-    // lives there, and so does his media (node A's ICE candidates).
+    // lives there, with its transports (node A's ICE candidates).
     t.deepEqual(call.signal.alice, { toA: 1, toB: 0 }, 'alice connected to node A')
     t.deepEqual(call.signal.bob, { toA: 0, toB: 1 }, 'bob connected to node B, not to A')
     t.true(hostsSession(a, call.room, 'bob'), "bob's session lives on node A")
@@ -345,6 +347,44 @@ test.serial(
       )
     } finally {
       await call.close()
+    }
+  },
+)
+
+test.serial(
+  "when the room's node stays down, a participant connected through the other node rejoins the room there",
+  async (t) => {
+    const [a, b] = cluster!.nodes
+    const call = await twoNodes('cluster-node-down')
+    const carolCamera: { close(): void }[] = []
+    let carol: Room | undefined
+    try {
+      const bobBack = once(call.bob, 'reconnected', () => true, 60_000).then(() => performance.now())
+      await a.kill()
+      const killedAt = performance.now()
+      call.bobCamera.show(COLOURS.white)
+      const back = await bobBack
+      t.is((await cluster!.roomNode(call.room))?.id, b.id, 'the room lives on node B now')
+      // alice's URL is node A's: she keeps trying it.
+      t.is(call.alice.connectionState, ConnectionState.Reconnecting)
+
+      // carol joins through node B and publishes; bob and carol see each other.
+      carol = await join('carol', call.room, b)
+      carolCamera.push(await publishColour(carol, COLOURS.blue))
+      const carolSees = await watch(carol, 'bob')
+      const bobSeesCarol = await watch(call.bob, 'carol')
+      try {
+        await Promise.all([bobSeesCarol.until('blue', 10, 20_000), carolSees.until('white', 10, 20_000)])
+      } finally {
+        await Promise.all([bobSeesCarol.close(), carolSees.close()])
+      }
+      t.false(call.bob.remoteParticipants.has('alice'), 'alice is not in the room re-created on node B')
+      t.log(`bob back ${ms(back - killedAt)} after node A went down, in the room re-created on node B`)
+    } finally {
+      await call.close()
+      await carol?.disconnect()
+      for (const camera of carolCamera) camera.close()
+      await a.restart()
     }
   },
 )
