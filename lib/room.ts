@@ -564,7 +564,7 @@ export class Room extends EventEmitter<RoomEvents> {
   native: NativeRoom | undefined
   private pump: Promise<void> | undefined
   private connecting: Promise<NativeRoom> | undefined
-  /** @internal when the last `reconnected` event came (ms since the epoch) */
+  /** @internal when the room last came back from a reconnect (ms since the epoch) */
   reconnectedAt = 0
 
   constructor() {
@@ -761,6 +761,11 @@ export class Room extends EventEmitter<RoomEvents> {
         break
       }
       case 'connectionStateChanged': {
+        // Back from a reconnect: `reconnected` follows, but a stream whose track ended in the
+        // rejoin may ask before it comes; its wait for the participant's return counts from here.
+        if (this.state === ConnectionState.Reconnecting && event.state === ConnectionState.Connected) {
+          this.reconnectedAt = Date.now()
+        }
         this.state = event.state
         this.emit('connectionStateChanged', event.state)
         break
