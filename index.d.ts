@@ -23,6 +23,8 @@ export declare class NativeLocalVideoTrack {
 /** A remote video track being received; read it with a `NativeVideoStream`. */
 export declare class NativeRemoteVideoTrack {
   get sid(): string
+  /** Its receive statistics now. */
+  getStats(): NativeInboundVideoStats
   get name(): string
   get participantIdentity(): string
   /** True once the track was unsubscribed or its room disconnected: new streams end at once. */
@@ -204,7 +206,6 @@ export interface LocalParticipantInfo {
  */
 export declare function nativeCheckVideoEncoding(maxBitrate?: number | undefined | null, maxFramerate?: number | undefined | null): void
 
-/** How to join a room. */
 export interface NativeConnectOptions {
   /** Subscribe to every published track (default `true`). */
   autoSubscribe?: boolean
@@ -219,6 +220,30 @@ export interface NativeConnectOptions {
 
 /** Signs a join token. */
 export declare function nativeCreateToken(options: NativeTokenOptions): string
+
+/**
+ * How to join a room.
+ * A remote video track's receive statistics (see `rtc::InboundVideoStats`).
+ */
+export interface NativeInboundVideoStats {
+  framesReceived: number
+  framesDecoded: number
+  keyFramesDecoded: number
+  framesDropped: number
+  framesPerSecond: number
+  bytesReceived: number
+  packetsReceived: number
+  packetsLost: number
+  jitter: number
+  nackCount: number
+  pliCount: number
+  firCount: number
+  freezeCount: number
+  totalFreezesDuration: number
+  frameWidth: number
+  frameHeight: number
+  decoderImplementation: string
+}
 
 /** How to publish a track. */
 export interface NativePublishOptions {

@@ -28,6 +28,7 @@ export {
   type RoomOptions,
   type TrackPublishOptions,
   type DataPublishOptions,
+  type InboundVideoStats,
   type DegradationPreference,
   type VideoEncoding,
   type VideoPreset,

@@ -213,10 +213,62 @@ export class RemoteVideoTrack {
     return this.endedHere || this.native.isEnded
   }
 
+  /**
+   * Its receive statistics, named as the WebRTC statistics spec names an inbound RTP stream's
+   * (`RTCInboundRtpStreamStats`): what lkrtc counted on the transport (bytes, packets, NACK, PLI
+   * and FIR sent, jitter, packets lost for good; updated every half second) and at the decoder
+   * (frames, size, rate, freezes; at once).
+   */
+  async getStats(): Promise<InboundVideoStats> {
+    const s = this.native.getStats()
+    return { type: 'inbound-rtp', kind: 'video', timestamp: Date.now(), trackIdentifier: this.sid, ...s }
+  }
+
   /** @internal */
   end(): void {
     this.endedHere = true
   }
+}
+
+/** A remote video track's receive statistics (see {@link RemoteVideoTrack.getStats}). */
+export interface InboundVideoStats {
+  type: 'inbound-rtp'
+  kind: 'video'
+  /** When they were read (ms since the Unix epoch). */
+  timestamp: number
+  /** The track's sid. */
+  trackIdentifier: string
+  /** Complete frames that reached the decoder. */
+  framesReceived: number
+  /** Frames decoded into a picture. */
+  framesDecoded: number
+  keyFramesDecoded: number
+  /** Frames received but not decoded (waiting for a keyframe after a loss, or a decoder behind). */
+  framesDropped: number
+  /** Frames decoded over the last second. */
+  framesPerSecond: number
+  /** RTP bytes received, retransmissions included. */
+  bytesReceived: number
+  packetsReceived: number
+  /** Packets never received, not even retransmitted. */
+  packetsLost: number
+  /** Interarrival jitter, seconds. */
+  jitter: number
+  /** NACK messages sent. */
+  nackCount: number
+  /** PLI messages sent. */
+  pliCount: number
+  /** FIR messages sent. */
+  firCount: number
+  /** Gaps between decoded frames over max(3 x the mean frame interval, mean + 150 ms). */
+  freezeCount: number
+  /** Their total length, seconds. */
+  totalFreezesDuration: number
+  /** The size of the last frame decoded (0 before the first). */
+  frameWidth: number
+  frameHeight: number
+  /** `libvpx`, `openh264` or `libaom`; empty before the first frame. */
+  decoderImplementation: string
 }
 
 abstract class TrackPublication {

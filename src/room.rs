@@ -102,6 +102,12 @@ impl NativeRemoteVideoTrack {
     self.inner.sid()
   }
 
+  /// Its receive statistics now.
+  #[napi]
+  pub fn get_stats(&self) -> NativeInboundVideoStats {
+    self.inner.get_stats().into()
+  }
+
   #[napi(getter)]
   pub fn name(&self) -> String {
     self.inner.name()
@@ -362,6 +368,52 @@ pub fn native_check_video_encoding(max_bitrate: Option<f64>, max_framerate: Opti
 }
 
 /// How to join a room.
+/// A remote video track's receive statistics (see `rtc::InboundVideoStats`).
+#[napi(object)]
+pub struct NativeInboundVideoStats {
+  pub frames_received: f64,
+  pub frames_decoded: f64,
+  pub key_frames_decoded: f64,
+  pub frames_dropped: f64,
+  pub frames_per_second: f64,
+  pub bytes_received: f64,
+  pub packets_received: f64,
+  pub packets_lost: f64,
+  pub jitter: f64,
+  pub nack_count: f64,
+  pub pli_count: f64,
+  pub fir_count: f64,
+  pub freeze_count: f64,
+  pub total_freezes_duration: f64,
+  pub frame_width: u32,
+  pub frame_height: u32,
+  pub decoder_implementation: String,
+}
+
+impl From<rtc::InboundVideoStats> for NativeInboundVideoStats {
+  fn from(s: rtc::InboundVideoStats) -> Self {
+    Self {
+      frames_received: s.frames_received as f64,
+      frames_decoded: s.frames_decoded as f64,
+      key_frames_decoded: s.key_frames_decoded as f64,
+      frames_dropped: s.frames_dropped as f64,
+      frames_per_second: s.frames_per_second,
+      bytes_received: s.bytes_received as f64,
+      packets_received: s.packets_received as f64,
+      packets_lost: s.packets_lost as f64,
+      jitter: s.jitter,
+      nack_count: s.nack_count as f64,
+      pli_count: s.pli_count as f64,
+      fir_count: s.fir_count as f64,
+      freeze_count: s.freeze_count as f64,
+      total_freezes_duration: s.total_freezes_duration,
+      frame_width: s.frame_width,
+      frame_height: s.frame_height,
+      decoder_implementation: s.decoder,
+    }
+  }
+}
+
 #[napi(object)]
 pub struct NativeConnectOptions {
   /// Subscribe to every published track (default `true`).

@@ -10,6 +10,7 @@ use lkrtc_video::VideoRotation;
 
 use crate::options::VideoCodec;
 use crate::remote_track::RemoteVideoTrack;
+use crate::stats::{InboundCounters, IngressCounts};
 use crate::video_stream::VideoFrameEvent;
 
 /// Encoded frames waiting for the decoder; more means the decoder cannot keep up.
@@ -82,6 +83,7 @@ const KEYFRAME_RETRY: Duration = Duration::from_millis(500);
 /// and asks for a keyframe.
 pub(crate) struct DecoderInput {
   tx: SyncSender<EncodedFrame>,
+  counters: Arc<InboundCounters>,
   gate: KeyframeGate,
   /// When a keyframe was last asked for (by us or, on a loss, by the transport).
   last_request: Option<Instant>,
@@ -91,22 +93,30 @@ impl DecoderInput {
   /// Queues `frame` for the decoder. Returns true to ask the sender for a keyframe.
   pub(crate) fn push(&mut self, frame: EncodedFrame) -> bool {
     let now = Instant::now();
+    self.counters.received();
     if !frame.contiguous {
       // The transport asks for a keyframe on every loss.
       self.last_request = Some(now);
     }
     if self.gate.admit(frame.keyframe, frame.contiguous) == Admit::Skip {
+      self.counters.dropped();
       return self.request_keyframe(now);
     }
     match self.tx.try_send(frame) {
       Ok(()) => false,
       Err(TrySendError::Full(_)) => {
+        self.counters.dropped();
         self.gate.dropped();
         self.last_request = Some(now);
         true
       }
       Err(TrySendError::Disconnected(_)) => false,
     }
+  }
+
+  /// What the transport counted for the track.
+  pub(crate) fn ingress(&self, counts: IngressCounts) {
+    self.counters.ingress(counts);
   }
 
   /// While frames are skipped, a keyframe request at most every [`KEYFRAME_RETRY`].
@@ -116,6 +126,15 @@ impl DecoderInput {
     }
     self.last_request = Some(now);
     true
+  }
+}
+
+/// The library that decodes `codec`, as `decoderImplementation` names it.
+fn decoder_name(codec: VideoCodec) -> &'static str {
+  match codec {
+    VideoCodec::Vp8 | VideoCodec::Vp9 => "libvpx",
+    VideoCodec::H264 => "openh264",
+    VideoCodec::Av1 => "libaom",
   }
 }
 
@@ -180,11 +199,13 @@ pub(crate) fn spawn(
   request_keyframe: impl Fn() + Send + 'static,
 ) -> std::io::Result<DecoderInput> {
   let (tx, rx) = sync_channel(QUEUE);
+  let counters = track.counters();
   std::thread::Builder::new()
     .name(format!("lkrtc-decoder-{mid}"))
     .spawn(move || run(codec, mid, rx, track, request_keyframe))?;
   Ok(DecoderInput {
     tx,
+    counters,
     gate: KeyframeGate::default(),
     last_request: None,
   })
@@ -206,6 +227,7 @@ fn run(
   track: RemoteVideoTrack,
   request_keyframe: impl Fn(),
 ) {
+  let counters = track.counters();
   let track = EndOnDrop(track);
   let mut decoder = match lkrtc_codec::new_decoder(codec) {
     Ok(decoder) => decoder,
@@ -232,6 +254,8 @@ fn run(
     }
     match decoder.decode(&frame.data) {
       Ok(Some(decoded)) => {
+        let name = decoder_name(codec);
+        counters.decoded(Instant::now(), decoded.width(), decoded.height(), frame.keyframe, name);
         let timestamp_us = clock.timestamp_us(frame.rtp_time, frame.capture_time_us, frame.arrival_us);
         track.0.deliver(VideoFrameEvent {
           frame: Arc::new(decoded),
@@ -403,8 +427,10 @@ mod tests {
   #[test]
   fn a_full_queue_drops_and_asks_for_a_keyframe_once_per_retry() {
     let (tx, _rx) = sync_channel(1);
+    let counters = Arc::new(InboundCounters::default());
     let mut input = DecoderInput {
       tx,
+      counters: counters.clone(),
       gate: KeyframeGate::default(),
       last_request: None,
     };
@@ -414,6 +440,8 @@ mod tests {
     assert!(input.push(delta(1)), "the queue is full: dropped, keyframe asked for");
     assert!(!input.push(delta(2)), "skipped without asking again so soon");
     assert!(!input.push(delta(3)));
+    let stats = counters.snapshot(Instant::now());
+    assert_eq!((stats.frames_received, stats.frames_dropped), (4, 3));
   }
 
   #[test]
@@ -421,6 +449,7 @@ mod tests {
     let (tx, _rx) = sync_channel(4);
     let mut input = DecoderInput {
       tx,
+      counters: Arc::default(),
       gate: KeyframeGate::default(),
       last_request: None,
     };

@@ -23,6 +23,7 @@ pub mod room;
 mod send_control;
 pub(crate) mod signal;
 pub mod simulcast;
+pub mod stats;
 mod stream_queue;
 pub mod token;
 pub mod video_source;
@@ -43,6 +44,7 @@ pub use publication::{
 };
 pub use remote_track::{RemoteVideoTrack, TrackEndReason};
 pub use room::Room;
+pub use stats::InboundVideoStats;
 pub use token::{create_token, parse_ttl, ttl_from_secs, TokenOptions, MAX_TTL};
 pub use video_source::{CapturedFrame, VideoSource};
 pub use video_stream::{VideoFrameEvent, VideoStream, VideoStreamOptions};

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::decoder_task::{DecoderInput, EncodedFrame};
 use crate::options::VideoCodec;
+use crate::stats::IngressCounts;
 use crate::video_source::now_us;
 use crate::{RtcError, RtcResult};
 
@@ -106,7 +107,7 @@ fn translate(event: TransportEvent) -> Option<PcEvent> {
     },
     TransportEvent::TrackRemoved { mid } => PcEvent::TrackRemoved { mid: mid.to_string() },
     // A frame of a track without a sink (not subscribed, or not yet): nobody decodes it.
-    TransportEvent::VideoFrame { .. } => return None,
+    TransportEvent::VideoFrame { .. } | TransportEvent::IngressStats { .. } => return None,
     TransportEvent::DataReceived { reliable, data } => PcEvent::DataReceived { reliable, data },
   })
 }
@@ -219,6 +220,27 @@ impl Pc {
           arrival_us: now_us(),
           rotation: VideoRotation::from_u32(u32::from(rotation)).unwrap_or(VideoRotation::Rotation0),
         }),
+        TransportEvent::IngressStats {
+          bytes,
+          packets,
+          lost,
+          nacks,
+          plis,
+          firs,
+          jitter_s,
+          ..
+        } => {
+          input.ingress(IngressCounts {
+            bytes,
+            packets,
+            lost,
+            nacks,
+            plis,
+            firs,
+            jitter_s,
+          });
+          false
+        }
         _ => false,
       })
     });

@@ -4,9 +4,11 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use tokio::sync::Notify;
 
+use crate::stats::{InboundCounters, InboundVideoStats};
 use crate::stream_queue::{self, StreamQueue, VideoFrameEvent};
 
 /// Why a remote track ended, and with it the streams reading it.
@@ -77,6 +79,8 @@ struct TrackInner {
   successor: OnceLock<RemoteVideoTrack>,
   /// Told when a stream opens or closes, with adaptive stream on.
   streams_changed: OnceLock<Arc<StreamsChanged>>,
+  /// What its transport and decoder counted.
+  counters: Arc<InboundCounters>,
 }
 
 /// A remote video track we receive. Cheap to clone.
@@ -106,8 +110,19 @@ impl RemoteVideoTrack {
         end_reason: OnceLock::new(),
         successor: OnceLock::new(),
         streams_changed: OnceLock::new(),
+        counters: Arc::default(),
       }),
     }
+  }
+
+  /// Its receive statistics now (WebRTC's inbound RTP stream statistics).
+  pub fn get_stats(&self) -> InboundVideoStats {
+    self.inner.counters.snapshot(Instant::now())
+  }
+
+  /// The counters its transport and decoder update.
+  pub(crate) fn counters(&self) -> Arc<InboundCounters> {
+    self.inner.counters.clone()
   }
 
   /// The server's id of the track (`TR_...`).

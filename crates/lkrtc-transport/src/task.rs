@@ -46,8 +46,9 @@ enum Command {
 }
 
 /// Where a subscribed track's frames go instead of the event channel: called on the transport's
-/// task with each [`TransportEvent::VideoFrame`] of its mid, so it must not block (hand the
-/// frame to a bounded queue). Returns true to ask the sender for a keyframe.
+/// task with each [`TransportEvent::VideoFrame`] and [`TransportEvent::IngressStats`] of its
+/// mid, so it must not block (hand the frame to a bounded queue). Returns true to ask the
+/// sender for a keyframe.
 pub type VideoSink = Box<dyn FnMut(TransportEvent) -> bool + Send>;
 
 /// Where the transport's events go: video frames to their mid's sink when it has one, the rest
@@ -64,7 +65,9 @@ impl Outlet {
     let mut asked = Vec::new();
     for ev in core.take_events() {
       let sink = match &ev {
-        TransportEvent::VideoFrame { mid, .. } => self.sinks.get_mut(mid).map(|sink| (*mid, sink)),
+        TransportEvent::VideoFrame { mid, .. } | TransportEvent::IngressStats { mid, .. } => {
+          self.sinks.get_mut(mid).map(|sink| (*mid, sink))
+        }
         _ => None,
       };
       match sink {

@@ -158,6 +158,26 @@ pub enum TransportEvent {
     /// CVO rotation in LiveKit's numbering (0..=3, see [`OutgoingVideoFrame::rotation`]).
     rotation: u8,
   },
+  /// Subscriber: what the transport counted for a received video m-line so far (every half
+  /// second while it receives).
+  IngressStats {
+    /// SDP mid of the m-line.
+    mid: Mid,
+    /// RTP bytes received (retransmissions included).
+    bytes: u64,
+    /// RTP packets received.
+    packets: u64,
+    /// Packets never received, not even retransmitted.
+    lost: u64,
+    /// NACK messages sent.
+    nacks: u64,
+    /// PLI messages sent.
+    plis: u64,
+    /// FIR messages sent.
+    firs: u64,
+    /// Interarrival jitter, seconds.
+    jitter_s: f64,
+  },
   /// A data channel message (either transport: LiveKit may deliver data on the subscriber).
   DataReceived {
     /// True for `_reliable`, false for `_lossy`.

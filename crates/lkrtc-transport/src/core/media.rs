@@ -81,16 +81,17 @@ impl Core {
     let Some(codec) = crate::types::codec_of_str0m(d.params.spec().codec) else {
       return; // audio is not handled by lkrtc yet
     };
-    if let Some(estimate) = &mut self.recv_estimate {
-      if let Some(r) = self.remote.get_mut(&d.mid) {
-        let (first, last) = (**d.seq_range.start(), **d.seq_range.end());
-        if let Some(prev) = r.last_seq.filter(|p| *p < first) {
-          // A gap str0m gave up on (not contiguous) is loss no retransmission repaired.
-          let lost = if d.contiguous { 0 } else { first - prev - 1 };
+    if let Some(r) = self.remote.get_mut(&d.mid) {
+      let (first, last) = (**d.seq_range.start(), **d.seq_range.end());
+      if let Some(prev) = r.last_seq.filter(|p| *p < first) {
+        // A gap str0m gave up on (not contiguous) is loss no retransmission repaired.
+        let lost = if d.contiguous { 0 } else { first - prev - 1 };
+        r.lost += lost;
+        if let Some(estimate) = &mut self.recv_estimate {
           estimate.on_loss(last - prev, lost);
         }
-        r.last_seq = Some(r.last_seq.map_or(last, |p| p.max(last)));
       }
+      r.last_seq = Some(r.last_seq.map_or(last, |p| p.max(last)));
     }
     if !d.contiguous {
       let due = self

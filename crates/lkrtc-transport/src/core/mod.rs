@@ -103,7 +103,12 @@ struct RemoteTrack {
   last_pli: Option<Instant>,
   /// The last RTP sequence number of the last frame received (for the loss count).
   last_seq: Option<u64>,
+  /// Packets lost for good (gaps str0m gave up on).
+  lost: u64,
 }
+
+/// How often str0m reports what it counted (the receive statistics of remote tracks).
+const STATS_INTERVAL: Duration = Duration::from_millis(500);
 
 pub(crate) struct Core {
   rtc: Rtc,
@@ -166,6 +171,7 @@ impl Core {
     // connection unwritable after 5 unanswered checks).
     rtc_config.set_max_stun_rto(Duration::from_millis(1500));
     rtc_config.set_max_stun_retransmits(5);
+    let mut rtc_config = rtc_config.set_stats_interval(Some(STATS_INTERVAL));
     match config.role {
       TransportRole::Publisher => {
         // Only what lkrtc can encode, so the server cannot pick anything else.
@@ -475,6 +481,20 @@ impl Core {
         }
       }
       Event::EgressBitrateEstimate(kind) => self.on_bitrate_estimate(kind),
+      Event::MediaIngressStats(s) => {
+        if let Some(r) = self.remote.get(&s.mid) {
+          self.events.push_back(TransportEvent::IngressStats {
+            mid: s.mid,
+            bytes: s.bytes,
+            packets: s.packets,
+            lost: r.lost,
+            nacks: s.nacks,
+            plis: s.plis,
+            firs: s.firs,
+            jitter_s: f64::from(s.jitter) / 90_000.0,
+          });
+        }
+      }
       Event::Closed if self.closing_since.is_none() => self.fail("remote closed the connection"),
       _ => {}
     }

@@ -287,6 +287,7 @@ impl Core {
           mid,
           RemoteTrack {
             last_seq: None,
+            lost: 0,
             stream_id: stream_id.clone(),
             track_id: track_id.clone(),
             last_pli: None,
