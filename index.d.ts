@@ -87,9 +87,10 @@ export declare class NativeVideoSource {
   get capturedFrames(): number
   /**
    * Hands `frame` (any `VideoBufferType`, any size) to every track publishing this source.
-   * `timestampUs == 0` means now. Throws `ERR_CLOSED`.
+   * `timestampUs == 0` means now. `userTimestamp` (a u64) and `frameId` go with the encoded
+   * frame (the facade checked them). Throws `ERR_CLOSED`.
    */
-  captureFrame(frame: VideoFrame, timestampUs: number, rotation: VideoRotation): void
+  captureFrame(frame: VideoFrame, timestampUs: number, rotation: VideoRotation, userTimestamp?: bigint, frameId?: number): void
   /** Stops accepting frames; tracks publishing this source stop sending. */
   close(): void
 }
@@ -216,13 +217,14 @@ export interface NativeConnectOptions {
   caCertificates?: string
   /** Pause simulcast layers no subscriber watches (default `false`). */
   dynacast?: boolean
+  /** Receive frame metadata (default `true`). */
+  frameMetadata?: boolean
 }
 
 /** Signs a join token. */
 export declare function nativeCreateToken(options: NativeTokenOptions): string
 
 /**
- * How to join a room.
  * A remote video track's receive statistics (see `rtc::InboundVideoStats`).
  */
 export interface NativeInboundVideoStats {
@@ -243,6 +245,13 @@ export interface NativeInboundVideoStats {
   frameWidth: number
   frameHeight: number
   decoderImplementation: string
+}
+
+/** A frame's metadata (LiveKit's packet trailer). */
+export interface NativeFrameMetadata {
+  /** Microseconds, as the publisher gave it. */
+  userTimestamp?: bigint
+  frameId?: number
 }
 
 /** How to publish a track. */
@@ -330,6 +339,8 @@ export interface NativeVideoFrameEvent {
   /** Capture time in microseconds. */
   timestampUs: number
   rotation: VideoRotation
+  /** What the publisher attached to the frame; absent when it carried nothing. */
+  metadata?: NativeFrameMetadata
 }
 
 /** A participant as the server last described it. */
@@ -375,6 +386,8 @@ export interface TrackPublicationInfo {
   mimeType: string
   muted: boolean
   simulcast: boolean
+  /** Its frames may carry metadata (it advertises LiveKit's packet trailer features). */
+  frameMetadata: boolean
 }
 
 /** Where one plane lies in `VideoFrame.data`. */

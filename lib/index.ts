@@ -34,7 +34,14 @@ export {
   type VideoPreset,
 } from './room.js'
 export { createToken, type TokenOptions } from './token.js'
-export { LocalVideoTrack, VideoSource, type CaptureOptions, type VideoSourceOptions } from './video_source.js'
+export {
+  LocalVideoTrack,
+  VideoSource,
+  type CaptureOptions,
+  type FrameMetadata,
+  type ReceivedFrameMetadata,
+  type VideoSourceOptions,
+} from './video_source.js'
 export {
   REJOIN_GRACE_MS,
   VideoStream,

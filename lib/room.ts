@@ -67,6 +67,13 @@ export interface RoomOptions {
    * it saves the publisher's CPU and uplink. Default `false`, as in LiveKit's SDKs.
    */
   dynacast?: boolean
+  /**
+   * Receive frame metadata (`VideoFrameEvent.metadata`): lkrtc tells the server it reads
+   * LiveKit's packet trailer, and strips it itself. Off, the server strips it before it reaches
+   * lkrtc, as for any subscriber that does not announce it, and frames carry no metadata.
+   * Sending metadata does not depend on it. Default `true`.
+   */
+  frameMetadata?: boolean
 }
 
 export interface VideoEncoding {
@@ -282,6 +289,12 @@ abstract class TrackPublication {
   mimeType: string
   muted: boolean
   simulcasted: boolean
+  /**
+   * Whether its frames may carry metadata (`captureFrame`'s `metadata`): the publication
+   * advertises LiveKit's packet trailer, as every lkrtc publication does. Frames of a track that
+   * does not are never searched for one.
+   */
+  frameMetadata: boolean
 
   /** @internal */
   constructor(info: TrackPublicationInfo) {
@@ -294,6 +307,7 @@ abstract class TrackPublication {
     this.mimeType = info.mimeType
     this.muted = info.muted
     this.simulcasted = info.simulcast
+    this.frameMetadata = info.frameMetadata
   }
 
   /** @internal */
@@ -306,6 +320,7 @@ abstract class TrackPublication {
     if (info.mimeType) this.mimeType = info.mimeType
     this.muted = info.muted
     this.simulcasted = info.simulcast
+    this.frameMetadata = info.frameMetadata
   }
 }
 
@@ -659,6 +674,7 @@ export class Room extends EventEmitter<RoomEvents> {
       connectTimeoutMs: o.connectTimeoutMs,
       caCertificates: checkOptionalString('caCertificates', o.caCertificates),
       dynacast: checkOptionalBoolean('dynacast', o.dynacast),
+      frameMetadata: checkOptionalBoolean('frameMetadata', o.frameMetadata),
     }
     if (this.native || this.connecting) {
       throw lkrtcError('ERR_ALREADY_CONNECTED', 'connect: a Room connects once (this one already did); make a new Room')

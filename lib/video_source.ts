@@ -1,9 +1,37 @@
 import { NativeLocalVideoTrack, NativeVideoSource, VideoFrame, VideoRotation } from '../index.js'
-import { checkBoolean, checkEnum, checkInteger, checkOptions, checkString, invalidArgType } from './errors.js'
+import {
+  checkBoolean,
+  checkEnum,
+  checkInteger,
+  checkOptions,
+  checkString,
+  invalidArgType,
+  invalidArgument,
+} from './errors.js'
 
 export interface VideoSourceOptions {
   /** Encode for screen content (LiveKit's screen-share presets). Default `false`. */
   isScreencast?: boolean
+}
+
+/**
+ * Metadata that travels with one frame to every subscriber, in LiveKit's packet trailer (so
+ * LiveKit's other SDKs read it too, as `VideoFrameEvent.metadata`).
+ */
+export interface FrameMetadata {
+  /**
+   * An application timestamp in microseconds (e.g. the capture time on the sender's clock): a
+   * `bigint` from 0 to 2^64-1 or a safe integer from 0. Received as a `bigint`.
+   */
+  userTimestamp?: bigint | number
+  /** An application frame number: an integer from 0 to 2^32-1. */
+  frameId?: number
+}
+
+/** A frame's metadata as received: the fields the publisher sent. */
+export interface ReceivedFrameMetadata {
+  userTimestamp?: bigint
+  frameId?: number
 }
 
 export interface CaptureOptions {
@@ -11,6 +39,25 @@ export interface CaptureOptions {
   timestampUs?: number
   /** How the receiver should rotate the frame. Default `Rotation0`. */
   rotation?: VideoRotation
+  /**
+   * Sent with this frame to every subscriber. A field that is 0 is not sent (LiveKit reads 0 as
+   * unset), so it arrives absent; a frame with no field to send carries no trailer at all.
+   */
+  metadata?: FrameMetadata
+}
+
+const U64_MAX = 2n ** 64n - 1n
+
+function checkUserTimestamp(value: unknown): bigint | undefined {
+  if (value === undefined) return undefined
+  const expected = 'a bigint from 0 to 2^64-1 or a safe integer from 0'
+  if (typeof value === 'bigint') {
+    if (value < 0n || value > U64_MAX) throw invalidArgument('metadata.userTimestamp', expected, value)
+    return value
+  }
+  if (typeof value !== 'number') throw invalidArgType('metadata.userTimestamp', expected, value)
+  if (!Number.isSafeInteger(value) || value < 0) throw invalidArgument('metadata.userTimestamp', expected, value)
+  return BigInt(value)
 }
 
 /**
@@ -58,8 +105,10 @@ export class VideoSource {
   /**
    * Hands a frame (any `VideoBufferType`, any size) to every track publishing this source.
    * Synchronous and cheap: one conversion to I420; the encoder takes the newest frame. A frame
-   * of another size than the last changes the source's size. Throws `ERR_CLOSED` after
-   * `close()`.
+   * of another size than the last changes the source's size. `options.metadata` goes with the
+   * encoded frame (every simulcast layer) to every subscriber. Throws `ERR_CLOSED` after
+   * `close()`, and `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARGUMENT` for options of the wrong type
+   * or range.
    */
   captureFrame(frame: VideoFrame, options: CaptureOptions = {}): void {
     if (!(frame instanceof VideoFrame)) throw invalidArgType('frame', 'a VideoFrame', frame)
@@ -67,7 +116,10 @@ export class VideoSource {
     const timestampUs =
       o.timestampUs === undefined ? 0 : checkInteger('timestampUs', o.timestampUs, 0, Number.MAX_SAFE_INTEGER)
     const rotation = checkEnum<VideoRotation>('rotation', o.rotation, VideoRotation, VideoRotation.Rotation0)
-    this.native.captureFrame(frame, timestampUs, rotation)
+    const m = checkOptions<FrameMetadata>('metadata', o.metadata)
+    const userTimestamp = checkUserTimestamp(m.userTimestamp)
+    const frameId = m.frameId === undefined ? undefined : checkInteger('metadata.frameId', m.frameId, 0, 2 ** 32 - 1)
+    this.native.captureFrame(frame, timestampUs, rotation, userTimestamp, frameId)
   }
 
   /** Stops accepting frames; tracks publishing this source stop sending. */

@@ -9,7 +9,7 @@ import {
 } from '../index.js'
 import { checkEnum, checkInteger, checkOptions, invalidArgType } from './errors.js'
 import { MAX_VIDEO_SIZE, RemoteParticipant, RemoteVideoTrack, type Room } from './room.js'
-import { LocalVideoTrack } from './video_source.js'
+import { LocalVideoTrack, type ReceivedFrameMetadata } from './video_source.js'
 
 /** One received frame. */
 export interface VideoFrameEvent {
@@ -18,6 +18,12 @@ export interface VideoFrameEvent {
   /** Capture time in microseconds. */
   timestampUs: number
   rotation: VideoRotation
+  /**
+   * What the publisher attached with `captureFrame`'s `metadata` (or LiveKit's other SDKs with
+   * their frame metadata); `undefined` when the frame carried none. A stream on a local track
+   * gets it as captured.
+   */
+  metadata?: ReceivedFrameMetadata
 }
 
 export interface VideoStreamOptions {

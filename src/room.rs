@@ -29,6 +29,8 @@ pub struct TrackPublicationInfo {
   pub mime_type: String,
   pub muted: bool,
   pub simulcast: bool,
+  /// Its frames may carry metadata (it advertises LiveKit's packet trailer features).
+  pub frame_metadata: bool,
 }
 
 impl From<rtc::RemoteTrackPublication> for TrackPublicationInfo {
@@ -43,6 +45,7 @@ impl From<rtc::RemoteTrackPublication> for TrackPublicationInfo {
       mime_type: p.mime_type,
       muted: p.muted,
       simulcast: p.simulcast,
+      frame_metadata: p.frame_metadata,
     }
   }
 }
@@ -59,6 +62,7 @@ impl From<rtc::LocalTrackPublication> for TrackPublicationInfo {
       mime_type: p.mime_type,
       muted: p.muted,
       simulcast: p.simulcasted,
+      frame_metadata: p.frame_metadata,
     }
   }
 }
@@ -425,6 +429,8 @@ pub struct NativeConnectOptions {
   pub ca_certificates: Option<String>,
   /// Pause simulcast layers no subscriber watches (default `false`).
   pub dynacast: Option<bool>,
+  /// Receive frame metadata (default `true`).
+  pub frame_metadata: Option<bool>,
 }
 
 /// A lower simulcast layer to send.
@@ -546,6 +552,7 @@ impl NativeRoom {
       }
       room_options.ca_certificates = o.ca_certificates;
       room_options.dynacast = o.dynacast.unwrap_or(room_options.dynacast);
+      room_options.frame_metadata = o.frame_metadata.unwrap_or(room_options.frame_metadata);
     }
     spawn_js(
       env,

@@ -2,7 +2,7 @@
 //! frames synchronously on the JS thread (a size check, one conversion to I420), a track names it.
 
 use lkrtc_rtc as rtc;
-use napi::bindgen_prelude::{Either, Result, Unknown};
+use napi::bindgen_prelude::{BigInt, Either, Result, Unknown};
 use napi::Env;
 use napi_derive::napi;
 
@@ -49,19 +49,45 @@ impl NativeVideoSource {
   }
 
   /// Hands `frame` (any `VideoBufferType`, any size) to every track publishing this source.
-  /// `timestampUs == 0` means now. Throws `ERR_CLOSED`.
-  #[napi(ts_args_type = "frame: VideoFrame, timestampUs: number, rotation: VideoRotation")]
+  /// `timestampUs == 0` means now. `userTimestamp` (a u64) and `frameId` go with the encoded
+  /// frame (the facade checked them). Throws `ERR_CLOSED`.
+  #[napi(
+    ts_args_type = "frame: VideoFrame, timestampUs: number, rotation: VideoRotation, userTimestamp?: bigint, frameId?: number"
+  )]
   pub fn capture_frame(
     &self,
     env: Env,
     frame: Either<&VideoFrame, Unknown>,
     timestamp_us: i64,
     rotation: VideoRotation,
+    user_timestamp: Option<BigInt>,
+    frame_id: Option<u32>,
   ) -> Result<(), String> {
     let frame = frame_arg(env.raw(), "frame", frame)?;
+    let user_timestamp = match user_timestamp {
+      Some(t) => {
+        let (negative, value, lossless) = t.get_u64();
+        if negative || !lossless {
+          return Err(crate::error::js_error(
+            "ERR_INVALID_ARGUMENT",
+            "invalid userTimestamp: expected an integer from 0 to 2^64-1",
+          ));
+        }
+        Some(value)
+      }
+      None => None,
+    };
+    let metadata = (user_timestamp.is_some() || frame_id.is_some()).then_some(rtc::FrameMetadata {
+      user_timestamp,
+      frame_id,
+    });
     guard(|| {
       frame
-        .with_core(&env, |core| self.inner.capture_frame(core, timestamp_us, rotation))?
+        .with_core(&env, |core| {
+          self
+            .inner
+            .capture_frame_with_metadata(core, timestamp_us, rotation, metadata)
+        })?
         .js()
     })
   }

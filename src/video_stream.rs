@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use lkrtc_rtc as rtc;
 use napi::bindgen_prelude::Result;
-use napi::bindgen_prelude::{ClassInstance, PromiseRaw};
+use napi::bindgen_prelude::{BigInt, ClassInstance, PromiseRaw};
 use napi::Env;
 use napi_derive::napi;
 use tokio::sync::{Mutex, Notify};
@@ -23,6 +23,25 @@ pub struct NativeVideoFrameEvent<'env> {
   /// Capture time in microseconds.
   pub timestamp_us: i64,
   pub rotation: VideoRotation,
+  /// What the publisher attached to the frame; absent when it carried nothing.
+  pub metadata: Option<NativeFrameMetadata>,
+}
+
+/// A frame's metadata (LiveKit's packet trailer).
+#[napi(object, object_from_js = false)]
+pub struct NativeFrameMetadata {
+  /// Microseconds, as the publisher gave it.
+  pub user_timestamp: Option<BigInt>,
+  pub frame_id: Option<u32>,
+}
+
+impl From<rtc::FrameMetadata> for NativeFrameMetadata {
+  fn from(m: rtc::FrameMetadata) -> Self {
+    Self {
+      user_timestamp: m.user_timestamp.map(BigInt::from),
+      frame_id: m.frame_id,
+    }
+  }
 }
 
 struct Closer {
@@ -133,6 +152,7 @@ impl NativeVideoStream {
           frame: VideoFrame::from_owned_js(env, frame)?,
           timestamp_us: event.timestamp_us,
           rotation: event.rotation,
+          metadata: event.metadata.map(NativeFrameMetadata::from),
         }))
       },
     )

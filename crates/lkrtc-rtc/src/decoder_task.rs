@@ -1,6 +1,7 @@
 //! One decoder per subscribed video track, on its own thread: encoded frames in (bounded; a
 //! full queue drops and asks for a keyframe), decoded I420 frames out to the track's streams,
-//! stamped with the publisher's capture time.
+//! stamped with the publisher's capture time. Frames of a track that advertises frame metadata
+//! lose their packet trailer before the decoder; its metadata goes out with the decoded frame.
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -192,17 +193,19 @@ impl FrameClock {
 
 /// Starts the decoder thread for `track`; it ends when the input is dropped.
 /// `request_keyframe` carries the decoder's own keyframe requests (after a decode error).
+/// `frame_metadata`: the publication advertises packet trailers, which are stripped and reported.
 pub(crate) fn spawn(
   codec: VideoCodec,
   mid: String,
   track: RemoteVideoTrack,
+  frame_metadata: bool,
   request_keyframe: impl Fn() + Send + 'static,
 ) -> std::io::Result<DecoderInput> {
   let (tx, rx) = sync_channel(QUEUE);
   let counters = track.counters();
   std::thread::Builder::new()
     .name(format!("lkrtc-decoder-{mid}"))
-    .spawn(move || run(codec, mid, rx, track, request_keyframe))?;
+    .spawn(move || run(codec, mid, rx, track, frame_metadata, request_keyframe))?;
   Ok(DecoderInput {
     tx,
     counters,
@@ -225,6 +228,7 @@ fn run(
   mid: String,
   rx: Receiver<EncodedFrame>,
   track: RemoteVideoTrack,
+  frame_metadata: bool,
   request_keyframe: impl Fn(),
 ) {
   let counters = track.counters();
@@ -237,7 +241,12 @@ fn run(
     }
   };
   let mut clock = FrameClock::default();
-  while let Ok(frame) = rx.recv() {
+  while let Ok(mut frame) = rx.recv() {
+    let metadata = if frame_metadata {
+      crate::frame_metadata::strip_trailer(&mut frame.data)
+    } else {
+      None
+    };
     if frame.codec != codec {
       // The sender may use any codec the m-line allows: follow it.
       match lkrtc_codec::new_decoder(frame.codec) {
@@ -261,6 +270,7 @@ fn run(
           frame: Arc::new(decoded),
           timestamp_us,
           rotation: frame.rotation,
+          metadata,
         });
       }
       Ok(None) => {}
@@ -308,7 +318,7 @@ mod tests {
 
   async fn decoder(codec: VideoCodec) -> (DecoderInput, RemoteVideoTrack) {
     let track = RemoteVideoTrack::new("TR_1".into(), "cam".into(), "alice".into());
-    let input = spawn(codec, "0".into(), track.clone(), || {}).unwrap();
+    let input = spawn(codec, "0".into(), track.clone(), true, || {}).unwrap();
     (input, track)
   }
 
@@ -412,6 +422,137 @@ mod tests {
       let mut expected = vec![(64, 64); n_big];
       expected.extend(vec![(32, 32); n_small]);
       assert_eq!(seen, expected, "{codec}");
+    }
+  }
+
+  /// Frames with a packet trailer decode as the same picture in every codec, and the stream
+  /// reports each frame's metadata; frames without one report none.
+  #[tokio::test]
+  async fn trailers_are_stripped_before_decoding_and_reported_per_frame() {
+    for codec in [VideoCodec::Vp8, VideoCodec::Vp9, VideoCodec::H264] {
+      let (mut input, track) = decoder(codec).await;
+      let mut stream = VideoStream::new(
+        &track,
+        VideoStreamOptions {
+          capacity: 0,
+          format: None,
+          size: None,
+        },
+      );
+      let frames = encoded_grey(codec, 32, 180, 4);
+      let n = frames.len();
+      for (i, (mut data, keyframe)) in frames.into_iter().enumerate() {
+        if i != 2 {
+          let metadata = crate::FrameMetadata {
+            user_timestamp: Some(1_000_000 + i as u64),
+            frame_id: Some(i as u32 + 1),
+          };
+          crate::frame_metadata::append_trailer(&mut data, &metadata);
+        }
+        input.push(frame(codec, data, keyframe, i as u32));
+      }
+      for i in 0..n {
+        let event = stream.next().await.expect("a frame");
+        let expected = (i != 2).then_some(crate::FrameMetadata {
+          user_timestamp: Some(1_000_000 + i as u64),
+          frame_id: Some(i as u32 + 1),
+        });
+        assert_eq!(event.metadata, expected, "{codec} frame {i}");
+        let luma = &event.frame.data()[..32 * 32];
+        let worst = luma.iter().map(|&y| (i32::from(y) - 180).abs()).max().unwrap();
+        assert!(worst <= 8, "{codec} frame {i}: luma off by {worst}");
+      }
+    }
+  }
+
+  /// A trailer left on the frame (a receiver that does not strip it, from a server that did
+  /// not either) is harmless to VP8 and H.264, but libvpx's VP9 decoder takes the bytes after a
+  /// frame for another frame and fails. So receivers strip it whenever the publication
+  /// advertises it, and the server strips it for the others.
+  #[tokio::test]
+  async fn vp8_and_h264_decode_with_a_trailer_left_on_the_frame_but_not_vp9() {
+    check_decodes_with_tail(VideoCodec::Vp8, false, 0).await;
+    check_decodes_with_tail(VideoCodec::H264, false, 0).await;
+    {
+      let codec = VideoCodec::Vp9;
+      let track = RemoteVideoTrack::new("TR_1".into(), "cam".into(), "alice".into());
+      let mut input = spawn(codec, "0".into(), track.clone(), false, || {}).unwrap();
+      let mut stream = VideoStream::new(
+        &track,
+        VideoStreamOptions {
+          capacity: 0,
+          format: None,
+          size: None,
+        },
+      );
+      let frames = encoded_grey(codec, 32, 70, 4);
+      let n = frames.len();
+      for (i, (mut data, keyframe)) in frames.into_iter().enumerate() {
+        let metadata = crate::FrameMetadata {
+          user_timestamp: Some(7),
+          frame_id: Some(8),
+        };
+        crate::frame_metadata::append_trailer(&mut data, &metadata);
+        input.push(frame(codec, data, keyframe, i as u32));
+      }
+      drop(input);
+      let mut decoded = 0;
+      while stream.next().await.is_some() {
+        decoded += 1;
+      }
+      assert!(
+        decoded < n,
+        "{codec}: {decoded} of {n} frames decoded with a trailer left on"
+      );
+    }
+  }
+
+  /// The zeros the transport may put before a trailer (to keep it in the last packet) stay
+  /// after it is stripped: every decoder ignores them.
+  #[tokio::test]
+  async fn decoders_ignore_the_zeros_before_a_stripped_trailer() {
+    for codec in [VideoCodec::Vp8, VideoCodec::Vp9, VideoCodec::H264] {
+      check_decodes_with_tail(codec, true, 20).await;
+    }
+  }
+
+  /// Frames of `codec` with `zeros` zero bytes then a trailer decode as the picture; the
+  /// metadata is reported when `strip`.
+  async fn check_decodes_with_tail(codec: VideoCodec, strip: bool, zeros: usize) {
+    let metadata_of = |i: usize| crate::FrameMetadata {
+      user_timestamp: Some(1_764_000_000_000_000 + i as u64 * 33_333),
+      frame_id: Some(i as u32 + 1),
+    };
+    {
+      let track = RemoteVideoTrack::new("TR_1".into(), "cam".into(), "alice".into());
+      let mut input = spawn(codec, "0".into(), track.clone(), strip, || {}).unwrap();
+      let mut stream = VideoStream::new(
+        &track,
+        VideoStreamOptions {
+          capacity: 0,
+          format: None,
+          size: None,
+        },
+      );
+      let frames = encoded_grey(codec, 32, 70, 4);
+      let n = frames.len();
+      for (i, (mut data, keyframe)) in frames.into_iter().enumerate() {
+        let metadata = metadata_of(i);
+        data.resize(data.len() + zeros, 0);
+        crate::frame_metadata::append_trailer(&mut data, &metadata);
+        input.push(frame(codec, data, keyframe, i as u32));
+      }
+      for i in 0..n {
+        let event = tokio::time::timeout(Duration::from_secs(5), stream.next())
+          .await
+          .unwrap_or_else(|_| panic!("{codec} frame {i} was not decoded"))
+          .expect("a frame");
+        let expected = strip.then(|| metadata_of(i));
+        assert_eq!(event.metadata, expected, "{codec} frame {i}");
+        let luma = &event.frame.data()[..32 * 32];
+        let worst = luma.iter().map(|&y| (i32::from(y) - 70).abs()).max().unwrap();
+        assert!(worst <= 8, "{codec} frame {i}: luma off by {worst}");
+      }
     }
   }
 

@@ -171,6 +171,8 @@ pub(crate) trait FrameEncoder: Send {
   fn coded_size(&self, width: u32, height: u32) -> (u32, u32) {
     (width, height)
   }
+  /// What it encodes.
+  fn codec(&self) -> VideoCodec;
 }
 
 struct CodecEncoder {
@@ -214,6 +216,10 @@ impl FrameEncoder for CodecEncoder {
 
   fn coded_size(&self, width: u32, height: u32) -> (u32, u32) {
     lkrtc_codec::coded_size(self.codec, width, height)
+  }
+
+  fn codec(&self) -> VideoCodec {
+    self.codec
   }
 }
 
@@ -420,7 +426,21 @@ fn run(
       scaled.insert(buf).as_ref()
     };
     match encoder.encode(&picture, frame.timestamp_us, force) {
-      Ok(Some((data, keyframe))) => {
+      Ok(Some((mut data, keyframe))) => {
+        // Every layer's picture of this frame carries the frame's metadata.
+        let trailer_len = match frame.metadata.as_ref() {
+          Some(m) if encoder.codec() != VideoCodec::H264 || crate::frame_metadata::fits_annex_b(m) => {
+            crate::frame_metadata::append_trailer(&mut data, m)
+          }
+          Some(m) => {
+            tracing::debug!(
+              "{}: metadata {m:?} would make an H.264 start code; not sent",
+              params.mid
+            );
+            0
+          }
+          None => 0,
+        };
         let len = data.len();
         adaptation.record(FrameOutcome::Encoded { bytes: len, keyframe }, rate.current(), now_us);
         let out = OutgoingFrame {
@@ -429,6 +449,7 @@ fn run(
           capture_time_us: frame.timestamp_us,
           rotation: frame.rotation,
           rid: control.rid.clone(),
+          trailer_len,
         };
         control.frames_encoded.fetch_add(1, Ordering::Relaxed);
         let (sent_width, sent_height) = encoder.coded_size(size.width, size.height);

@@ -12,6 +12,7 @@ mod encoder_task;
 mod engine;
 mod error;
 pub mod events;
+pub mod frame_metadata;
 pub mod local_participant;
 pub mod local_track;
 pub mod options;
@@ -32,6 +33,7 @@ pub mod video_stream;
 pub use data::{DataPacketKind, DataPublishOptions};
 pub use error::{RtcError, RtcResult};
 pub use events::{ConnectionState, RoomEvent};
+pub use frame_metadata::FrameMetadata;
 pub use local_participant::{LayerPublishStats, LocalParticipant, PublishStats};
 pub use local_track::LocalVideoTrack;
 pub use options::{

@@ -252,6 +252,9 @@ impl LocalParticipant {
       }],
       disable_red: true,
       muted: track.is_muted(),
+      // Any frame may carry metadata: receivers that know the trailer strip it, and the server
+      // strips it for those that do not.
+      packet_trailer_features: crate::frame_metadata::advertised_features(),
       ..Default::default()
     };
     // One slot per layer: each layer's encoder takes the newest frame on its own thread.

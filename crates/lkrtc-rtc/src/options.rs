@@ -30,6 +30,10 @@ pub struct RoomOptions {
   /// paused (its encoder does not run) and comes back with a keyframe when one does. Saves
   /// the publisher's CPU and uplink when subscribers watch small (thumbnails, a thin link).
   pub dynacast: bool,
+  /// Receive frame metadata (LiveKit's packet trailer): lkrtc tells the server it reads the
+  /// trailer and reports it on each frame. Off, the server strips it before it reaches lkrtc
+  /// and frames carry no metadata. Sending metadata does not depend on it.
+  pub frame_metadata: bool,
 }
 
 impl Default for RoomOptions {
@@ -41,6 +45,7 @@ impl Default for RoomOptions {
       wait_for_peer_connection: true,
       ca_certificates: None,
       dynacast: false,
+      frame_metadata: true,
     }
   }
 }

@@ -66,6 +66,8 @@ pub struct OutgoingFrame {
   pub rotation: VideoRotation,
   /// The simulcast layer; `None` for a single-layer track.
   pub rid: Option<String>,
+  /// The packet trailer's length at the end of `data` (0: none).
+  pub trailer_len: usize,
 }
 
 /// Where the publisher's bandwidth estimate starts: str0m probes up from it within the first
@@ -191,6 +193,7 @@ impl Pc {
         capture_time_us: frame.capture_time_us,
         rotation: frame.rotation as u8,
         rid: frame.rid,
+        trailer_len: frame.trailer_len,
       },
     );
     Ok(())

@@ -148,6 +148,9 @@ pub struct RemoteTrackPublication {
   pub muted: bool,
   /// Whether it is sent in several layers.
   pub simulcast: bool,
+  /// Whether its frames may carry metadata (LiveKit's packet trailer features are advertised):
+  /// lkrtc then strips the trailer before decoding and reports it with the frame.
+  pub frame_metadata: bool,
 }
 
 impl RemoteTrackPublication {
@@ -162,6 +165,7 @@ impl RemoteTrackPublication {
       mime_type: mime_type_of(info),
       muted: info.muted,
       simulcast: info.codecs.iter().any(|c| c.layers.len() > 1),
+      frame_metadata: !info.packet_trailer_features.is_empty(),
     }
   }
 }
@@ -187,6 +191,8 @@ pub struct LocalTrackPublication {
   pub muted: bool,
   /// Whether it is sent in several layers.
   pub simulcasted: bool,
+  /// Whether it advertises frame metadata (LiveKit's packet trailer), as lkrtc's tracks do.
+  pub frame_metadata: bool,
 }
 
 impl LocalTrackPublication {
@@ -206,6 +212,7 @@ impl LocalTrackPublication {
       },
       muted: info.muted,
       simulcasted: info.codecs.iter().any(|c| c.layers.len() > 1),
+      frame_metadata: !info.packet_trailer_features.is_empty(),
     }
   }
 }

@@ -226,6 +226,7 @@ impl RemoteVideoTrack {
       Some(&event.frame),
       event.timestamp_us,
       event.rotation,
+      event.metadata,
     );
   }
 
@@ -262,6 +263,7 @@ mod tests {
       frame: Arc::new(frame),
       timestamp_us: 7,
       rotation: VideoRotation::Rotation180,
+      metadata: None,
     });
     track.end();
     let a = i420.next().await.unwrap();
@@ -352,6 +354,7 @@ mod tests {
       frame: Arc::new(frame),
       timestamp_us: 1,
       rotation: VideoRotation::Rotation0,
+      metadata: None,
     });
     assert!(stream.next().await.is_none());
   }

@@ -74,6 +74,7 @@ impl Room {
         adaptive_stream: false,
         sdk_version: env!("CARGO_PKG_VERSION").to_string(),
         reconnect_sid: None,
+        packet_trailer: options.frame_metadata,
       },
       connect_timeout: options.connect_timeout,
       adaptive_stream: options.adaptive_stream,

@@ -20,6 +20,9 @@ pub struct VideoFrameEvent {
   pub timestamp_us: i64,
   /// How the frame is to be rotated for display.
   pub rotation: VideoRotation,
+  /// What the publisher attached to the frame (LiveKit's packet trailer); `None` when the
+  /// frame carried none.
+  pub metadata: Option<crate::FrameMetadata>,
 }
 
 /// How a stream queues and formats frames.
@@ -131,11 +134,13 @@ pub(crate) fn deliver<D: AsRef<[u8]>>(
   shared: Option<&Arc<VideoFrame<Vec<u8>>>>,
   timestamp_us: i64,
   rotation: VideoRotation,
+  metadata: Option<crate::FrameMetadata>,
 ) {
   let event = |frame: Arc<VideoFrame<Vec<u8>>>| VideoFrameEvent {
     frame,
     timestamp_us,
     rotation,
+    metadata,
   };
   let mut done: Vec<Arc<VideoFrame<Vec<u8>>>> = shared.into_iter().cloned().collect();
   for queue in queues {

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lkrtc_video::{VideoBufferType, VideoFrame, VideoRotation};
 
+use crate::frame_metadata::FrameMetadata;
 use crate::options::VideoSourceOptions;
 use crate::stream_queue::{self, StreamQueue};
 use crate::{RtcError, RtcResult};
@@ -23,6 +24,8 @@ pub struct CapturedFrame {
   pub timestamp_us: i64,
   /// How the frame is to be rotated for display.
   pub rotation: VideoRotation,
+  /// Sent with the encoded frame in LiveKit's packet trailer.
+  pub metadata: Option<FrameMetadata>,
 }
 
 /// The hand-off between `capture_frame` and one encoder: holds at most the newest frame.
@@ -161,6 +164,18 @@ impl VideoSource {
   /// Hands a frame to every track publishing this source. `timestamp_us == 0` means now;
   /// explicit timestamps (any monotonic microsecond clock) drive the RTP timing.
   pub fn capture_frame(&self, frame: &VideoFrame<&[u8]>, timestamp_us: i64, rotation: VideoRotation) -> RtcResult<()> {
+    self.capture_frame_with_metadata(frame, timestamp_us, rotation, None)
+  }
+
+  /// [`VideoSource::capture_frame`] with `metadata`, which travels with the encoded frame to
+  /// every subscriber in LiveKit's packet trailer (see [`crate::frame_metadata`]).
+  pub fn capture_frame_with_metadata(
+    &self,
+    frame: &VideoFrame<&[u8]>,
+    timestamp_us: i64,
+    rotation: VideoRotation,
+    metadata: Option<FrameMetadata>,
+  ) -> RtcResult<()> {
     if self.is_closed() {
       return Err(RtcError::Closed {
         what: "the video source",
@@ -175,7 +190,7 @@ impl VideoSource {
     let timestamp_us = if timestamp_us == 0 { now_us() } else { timestamp_us };
     let taps = self.inner.taps.lock().unwrap_or_else(|e| e.into_inner()).clone();
     if !taps.is_empty() {
-      stream_queue::deliver(&taps, frame, None, timestamp_us, rotation);
+      stream_queue::deliver(&taps, frame, None, timestamp_us, rotation, metadata);
     }
     let sinks = self.inner.sinks.lock().unwrap_or_else(|e| e.into_inner()).clone();
     if sinks.is_empty() {
@@ -186,6 +201,7 @@ impl VideoSource {
       i420: to_i420(frame)?,
       timestamp_us,
       rotation,
+      metadata,
     });
     for sink in sinks {
       sink.put(captured.clone());

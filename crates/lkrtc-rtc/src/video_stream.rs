@@ -95,6 +95,7 @@ mod tests {
       frame: Arc::new(frame),
       timestamp_us: i64::from(n),
       rotation: VideoRotation::Rotation0,
+      metadata: None,
     }
   }
 
@@ -155,6 +156,11 @@ mod tests {
     LocalVideoTrack::create_video_track("preview", &source)
   }
 
+  const METADATA: crate::FrameMetadata = crate::FrameMetadata {
+    user_timestamp: Some(99),
+    frame_id: Some(3),
+  };
+
   #[tokio::test]
   async fn a_local_stream_yields_the_frames_as_captured_in_their_own_format() {
     let track = local_track(6, 4);
@@ -170,12 +176,13 @@ mod tests {
     let view = VideoFrame::new(6, 4, VideoBufferType::RGBA, frame.data()).unwrap();
     track
       .source()
-      .capture_frame(&view, 1234, VideoRotation::Rotation90)
+      .capture_frame_with_metadata(&view, 1234, VideoRotation::Rotation90, Some(METADATA))
       .unwrap();
     let event = stream.next().await.unwrap();
     assert_eq!(event.frame.data(), frame.data());
     assert_eq!(event.timestamp_us, 1234);
     assert_eq!(event.rotation, VideoRotation::Rotation90);
+    assert_eq!(event.metadata, Some(METADATA));
   }
 
   #[tokio::test]

@@ -83,6 +83,10 @@ pub struct OutgoingVideoFrame {
   /// The simulcast layer (RTP stream id) this frame belongs to; `None` for a track published
   /// without layers.
   pub rid: Option<String>,
+  /// How many bytes at the end of `data` are a packet trailer (frame metadata, 0: none). The
+  /// transport keeps them whole in the frame's last RTP packet, where the server looks for them
+  /// when it strips them for subscribers that do not read them.
+  pub trailer_len: usize,
 }
 
 /// What a transport reports, in order, on the channel returned by `start`. The channel ends

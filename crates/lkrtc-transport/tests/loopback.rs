@@ -186,6 +186,7 @@ async fn vp8_frames_arrive_intact_and_in_order() {
         capture_time_us: 1_000_000 + i as i64 * 33_333,
         rotation: 1,
         rid: None,
+        trailer_len: 0,
       },
     );
     tokio::time::sleep(Duration::from_millis(33)).await;
@@ -304,6 +305,7 @@ async fn h264_track_is_offered_first_and_delivered() {
         capture_time_us: i * 33_333,
         rotation: 0,
         rid: None,
+        trailer_len: 0,
       },
     );
     tokio::time::sleep(Duration::from_millis(33)).await;
@@ -344,6 +346,7 @@ async fn vp9_track_is_offered_first_and_delivered_whole() {
         capture_time_us: i * 33_333,
         rotation: 0,
         rid: None,
+        trailer_len: 0,
       },
     );
     tokio::time::sleep(Duration::from_millis(33)).await;
@@ -451,6 +454,7 @@ async fn keyframe_request_reaches_the_publisher() {
       capture_time_us: 0,
       rotation: 0,
       rid: None,
+      trailer_len: 0,
     },
   );
   pair
@@ -582,6 +586,7 @@ async fn renegotiation_adds_and_removes_tracks() {
       capture_time_us: 0,
       rotation: 0,
       rid: None,
+      trailer_len: 0,
     },
   );
   let mid = pair
@@ -706,6 +711,7 @@ async fn a_video_sink_takes_its_tracks_frames_off_the_event_channel() {
         capture_time_us: 1_000_000 + i as i64 * 33_333,
         rotation: 0,
         rid: None,
+        trailer_len: 0,
       },
     );
     tokio::time::sleep(Duration::from_millis(33)).await;

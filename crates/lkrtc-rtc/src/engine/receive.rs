@@ -76,7 +76,10 @@ impl Engine {
     );
     let (pc, pli_mid) = (self.subscriber.clone(), mid.clone());
     let request_keyframe = move || pc.request_keyframe(&pli_mid);
-    let input = match decoder_task::spawn(codec, mid.clone(), track.clone(), request_keyframe) {
+    // As LiveKit's SDKs: a track that advertises the trailer is stripped of it, also when the
+    // server already did (then nothing is found).
+    let frame_metadata = publication.frame_metadata;
+    let input = match decoder_task::spawn(codec, mid.clone(), track.clone(), frame_metadata, request_keyframe) {
       Ok(input) => input,
       Err(e) => {
         tracing::warn!("cannot start a decoder for {track_sid}: {e}");

@@ -18,6 +18,9 @@ pub struct JoinParams {
   pub sdk_version: String,
   /// `Some(participant sid)` when resuming a session.
   pub reconnect_sid: Option<String>,
+  /// Announce `CAP_PACKET_TRAILER`: frames may keep their packet trailer (frame metadata), which
+  /// lkrtc strips itself.
+  pub packet_trailer: bool,
 }
 
 /// Parses and normalises a server URL: `http(s)` becomes `ws(s)`, other schemes are refused.
@@ -71,6 +74,9 @@ pub fn signal_url(base: &Url, token: &str, params: &JoinParams) -> Url {
       .append_pair("version", &params.sdk_version)
       .append_pair("protocol", &PROTOCOL_VERSION.to_string())
       .append_pair("os", std::env::consts::OS);
+    if params.packet_trailer {
+      q.append_pair("capabilities", "CAP_PACKET_TRAILER");
+    }
     if let Some(sid) = &params.reconnect_sid {
       q.append_pair("reconnect", "1").append_pair("sid", sid);
     }
@@ -124,6 +130,7 @@ mod tests {
       adaptive_stream: false,
       sdk_version: "0.1.0".into(),
       reconnect_sid: None,
+      packet_trailer: true,
     }
   }
 
@@ -137,6 +144,21 @@ mod tests {
     assert!(q.iter().any(|(k, v)| k == "access_token" && v == "tok"));
     assert!(q.iter().any(|(k, v)| k == "protocol" && v == "16"));
     assert!(q.iter().any(|(k, v)| k == "auto_subscribe" && v == "1"));
+    assert!(q.iter().any(|(k, v)| k == "capabilities" && v == "CAP_PACKET_TRAILER"));
+  }
+
+  #[test]
+  fn without_frame_metadata_no_capability_is_announced() {
+    let base = parse_server_url("http://127.0.0.1:7880").unwrap();
+    let url = signal_url(
+      &base,
+      "tok",
+      &JoinParams {
+        packet_trailer: false,
+        ..params()
+      },
+    );
+    assert!(!url.query_pairs().any(|(k, _)| k == "capabilities"));
   }
 
   #[test]

@@ -60,7 +60,11 @@ impl Core {
     if let Some(rid) = frame.rid.as_deref() {
       writer = writer.rid(rid.into());
     }
-    if let Err(e) = writer.write(pt, wallclock, rtp, frame.data) {
+    let mut data = frame.data;
+    if frame.trailer_len > 0 {
+      align_trailer(&mut data, frame.trailer_len, t.codec, PACKETIZE_MTU);
+    }
+    if let Err(e) = writer.write(pt, wallclock, rtp, data) {
       tracing::debug!(mid = %rtc_mid, "write_video: {e}");
     }
   }
@@ -163,6 +167,55 @@ pub(crate) fn capture_wallclock(wall_unix_us: i64, now: Instant, now_unix_us: i6
   now.checked_sub(Duration::from_micros(ago as u64)).unwrap_or(now)
 }
 
+/// The payload budget str0m 0.25 gives a video packetizer (`Media::do_payload`): its datagram MTU
+/// target less the SRTP tag (16 bytes), rounded down to the SRTP block (16 bytes).
+const PACKETIZE_MTU: usize = (str0m::DATAGRAM_MTU_TARGET - 16) / 16 * 16;
+/// str0m's VP8 payload descriptor (no picture id), VP9's in non-flexible mode (the most it
+/// reserves) and H.264's FU-A indicator and header.
+const VP8_DESCRIPTOR: usize = 1;
+const VP9_DESCRIPTOR: usize = 8;
+const FUA_HEADER: usize = 2;
+
+/// Keeps the packet trailer at the end of `data` (its last `trailer_len` bytes) whole in the
+/// frame's last RTP packet. The server strips a trailer for subscribers that do not read it by
+/// looking at the marker packet alone, and str0m fills packets to the budget, so a trailer can
+/// start in the next-to-last one: then zero bytes go before it so it starts a packet. Decoders
+/// ignore zeros after the picture (VP8/VP9: after the last partition or tile; H.264: trailing
+/// zero bytes of the NAL unit), and receivers that strip the trailer keep them.
+pub(crate) fn align_trailer(data: &mut Vec<u8>, trailer_len: usize, codec: VideoCodec, mtu: usize) {
+  if trailer_len == 0 || trailer_len > data.len() {
+    return;
+  }
+  let body = data.len() - trailer_len;
+  // Where the packetizer starts cutting fragments, and their size.
+  let (region_start, fragment) = match codec {
+    VideoCodec::Vp8 => (0, mtu - VP8_DESCRIPTOR),
+    VideoCodec::Vp9 => (0, mtu - VP9_DESCRIPTOR),
+    VideoCodec::H264 => {
+      // The trailer ends the last NAL unit; one that fits a packet is sent whole, a longer one
+      // in FU-A fragments of its bytes after the NAL header.
+      let nal_start = data[..body]
+        .windows(3)
+        .rposition(|w| w == [0, 0, 1])
+        .map_or(0, |i| i + 3);
+      if data.len() - nal_start <= mtu {
+        return;
+      }
+      (nal_start + 1, mtu - FUA_HEADER)
+    }
+    VideoCodec::Av1 => return, // lkrtc does not send AV1
+  };
+  if fragment <= trailer_len || body < region_start {
+    return;
+  }
+  let offset = body - region_start;
+  if offset / fragment == (offset + trailer_len - 1) / fragment {
+    return;
+  }
+  let pad = fragment - offset % fragment;
+  data.splice(body..body, std::iter::repeat_n(0u8, pad));
+}
+
 fn codec_matches(p: &PayloadParams, codec: VideoCodec) -> bool {
   let spec = p.spec();
   crate::types::codec_of_str0m(spec.codec) == Some(codec)
@@ -173,6 +226,94 @@ fn codec_matches(p: &PayloadParams, codec: VideoCodec) -> bool {
 #[cfg(test)]
 mod tests {
   use super::*;
+  use str0m::unversioned::{H264Packetizer, Packetizer, Vp8Packetizer};
+
+  /// A stand-in trailer: 21 bytes ending in LiveKit's length byte and magic.
+  fn trailer() -> Vec<u8> {
+    let mut t: Vec<u8> = (0..16u8).map(|b| b ^ 0xFF).collect();
+    t.push(21 ^ 0xFF);
+    t.extend_from_slice(b"LKTS");
+    t
+  }
+
+  /// The last packet str0m makes of `data` holds the whole trailer after its `header` bytes.
+  fn trailer_is_whole_in_the_last_packet(packets: &[Vec<u8>], header: usize) -> bool {
+    let last = packets.last().unwrap();
+    let t = trailer();
+    last.ends_with(&t) && last.len() >= header + t.len()
+  }
+
+  #[test]
+  fn a_vp8_trailer_never_straddles_two_packets() {
+    let t = trailer();
+    // Every body length around the first three packet boundaries.
+    for body in (1..3 * PACKETIZE_MTU + 40).filter(|n| n % PACKETIZE_MTU < 40 || PACKETIZE_MTU - n % PACKETIZE_MTU < 40)
+    {
+      let mut data: Vec<u8> = (0..body).map(|i| (i % 251) as u8 + 1).collect();
+      data.extend_from_slice(&t);
+      align_trailer(&mut data, t.len(), VideoCodec::Vp8, PACKETIZE_MTU);
+      assert!(data[..body].iter().all(|&b| b != 0), "the picture is untouched");
+      let packets = Vp8Packetizer::default().packetize(PACKETIZE_MTU, &data).unwrap();
+      assert!(
+        trailer_is_whole_in_the_last_packet(&packets, VP8_DESCRIPTOR),
+        "body {body}"
+      );
+      assert!(packets.iter().all(|p| p.len() <= PACKETIZE_MTU));
+      assert!(
+        data.len() - body - t.len() < t.len(),
+        "padding is shorter than the trailer"
+      );
+    }
+  }
+
+  #[test]
+  fn an_h264_trailer_never_straddles_two_packets() {
+    let t = trailer();
+    for nal in (1..3 * PACKETIZE_MTU + 40).filter(|n| n % PACKETIZE_MTU < 40 || PACKETIZE_MTU - n % PACKETIZE_MTU < 40)
+    {
+      // SPS, PPS, then one IDR slice of `nal` bytes.
+      let mut data = vec![
+        0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80, 0, 0, 0, 1, 0x65,
+      ];
+      data.extend((1..nal).map(|i| (i % 251) as u8 + 1));
+      data.extend_from_slice(&t);
+      align_trailer(&mut data, t.len(), VideoCodec::H264, PACKETIZE_MTU);
+      let packets = H264Packetizer::default().packetize(PACKETIZE_MTU, &data).unwrap();
+      let header = if nal + t.len() > PACKETIZE_MTU { FUA_HEADER } else { 0 };
+      assert!(trailer_is_whole_in_the_last_packet(&packets, header), "nal {nal}");
+      assert!(packets.iter().all(|p| p.len() <= PACKETIZE_MTU));
+    }
+  }
+
+  #[test]
+  fn a_vp9_trailer_starts_a_fragment_when_it_would_straddle() {
+    let t = trailer();
+    let fragment = PACKETIZE_MTU - VP9_DESCRIPTOR;
+    for body in [
+      1,
+      fragment - t.len(),
+      fragment - t.len() + 1,
+      fragment - 1,
+      fragment,
+      2 * fragment - 3,
+    ] {
+      let mut data = vec![1u8; body];
+      data.extend_from_slice(&t);
+      align_trailer(&mut data, t.len(), VideoCodec::Vp9, PACKETIZE_MTU);
+      let start = data.len() - t.len();
+      assert_eq!(start / fragment, (data.len() - 1) / fragment, "body {body}");
+      assert!(data.ends_with(&t));
+    }
+  }
+
+  #[test]
+  fn frames_without_a_trailer_are_left_alone() {
+    let mut data = vec![1u8; PACKETIZE_MTU + 5];
+    align_trailer(&mut data, 0, VideoCodec::Vp8, PACKETIZE_MTU);
+    let too_long = data.len() + 1;
+    align_trailer(&mut data, too_long, VideoCodec::Vp8, PACKETIZE_MTU);
+    assert_eq!(data, vec![1u8; PACKETIZE_MTU + 5]);
+  }
 
   const NOW_UNIX: i64 = 1_764_000_000_000_000;
 
