@@ -371,7 +371,6 @@ pub fn native_check_video_encoding(max_bitrate: Option<f64>, max_framerate: Opti
   video_encoding_limits(max_bitrate, max_framerate).map(|_| ())
 }
 
-/// How to join a room.
 /// A remote video track's receive statistics (see `rtc::InboundVideoStats`).
 #[napi(object)]
 pub struct NativeInboundVideoStats {
@@ -418,6 +417,7 @@ impl From<rtc::InboundVideoStats> for NativeInboundVideoStats {
   }
 }
 
+/// How to join a room.
 #[napi(object)]
 pub struct NativeConnectOptions {
   /// Subscribe to every published track (default `true`).
