@@ -207,6 +207,7 @@ export interface LocalParticipantInfo {
  */
 export declare function nativeCheckVideoEncoding(maxBitrate?: number | undefined | null, maxFramerate?: number | undefined | null): void
 
+/** How to join a room. */
 export interface NativeConnectOptions {
   /** Subscribe to every published track (default `true`). */
   autoSubscribe?: boolean
@@ -224,9 +225,14 @@ export interface NativeConnectOptions {
 /** Signs a join token. */
 export declare function nativeCreateToken(options: NativeTokenOptions): string
 
-/**
- * A remote video track's receive statistics (see `rtc::InboundVideoStats`).
- */
+/** A frame's metadata (LiveKit's packet trailer). */
+export interface NativeFrameMetadata {
+  /** Microseconds, as the publisher gave it. */
+  userTimestamp?: bigint
+  frameId?: number
+}
+
+/** A remote video track's receive statistics (see `rtc::InboundVideoStats`). */
 export interface NativeInboundVideoStats {
   framesReceived: number
   framesDecoded: number
@@ -245,13 +251,6 @@ export interface NativeInboundVideoStats {
   frameWidth: number
   frameHeight: number
   decoderImplementation: string
-}
-
-/** A frame's metadata (LiveKit's packet trailer). */
-export interface NativeFrameMetadata {
-  /** Microseconds, as the publisher gave it. */
-  userTimestamp?: bigint
-  frameId?: number
 }
 
 /** How to publish a track. */
