@@ -191,6 +191,18 @@ export interface LayerPublishStats {
   bytesSent: number
   /** No bits for it in the estimate, or (dynacast) no subscriber watches it. */
   paused: boolean
+  /** Frames encoded over the last second. */
+  framesPerSecond: number
+  /** RTP bytes and packets sent by the transport, retransmissions included. */
+  transportBytesSent: number
+  packetsSent: number
+  /** NACK, PLI and FIR messages received for the layer. */
+  nackCount: number
+  pliCount: number
+  firCount: number
+  qualityLimitationReason: 'bandwidth' | 'none'
+  /** `libvpx` or `openh264`; empty before the first frame. */
+  encoderImplementation: string
 }
 
 /** The local participant. */
@@ -371,6 +383,10 @@ export interface PublishStats {
   sentHeight: number
   /** Per simulcast layer, lowest first (one entry without simulcast). */
   layers: Array<LayerPublishStats>
+  /** Seconds, from the server's receiver reports; absent until known. */
+  roundTripTime?: number
+  /** The connection's send-side bandwidth estimate, bits per second (0 before the first). */
+  availableOutgoingBitrate: number
 }
 
 /** A track publication as the server last described it. */

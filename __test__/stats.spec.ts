@@ -53,6 +53,7 @@ async function call(prefix: string) {
   })()
   return {
     remote,
+    track,
     state,
     yielded,
     sent: () => lk.localParticipant.publishStats(publication.sid),
@@ -128,4 +129,43 @@ test.serial('a pause in the publisher counts as one freeze of its length', async
   } finally {
     await c.close()
   }
+})
+
+test.serial("a publisher's stats count what its encoder and transport sent", async (t) => {
+  const c = await call('stats-out')
+  try {
+    await sleep(3000)
+    const report = await c.track.getStats()
+    const layers = report.filter((s) => s.type === 'outbound-rtp')
+    const pair = report.find((s) => s.type === 'candidate-pair')
+    t.is(layers.length, 1)
+    const [l] = layers
+    const sent = c.sent()!
+    t.deepEqual([l.frameWidth, l.frameHeight, l.encoderImplementation, l.active], [640, 360, 'libvpx', true])
+    t.is(l.framesEncoded, sent.layers[0].framesEncoded)
+    t.true(l.keyFramesEncoded >= 1)
+    t.true(l.framesPerSecond >= 10 && l.framesPerSecond <= 17, `${l.framesPerSecond} fps`)
+    // The transport's bytes (every half second) cover the encoder's, less the last half second.
+    t.true(
+      l.bytesSent >= sent.bytesSent * 0.7 && l.bytesSent <= sent.bytesSent * 1.3,
+      `${l.bytesSent} bytes on the wire, ${sent.bytesSent} encoded`,
+    )
+    t.true(l.packetsSent >= l.bytesSent / 1300, `${l.packetsSent} packets for ${l.bytesSent} bytes`)
+    t.is(l.qualityLimitationReason, 'none')
+    t.truthy(pair)
+    if (pair?.type === 'candidate-pair') {
+      t.true(pair.availableOutgoingBitrate > 100_000, `${pair.availableOutgoingBitrate} bit/s`)
+      t.true(
+        pair.currentRoundTripTime !== undefined && pair.currentRoundTripTime < 0.5,
+        `${pair.currentRoundTripTime} s`,
+      )
+    }
+  } finally {
+    await c.close()
+  }
+})
+
+test('a track that is not published has no stats', async (t) => {
+  const track = LocalVideoTrack.createVideoTrack('idle', new VideoSource(64, 64))
+  t.deepEqual(await track.getStats(), [])
 })

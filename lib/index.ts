@@ -35,7 +35,9 @@ export {
 } from './room.js'
 export { createToken, type TokenOptions } from './token.js'
 export {
+  type CandidatePairStats,
   LocalVideoTrack,
+  type OutboundVideoStats,
   VideoSource,
   type CaptureOptions,
   type FrameMetadata,

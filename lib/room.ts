@@ -556,6 +556,7 @@ export class LocalParticipant {
         simulcast,
         simulcastLayers,
       })
+      track.publishedBy = this
       return this.publication(info, track)
     } finally {
       this.publishing.delete(track)

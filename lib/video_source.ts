@@ -1,4 +1,4 @@
-import { NativeLocalVideoTrack, NativeVideoSource, VideoFrame, VideoRotation } from '../index.js'
+import { NativeLocalVideoTrack, NativeVideoSource, type PublishStats, VideoFrame, VideoRotation } from '../index.js'
 import {
   checkBoolean,
   checkEnum,
@@ -129,10 +129,57 @@ export class VideoSource {
 }
 
 /** A video track fed by a `VideoSource`; publish it with `room.localParticipant.publishTrack`. */
+/** One layer's send statistics (see {@link LocalVideoTrack.getStats}), named as the WebRTC
+ * statistics spec names an outbound RTP stream's. */
+export interface OutboundVideoStats {
+  type: 'outbound-rtp'
+  kind: 'video'
+  /** When they were read (ms since the Unix epoch). */
+  timestamp: number
+  /** The simulcast layer (`q`, `h`, `f`); empty for a track sent in one layer. */
+  rid: string
+  /** False while the layer is paused (no bits for it, or no subscriber watches it). */
+  active: boolean
+  framesEncoded: number
+  keyFramesEncoded: number
+  /** Frames handed to the transport. */
+  framesSent: number
+  /** Frames encoded over the last second. */
+  framesPerSecond: number
+  /** RTP bytes sent, retransmissions included (counted every half second). */
+  bytesSent: number
+  packetsSent: number
+  /** The encoder's target, bits per second. */
+  targetBitrate: number
+  /** NACK, PLI and FIR messages received. */
+  nackCount: number
+  pliCount: number
+  firCount: number
+  /** `bandwidth` while the estimate holds the layer back (a smaller picture, frames skipped). */
+  qualityLimitationReason: 'bandwidth' | 'none'
+  /** The size sent. */
+  frameWidth: number
+  frameHeight: number
+  /** `libvpx` or `openh264`; empty before the first frame. */
+  encoderImplementation: string
+}
+
+/** The connection a published track is sent on (see {@link LocalVideoTrack.getStats}). */
+export interface CandidatePairStats {
+  type: 'candidate-pair'
+  timestamp: number
+  /** Seconds, from the server's receiver reports; absent until known. */
+  currentRoundTripTime?: number
+  /** The send-side bandwidth estimate, bits per second (0 before the first). */
+  availableOutgoingBitrate: number
+}
+
 export class LocalVideoTrack {
   /** @internal */
   readonly native: NativeLocalVideoTrack
   readonly source: VideoSource
+  /** @internal the participant that published it last */
+  publishedBy: { publishStats(sid: string): PublishStats | undefined } | undefined
 
   private constructor(native: NativeLocalVideoTrack, source: VideoSource) {
     this.native = native
@@ -174,5 +221,46 @@ export class LocalVideoTrack {
   /** Whether the track is muted. */
   get muted(): boolean {
     return this.native.muted
+  }
+
+  /**
+   * Its send statistics while published: one `outbound-rtp` entry per layer (lowest first) and
+   * the `candidate-pair` it is sent on; empty when not published. Counted by lkrtc: the encoder
+   * figures at once, the transport's (bytes and packets on the wire, NACK/PLI/FIR, round-trip
+   * time) every half second.
+   */
+  async getStats(): Promise<(OutboundVideoStats | CandidatePairStats)[]> {
+    const sid = this.sid
+    const s = sid === undefined ? undefined : this.publishedBy?.publishStats(sid)
+    if (!s) return []
+    const timestamp = Date.now()
+    const layers: OutboundVideoStats[] = s.layers.map((l) => ({
+      type: 'outbound-rtp',
+      kind: 'video',
+      timestamp,
+      rid: l.rid,
+      active: !l.paused,
+      framesEncoded: l.framesEncoded,
+      keyFramesEncoded: l.keyframesEncoded,
+      framesSent: l.framesEncoded - (s.layers.length === 1 ? s.framesUnsent : 0),
+      framesPerSecond: l.framesPerSecond,
+      bytesSent: l.transportBytesSent,
+      packetsSent: l.packetsSent,
+      targetBitrate: l.targetBitrate,
+      nackCount: l.nackCount,
+      pliCount: l.pliCount,
+      firCount: l.firCount,
+      qualityLimitationReason: l.qualityLimitationReason as 'bandwidth' | 'none',
+      frameWidth: l.width,
+      frameHeight: l.height,
+      encoderImplementation: l.encoderImplementation,
+    }))
+    const pair: CandidatePairStats = {
+      type: 'candidate-pair',
+      timestamp,
+      availableOutgoingBitrate: s.availableOutgoingBitrate,
+      ...(s.roundTripTime === undefined || s.roundTripTime === null ? {} : { currentRoundTripTime: s.roundTripTime }),
+    }
+    return [...layers, pair]
   }
 }

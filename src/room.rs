@@ -487,6 +487,10 @@ pub struct PublishStats {
   pub sent_height: u32,
   /// Per simulcast layer, lowest first (one entry without simulcast).
   pub layers: Vec<LayerPublishStats>,
+  /// Seconds, from the server's receiver reports; absent until known.
+  pub round_trip_time: Option<f64>,
+  /// The connection's send-side bandwidth estimate, bits per second (0 before the first).
+  pub available_outgoing_bitrate: f64,
 }
 
 /// The send counters of one layer of a published track.
@@ -503,6 +507,19 @@ pub struct LayerPublishStats {
   pub bytes_sent: i64,
   /// No bits for it in the estimate, or (dynacast) no subscriber watches it.
   pub paused: bool,
+  /// Frames encoded over the last second.
+  pub frames_per_second: f64,
+  /// RTP bytes and packets sent by the transport, retransmissions included.
+  pub transport_bytes_sent: i64,
+  pub packets_sent: i64,
+  /// NACK, PLI and FIR messages received for the layer.
+  pub nack_count: i64,
+  pub pli_count: i64,
+  pub fir_count: i64,
+  #[napi(ts_type = "'bandwidth' | 'none'")]
+  pub quality_limitation_reason: String,
+  /// `libvpx` or `openh264`; empty before the first frame.
+  pub encoder_implementation: String,
 }
 
 /// What was chosen for a remote video track; `width` and `height` when a size was chosen last,
@@ -727,8 +744,18 @@ impl NativeRoom {
           target_bitrate: l.target_bitrate_bps as i64,
           bytes_sent: l.bytes_sent as i64,
           paused: l.paused,
+          frames_per_second: l.frames_per_second,
+          transport_bytes_sent: l.transport_bytes_sent as i64,
+          packets_sent: l.packets_sent as i64,
+          nack_count: l.nack_count as i64,
+          pli_count: l.pli_count as i64,
+          fir_count: l.fir_count as i64,
+          quality_limitation_reason: l.quality_limitation_reason.to_string(),
+          encoder_implementation: l.encoder.to_string(),
         })
         .collect(),
+      round_trip_time: s.round_trip_time.map(|d| d.as_secs_f64()),
+      available_outgoing_bitrate: s.available_outgoing_bitrate_bps as f64,
     })
   }
 

@@ -18,6 +18,7 @@ use crate::pc::{OutgoingFrame, Pc};
 use crate::send_control::{
   BudgetShare, FrameOutcome, KeyframePacing, LayerShare, PictureAdaptation, SendBudget, SendQueue, SendSize, TargetRate,
 };
+use crate::stats::EgressCounts;
 use crate::video_source::FrameSlot;
 use crate::{RtcError, RtcResult};
 
@@ -47,6 +48,41 @@ pub(crate) struct EncoderControl {
   /// Where encoded frames go. A full reconnect moves the track to a new transport and mid
   /// while the encoder runs on.
   pub route: Mutex<Option<EncoderRoute>>,
+  /// What the transport counted for this stream, and when the last frames were encoded (for
+  /// the frame rate) and skipped (for the quality limitation).
+  pub(crate) sending: Mutex<SendingCounts>,
+}
+
+/// The send counters an encoder shares with the statistics.
+#[derive(Debug, Default)]
+pub(crate) struct SendingCounts {
+  pub transport: EgressCounts,
+  pub encoded_at: std::collections::VecDeque<Instant>,
+  pub last_skip: Option<Instant>,
+  /// The library encoding (`libvpx`, `openh264`).
+  pub encoder: &'static str,
+}
+
+impl SendingCounts {
+  /// Frames encoded over the last second.
+  pub fn frames_per_second(&self, now: Instant) -> f64 {
+    self
+      .encoded_at
+      .iter()
+      .filter(|t| now.duration_since(**t) <= Duration::from_secs(1))
+      .count() as f64
+  }
+
+  fn encoded(&mut self, now: Instant) {
+    self.encoded_at.push_back(now);
+    while self
+      .encoded_at
+      .front()
+      .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(1))
+    {
+      self.encoded_at.pop_front();
+    }
+  }
 }
 
 /// The transport and transceiver (mid) a track's frames are written to.
@@ -68,6 +104,14 @@ impl EncoderControl {
     *self.route.lock().unwrap_or_else(|e| e.into_inner()) = Some(route);
     self.new_route.store(true, Ordering::Relaxed);
     self.keyframe.store(true, Ordering::Relaxed);
+  }
+
+  pub(crate) fn record_egress(&self, counts: EgressCounts) {
+    self.sending.lock().unwrap_or_else(|e| e.into_inner()).transport = counts;
+  }
+
+  fn sending(&self) -> std::sync::MutexGuard<'_, SendingCounts> {
+    self.sending.lock().unwrap_or_else(|e| e.into_inner())
   }
 
   fn write(&self, frame: OutgoingFrame) -> RtcResult<()> {
@@ -220,6 +264,15 @@ impl FrameEncoder for CodecEncoder {
 
   fn codec(&self) -> VideoCodec {
     self.codec
+  }
+}
+
+/// The library that encodes `codec`, as `encoderImplementation` names it.
+fn encoder_name(codec: VideoCodec) -> &'static str {
+  match codec {
+    VideoCodec::Vp8 | VideoCodec::Vp9 => "libvpx",
+    VideoCodec::H264 => "openh264",
+    VideoCodec::Av1 => "libaom",
   }
 }
 
@@ -384,6 +437,7 @@ fn run(
       queue.drain(now_us, pace);
       if !new_route && queue.congested(pace, interval_us) {
         control.frames_skipped.fetch_add(1, Ordering::Relaxed);
+        control.sending().last_skip = Some(Instant::now());
         adaptation.record(FrameOutcome::Skipped, rate.current(), now_us);
         continue;
       }
@@ -452,6 +506,11 @@ fn run(
           trailer_len,
         };
         control.frames_encoded.fetch_add(1, Ordering::Relaxed);
+        {
+          let mut sending = control.sending();
+          sending.encoded(Instant::now());
+          sending.encoder = encoder_name(encoder.codec());
+        }
         let (sent_width, sent_height) = encoder.coded_size(size.width, size.height);
         control.sent_width.store(sent_width, Ordering::Relaxed);
         control.sent_height.store(sent_height, Ordering::Relaxed);

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use livekit_protocol as proto;
 use tokio::sync::{mpsc, oneshot};
@@ -30,7 +30,7 @@ struct LocalInner {
 }
 
 /// Counters of one layer of a published track, counted by its encoder thread.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct LayerPublishStats {
   /// The layer's RTP stream id (`q`, `h`, `f`); empty for a track sent without simulcast.
   pub rid: String,
@@ -48,10 +48,27 @@ pub struct LayerPublishStats {
   pub bytes_sent: u64,
   /// The layer is paused: the estimate leaves nothing for it, or (dynacast) no subscriber wants it.
   pub paused: bool,
+  /// Frames encoded over the last second.
+  pub frames_per_second: f64,
+  /// RTP bytes the transport sent, retransmissions included (counted every half second).
+  pub transport_bytes_sent: u64,
+  /// RTP packets the transport sent, retransmissions included.
+  pub packets_sent: u64,
+  /// NACK messages received for it.
+  pub nack_count: u64,
+  /// PLI messages received for it.
+  pub pli_count: u64,
+  /// FIR messages received for it.
+  pub fir_count: u64,
+  /// `bandwidth` while the estimate holds the layer back (a smaller picture, frames skipped in
+  /// the last 2 s); `none` otherwise.
+  pub quality_limitation_reason: &'static str,
+  /// `libvpx` or `openh264`; empty before the first frame.
+  pub encoder: &'static str,
 }
 
 /// Counters of one published track's send pipeline; with simulcast, the sums over its layers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PublishStats {
   /// Frames the source accepted (all tracks of the source).
   pub frames_captured: u64,
@@ -77,6 +94,10 @@ pub struct PublishStats {
   pub sent_height: u32,
   /// Per layer, lowest first (one entry for a track sent without simulcast).
   pub layers: Vec<LayerPublishStats>,
+  /// The round-trip time to the server from its receiver reports, once known.
+  pub round_trip_time: Option<std::time::Duration>,
+  /// The send-side bandwidth estimate of the connection (0 before the first).
+  pub available_outgoing_bitrate_bps: u64,
 }
 
 /// This process's participant in a room. Cheap to clone.
@@ -335,6 +356,7 @@ impl LocalParticipant {
       frames_captured: view.source.captured_frames(),
       // The top layer's: a frame it never saw was dropped for the full picture.
       frames_dropped: view.slots.last().map_or(0, |s| load(&s.dropped)),
+      available_outgoing_bitrate_bps: view.bwe.estimate(),
       ..Default::default()
     };
     for (control, spec) in view.controls.iter().zip(&view.layers) {
@@ -354,6 +376,15 @@ impl LocalParticipant {
       if !paused && u64::from(w) * u64::from(h) > u64::from(stats.sent_width) * u64::from(stats.sent_height) {
         (stats.sent_width, stats.sent_height) = (w, h);
       }
+      let sending = control.sending.lock().unwrap_or_else(|e| e.into_inner());
+      let now = Instant::now();
+      let skipped_lately = sending
+        .last_skip
+        .is_some_and(|t| now.duration_since(t) < Duration::from_secs(2));
+      let smaller = w != 0 && u64::from(w) * u64::from(h) < u64::from(spec.width) * u64::from(spec.height);
+      if let Some(rtt) = sending.transport.rtt {
+        stats.round_trip_time = Some(rtt);
+      }
       stats.layers.push(LayerPublishStats {
         rid: spec.rid.clone(),
         width: if w == 0 { spec.width } else { w },
@@ -363,6 +394,18 @@ impl LocalParticipant {
         target_bitrate_bps: target,
         bytes_sent: load(&control.bytes_sent),
         paused,
+        frames_per_second: sending.frames_per_second(now),
+        transport_bytes_sent: sending.transport.bytes,
+        packets_sent: sending.transport.packets,
+        nack_count: sending.transport.nacks,
+        pli_count: sending.transport.plis,
+        fir_count: sending.transport.firs,
+        quality_limitation_reason: if !paused && (skipped_lately || smaller) {
+          "bandwidth"
+        } else {
+          "none"
+        },
+        encoder: sending.encoder,
       });
     }
     Some(stats)

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::decoder_task::{DecoderInput, EncodedFrame};
 use crate::options::VideoCodec;
-use crate::stats::IngressCounts;
+use crate::stats::{EgressCounts, IngressCounts};
 use crate::video_source::now_us;
 use crate::{RtcError, RtcResult};
 
@@ -40,6 +40,12 @@ pub enum PcEvent {
   },
   BitrateEstimate {
     bps: u64,
+  },
+  /// Publisher: what the transport counted for a sent track (layer).
+  EgressStats {
+    mid: String,
+    rid: Option<String>,
+    counts: EgressCounts,
   },
   /// Subscriber: the server added a track; `stream_id` is `PA_xxx|TR_xxx`.
   TrackAdded {
@@ -96,6 +102,27 @@ fn translate(event: TransportEvent) -> Option<PcEvent> {
       rid,
     },
     TransportEvent::BitrateEstimate { bps } => PcEvent::BitrateEstimate { bps },
+    TransportEvent::EgressStats {
+      mid,
+      rid,
+      bytes,
+      packets,
+      nacks,
+      plis,
+      firs,
+      rtt,
+    } => PcEvent::EgressStats {
+      mid: mid.to_string(),
+      rid,
+      counts: EgressCounts {
+        bytes,
+        packets,
+        nacks,
+        plis,
+        firs,
+        rtt,
+      },
+    },
     TransportEvent::TrackAdded {
       mid,
       stream_id,

@@ -1,7 +1,8 @@
 //! Receive statistics of a remote video track, named as the WebRTC statistics spec names an
 //! inbound RTP stream's (`RTCInboundRtpStreamStats`): what lkrtc itself counted, from the
 //! transport (bytes, packets, NACK/PLI/FIR sent, jitter, packets lost for good) and from the
-//! track's decoder (frames received, decoded, dropped; size; frame rate; freezes).
+//! track's decoder (frames received, decoded, dropped; size; frame rate; freezes). The send
+//! side's counts (per layer) live with each encoder (`EncoderControl`).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -57,6 +58,17 @@ pub(crate) struct IngressCounts {
   pub plis: u64,
   pub firs: u64,
   pub jitter_s: f64,
+}
+
+/// What the transport counted for one sent stream (cumulative).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct EgressCounts {
+  pub bytes: u64,
+  pub packets: u64,
+  pub nacks: u64,
+  pub plis: u64,
+  pub firs: u64,
+  pub rtt: Option<Duration>,
 }
 
 /// The counters one track's decoder path and transport update; read by `get_stats`.

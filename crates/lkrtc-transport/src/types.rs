@@ -121,6 +121,25 @@ pub enum TransportEvent {
     /// Bits per second available for all of this transport's media.
     bps: u64,
   },
+  /// Publisher: what the transport counted for a sent track (layer) so far, every half second.
+  EgressStats {
+    /// The track, as returned by `add_video_track`.
+    mid: Mid,
+    /// The simulcast layer; `None` for a single-layer track.
+    rid: Option<String>,
+    /// RTP bytes sent, retransmissions included.
+    bytes: u64,
+    /// RTP packets sent, retransmissions included.
+    packets: u64,
+    /// NACK messages received.
+    nacks: u64,
+    /// PLI messages received.
+    plis: u64,
+    /// FIR messages received.
+    firs: u64,
+    /// Round-trip time from the receiver's reports, once known.
+    rtt: Option<std::time::Duration>,
+  },
   /// Subscriber: a remote video m-line started receiving.
   TrackAdded {
     /// SDP mid of the m-line.

@@ -629,6 +629,7 @@ impl Engine {
       }
       PcEvent::KeyframeRequest { mid, rid } => self.keyframe_requested(&mid, rid.as_deref()),
       PcEvent::BitrateEstimate { bps } => self.bwe_bps.store(bps, Ordering::Relaxed),
+      PcEvent::EgressStats { mid, rid, counts } => self.publish.record_egress(&mid, rid.as_deref(), counts),
       PcEvent::TrackAdded {
         mid,
         stream_id,

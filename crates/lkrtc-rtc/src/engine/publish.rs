@@ -21,6 +21,7 @@ use crate::options::VideoCodec;
 use crate::publication::LocalTrackPublication;
 use crate::send_control::{LayerLimits, LayerShare, SendBudget};
 use crate::simulcast::LayerSpec;
+use crate::stats::EgressCounts;
 use crate::video_source::{FrameSlot, VideoSource};
 use crate::{RtcError, RtcResult};
 
@@ -108,6 +109,8 @@ pub(crate) struct PublishedTrack {
   slots: Vec<Arc<FrameSlot>>,
   layers: Vec<LayerSpec>,
   layer_share: Option<Arc<LayerShare>>,
+  /// The connection's send-side estimate.
+  bwe: Arc<SendBudget>,
 }
 
 impl PublishedTrack {
@@ -118,6 +121,7 @@ impl PublishedTrack {
       slots: self.slots.clone(),
       controls: self.controls.clone(),
       layers: self.layers.clone(),
+      bwe: self.bwe.clone(),
     }
   }
 
@@ -223,6 +227,16 @@ impl Publishing {
       .find(|(_, t)| t.publication.sid == sid)
       .map(|(cid, _)| cid.clone())?;
     self.republishing.remove(&cid).map(|t| (t, false))
+  }
+
+  /// What the transport counted for the layer `rid` of the track on `mid`.
+  pub(super) fn record_egress(&self, mid: &str, rid: Option<&str>, counts: EgressCounts) {
+    let Some(track) = self.tracks.values().find(|t| t.mid == mid) else {
+      return;
+    };
+    if let Some(control) = track.controls.iter().find(|c| c.rid.as_deref() == rid) {
+      control.record_egress(counts);
+    }
   }
 
   /// A keyframe was asked for on transceiver `mid` (layer `rid`, or all): tells its encoders.
@@ -381,6 +395,7 @@ impl Engine {
       slots,
       layers,
       layer_share: layer_share.clone(),
+      bwe: self.bwe_bps.clone(),
     };
     let started = StartedTrack {
       publication: publication.clone(),
@@ -605,6 +620,7 @@ mod tests {
       source,
       layers: vec![],
       layer_share: None,
+      bwe: Arc::default(),
     }
   }
 

@@ -10,6 +10,7 @@ use crate::encoder_task::EncoderControl;
 use crate::events::ConnectionState;
 use crate::participant::RemoteParticipant;
 use crate::publication::{LocalTrackPublication, RemoteTrackSettings};
+use crate::send_control::SendBudget;
 use crate::simulcast::LayerSpec;
 use crate::video_source::{FrameSlot, VideoSource};
 
@@ -35,6 +36,8 @@ pub(crate) struct PublishedView {
   pub slots: Vec<Arc<FrameSlot>>,
   pub controls: Vec<Arc<EncoderControl>>,
   pub layers: Vec<LayerSpec>,
+  /// The connection's send-side estimate.
+  pub bwe: Arc<SendBudget>,
 }
 
 impl Shared {

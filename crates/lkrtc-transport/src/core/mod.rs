@@ -481,6 +481,20 @@ impl Core {
         }
       }
       Event::EgressBitrateEstimate(kind) => self.on_bitrate_estimate(kind),
+      Event::MediaEgressStats(s) => {
+        if let Some(t) = self.tracks.iter().find(|t| t.rtc == Some(s.mid)) {
+          self.events.push_back(TransportEvent::EgressStats {
+            mid: t.local,
+            rid: s.rid.map(|rid| rid.to_string()),
+            bytes: s.bytes,
+            packets: s.packets,
+            nacks: s.nacks,
+            plis: s.plis,
+            firs: s.firs,
+            rtt: s.rtt,
+          });
+        }
+      }
       Event::MediaIngressStats(s) => {
         if let Some(r) = self.remote.get(&s.mid) {
           self.events.push_back(TransportEvent::IngressStats {
