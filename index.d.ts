@@ -9,6 +9,18 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** The encoded frames of one remote video track. */
+export declare class NativeEncodedVideoStream {
+  /** `capacity`: frames kept for a slow reader (0: the default, 60). */
+  constructor(track: NativeRemoteVideoTrack, capacity: number)
+  /** The next frame; `null` once the stream has ended (closed, track unsubscribed, room left). */
+  next(): Promise<NativeEncodedFrameEvent | null>
+  /** Frames lost to a slow reader (the stream then resumed at a keyframe). */
+  get droppedFrames(): number
+  /** Ends the stream: a pending `next()` resolves with `null`. Idempotent. */
+  close(): void
+}
+
 /** A video track over a source, ready to publish. */
 export declare class NativeLocalVideoTrack {
   static createVideoTrack(name: string, source: NativeVideoSource): NativeLocalVideoTrack
@@ -236,6 +248,20 @@ export interface NativeConnectOptions {
 
 /** Signs a join token. */
 export declare function nativeCreateToken(options: NativeTokenOptions): string
+
+/** One encoded frame. */
+export interface NativeEncodedFrameEvent {
+  /** The frame as the sender's encoder made it. */
+  data: Buffer
+  codec: 'vp8' | 'h264' | 'vp9' | 'av1'
+  keyframe: boolean
+  /** Capture time in microseconds. */
+  timestampUs: number
+  /** The RTP timestamp (90 kHz). */
+  rtpTimestamp: number
+  rotation: VideoRotation
+  metadata?: NativeFrameMetadata
+}
 
 /** A frame's metadata (LiveKit's packet trailer). */
 export interface NativeFrameMetadata {

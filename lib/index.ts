@@ -53,3 +53,4 @@ export {
   type VideoStreamEndReason,
   type VideoStreamOptions,
 } from './video_stream.js'
+export { EncodedVideoStream, type EncodedVideoFrameEvent, type EncodedVideoStreamOptions } from './encoded_stream.js'

@@ -10,7 +10,11 @@ import {
 } from './errors.js'
 
 export interface VideoSourceOptions {
-  /** Encode for screen content (LiveKit's screen-share presets). Default `false`. */
+  /**
+   * Screen content (a shared screen, slides, a document): LiveKit's screen-share bitrate presets,
+   * the encoders' screen-content modes (sharper text), and `'maintain-resolution'` on a thin link.
+   * Default `false`.
+   */
   isScreencast?: boolean
 }
 

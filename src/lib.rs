@@ -3,6 +3,7 @@
 //! The Node binding of lkrtc: thin #[napi] wrappers over crates/lkrtc-video and crates/lkrtc-rtc.
 //! The TypeScript facade in lib/ builds the public API on top.
 
+mod encoded_stream;
 mod error;
 mod js_memory;
 mod room;

@@ -47,6 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let frames: Vec<VideoFrame> = (0..FRAMES).map(|n| pattern(w, h, n)).collect();
     for codec in [VideoCodec::Vp8, VideoCodec::H264] {
       let config = EncoderConfig {
+        screen_content: false,
         width: w,
         height: h,
         bitrate_bps: bitrate,

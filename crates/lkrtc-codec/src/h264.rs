@@ -126,7 +126,11 @@ impl H264Encoder {
     let threads = encoder_threads(w, h);
     let fps = clamp_fps(config.max_framerate) as f32;
     let bitrate = bitrate_c(config.bitrate_bps);
-    params.iUsageType = sys::CAMERA_VIDEO_REAL_TIME;
+    params.iUsageType = if config.screen_content {
+      sys::SCREEN_CONTENT_REAL_TIME
+    } else {
+      sys::CAMERA_VIDEO_REAL_TIME
+    };
     params.iPicWidth = w as c_int;
     params.iPicHeight = h as c_int;
     params.iTargetBitrate = bitrate;

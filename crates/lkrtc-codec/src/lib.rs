@@ -24,6 +24,9 @@ pub struct EncoderConfig {
   pub bitrate_bps: u32,
   /// The frame rate the rate control plans for.
   pub max_framerate: f64,
+  /// Screen content (text, UI, slides): the codecs' screen-content modes (VP8's screen content
+  /// mode, VP9's screen tuning, openh264's screen usage), which keep edges and text sharp.
+  pub screen_content: bool,
 }
 
 /// One encoded frame. VP8, VP9: one frame as their RTP payload formats carry it. H.264: an

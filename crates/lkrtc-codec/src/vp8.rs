@@ -192,7 +192,10 @@ impl VpxEncoder {
         sys::VP8E_SET_MAX_INTRA_BITRATE_PCT as c_int,
         max_intra_pct(fps) as c_int,
       ),
-      (sys::VP8E_SET_SCREEN_CONTENT_MODE as c_int, 0),
+      (
+        sys::VP8E_SET_SCREEN_CONTENT_MODE as c_int,
+        c_int::from(config.screen_content),
+      ),
     ];
     Self::open(VideoCodec::Vp8, iface, config, cfg, &controls)
   }

@@ -71,7 +71,7 @@ pub(crate) fn new_encoder(config: &EncoderConfig) -> Result<VpxEncoder, CodecErr
 
   // Tile columns as log2: one per thread, so row-mt threads have columns to share.
   let tile_columns = c_uint::BITS - threads.max(1).leading_zeros() - 1;
-  let controls: [(c_int, c_int); 8] = [
+  let controls: [(c_int, c_int); 9] = [
     (sys::VP8E_SET_CPUUSED as c_int, cpu_speed(config.width, config.height)),
     // Cyclic refresh: refreshes a share of blocks each frame, as libwebrtc's real-time mode.
     (sys::VP9E_SET_AQ_MODE as c_int, 3),
@@ -84,6 +84,8 @@ pub(crate) fn new_encoder(config: &EncoderConfig) -> Result<VpxEncoder, CodecErr
       max_intra_pct(fps) as c_int,
     ),
     (sys::VP8E_SET_STATIC_THRESHOLD as c_int, 1),
+    // VP9E_CONTENT_SCREEN (1) or VP9E_CONTENT_DEFAULT (0).
+    (sys::VP9E_SET_TUNE_CONTENT as c_int, c_int::from(config.screen_content)),
   ];
   VpxEncoder::open(VideoCodec::Vp9, iface, config, cfg, &controls)
 }

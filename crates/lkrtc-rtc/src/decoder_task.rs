@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use lkrtc_video::VideoRotation;
 
+use crate::encoded_stream::EncodedFrameEvent;
 use crate::options::VideoCodec;
 use crate::remote_track::RemoteVideoTrack;
 use crate::stats::{InboundCounters, IngressCounts};
@@ -261,11 +262,25 @@ fn run(
         }
       }
     }
+    let timestamp_us = clock.timestamp_us(frame.rtp_time, frame.capture_time_us, frame.arrival_us);
+    if track.0.has_encoded_streams() {
+      let event = EncodedFrameEvent {
+        data: Arc::new(frame.data.clone()),
+        codec: frame.codec,
+        keyframe: frame.keyframe,
+        timestamp_us,
+        rtp_timestamp: frame.rtp_time,
+        rotation: frame.rotation,
+        metadata,
+      };
+      if track.0.deliver_encoded(&event) {
+        request_keyframe();
+      }
+    }
     match decoder.decode(&frame.data) {
       Ok(Some(decoded)) => {
         let name = decoder_name(codec);
         counters.decoded(Instant::now(), decoded.width(), decoded.height(), frame.keyframe, name);
-        let timestamp_us = clock.timestamp_us(frame.rtp_time, frame.capture_time_us, frame.arrival_us);
         track.0.deliver(VideoFrameEvent {
           frame: Arc::new(decoded),
           timestamp_us,
@@ -290,6 +305,7 @@ mod tests {
 
   fn encoded(codec: VideoCodec, n: usize) -> Vec<(Vec<u8>, bool)> {
     let config = lkrtc_codec::EncoderConfig {
+      screen_content: false,
       width: 64,
       height: 64,
       bitrate_bps: 200_000,
@@ -367,6 +383,7 @@ mod tests {
   /// `n` frames of a `size`x`size` picture of luma `y` (grey), encoded from a keyframe.
   fn encoded_grey(codec: VideoCodec, size: u32, y: u8, n: usize) -> Vec<(Vec<u8>, bool)> {
     let config = lkrtc_codec::EncoderConfig {
+      screen_content: false,
       width: size,
       height: size,
       bitrate_bps: 300_000,

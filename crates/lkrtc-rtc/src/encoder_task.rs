@@ -223,14 +223,22 @@ struct CodecEncoder {
   inner: Box<dyn lkrtc_codec::VideoEncoder>,
   codec: VideoCodec,
   max_framerate: f64,
+  screen_content: bool,
 }
 
-fn codec_config(width: u32, height: u32, bps: u64, max_framerate: f64) -> lkrtc_codec::EncoderConfig {
+fn codec_config(
+  width: u32,
+  height: u32,
+  bps: u64,
+  max_framerate: f64,
+  screen_content: bool,
+) -> lkrtc_codec::EncoderConfig {
   lkrtc_codec::EncoderConfig {
     width,
     height,
     bitrate_bps: bps.clamp(1000, u64::from(u32::MAX)) as u32,
     max_framerate: max_framerate.clamp(1.0, 240.0),
+    screen_content,
   }
 }
 
@@ -253,7 +261,7 @@ impl FrameEncoder for CodecEncoder {
   }
 
   fn resize(&mut self, width: u32, height: u32, bps: u64) -> RtcResult<()> {
-    let config = codec_config(width, height, bps, self.max_framerate);
+    let config = codec_config(width, height, bps, self.max_framerate, self.screen_content);
     self.inner = lkrtc_codec::new_encoder(self.codec, &config).map_err(|e| RtcError::Codec(e.to_string()))?;
     Ok(())
   }
@@ -277,18 +285,27 @@ fn encoder_name(codec: VideoCodec) -> &'static str {
 }
 
 /// Creates the encoder up front, so a codec problem fails a publish before the server hears of it.
+/// `screen_content`: a screencast source, encoded in the codec's screen-content mode.
 pub(crate) fn new_encoder(
   codec: VideoCodec,
   width: u32,
   height: u32,
   encoding: VideoEncoding,
+  screen_content: bool,
 ) -> RtcResult<Box<dyn FrameEncoder>> {
-  let config = codec_config(width, height, encoding.max_bitrate, encoding.max_framerate);
+  let config = codec_config(
+    width,
+    height,
+    encoding.max_bitrate,
+    encoding.max_framerate,
+    screen_content,
+  );
   match lkrtc_codec::new_encoder(codec, &config) {
     Ok(encoder) => Ok(Box::new(CodecEncoder {
       inner: encoder,
       codec,
       max_framerate: encoding.max_framerate,
+      screen_content,
     })),
     Err(e) => Err(RtcError::Codec(e.to_string())),
   }
@@ -577,7 +594,7 @@ mod tests {
       max_bitrate: 300_000,
       max_framerate: 30.0,
     };
-    let encoder = new_encoder(VideoCodec::Vp8, 320, 240, encoding).unwrap();
+    let encoder = new_encoder(VideoCodec::Vp8, 320, 240, encoding, false).unwrap();
     let control = Arc::new(EncoderControl::for_layer(EncoderRoute { pc, mid: "0".into() }, None));
     let slot = source.attach();
     let params = EncoderParams {
@@ -632,7 +649,7 @@ mod tests {
       max_bitrate: 100_000,
       max_framerate: 10.0,
     };
-    let encoder = new_encoder(VideoCodec::Vp8, 64, 64, encoding).unwrap();
+    let encoder = new_encoder(VideoCodec::Vp8, 64, 64, encoding, false).unwrap();
     let control = Arc::new(EncoderControl::for_layer(EncoderRoute { pc, mid: "0".into() }, None));
     let slot = source.attach();
     let params = EncoderParams {
@@ -672,7 +689,7 @@ mod tests {
       max_bitrate: 800_000,
       max_framerate: 30.0,
     };
-    let encoder = new_encoder(VideoCodec::Vp8, 640, 360, encoding).unwrap();
+    let encoder = new_encoder(VideoCodec::Vp8, 640, 360, encoding, false).unwrap();
     let control = Arc::new(EncoderControl::for_layer(EncoderRoute { pc, mid: "0".into() }, None));
     let budget = Arc::new(SendBudget::default());
     budget.store(budget_bps, Ordering::Relaxed);

@@ -8,6 +8,7 @@
 
 pub mod data;
 mod decoder_task;
+pub mod encoded_stream;
 mod encoder_task;
 mod engine;
 mod error;
@@ -31,6 +32,7 @@ pub mod video_source;
 pub mod video_stream;
 
 pub use data::{DataPacketKind, DataPublishOptions};
+pub use encoded_stream::{EncodedFrameEvent, EncodedVideoStream, DEFAULT_ENCODED_CAPACITY};
 pub use error::{RtcError, RtcResult};
 pub use events::{ConnectionState, RoomEvent};
 pub use frame_metadata::FrameMetadata;

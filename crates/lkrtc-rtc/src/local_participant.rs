@@ -252,7 +252,7 @@ impl LocalParticipant {
     // publish cleanly.
     let encoders = specs
       .iter()
-      .map(|l| encoder_task::new_encoder(codec, l.width, l.height, l.encoding))
+      .map(|l| encoder_task::new_encoder(codec, l.width, l.height, l.encoding, source.is_screencast()))
       .collect::<RtcResult<Vec<_>>>()?;
 
     let cid = new_cid();

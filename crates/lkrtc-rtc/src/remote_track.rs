@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
+use crate::encoded_stream::{EncodedFrameEvent, EncodedQueue};
 use crate::stats::{InboundCounters, InboundVideoStats};
 use crate::stream_queue::{self, StreamQueue, VideoFrameEvent};
 
@@ -81,6 +82,8 @@ struct TrackInner {
   streams_changed: OnceLock<Arc<StreamsChanged>>,
   /// What its transport and decoder counted.
   counters: Arc<InboundCounters>,
+  /// Its encoded streams.
+  encoded: Mutex<Vec<Arc<EncodedQueue>>>,
 }
 
 /// A remote video track we receive. Cheap to clone.
@@ -111,6 +114,7 @@ impl RemoteVideoTrack {
         successor: OnceLock::new(),
         streams_changed: OnceLock::new(),
         counters: Arc::default(),
+        encoded: Mutex::new(Vec::new()),
       }),
     }
   }
@@ -237,6 +241,45 @@ impl RemoteVideoTrack {
     for queue in streams.drain(..) {
       queue.close();
     }
+    drop(streams);
+    for queue in self.inner.encoded.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+      queue.close();
+    }
+  }
+
+  /// Adds an encoded stream; one attached to an ended track is closed at once.
+  pub(crate) fn attach_encoded(&self, queue: Arc<EncodedQueue>) {
+    let mut encoded = self.inner.encoded.lock().unwrap_or_else(|e| e.into_inner());
+    if self.is_ended() {
+      queue.close();
+    } else {
+      encoded.push(queue);
+    }
+  }
+
+  pub(crate) fn detach_encoded(&self, queue: &Arc<EncodedQueue>) {
+    self
+      .inner
+      .encoded
+      .lock()
+      .unwrap_or_else(|e| e.into_inner())
+      .retain(|q| !Arc::ptr_eq(q, queue));
+  }
+
+  /// Hands an encoded frame to every encoded stream; true when one needs a keyframe.
+  pub(crate) fn deliver_encoded(&self, event: &EncodedFrameEvent) -> bool {
+    let encoded = self.inner.encoded.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    // Every stream gets the frame, whichever asks.
+    let mut ask = false;
+    for queue in &encoded {
+      ask |= queue.push(event);
+    }
+    ask
+  }
+
+  /// Whether an encoded stream reads it.
+  pub(crate) fn has_encoded_streams(&self) -> bool {
+    !self.inner.encoded.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
   }
 }
 
