@@ -102,9 +102,21 @@ fn link_and_bind(lib: &CLib) -> pkg_config::Library {
   found
 }
 
-/// The directory in which the C compiler would find `file`, if it finds it.
+/// The directory in which the target's C compiler would find `file`, if it finds it. The
+/// compiler is looked up as the cc crate does (`CC_<target>`, `TARGET_CC`, `CC`), so that a cross
+/// build finds the target's archive (e.g. /usr/lib/aarch64-linux-gnu), never the host's.
 fn compiler_lib_dir(file: &str) -> Option<PathBuf> {
-  let cc = env::var("CC").unwrap_or_else(|_| "cc".into());
+  let target = env::var("TARGET").unwrap_or_default();
+  let vars = [
+    format!("CC_{target}"),
+    format!("CC_{}", target.replace('-', "_")),
+    "TARGET_CC".into(),
+    "CC".into(),
+  ];
+  for var in &vars {
+    println!("cargo:rerun-if-env-changed={var}");
+  }
+  let cc = vars.iter().find_map(|var| env::var(var).ok()).unwrap_or_else(|| "cc".into());
   let out = std::process::Command::new(cc)
     .arg(format!("-print-file-name={file}"))
     .output()
