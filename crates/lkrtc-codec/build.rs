@@ -116,7 +116,10 @@ fn compiler_lib_dir(file: &str) -> Option<PathBuf> {
   for var in &vars {
     println!("cargo:rerun-if-env-changed={var}");
   }
-  let cc = vars.iter().find_map(|var| env::var(var).ok()).unwrap_or_else(|| "cc".into());
+  let cc = vars
+    .iter()
+    .find_map(|var| env::var(var).ok())
+    .unwrap_or_else(|| "cc".into());
   let out = std::process::Command::new(cc)
     .arg(format!("-print-file-name={file}"))
     .output()
