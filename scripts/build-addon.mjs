@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 // Builds the native addon (release unless --debug) and regenerates index.js / index.d.ts.
 // Extra arguments go to `napi build` (e.g. --target x86_64-unknown-linux-gnu).
-// On linux targets (glibc and musl) the C++ runtime of openh264 and libyuv is linked statically
-// (see build.rs).
+// On linux-gnu targets the C++ runtime of openh264 is linked statically (see build.rs).
 import { spawnSync } from 'node:child_process'
 import { arch, platform } from 'node:process'
 
@@ -15,7 +14,7 @@ const hostGnu = glibc ? `${arch === 'arm64' ? 'aarch64' : 'x86_64'}-unknown-linu
 const target = targetIndex >= 0 ? rest[targetIndex + 1] : hostGnu
 
 const env = { ...process.env }
-if (/-linux-(gnu|musl)$/.test(target)) env[`CXXSTDLIB_${target.replaceAll('-', '_')}`] = ''
+if (target.endsWith('-linux-gnu')) env[`CXXSTDLIB_${target.replaceAll('-', '_')}`] = ''
 
 const napiArgs = [
   'napi',

