@@ -9,7 +9,9 @@ fn main() {
   let var = format!("CXXSTDLIB_{}", target.replace('-', "_"));
   println!("cargo:rerun-if-env-changed={var}");
   if target.ends_with("-linux-gnu") && std::env::var(&var).is_ok_and(|v| v.is_empty()) {
-    for arg in ["-Wl,-Bstatic", "-lstdc++", "-Wl,-Bdynamic"] {
+    // libgcc.a after it: GCC builds libstdc++.a for aarch64 with outline atomics, whose helpers
+    // (`__aarch64_swp4_acq_rel`, ...) live there; rustc links only libgcc_s, which lacks them.
+    for arg in ["-Wl,-Bstatic", "-lstdc++", "-lgcc", "-Wl,-Bdynamic"] {
       println!("cargo:rustc-link-arg-cdylib={arg}");
     }
   }
