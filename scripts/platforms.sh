@@ -111,9 +111,20 @@ target_env() {
       # C through musl-gcc; C++ (openh264, libyuv) with g++, linked to the C++ runtime
       # dynamically (libstdc++.so.6: Debian's libstdc++.a is built for glibc and needs glibc's
       # internals); a dynamic musl library (cdylib), so no crt-static; Debian's libvpx.a and
-      # libaom.a are plain C over the C library's standard interface, and link as they are.
+      # libaom.a are plain C over the C library's interface (the few glibc-only functions they
+      # call: crates/lkrtc-codec/src/glibc_compat.c), taken from a directory of their own so
+      # that no -L puts glibc's libc.so before musl's.
+      mkdir -p "$TOOLS/glibc-archives"
+      ln -sf /usr/lib/x86_64-linux-gnu/libvpx.a /usr/lib/x86_64-linux-gnu/libaom.a "$TOOLS/glibc-archives/"
+      export LKRTC_VPX_LIB_DIR=$TOOLS/glibc-archives LKRTC_AOM_LIB_DIR=$TOOLS/glibc-archives
       export CC_x86_64_unknown_linux_musl=musl-gcc CXX_x86_64_unknown_linux_musl=g++ AR_x86_64_unknown_linux_musl=ar
-      export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=musl-gcc
+      # The link needs a libgcc_s.so.1 to resolve against (NEEDED libgcc_s.so.1, musl's at run
+      # time): musl-gcc searches musl's directory only, so a wrapper adds one holding the host's.
+      mkdir -p "$TOOLS/musl-link"
+      ln -sf /lib/x86_64-linux-gnu/libgcc_s.so.1 "$TOOLS/musl-link/libgcc_s.so.1"
+      printf '#!/bin/sh\nexec musl-gcc "$@" -L%s\n' "$TOOLS/musl-link" >"$TOOLS/musl-link/cc"
+      chmod +x "$TOOLS/musl-link/cc"
+      export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=$TOOLS/musl-link/cc
       export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C target-feature=-crt-static"
       export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUNNER="${MUSL_RUN[*]}"
       export PKG_CONFIG_ALLOW_CROSS=1

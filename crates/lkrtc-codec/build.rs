@@ -41,6 +41,18 @@ fn main() {
     types: "aom_.*|aome_.*|aomd_.*|av1d_.*|AOM.*|AV1.*",
     vars: "AOM_.*|AV1_.*|AOMD_.*|AV1D_.*|AOME_.*|AV1E_.*",
   });
+  // On musl, the glibc-only functions those archives call (see the file); after them in the link
+  // line, whole, so that every reference from them resolves inside the library.
+  if env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("musl") {
+    println!("cargo:rerun-if-changed=src/glibc_compat.c");
+    cc::Build::new()
+      .file("src/glibc_compat.c")
+      .cargo_metadata(false)
+      .compile("lkrtc_glibc_compat");
+    let out = env::var("OUT_DIR").unwrap_or_default();
+    println!("cargo:rustc-link-search=native={out}");
+    println!("cargo:rustc-link-lib=static:+whole-archive=lkrtc_glibc_compat");
+  }
 }
 
 /// Links `lib.name` statically (its `.a` from the Debian package) and writes its bindings, for
