@@ -160,7 +160,8 @@ for t in $PLATFORMS; do
   (
     target_env "$t"
     start=$(date +%s)
-    node scripts/build-addon.mjs --target "$t" >/dev/null
+    # (`set -e` does not hold in a subshell whose status is tested: each step says so itself.)
+    node scripts/build-addon.mjs --target "$t" >/dev/null || exit 1
     build=$(($(date +%s) - start))
     needed=$(readelf -d "$ADDON" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | paste -sd ' ')
     floor=$(objdump -T "$ADDON" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
