@@ -305,7 +305,14 @@ for (const codec of CODECS) {
             seen.push({ colour: leftHalfColour(frame), metadata, size: `${frame.width}x${frame.height}` })
           }
         })()
-        await new Promise((r) => setTimeout(r, 6000))
+        // Until 25 frames and every colour have come (frames this large can stall a while on a
+        // loaded machine), 30 s at most.
+        const deadline = Date.now() + 30_000
+        while (Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 250))
+          const colours = new Set(seen.map((f) => f.colour))
+          if (seen.length >= 25 && SEQUENCE.every((c) => colours.has(c))) break
+        }
         stream.close()
         await reading
         const stats = lk.localParticipant.publishStats(publication.sid)
