@@ -84,6 +84,16 @@ pub fn new_encoder(codec: VideoCodec, config: &EncoderConfig) -> Result<Box<dyn 
   })
 }
 
+/// The library that encodes and decodes `codec` here, as WebRTC's statistics name it
+/// (`encoderImplementation`, `decoderImplementation`).
+pub fn library_name(codec: VideoCodec) -> &'static str {
+  match codec {
+    VideoCodec::Vp8 | VideoCodec::Vp9 => "libvpx",
+    VideoCodec::H264 => "openh264",
+    VideoCodec::Av1 => "libaom",
+  }
+}
+
 /// The size of the pictures `codec`'s encoder sends for `width` x `height` frames: H.264 drops
 /// an odd last column and row (4:2:0 H.264 codes even sizes only); the others send the frame.
 pub fn coded_size(codec: VideoCodec, width: u32, height: u32) -> (u32, u32) {

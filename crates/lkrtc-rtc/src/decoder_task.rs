@@ -131,15 +131,6 @@ impl DecoderInput {
   }
 }
 
-/// The library that decodes `codec`, as `decoderImplementation` names it.
-fn decoder_name(codec: VideoCodec) -> &'static str {
-  match codec {
-    VideoCodec::Vp8 | VideoCodec::Vp9 => "libvpx",
-    VideoCodec::H264 => "openh264",
-    VideoCodec::Av1 => "libaom",
-  }
-}
-
 /// A received timestamp this far (µs) behind the previous one restarts the sequence.
 const CLOCK_RESET_US: i64 = 1_000_000;
 
@@ -279,7 +270,7 @@ fn run(
     }
     match decoder.decode(&frame.data) {
       Ok(Some(decoded)) => {
-        let name = decoder_name(codec);
+        let name = lkrtc_codec::library_name(codec);
         counters.decoded(Instant::now(), decoded.width(), decoded.height(), frame.keyframe, name);
         track.0.deliver(VideoFrameEvent {
           frame: Arc::new(decoded),

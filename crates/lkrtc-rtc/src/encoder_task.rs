@@ -275,15 +275,6 @@ impl FrameEncoder for CodecEncoder {
   }
 }
 
-/// The library that encodes `codec`, as `encoderImplementation` names it.
-fn encoder_name(codec: VideoCodec) -> &'static str {
-  match codec {
-    VideoCodec::Vp8 | VideoCodec::Vp9 => "libvpx",
-    VideoCodec::H264 => "openh264",
-    VideoCodec::Av1 => "libaom",
-  }
-}
-
 /// Creates the encoder up front, so a codec problem fails a publish before the server hears of it.
 /// `screen_content`: a screencast source, encoded in the codec's screen-content mode.
 pub(crate) fn new_encoder(
@@ -526,7 +517,7 @@ fn run(
         {
           let mut sending = control.sending();
           sending.encoded(Instant::now());
-          sending.encoder = encoder_name(encoder.codec());
+          sending.encoder = lkrtc_codec::library_name(encoder.codec());
         }
         let (sent_width, sent_height) = encoder.coded_size(size.width, size.height);
         control.sent_width.store(sent_width, Ordering::Relaxed);
