@@ -99,7 +99,8 @@ serial('a room whose UDP is blocked from the start streams over TCP', async (t) 
   lab.clear()
   lab.apply(udp(true))
   const c = await call(8)
-  // Whatever arrived crossed TCP: no UDP packet leaves either client.
+  // Whatever arrived crossed TCP: no UDP packet leaves either client (the clients did try).
+  t.true(lab.dropped() > 0, 'the block dropped UDP packets')
   const late = c.arrivedSince(4)
   t.true(late.length >= c.sentSince(4) / 2, `${late.length} of the last ${c.sentSince(4)} frames arrived`)
   t.true(c.sub.numbers.length >= c.pub.sent / 2, `${c.sub.numbers.length} of ${c.pub.sent} frames arrived`)
@@ -112,6 +113,7 @@ serial('a call whose UDP is blocked midway carries on over TCP', async (t) => {
     c.arrivedSince(0).filter((n) => n < c.sentSince(0) - c.sentSince(4)).length > 60,
     'frames flowed before the block',
   )
+  t.true(lab.dropped() > 0, 'the block dropped UDP packets')
   // The move to TCP may take a resume (an ICE restart); by the last 10 s video must flow again
   // (at a rate the new path's estimate allows: a quarter of the frames at least, as under a cap).
   const late = c.arrivedSince(40)
@@ -143,6 +145,7 @@ serial('video keeps flowing under 3% loss each way with few freezes', async (t) 
   lab.clear()
   for (const a of everyDirection((l, d) => loss(l, d, 3))) lab.apply(a)
   const c = await call(15)
+  t.true(lab.dropped() > 0, 'the loss rules dropped packets')
   // From 3 s on: NACK and RTX recover lost packets, a frame that cannot be completed costs a
   // keyframe, and the picture never stalls for long.
   const sent = c.sentSince(3)

@@ -12,8 +12,14 @@ const NETLAB = join(ROOT, 'scripts/netlab.sh')
 export function labUnavailable(): string | undefined {
   if (process.platform !== 'linux') return 'network namespaces need Linux'
   if (process.getuid?.() !== 0) return 'network namespaces need root'
+  // The system's directories only: `npm run` puts node_modules/.bin first on PATH, where a
+  // development dependency installs an unrelated `nft`.
+  const env = { ...process.env, PATH: '/usr/sbin:/sbin:/usr/bin:/bin' }
   for (const tool of ['unshare', 'ip', 'tc', 'nft']) {
-    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `${tool} is not installed`
+    if (spawnSync('sh', ['-c', `command -v ${tool}`], { env }).status !== 0) return `${tool} is not installed`
+  }
+  if (!spawnSync('nft', ['--version'], { env, encoding: 'utf8' }).stdout?.includes('nftables')) {
+    return 'nft is not nftables'
   }
   return undefined
 }
@@ -60,6 +66,11 @@ export class Lab {
 
   applyAll(actions: Action[]): void {
     for (const a of actions) this.apply(a)
+  }
+
+  /** Packets the lab's loss and UDP-block rules have dropped so far. */
+  dropped(): number {
+    return Number(execFileSync('bash', [NETLAB, 'dropped', this.id], { encoding: 'utf8' }).trim())
   }
 
   /** Lifts every cap, loss and block. */

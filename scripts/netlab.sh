@@ -16,12 +16,21 @@
 #   netlab.sh loss ID LINK DIR PERCENT    drop PERCENT% of UDP packets at random (nftables)
 #   netlab.sh udp ID block|allow          drop every UDP packet of both clients, or stop
 #   netlab.sh stats ID LINK DIR           "bytes dropped" that left the shaped end so far
+#   netlab.sh dropped ID                  packets the loss and UDP-block rules dropped so far
 #   netlab.sh down ID                     delete the namespaces
 set -euo pipefail
 
 cmd=${1:?command}
 id=${2:?lab id}
 ns() { echo "${id}-$1"; }
+
+# nftables from the system's own directories: `npm run` puts node_modules/.bin first on PATH, and
+# a development dependency installs an unrelated program named `nft` there.
+NFT=$(PATH=/usr/sbin:/sbin:/usr/bin:/bin command -v nft || true)
+if [ "$cmd" != down ] && { [ -z "$NFT" ] || ! "$NFT" --version 2>/dev/null | grep -q nftables; }; then
+  echo "netlab: nftables (nft) is not installed" >&2
+  exit 2
+fi
 
 # The interface (and its namespace) that sends LINK's DIR direction.
 end() {
@@ -39,8 +48,8 @@ end() {
 # One nftables table per namespace holds the lab's rules; chains are made on first use.
 nft_chain() {
   local n=$1 chain=$2 hook=$3
-  ip netns exec "$n" nft add table inet netlab
-  ip netns exec "$n" nft "add chain inet netlab $chain { type filter hook $hook priority 0; }"
+  ip netns exec "$n" "$NFT" add table inet netlab
+  ip netns exec "$n" "$NFT" "add chain inet netlab $chain { type filter hook $hook priority 0; }"
 }
 
 case "$cmd" in
@@ -83,9 +92,9 @@ case "$cmd" in
     read -r n dev < <(end "$3" "$4")
     pct=${5:?percent}
     nft_chain "$n" "loss_$dev" postrouting
-    ip netns exec "$n" nft flush chain inet netlab "loss_$dev"
+    ip netns exec "$n" "$NFT" flush chain inet netlab "loss_$dev"
     if [ "$pct" != 0 ]; then
-      ip netns exec "$n" nft add rule inet netlab "loss_$dev" oifname "$dev" meta l4proto udp numgen random mod 100 lt "$pct" drop
+      ip netns exec "$n" "$NFT" add rule inet netlab "loss_$dev" oifname "$dev" meta l4proto udp numgen random mod 100 lt "$pct" counter drop
     fi
     ;;
   udp)
@@ -93,11 +102,11 @@ case "$cmd" in
       n=$(ns $c)
       nft_chain "$n" udp_in input
       nft_chain "$n" udp_out output
-      ip netns exec "$n" nft flush chain inet netlab udp_in
-      ip netns exec "$n" nft flush chain inet netlab udp_out
+      ip netns exec "$n" "$NFT" flush chain inet netlab udp_in
+      ip netns exec "$n" "$NFT" flush chain inet netlab udp_out
       if [ "$3" = block ]; then
-        ip netns exec "$n" nft add rule inet netlab udp_in iifname != lo meta l4proto udp drop
-        ip netns exec "$n" nft add rule inet netlab udp_out oifname != lo meta l4proto udp drop
+        ip netns exec "$n" "$NFT" add rule inet netlab udp_in iifname != lo meta l4proto udp counter drop
+        ip netns exec "$n" "$NFT" add rule inet netlab udp_out oifname != lo meta l4proto udp counter drop
       fi
     done
     ;;
@@ -106,6 +115,15 @@ case "$cmd" in
     bytes=$(ip netns exec "$n" cat "/sys/class/net/$dev/statistics/tx_bytes")
     dropped=$(ip netns exec "$n" tc -s qdisc show dev "$dev" | sed -n 's/.*dropped \([0-9]*\).*/\1/p' | head -1)
     echo "$bytes ${dropped:-0}"
+    ;;
+  dropped)
+    total=0
+    for c in pub sub sub2 srv; do
+      for p in $(ip netns exec "$(ns $c)" "$NFT" list table inet netlab 2>/dev/null | sed -n 's/.*counter packets \([0-9]*\).*/\1/p'); do
+        total=$((total + p))
+      done
+    done
+    echo "$total"
     ;;
   down)
     for n in srv pub sub sub2; do
