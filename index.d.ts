@@ -9,10 +9,32 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** Where an application pushes pre-encoded VP8, VP9 or H.264 frames. */
+export declare class NativeEncodedVideoSource {
+  /** `codec`: 'vp8', 'vp9' or 'h264' (the facade checked the name). */
+  constructor(width: number, height: number, codec: string)
+  get width(): number
+  get height(): number
+  get codec(): 'vp8' | 'h264' | 'vp9'
+  get isClosed(): boolean
+  get capturedFrames(): number
+  /**
+   * Checks `data` against the codec and queues a copy for every track publishing the source;
+   * false when none does. `keyframe`, `width`/`height` (both or neither): what the caller
+   * says of the frame, checked. `timestampUs == 0` means now.
+   */
+  captureFrame(data: Uint8Array, keyframe: boolean | undefined | null, width: number | undefined | null, height: number | undefined | null, timestampUs: number, rotation: VideoRotation, userTimestamp?: bigint | undefined | null, frameId?: number | undefined | null): boolean
+  takeFeedback(): NativeEncodedFeedback
+  /** Stops accepting frames; tracks publishing this source stop sending. */
+  close(): void
+}
+
 /** The encoded frames of one remote video track. */
 export declare class NativeEncodedVideoStream {
   /** `capacity`: frames kept for a slow reader (0: the default, 60). */
   constructor(track: NativeRemoteVideoTrack, capacity: number)
+  /** Asks the track's publisher for a keyframe. */
+  requestKeyframe(): void
   /** The next frame; `null` once the stream has ended (closed, track unsubscribed, room left). */
   next(): Promise<NativeEncodedFrameEvent | null>
   /** Frames lost to a slow reader (the stream then resumed at a keyframe). */
@@ -24,6 +46,8 @@ export declare class NativeEncodedVideoStream {
 /** A video track over a source, ready to publish. */
 export declare class NativeLocalVideoTrack {
   static createVideoTrack(name: string, source: NativeVideoSource): NativeLocalVideoTrack
+  /** A track over a source of pre-encoded frames. */
+  static createEncodedVideoTrack(name: string, source: NativeEncodedVideoSource): NativeLocalVideoTrack
   get name(): string
   /** The server's track sid once published. */
   get sid(): string | null
@@ -248,6 +272,14 @@ export interface NativeConnectOptions {
 
 /** Signs a join token. */
 export declare function nativeCreateToken(options: NativeTokenOptions): string
+
+/** What `takeFeedback` returns: keyframe requests and the rate target since the last call. */
+export interface NativeEncodedFeedback {
+  keyframeRequested: boolean
+  /** Present when the target changed since the last call. */
+  targetBitrateBps?: number
+  framerateFps?: number
+}
 
 /** One encoded frame. */
 export interface NativeEncodedFrameEvent {

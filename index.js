@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeEncodedVideoSource = nativeBinding.NativeEncodedVideoSource
 module.exports.NativeEncodedVideoStream = nativeBinding.NativeEncodedVideoStream
 module.exports.NativeLocalVideoTrack = nativeBinding.NativeLocalVideoTrack
 module.exports.NativeRemoteVideoTrack = nativeBinding.NativeRemoteVideoTrack

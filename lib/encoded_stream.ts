@@ -71,6 +71,15 @@ export class EncodedVideoStream implements AsyncIterableIterator<EncodedVideoFra
     return { done: true, value: undefined }
   }
 
+  /**
+   * Asks the track's publisher for a keyframe: a relay whose own subscribers need one (see
+   * `EncodedVideoSource.takeFeedback`), a recorder starting a new file. It goes out with the next
+   * frame that is not a keyframe; the server may throttle requests that come too often.
+   */
+  requestKeyframe(): void {
+    this.native.requestKeyframe()
+  }
+
   /** Ends the stream; a pending `next()` resolves as done. Idempotent. */
   close(): void {
     this.ended = true

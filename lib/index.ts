@@ -36,6 +36,10 @@ export {
 export { createToken, type TokenOptions } from './token.js'
 export {
   type CandidatePairStats,
+  EncodedVideoSource,
+  type EncodedRateControl,
+  type EncodedVideoFrame,
+  type EncodedVideoSourceFeedback,
   LocalVideoTrack,
   type OutboundVideoStats,
   VideoSource,

@@ -27,7 +27,7 @@ import {
   invalidArgument,
   lkrtcError,
 } from './errors.js'
-import { LocalVideoTrack } from './video_source.js'
+import { EncodedVideoSource, LocalVideoTrack } from './video_source.js'
 
 export interface RoomOptions {
   /** Subscribe to every track others publish. Default `true`. */
@@ -543,6 +543,24 @@ export class LocalParticipant {
         }
         return numbers as { width: number; height: number; maxBitrate: number; maxFramerate: number }
       })
+    }
+    if (track.source instanceof EncodedVideoSource) {
+      // Frames go as they come: in the source's codec, one layer, the picture the producer made.
+      const codec = track.source.codec
+      if (videoCodec !== undefined && videoCodec !== codec) {
+        throw invalidArgument('videoCodec', `'${codec}' (the EncodedVideoSource's codec) or absent`, o.videoCodec)
+      }
+      if (simulcast === true || simulcastLayers !== undefined) {
+        const name = simulcast === true ? 'simulcast' : 'simulcastLayers'
+        throw invalidArgument(name, 'absent or false: a pre-encoded track is sent in one layer', o[name])
+      }
+      if (degradationPreference !== undefined) {
+        throw invalidArgument(
+          'degradationPreference',
+          'absent: lkrtc does not change a pre-encoded picture (the producer follows takeFeedback())',
+          degradationPreference,
+        )
+      }
     }
     const room = this.room.nativeRoom('publishTrack')
     this.publishing.add(track)

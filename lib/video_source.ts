@@ -1,8 +1,16 @@
-import { NativeLocalVideoTrack, NativeVideoSource, type PublishStats, VideoFrame, VideoRotation } from '../index.js'
+import {
+  NativeEncodedVideoSource,
+  NativeLocalVideoTrack,
+  NativeVideoSource,
+  type PublishStats,
+  VideoFrame,
+  VideoRotation,
+} from '../index.js'
 import {
   checkBoolean,
   checkEnum,
   checkInteger,
+  checkOptionalBoolean,
   checkOptions,
   checkString,
   invalidArgType,
@@ -132,7 +140,141 @@ export class VideoSource {
   }
 }
 
-/** A video track fed by a `VideoSource`; publish it with `room.localParticipant.publishTrack`. */
+/** One pre-encoded frame for {@link EncodedVideoSource.captureFrame}. */
+export interface EncodedVideoFrame {
+  /**
+   * One complete frame in the source's codec: VP8 or VP9 as their RTP payload formats carry a
+   * frame (no IVF or WebM framing), H.264 as an Annex-B access unit (NAL units after
+   * `00 00 00 01` or `00 00 01` start codes; a keyframe carries its SPS and PPS). Copied before
+   * the call returns.
+   */
+  data: Uint8Array
+  /** Whether it is a keyframe; checked against the bitstream. Absent: read from it. */
+  keyframe?: boolean
+  /**
+   * The picture size (both or neither); absent: the source's current size (a VP8 keyframe
+   * states its own). Another size than the last changes the source's size, and the
+   * publication's on the server.
+   */
+  width?: number
+  height?: number
+  /** Capture time in microseconds on any monotonic clock; 0 or absent means now. */
+  timestampUs?: number
+  /** How the receiver should rotate the frame. Default `Rotation0`. */
+  rotation?: VideoRotation
+  /** Sent with this frame to every subscriber (see {@link CaptureOptions.metadata}). */
+  metadata?: FrameMetadata
+}
+
+/** What the network asks of the producer's encoder. */
+export interface EncodedRateControl {
+  /** The bitrate the link carries for this track now (at most the publication's maxBitrate). */
+  targetBitrateBps: number
+  /** The frame rate it plans for. */
+  framerateFps: number
+}
+
+/** Feedback gathered since the previous {@link EncodedVideoSource.takeFeedback}. */
+export interface EncodedVideoSourceFeedback {
+  /**
+   * A subscriber needs a keyframe (it joined, or lost packets), or lkrtc dropped frames and
+   * skips to the next keyframe: make one as soon as possible.
+   */
+  keyframeRequested: boolean
+  /** A new target, present when it changed since the last call. */
+  rateControl?: EncodedRateControl
+}
+
+const ENCODED_CODECS = ['vp8', 'vp9', 'h264']
+
+/**
+ * Where an application pushes pre-encoded VP8, VP9 or H.264 frames (from a camera, an RTSP
+ * feed, a file, another encoder), published without decoding or encoding again: make a track
+ * with `LocalVideoTrack.createVideoTrack(name, source)` and publish it (one layer, in the
+ * source's codec). Push frames at their own pace (nothing paces a file for playback) and poll
+ * `takeFeedback()`, forwarding keyframe requests and the target bitrate to the encoder: lkrtc
+ * cannot make a keyframe or change the rate itself. A delta frame needs every frame since its
+ * keyframe, so a track that loses one (its queue of 30 frames overflowed, or the link stayed
+ * congested for half a second) skips to the next keyframe and asks for one.
+ */
+export class EncodedVideoSource {
+  /** @internal */
+  readonly native: NativeEncodedVideoSource
+
+  /** `codec`: `'vp8'`, `'vp9'` or `'h264'` (AV1 is not supported). */
+  constructor(width: number, height: number, codec: 'vp8' | 'vp9' | 'h264') {
+    const w = checkInteger('width', width, 1, 16384)
+    const h = checkInteger('height', height, 1, 16384)
+    if (typeof codec !== 'string') throw invalidArgType('codec', "'vp8', 'vp9' or 'h264'", codec)
+    if (!ENCODED_CODECS.includes(codec)) throw invalidArgument('codec', "'vp8', 'vp9' or 'h264'", codec)
+    this.native = new NativeEncodedVideoSource(w, h, codec)
+  }
+
+  /** The width of its frames now: the constructor's until a frame of another size. */
+  get width(): number {
+    return this.native.width
+  }
+
+  get height(): number {
+    return this.native.height
+  }
+
+  get codec(): 'vp8' | 'vp9' | 'h264' {
+    return this.native.codec
+  }
+
+  get isClosed(): boolean {
+    return this.native.isClosed
+  }
+
+  /** Frames accepted so far. */
+  get capturedFrames(): number {
+    return this.native.capturedFrames
+  }
+
+  /**
+   * Checks `frame` against the codec's bitstream and queues a copy for every track publishing
+   * this source. Returns false when no published track takes it (not published yet, or
+   * unpublished): the frame went nowhere. Throws `ERR_INVALID_BITSTREAM` for data its codec
+   * refuses (not Annex B, an IDR without SPS/PPS, a VP8 frame tag that does not fit...),
+   * `ERR_INVALID_ARGUMENT` when `keyframe` or the size contradicts the bitstream, `ERR_CLOSED`
+   * after `close()`.
+   */
+  captureFrame(frame: EncodedVideoFrame): boolean {
+    const f = checkOptions<EncodedVideoFrame>('frame', frame)
+    if (!(f.data instanceof Uint8Array)) throw invalidArgType('frame.data', 'a Uint8Array or Buffer', f.data)
+    if (f.data.byteLength === 0) throw invalidArgument('frame.data', 'a non-empty Uint8Array', f.data)
+    const keyframe = checkOptionalBoolean('frame.keyframe', f.keyframe)
+    if ((f.width === undefined) !== (f.height === undefined)) {
+      throw invalidArgument('frame.width/height', 'both or neither', `${f.width} and ${f.height}`)
+    }
+    const width = f.width === undefined ? undefined : checkInteger('frame.width', f.width, 1, 16384)
+    const height = f.height === undefined ? undefined : checkInteger('frame.height', f.height, 1, 16384)
+    const timestampUs =
+      f.timestampUs === undefined ? 0 : checkInteger('frame.timestampUs', f.timestampUs, 0, Number.MAX_SAFE_INTEGER)
+    const rotation = checkEnum<VideoRotation>('frame.rotation', f.rotation, VideoRotation, VideoRotation.Rotation0)
+    const m = checkOptions<FrameMetadata>('metadata', f.metadata)
+    const userTimestamp = checkUserTimestamp(m.userTimestamp)
+    const frameId = m.frameId === undefined ? undefined : checkInteger('metadata.frameId', m.frameId, 0, 2 ** 32 - 1)
+    return this.native.captureFrame(f.data, keyframe, width, height, timestampUs, rotation, userTimestamp, frameId)
+  }
+
+  /** The keyframe requests and rate target gathered since the last call (then cleared). */
+  takeFeedback(): EncodedVideoSourceFeedback {
+    const f = this.native.takeFeedback()
+    const feedback: EncodedVideoSourceFeedback = { keyframeRequested: f.keyframeRequested }
+    if (typeof f.targetBitrateBps === 'number' && typeof f.framerateFps === 'number') {
+      feedback.rateControl = { targetBitrateBps: f.targetBitrateBps, framerateFps: f.framerateFps }
+    }
+    return feedback
+  }
+
+  /** Stops accepting frames; tracks publishing this source stop sending. */
+  close(): void {
+    this.native.close()
+  }
+}
+
 /** One layer's send statistics (see {@link LocalVideoTrack.getStats}), named as the WebRTC
  * statistics spec names an outbound RTP stream's. */
 export interface OutboundVideoStats {
@@ -178,25 +320,33 @@ export interface CandidatePairStats {
   availableOutgoingBitrate: number
 }
 
+/**
+ * A video track fed by a `VideoSource` (raw frames, encoded by lkrtc) or an
+ * `EncodedVideoSource` (frames sent as they come); publish it with
+ * `room.localParticipant.publishTrack`.
+ */
 export class LocalVideoTrack {
   /** @internal */
   readonly native: NativeLocalVideoTrack
-  readonly source: VideoSource
+  readonly source: VideoSource | EncodedVideoSource
   /** @internal the participant that published it last */
   publishedBy: { publishStats(sid: string): PublishStats | undefined } | undefined
 
-  private constructor(native: NativeLocalVideoTrack, source: VideoSource) {
+  private constructor(native: NativeLocalVideoTrack, source: VideoSource | EncodedVideoSource) {
     this.native = native
     this.source = source
   }
 
-  static createVideoTrack(name: string, source: VideoSource): LocalVideoTrack {
+  static createVideoTrack(name: string, source: VideoSource | EncodedVideoSource): LocalVideoTrack {
     checkString('name', name)
     // `native` too: an object that only inherits from VideoSource.prototype has none.
-    if (!(source instanceof VideoSource && source.native instanceof NativeVideoSource)) {
-      throw invalidArgType('source', 'a VideoSource', source)
+    if (source instanceof VideoSource && source.native instanceof NativeVideoSource) {
+      return new LocalVideoTrack(NativeLocalVideoTrack.createVideoTrack(name, source.native), source)
     }
-    return new LocalVideoTrack(NativeLocalVideoTrack.createVideoTrack(name, source.native), source)
+    if (source instanceof EncodedVideoSource && source.native instanceof NativeEncodedVideoSource) {
+      return new LocalVideoTrack(NativeLocalVideoTrack.createEncodedVideoTrack(name, source.native), source)
+    }
+    throw invalidArgType('source', 'a VideoSource or an EncodedVideoSource', source)
   }
 
   get name(): string {

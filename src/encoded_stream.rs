@@ -37,6 +37,7 @@ pub struct NativeEncodedVideoStream {
   stream: Arc<Mutex<Option<rtc::EncodedVideoStream>>>,
   closed: Arc<(AtomicBool, Notify)>,
   dropped: Arc<AtomicU64>,
+  keyframes: rtc::KeyframeRequester,
 }
 
 #[napi]
@@ -49,11 +50,19 @@ impl NativeEncodedVideoStream {
     } else {
       capacity as usize
     };
+    let stream = rtc::EncodedVideoStream::new(&track.inner, capacity);
     Self {
-      stream: Arc::new(Mutex::new(Some(rtc::EncodedVideoStream::new(&track.inner, capacity)))),
+      keyframes: stream.keyframe_requester(),
+      stream: Arc::new(Mutex::new(Some(stream))),
       closed: Arc::new((AtomicBool::new(false), Notify::new())),
       dropped: Arc::new(AtomicU64::new(0)),
     }
+  }
+
+  /// Asks the track's publisher for a keyframe.
+  #[napi]
+  pub fn request_keyframe(&self) {
+    self.keyframes.request();
   }
 
   /// The next frame; `null` once the stream has ended (closed, track unsubscribed, room left).

@@ -94,15 +94,21 @@ impl NativeVideoStream {
   /// The frames captured on a local track's source from now on, as captured (converted to
   /// `format`); ends when the source is closed.
   #[napi(factory)]
-  pub fn from_local(track: &NativeLocalVideoTrack, capacity: u32, format: Option<VideoBufferType>) -> Self {
-    Self::over(rtc::VideoStream::from_local(
+  pub fn from_local(
+    track: &NativeLocalVideoTrack,
+    capacity: u32,
+    format: Option<VideoBufferType>,
+  ) -> Result<Self, String> {
+    let stream = rtc::VideoStream::from_local(
       &track.inner,
       rtc::VideoStreamOptions {
         capacity: capacity as usize,
         format,
         size: None,
       },
-    ))
+    )
+    .js()?;
+    Ok(Self::over(stream))
   }
 
   fn over(stream: rtc::VideoStream) -> Self {

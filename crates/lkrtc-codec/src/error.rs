@@ -55,6 +55,14 @@ pub enum CodecError {
     /// The library's message.
     detail: String,
   },
+  /// An encoded frame that is not valid in its codec's bitstream syntax.
+  #[error("invalid {codec} frame: {reason}")]
+  InvalidBitstream {
+    /// The frame's codec.
+    codec: VideoCodec,
+    /// What is wrong, and what was expected.
+    reason: String,
+  },
   /// Decoding a frame failed: ask the sender for a keyframe.
   #[error("{codec} decode failed: {detail}")]
   Decode {
@@ -75,6 +83,7 @@ impl CodecError {
       Self::DecoderInit { .. } => "ERR_DECODER_INIT",
       Self::Encode { .. } => "ERR_ENCODE",
       Self::Decode { .. } => "ERR_DECODE",
+      Self::InvalidBitstream { .. } => "ERR_INVALID_BITSTREAM",
     }
   }
 }

@@ -3,6 +3,7 @@
 //! size; decoders take one complete encoded frame and give back a tightly packed I420 frame.
 
 mod av1;
+pub mod bitstream;
 mod error;
 mod h264;
 mod i420;

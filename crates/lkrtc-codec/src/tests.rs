@@ -630,3 +630,55 @@ fn screen_content_mode_keeps_text_sharper_at_a_low_rate() {
     }
   }
 }
+
+#[test]
+fn the_bitstream_tells_keyframes_from_delta_frames_in_real_encoder_output() {
+  use crate::bitstream::inspect;
+  for codec in CODECS {
+    let mut enc = new_encoder(codec, &config(352, 288, 600_000)).unwrap();
+    for n in 0..20 {
+      let out = encode(enc.as_mut(), &pattern(352, 288, n as u32), n, n == 12);
+      let info = inspect(codec, &out.data).unwrap_or_else(|e| panic!("{codec}: frame {n}: {e}"));
+      assert_eq!(info.keyframe, out.keyframe, "{codec}: frame {n}");
+      if codec == VideoCodec::Vp8 && out.keyframe {
+        assert_eq!(info.size, Some((352, 288)), "VP8 keyframe size");
+      }
+    }
+  }
+}
+
+#[test]
+fn malformed_encoded_frames_are_refused_with_the_reason() {
+  use crate::bitstream::inspect;
+  let refused = |codec, data: &[u8], words: &str| {
+    let e = inspect(codec, data).expect_err(words);
+    assert_eq!(e.code(), "ERR_INVALID_BITSTREAM");
+    assert!(e.to_string().contains(words), "{codec}: {e}");
+  };
+  for codec in CODECS {
+    refused(codec, &[], "empty");
+  }
+  refused(VideoCodec::Vp8, &[0x10, 0x02], "shorter than the 3-byte frame tag");
+  // A keyframe tag announcing a first partition far longer than the frame.
+  refused(
+    VideoCodec::Vp8,
+    &[0x50, 0xff, 0xff, 0x9d, 0x01, 0x2a, 16, 0, 16, 0],
+    "first partition",
+  );
+  refused(
+    VideoCodec::Vp8,
+    &[0x00, 0x00, 0x00, 0, 0, 0, 16, 0, 16, 0],
+    "start code",
+  );
+  refused(VideoCodec::Vp9, &[0x40, 0, 0, 0], "frame marker");
+  // AVCC (a 4-byte length before each NAL unit) is not Annex B.
+  refused(VideoCodec::H264, &[0, 0, 0, 9, 0x65, 0x88, 0x84], "Annex-B");
+  refused(VideoCodec::H264, &[0, 0, 0, 1, 0x65, 0x88, 0x84, 0x00], "SPS and PPS");
+  refused(
+    VideoCodec::H264,
+    &[0, 0, 0, 1, 0x67, 0x42, 0, 0, 1, 0x68, 0xce],
+    "without a coded slice",
+  );
+  refused(VideoCodec::H264, &[0, 0, 1, 0xe5, 0x88], "forbidden bit");
+  refused(VideoCodec::Av1, &[0x12, 0x00], "not supported");
+}

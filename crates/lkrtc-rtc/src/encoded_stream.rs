@@ -50,6 +50,8 @@ struct QueueState {
   after_loss: bool,
   /// When the sender was last asked for the keyframe waited for.
   asked_at: Option<Instant>,
+  /// The reader asked for a keyframe: the sender is asked when the next frame comes.
+  keyframe_wanted: bool,
   dropped: u64,
 }
 
@@ -81,11 +83,13 @@ impl EncodedQueue {
       return false;
     }
     let now = Instant::now();
+    // A keyframe arriving answers the reader's request.
+    let wanted = std::mem::take(&mut s.keyframe_wanted) && !event.keyframe;
     if s.waiting_for_keyframe && !event.keyframe {
       s.dropped += u64::from(s.after_loss);
       // The request or the keyframe may be lost (the server also throttles requests): again
       // every half second while waiting.
-      let ask = s.asked_at.is_none_or(|t| now >= t + KEYFRAME_RETRY);
+      let ask = wanted || s.asked_at.is_none_or(|t| now >= t + KEYFRAME_RETRY);
       if ask {
         s.asked_at = Some(now);
       }
@@ -105,7 +109,7 @@ impl EncodedQueue {
     s.frames.push_back(event.clone());
     drop(s);
     self.notify.notify_one();
-    false
+    wanted
   }
 
   pub(crate) fn pop(&self) -> Option<EncodedFrameEvent> {
@@ -124,6 +128,19 @@ impl EncodedQueue {
 
   fn dropped(&self) -> u64 {
     self.lock().dropped
+  }
+}
+
+/// Asks the publisher of an [`EncodedVideoStream`]'s track for a keyframe (a relay whose own
+/// subscribers need one, a recorder starting a new file). The request goes out with the next
+/// frame that is not one; the server may throttle requests that come too often.
+#[derive(Clone, Debug)]
+pub struct KeyframeRequester(Arc<EncodedQueue>);
+
+impl KeyframeRequester {
+  /// Asks for a keyframe.
+  pub fn request(&self) {
+    self.0.lock().keyframe_wanted = true;
   }
 }
 
@@ -163,6 +180,11 @@ impl EncodedVideoStream {
     }
   }
 
+  /// A handle that asks the track's publisher for a keyframe, usable while `next` waits.
+  pub fn keyframe_requester(&self) -> KeyframeRequester {
+    KeyframeRequester(self.queue.clone())
+  }
+
   /// Frames this stream lost to a slow reader (and skipped until the next keyframe).
   pub fn dropped_frames(&self) -> u64 {
     self.queue.dropped()
@@ -195,6 +217,22 @@ mod tests {
       rotation: VideoRotation::Rotation0,
       metadata: None,
     }
+  }
+
+  #[test]
+  fn a_keyframe_request_goes_out_with_the_next_delta_frame_once() {
+    let queue = EncodedQueue::new(10);
+    let requester = KeyframeRequester(queue.clone());
+    assert!(!queue.push(&event(0, true)));
+    requester.request();
+    assert!(queue.push(&event(1, false)), "asked with the next frame");
+    assert!(!queue.push(&event(2, false)), "asked once");
+    // A keyframe that comes first answers the request.
+    requester.request();
+    assert!(!queue.push(&event(3, true)));
+    assert!(!queue.push(&event(4, false)));
+    let kept: Vec<i64> = std::iter::from_fn(|| queue.pop()).map(|e| e.timestamp_us).collect();
+    assert_eq!(kept, [0, 1, 2, 3, 4]);
   }
 
   #[test]

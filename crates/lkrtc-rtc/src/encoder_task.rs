@@ -36,6 +36,8 @@ pub(crate) struct EncoderControl {
   pub keyframes_encoded: AtomicU64,
   /// Frames not encoded because the pacer's queue was long.
   pub frames_skipped: AtomicU64,
+  /// Pre-encoded frames not sent (muted, congested, or waiting for a keyframe).
+  pub frames_dropped: AtomicU64,
   /// Frames handed to the transport that it refused (e.g. before it connected).
   pub frames_unsent: AtomicU64,
   pub bytes_sent: AtomicU64,
@@ -73,7 +75,7 @@ impl SendingCounts {
       .count() as f64
   }
 
-  fn encoded(&mut self, now: Instant) {
+  pub(crate) fn encoded(&mut self, now: Instant) {
     self.encoded_at.push_back(now);
     while self
       .encoded_at
@@ -110,11 +112,11 @@ impl EncoderControl {
     self.sending.lock().unwrap_or_else(|e| e.into_inner()).transport = counts;
   }
 
-  fn sending(&self) -> std::sync::MutexGuard<'_, SendingCounts> {
+  pub(crate) fn sending_counts(&self) -> std::sync::MutexGuard<'_, SendingCounts> {
     self.sending.lock().unwrap_or_else(|e| e.into_inner())
   }
 
-  fn write(&self, frame: OutgoingFrame) -> RtcResult<()> {
+  pub(crate) fn write(&self, frame: OutgoingFrame) -> RtcResult<()> {
     let route = self.route.lock().unwrap_or_else(|e| e.into_inner());
     match route.as_ref() {
       Some(route) => route.pc.write_video(&route.mid, frame),
@@ -122,7 +124,7 @@ impl EncoderControl {
     }
   }
 
-  fn set_desired_bitrate(&self, bps: u64, padding_bps: u64) {
+  pub(crate) fn set_desired_bitrate(&self, bps: u64, padding_bps: u64) {
     let route = self.route.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(route) = route.as_ref() {
       route.pc.set_desired_bitrate(bps, padding_bps);
@@ -321,7 +323,7 @@ pub(crate) fn spawn(
 
 /// The desired rate told to the estimator: the tracks' max bitrates plus RTP and retransmission
 /// overhead, so the estimate can reach what the encoders may use.
-fn desired_bitrate(total_max: u64) -> u64 {
+pub(crate) fn desired_bitrate(total_max: u64) -> u64 {
   total_max.saturating_mul(5) / 4
 }
 
@@ -445,7 +447,7 @@ fn run(
       queue.drain(now_us, pace);
       if !new_route && queue.congested(pace, interval_us) {
         control.frames_skipped.fetch_add(1, Ordering::Relaxed);
-        control.sending().last_skip = Some(Instant::now());
+        control.sending_counts().last_skip = Some(Instant::now());
         adaptation.record(FrameOutcome::Skipped, rate.current(), now_us);
         continue;
       }
@@ -515,7 +517,7 @@ fn run(
         };
         control.frames_encoded.fetch_add(1, Ordering::Relaxed);
         {
-          let mut sending = control.sending();
+          let mut sending = control.sending_counts();
           sending.encoded(Instant::now());
           sending.encoder = lkrtc_codec::library_name(encoder.codec());
         }

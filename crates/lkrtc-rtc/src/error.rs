@@ -138,6 +138,9 @@ pub enum RtcError {
   /// A frame operation failed (lkrtc-video's error).
   #[error(transparent)]
   Video(#[from] VideoError),
+  /// A pre-encoded frame that its codec's bitstream syntax refuses (lkrtc-codec's error).
+  #[error(transparent)]
+  Bitstream(lkrtc_codec::CodecError),
 }
 
 impl RtcError {
@@ -166,6 +169,7 @@ impl RtcError {
       Self::NoRuntime { .. } => "ERR_NO_RUNTIME",
       Self::DataBacklog { .. } => "ERR_DATA_BACKLOG",
       Self::Video(e) => e.code(),
+      Self::Bitstream(e) => e.code(),
     }
   }
 }

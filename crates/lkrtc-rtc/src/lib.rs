@@ -8,6 +8,8 @@
 
 pub mod data;
 mod decoder_task;
+mod encoded_sender;
+pub mod encoded_source;
 pub mod encoded_stream;
 mod encoder_task;
 mod engine;
@@ -32,7 +34,10 @@ pub mod video_source;
 pub mod video_stream;
 
 pub use data::{DataPacketKind, DataPublishOptions};
-pub use encoded_stream::{EncodedFrameEvent, EncodedVideoStream, DEFAULT_ENCODED_CAPACITY};
+pub use encoded_source::{
+  EncodedFrameInput, EncodedRateControl, EncodedSourceFeedback, EncodedVideoSource, ENCODED_QUEUE_CAPACITY,
+};
+pub use encoded_stream::{EncodedFrameEvent, EncodedVideoStream, KeyframeRequester, DEFAULT_ENCODED_CAPACITY};
 pub use error::{RtcError, RtcResult};
 pub use events::{ConnectionState, RoomEvent};
 pub use frame_metadata::FrameMetadata;

@@ -9,6 +9,7 @@ use livekit_protocol as proto;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::data::{self, DataPublishOptions};
+use crate::encoded_sender::{self, EncodedSendParams};
 use crate::encoder_task::{self, EncoderParams, LayerParams};
 use crate::engine::shared::{lock, SharedRef};
 use crate::engine::{Command, PublishRequest};
@@ -239,21 +240,26 @@ impl LocalParticipant {
         ),
       });
     }
-    let codec = options.video_codec;
+    // A pre-encoded source goes as it comes: in its codec, one layer.
+    let pre_encoded = source.encoded_feed().map(|feed| feed.codec);
+    let codec = pre_encoded.unwrap_or(options.video_codec);
     let lower = match options.simulcast_layers.as_deref() {
       Some(chosen) => simulcast::check_lower_layers(width, height, chosen)?,
       None => simulcast::default_lower_layers(width, height, encoding, source.is_screencast()),
     };
     // VP9 goes as one layer: LiveKit's SDKs scale VP9 with SVC in one stream, never with
     // simulcast streams, and the server forwards VP9 as SVC.
-    let simulcast = options.simulcast && codec != lkrtc_video::VideoCodec::Vp9;
+    let simulcast = options.simulcast && codec != lkrtc_video::VideoCodec::Vp9 && pre_encoded.is_none();
     let specs = simulcast::compute_layers(width, height, encoding, simulcast, &lower);
     // Every encoder is made before the server hears of the track, so a codec problem fails the
     // publish cleanly.
-    let encoders = specs
-      .iter()
-      .map(|l| encoder_task::new_encoder(codec, l.width, l.height, l.encoding, source.is_screencast()))
-      .collect::<RtcResult<Vec<_>>>()?;
+    let encoders = match pre_encoded {
+      Some(_) => Vec::new(),
+      None => specs
+        .iter()
+        .map(|l| encoder_task::new_encoder(codec, l.width, l.height, l.encoding, source.is_screencast()))
+        .collect::<RtcResult<Vec<_>>>()?,
+    };
 
     let cid = new_cid();
     let layers: Vec<proto::VideoLayer> = specs.iter().map(simulcast::LayerSpec::to_proto).collect();
@@ -278,8 +284,13 @@ impl LocalParticipant {
       packet_trailer_features: crate::frame_metadata::advertised_features(),
       ..Default::default()
     };
-    // One slot per layer: each layer's encoder takes the newest frame on its own thread.
-    let slots: Vec<_> = specs.iter().map(|_| source.attach()).collect();
+    // One slot per layer: each layer's encoder takes the newest frame on its own thread. A
+    // pre-encoded track has one queue of frames instead.
+    let encoded = source.attach_encoded();
+    let slots: Vec<_> = match encoded {
+      Some(_) => Vec::new(),
+      None => specs.iter().map(|_| source.attach()).collect(),
+    };
     let (reply, started) = oneshot::channel();
     let muted_at_request = request.muted;
     track.set_room(&self.inner.commands);
@@ -288,12 +299,16 @@ impl LocalParticipant {
       codec,
       track: track.clone(),
       slots: slots.clone(),
+      encoded: encoded.clone(),
       layers: specs.clone(),
       reply,
     };
     if let Err(e) = self.command(Command::Publish(Box::new(publish))) {
       for slot in &slots {
         source.detach(slot);
+      }
+      if let Some(slot) = &encoded {
+        source.detach_encoded(slot);
       }
       return Err(e);
     }
@@ -314,6 +329,19 @@ impl LocalParticipant {
     } else {
       DegradationPreference::Balanced
     });
+    if let (Some(slot), Some(control)) = (encoded, started.controls.first()) {
+      let params = EncodedSendParams {
+        codec,
+        encoding: specs[0].encoding,
+        mid: started.mid.clone(),
+        muted: track.muted_flag(),
+        source: source.clone(),
+      };
+      if let Err(e) = encoded_sender::spawn(params, slot, control.clone(), started.bwe_bps.clone()) {
+        let _ = self.unpublish_track(&publication.sid).await;
+        return Err(e);
+      }
+    }
     let parts = specs.into_iter().zip(encoders).zip(slots).zip(started.controls);
     for (index, (((spec, encoder), slot), control)) in parts.enumerate() {
       let layer = started.layer_share.as_ref().map(|share| LayerParams {
@@ -355,7 +383,8 @@ impl LocalParticipant {
     let mut stats = PublishStats {
       frames_captured: view.source.captured_frames(),
       // The top layer's: a frame it never saw was dropped for the full picture.
-      frames_dropped: view.slots.last().map_or(0, |s| load(&s.dropped)),
+      frames_dropped: view.slots.last().map_or(0, |s| load(&s.dropped))
+        + view.controls.iter().map(|c| load(&c.frames_dropped)).sum::<u64>(),
       available_outgoing_bitrate_bps: view.bwe.estimate(),
       ..Default::default()
     };

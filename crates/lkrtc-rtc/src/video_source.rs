@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lkrtc_video::{VideoBufferType, VideoFrame, VideoRotation};
 
+use crate::encoded_source::{EncodedFeed, EncodedSlot};
 use crate::frame_metadata::FrameMetadata;
 use crate::options::VideoSourceOptions;
 use crate::stream_queue::{self, StreamQueue};
@@ -81,6 +82,8 @@ struct SourceInner {
   /// Local streams of the frames as captured.
   taps: Mutex<Vec<Arc<StreamQueue>>>,
   captured: AtomicU64,
+  /// Set for a source of pre-encoded frames ([`crate::EncodedVideoSource`]).
+  encoded: Option<EncodedFeed>,
 }
 
 /// A source of raw video frames. Frames may change size (a resized window, a camera switching
@@ -112,6 +115,15 @@ impl VideoSource {
   /// A source of `width` x `height` frames (the size it is published at; frames of another
   /// size may follow).
   pub fn new(width: u32, height: u32, options: VideoSourceOptions) -> RtcResult<Self> {
+    Self::with_feed(width, height, options, None)
+  }
+
+  pub(crate) fn with_feed(
+    width: u32,
+    height: u32,
+    options: VideoSourceOptions,
+    encoded: Option<EncodedFeed>,
+  ) -> RtcResult<Self> {
     lkrtc_video::check_dimensions(i64::from(width), i64::from(height))?;
     Ok(Self {
       inner: Arc::new(SourceInner {
@@ -122,6 +134,7 @@ impl VideoSource {
         sinks: Mutex::new(Vec::new()),
         taps: Mutex::new(Vec::new()),
         captured: AtomicU64::new(0),
+        encoded,
       }),
     })
   }
@@ -134,6 +147,21 @@ impl VideoSource {
   /// The height of the frames it takes now.
   pub fn height(&self) -> u32 {
     self.inner.size.load(Ordering::Acquire) as u32
+  }
+
+  /// The feed of a source of pre-encoded frames; `None` for raw frames.
+  pub(crate) fn encoded_feed(&self) -> Option<&EncodedFeed> {
+    self.inner.encoded.as_ref()
+  }
+
+  /// Counts a frame of `width` x `height`, telling the watchers when the size changed.
+  pub(crate) fn note_frame(&self, width: u32, height: u32) {
+    let size = pack(width, height);
+    if self.inner.size.swap(size, Ordering::AcqRel) != size {
+      let mut watchers = self.inner.watchers.lock().unwrap_or_else(|e| e.into_inner());
+      watchers.retain(|w| w(width, height));
+    }
+    self.inner.captured.fetch_add(1, Ordering::Relaxed);
   }
 
   /// Calls `watcher` on every change of the frame size, until it returns false.
@@ -181,12 +209,16 @@ impl VideoSource {
         what: "the video source",
       });
     }
-    let size = pack(frame.width(), frame.height());
-    if self.inner.size.swap(size, Ordering::AcqRel) != size {
-      let mut watchers = self.inner.watchers.lock().unwrap_or_else(|e| e.into_inner());
-      watchers.retain(|w| w(frame.width(), frame.height()));
+    if let Some(feed) = self.encoded_feed() {
+      return Err(RtcError::InvalidArgument {
+        name: "frame",
+        reason: format!(
+          "this source publishes pre-encoded {} frames; expected EncodedVideoSource.captureFrame, not raw frames",
+          feed.codec
+        ),
+      });
     }
-    self.inner.captured.fetch_add(1, Ordering::Relaxed);
+    self.note_frame(frame.width(), frame.height());
     let timestamp_us = if timestamp_us == 0 { now_us() } else { timestamp_us };
     let taps = self.inner.taps.lock().unwrap_or_else(|e| e.into_inner()).clone();
     if !taps.is_empty() {
@@ -218,6 +250,9 @@ impl VideoSource {
     for tap in self.inner.taps.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
       tap.close();
     }
+    if let Some(feed) = self.encoded_feed() {
+      feed.close();
+    }
   }
 
   /// Adds a local stream; one added to a closed source ends at once.
@@ -242,17 +277,25 @@ impl VideoSource {
 
   pub(crate) fn attach(&self) -> Arc<FrameSlot> {
     let slot = Arc::new(FrameSlot::default());
+    let mut sinks = self.inner.sinks.lock().unwrap_or_else(|e| e.into_inner());
+    // Checked under the lock: `close` sets the flag before it drains the sinks.
     if self.is_closed() {
       slot.close();
     } else {
-      self
-        .inner
-        .sinks
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(slot.clone());
+      sinks.push(slot.clone());
     }
     slot
+  }
+
+  /// A queue of the encoded frames for one publishing track (`None` for a raw source).
+  pub(crate) fn attach_encoded(&self) -> Option<Arc<EncodedSlot>> {
+    Some(self.encoded_feed()?.attach(|| self.is_closed()))
+  }
+
+  pub(crate) fn detach_encoded(&self, slot: &Arc<EncodedSlot>) {
+    if let Some(feed) = self.encoded_feed() {
+      feed.detach(slot);
+    }
   }
 
   pub(crate) fn detach(&self, slot: &Arc<FrameSlot>) {

@@ -12,6 +12,7 @@ use crate::remote_track::RemoteVideoTrack;
 use crate::stream_queue::StreamQueue;
 pub use crate::stream_queue::{VideoFrameEvent, VideoStreamOptions};
 use crate::video_source::VideoSource;
+use crate::{RtcError, RtcResult};
 
 /// The decoded frames of one remote video track. Ends (`next()` gives `None`) when closed, when
 /// the track is unsubscribed or when the room disconnects.
@@ -35,14 +36,24 @@ impl VideoStream {
 
   /// A stream of the frames captured on `track`'s source from now on, published or not; it
   /// ends when the source is closed. `options.size` does not apply (frames come as captured).
-  pub fn from_local(track: &LocalVideoTrack, options: VideoStreamOptions) -> Self {
+  /// A track over an [`crate::EncodedVideoSource`] has no pictures to show: an error.
+  pub fn from_local(track: &LocalVideoTrack, options: VideoStreamOptions) -> RtcResult<Self> {
+    if let Some(feed) = track.source().encoded_feed() {
+      return Err(RtcError::InvalidArgument {
+        name: "track",
+        reason: format!(
+          "the track publishes pre-encoded {} frames, which lkrtc does not decode; expected a track over a VideoSource",
+          feed.codec
+        ),
+      });
+    }
     let queue = StreamQueue::new(VideoStreamOptions { size: None, ..options });
     track.source().tap(queue.clone());
-    Self {
+    Ok(Self {
       queue,
       track: None,
       source: Some(track.source().clone()),
-    }
+    })
   }
 
   /// The next frame, waiting for one; `None` once the stream has ended. Frames queued before
@@ -171,7 +182,8 @@ mod tests {
         format: Some(VideoBufferType::RGBA),
         size: None,
       },
-    );
+    )
+    .unwrap();
     let frame = rgba(6, 4, 3);
     let view = VideoFrame::new(6, 4, VideoBufferType::RGBA, frame.data()).unwrap();
     track
@@ -193,8 +205,8 @@ mod tests {
       format: Some(format),
       size: None,
     };
-    let mut i420 = VideoStream::from_local(&track, options(VideoBufferType::I420));
-    let mut nv12 = VideoStream::from_local(&track, options(VideoBufferType::NV12));
+    let mut i420 = VideoStream::from_local(&track, options(VideoBufferType::I420)).unwrap();
+    let mut nv12 = VideoStream::from_local(&track, options(VideoBufferType::NV12)).unwrap();
     let frame = rgba(8, 8, 0);
     let view = VideoFrame::new(8, 8, VideoBufferType::RGBA, frame.data()).unwrap();
     track
@@ -211,8 +223,8 @@ mod tests {
   #[tokio::test]
   async fn a_local_stream_ends_when_its_source_closes_and_a_closed_one_gets_nothing() {
     let track = local_track(4, 4);
-    let mut open = VideoStream::from_local(&track, VideoStreamOptions::default());
-    let mut closed = VideoStream::from_local(&track, VideoStreamOptions::default());
+    let mut open = VideoStream::from_local(&track, VideoStreamOptions::default()).unwrap();
+    let mut closed = VideoStream::from_local(&track, VideoStreamOptions::default()).unwrap();
     closed.close();
     let frame = rgba(4, 4, 1);
     let view = VideoFrame::new(4, 4, VideoBufferType::RGBA, frame.data()).unwrap();
@@ -225,6 +237,7 @@ mod tests {
     assert_eq!(open.next().await.unwrap().timestamp_us, 7);
     assert!(open.next().await.is_none());
     let late = VideoStream::from_local(&track, VideoStreamOptions::default())
+      .unwrap()
       .next()
       .await;
     assert!(late.is_none());

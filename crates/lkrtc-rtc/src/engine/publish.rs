@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 
 use super::shared::{lock, PublishedView};
 use super::Engine;
+use crate::encoded_source::EncodedSlot;
 use crate::encoder_task::{EncoderControl, EncoderRoute};
 use crate::events::RoomEvent;
 use crate::local_track::LocalVideoTrack;
@@ -33,6 +34,8 @@ pub(crate) struct PublishRequest {
   pub track: LocalVideoTrack,
   /// The source slots the track's encoders read, one per layer.
   pub slots: Vec<Arc<FrameSlot>>,
+  /// The queue of a pre-encoded track's sender (then `slots` is empty).
+  pub encoded: Option<Arc<EncodedSlot>>,
   /// The layers sent, lowest first (one without rid for a track sent without simulcast).
   pub layers: Vec<LayerSpec>,
   pub reply: oneshot::Sender<RtcResult<StartedTrack>>,
@@ -42,6 +45,9 @@ impl PublishRequest {
   fn detach(&self) {
     for slot in &self.slots {
       self.track.source().detach(slot);
+    }
+    if let Some(slot) = &self.encoded {
+      self.track.source().detach_encoded(slot);
     }
   }
 }
@@ -107,6 +113,7 @@ pub(crate) struct PublishedTrack {
   controls: Vec<Arc<EncoderControl>>,
   source: VideoSource,
   slots: Vec<Arc<FrameSlot>>,
+  encoded: Option<Arc<EncodedSlot>>,
   layers: Vec<LayerSpec>,
   layer_share: Option<Arc<LayerShare>>,
   /// The connection's send-side estimate.
@@ -125,10 +132,13 @@ impl PublishedTrack {
     }
   }
 
-  /// Stops its encoders: the source no longer feeds them.
+  /// Stops its encoders (or sender): the source no longer feeds them.
   fn detach(&self) {
     for slot in &self.slots {
       self.source.detach(slot);
+    }
+    if let Some(slot) = &self.encoded {
+      self.source.detach_encoded(slot);
     }
   }
 
@@ -357,6 +367,7 @@ impl Engine {
       codec,
       track,
       slots,
+      encoded,
       layers,
       reply,
     } = publish;
@@ -393,6 +404,7 @@ impl Engine {
       controls: controls.clone(),
       source,
       slots,
+      encoded,
       layers,
       layer_share: layer_share.clone(),
       bwe: self.bwe_bps.clone(),
@@ -615,6 +627,7 @@ mod tests {
       publication: LocalTrackPublication::from_info(&info, "video/VP8"),
       info,
       slots: vec![source.attach()],
+      encoded: None,
       track,
       controls: vec![Arc::new(EncoderControl::default())],
       source,
@@ -635,6 +648,7 @@ mod tests {
       codec: VideoCodec::Vp8,
       track: LocalVideoTrack::create_video_track("cam", &source),
       slots: vec![source.attach()],
+      encoded: None,
       layers: vec![],
       reply,
     };
