@@ -142,7 +142,16 @@ test.serial('a pause in the publisher counts as one freeze of its length', async
 test.serial("a publisher's stats count what its encoder and transport sent", async (t) => {
   const c = await call('stats-out')
   try {
-    await sleep(3000)
+    // Frames skipped by 2.0 s and by 2.4 s: the reason looks back two seconds from 4.2 s.
+    await sleep(2000)
+    const skippedBy2s = c.sent()!.framesSkipped
+    await sleep(400)
+    const skippedBy2_4s = c.sent()!.framesSkipped
+    await sleep(600)
+    // The transport counts every half second, behind the encoder (and the pacer): what the
+    // encoder had made a second before the wire's count must be on the wire by then.
+    const earlier = c.sent()!.bytesSent
+    await sleep(1200)
     const report = await c.track.getStats()
     const layers = report.filter((s) => s.type === 'outbound-rtp')
     const pair = report.find((s) => s.type === 'candidate-pair')
@@ -153,13 +162,20 @@ test.serial("a publisher's stats count what its encoder and transport sent", asy
     t.is(l.framesEncoded, sent.layers[0].framesEncoded)
     t.true(l.keyFramesEncoded >= 1)
     t.true(l.framesPerSecond >= 10 && l.framesPerSecond <= 17, `${l.framesPerSecond} fps`)
-    // The transport's bytes (every half second) cover the encoder's, less the last half second.
     t.true(
-      l.bytesSent >= sent.bytesSent * 0.7 && l.bytesSent <= sent.bytesSent * 1.3,
-      `${l.bytesSent} bytes on the wire, ${sent.bytesSent} encoded`,
+      l.bytesSent >= earlier * 0.95 && l.bytesSent <= sent.bytesSent * 1.3,
+      `${l.bytesSent} bytes on the wire, ${earlier} encoded 1.2 s before, ${sent.bytesSent} now`,
     )
     t.true(l.packetsSent >= l.bytesSent / 1300, `${l.packetsSent} packets for ${l.bytesSent} bytes`)
-    t.is(l.qualityLimitationReason, 'none')
+    // `bandwidth` only while the estimate held the picture back: frames skipped in the last two
+    // seconds, or a smaller picture (a loaded machine's delay can lower the estimate).
+    const why = `${sent.framesSkipped - skippedBy2s} frames skipped since 2 s, ${l.frameWidth}x${l.frameHeight} sent`
+    if (l.qualityLimitationReason === 'none') {
+      t.true(sent.framesSkipped === skippedBy2_4s && l.frameWidth === 640, why)
+    } else {
+      t.is(l.qualityLimitationReason, 'bandwidth')
+      t.true(sent.framesSkipped > skippedBy2s || l.frameWidth < 640, why)
+    }
     t.truthy(pair)
     if (pair?.type === 'candidate-pair') {
       t.true(pair.availableOutgoingBitrate > 100_000, `${pair.availableOutgoingBitrate} bit/s`)
