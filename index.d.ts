@@ -326,7 +326,7 @@ export interface NativeInboundVideoStats {
 /** How to publish a track. */
 export interface NativePublishOptions {
   source?: TrackSource
-  videoCodec?: 'vp8' | 'h264' | 'vp9'
+  videoCodec?: 'vp8' | 'h264' | 'vp9' | 'av1'
   /** Bits per second; with `maxFramerate`, overrides LiveKit's preset for the resolution. */
   maxBitrate?: number
   maxFramerate?: number
@@ -400,7 +400,7 @@ export interface NativeTrackSettings {
  * The canonical name (`vp8`, `h264`, `vp9`) of the codec `name` names; throws ERR_INVALID_ARGUMENT
  * for a name lkrtc does not know. Lets the facade check an argument before it needs a room.
  */
-export declare function nativeVideoCodecName(name: string): 'vp8' | 'h264' | 'vp9'
+export declare function nativeVideoCodecName(name: string): 'vp8' | 'h264' | 'vp9' | 'av1'
 
 /** One received frame. */
 export interface NativeVideoFrameEvent {

@@ -524,17 +524,17 @@ cases([
     code: 'ERR_INVALID_ARG_TYPE',
     message: 'invalid source: expected one of',
   },
-  ...['', 'av1', 'h265'].map((value) => ({
+  ...['', 'av2', 'h265'].map((value) => ({
     name: `LocalParticipant.publishTrack rejects videoCodec ${JSON.stringify(value)}`,
     run: () => new Room().localParticipant.publishTrack(track64(), { videoCodec: value as never }),
     code: 'ERR_INVALID_ARGUMENT',
-    message: "invalid videoCodec: expected 'vp8', 'h264' or 'vp9'",
+    message: "invalid videoCodec: expected 'vp8', 'h264', 'vp9' or 'av1'",
   })),
   {
     name: 'LocalParticipant.publishTrack rejects videoCodec as a number',
     run: () => new Room().localParticipant.publishTrack(track64(), { videoCodec: 8 as never }),
     code: 'ERR_INVALID_ARG_TYPE',
-    message: "invalid videoCodec: expected 'vp8', 'h264' or 'vp9'",
+    message: "invalid videoCodec: expected 'vp8', 'h264', 'vp9' or 'av1'",
   },
   ...['', 'balance', 'MAINTAIN-FRAMERATE'].map((value) => ({
     name: `LocalParticipant.publishTrack rejects degradationPreference ${JSON.stringify(value)}`,

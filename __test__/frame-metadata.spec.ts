@@ -28,7 +28,7 @@ import {
   VideoStream,
 } from '../lib/index.js'
 import { COLOURS, classify, meanRgb, SEQUENCE, solidRgba } from './helpers/colors.js'
-import { CODECS, type PublishedCodec } from './helpers/codecs.js'
+import { METADATA_CODECS, type PublishedCodec } from './helpers/codecs.js'
 import { joinRtcNode, readColours, rtc } from './helpers/rtc-node.js'
 import { once, roomName, stopTestServer, testServer, token } from './helpers/server.js'
 
@@ -158,7 +158,7 @@ function checkFrames(
   t.true(coloursChecked >= minFrames / 2, `colours checked on ${coloursChecked} frames`)
 }
 
-for (const codec of CODECS) {
+for (const codec of METADATA_CODECS) {
   test.serial(`lkrtc receives the metadata of every frame another lkrtc sends (${codec})`, async (t) => {
     const name = roomName(`meta-${codec}`)
     const viewer = await join(name, 'lkrtc-viewer')
@@ -207,7 +207,7 @@ test.serial('every simulcast layer carries the metadata of its frames', async (t
 })
 
 test.serial('rtc-node, which never asks for metadata, sees the pictures of an lkrtc track that sends it', async (t) => {
-  for (const codec of CODECS) {
+  for (const codec of METADATA_CODECS) {
     const name = roomName(`meta-rtc-node-${codec}`)
     const peer = await joinRtcNode(name, 'rtc-node-viewer')
     const subscribed = once<[rtc.RemoteTrack, rtc.RemoteTrackPublication, rtc.RemoteParticipant]>(
@@ -266,7 +266,7 @@ function halfNoise(colour: string, seed: number): VideoFrame {
   return frame
 }
 
-for (const codec of CODECS) {
+for (const codec of METADATA_CODECS) {
   test.serial(
     `a subscriber that does not read metadata gets the pictures, the server having stripped it (${codec})`,
     async (t) => {

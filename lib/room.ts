@@ -86,8 +86,12 @@ export interface VideoEncoding {
 export interface TrackPublishOptions {
   /** Default `TrackSource.Camera`. */
   source?: TrackSource
-  /** Default `'vp8'`. */
-  videoCodec?: 'vp8' | 'h264' | 'vp9'
+  /**
+   * Default `'vp8'`. `'vp9'` and `'av1'` go as one layer (LiveKit's SDKs scale them with SVC,
+   * not simulcast); `'av1'` is encoded with libaom in real-time mode and carries no frame
+   * metadata.
+   */
+  videoCodec?: 'vp8' | 'h264' | 'vp9' | 'av1'
   /** Default: LiveKit's preset for the source's resolution. */
   videoEncoding?: Partial<VideoEncoding>
   /**
@@ -505,9 +509,11 @@ export class LocalParticipant {
     }
     const o = checkOptions<TrackPublishOptions>('options', options)
     const source = checkEnum<TrackSource>('source', o.source, TrackSource, TrackSource.Camera)
-    let videoCodec: 'vp8' | 'h264' | 'vp9' | undefined
+    let videoCodec: 'vp8' | 'h264' | 'vp9' | 'av1' | undefined
     if (o.videoCodec !== undefined) {
-      if (typeof o.videoCodec !== 'string') throw invalidArgType('videoCodec', "'vp8', 'h264' or 'vp9'", o.videoCodec)
+      if (typeof o.videoCodec !== 'string') {
+        throw invalidArgType('videoCodec', "'vp8', 'h264', 'vp9' or 'av1'", o.videoCodec)
+      }
       videoCodec = nativeVideoCodecName(o.videoCodec)
     }
     const encoding = checkOptions<VideoEncoding>('videoEncoding', o.videoEncoding)

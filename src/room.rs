@@ -305,24 +305,20 @@ impl NativeRoomEvent {
 
 /// The codec named `name` (lkrtc-video's parser), or ERR_INVALID_ARGUMENT.
 fn video_codec(name: &str) -> Result<VideoCodec, String> {
-  // AV1 is received, not published.
-  VideoCodec::from_name(name)
-    .ok()
-    .filter(|c| *c != VideoCodec::Av1)
-    .ok_or_else(|| {
-      js_error(
-        "ERR_INVALID_ARGUMENT",
-        format!(
-          "invalid videoCodec: expected 'vp8', 'h264' or 'vp9', got {}",
-          describe_string(name)
-        ),
-      )
-    })
+  VideoCodec::from_name(name).ok().ok_or_else(|| {
+    js_error(
+      "ERR_INVALID_ARGUMENT",
+      format!(
+        "invalid videoCodec: expected 'vp8', 'h264', 'vp9' or 'av1', got {}",
+        describe_string(name)
+      ),
+    )
+  })
 }
 
 /// The canonical name (`vp8`, `h264`, `vp9`) of the codec `name` names; throws ERR_INVALID_ARGUMENT
 /// for a name lkrtc does not know. Lets the facade check an argument before it needs a room.
-#[napi(ts_return_type = "'vp8' | 'h264' | 'vp9'")]
+#[napi(ts_return_type = "'vp8' | 'h264' | 'vp9' | 'av1'")]
 pub fn native_video_codec_name(name: String) -> Result<&'static str, String> {
   Ok(video_codec(&name)?.name())
 }
@@ -446,7 +442,7 @@ pub struct NativeSimulcastLayer {
 #[napi(object)]
 pub struct NativePublishOptions {
   pub source: Option<TrackSource>,
-  #[napi(ts_type = "'vp8' | 'h264' | 'vp9'")]
+  #[napi(ts_type = "'vp8' | 'h264' | 'vp9' | 'av1'")]
   pub video_codec: Option<String>,
   /// Bits per second; with `maxFramerate`, overrides LiveKit's preset for the resolution.
   pub max_bitrate: Option<f64>,

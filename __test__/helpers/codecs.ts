@@ -9,9 +9,12 @@ export const MIME = {
 export type Codec = keyof typeof MIME
 
 /** The codecs lkrtc publishes, in the order the interop tests run them. */
-export const CODECS = ['vp8', 'h264', 'vp9'] as const
+export const CODECS = ['vp8', 'h264', 'vp9', 'av1'] as const
 
 export type PublishedCodec = (typeof CODECS)[number]
 
-/** The codecs lkrtc receives: those it publishes, and AV1. */
-export const RECEIVED_CODECS = [...CODECS, 'av1'] as const
+/** The codecs lkrtc receives: the same. */
+export const RECEIVED_CODECS = CODECS
+
+/** The codecs whose frames carry LiveKit's packet trailer (frame metadata): not AV1. */
+export const METADATA_CODECS = ['vp8', 'h264', 'vp9'] as const

@@ -1,5 +1,5 @@
-//! Real-time video encoders and decoders for lkrtc: VP8 and VP9 (libvpx, linked statically) and
-//! H.264 Constrained Baseline (openh264, built from source). Encoders take I420 frames of the configured
+//! Real-time video encoders and decoders for lkrtc: VP8 and VP9 (libvpx, linked statically),
+//! H.264 Constrained Baseline (openh264, built from source) and AV1 (libaom, linked statically). Encoders take I420 frames of the configured
 //! size; decoders take one complete encoded frame and give back a tightly packed I420 frame.
 
 mod av1;
@@ -76,12 +76,7 @@ pub fn new_encoder(codec: VideoCodec, config: &EncoderConfig) -> Result<Box<dyn 
     VideoCodec::Vp8 => Box::new(vp8::VpxEncoder::vp8(config)?),
     VideoCodec::H264 => Box::new(h264::H264Encoder::new(config)?),
     VideoCodec::Vp9 => Box::new(vp9::new_encoder(config)?),
-    VideoCodec::Av1 => {
-      return Err(CodecError::InvalidConfig {
-        codec,
-        reason: "lkrtc receives AV1 but does not encode it; expected vp8, h264 or vp9".into(),
-      })
-    }
+    VideoCodec::Av1 => Box::new(av1::Av1Encoder::new(config)?),
   })
 }
 

@@ -493,6 +493,9 @@ fn run(
       Ok(Some((mut data, keyframe))) => {
         // Every layer's picture of this frame carries the frame's metadata.
         let trailer_len = match frame.metadata.as_ref() {
+          // AV1 goes through an OBU parser on the way out, which bytes after the last OBU
+          // would confuse: no trailer.
+          Some(_) if encoder.codec() == VideoCodec::Av1 => 0,
           Some(m) if encoder.codec() != VideoCodec::H264 || crate::frame_metadata::fits_annex_b(m) => {
             crate::frame_metadata::append_trailer(&mut data, m)
           }

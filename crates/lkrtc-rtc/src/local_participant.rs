@@ -247,9 +247,10 @@ impl LocalParticipant {
       Some(chosen) => simulcast::check_lower_layers(width, height, chosen)?,
       None => simulcast::default_lower_layers(width, height, encoding, source.is_screencast()),
     };
-    // VP9 goes as one layer: LiveKit's SDKs scale VP9 with SVC in one stream, never with
-    // simulcast streams, and the server forwards VP9 as SVC.
-    let simulcast = options.simulcast && codec != lkrtc_video::VideoCodec::Vp9 && pre_encoded.is_none();
+    // VP9 and AV1 go as one layer: LiveKit's SDKs scale them with SVC in one stream, never with
+    // simulcast streams, and the server forwards them as SVC.
+    let svc_codec = matches!(codec, lkrtc_video::VideoCodec::Vp9 | lkrtc_video::VideoCodec::Av1);
+    let simulcast = options.simulcast && !svc_codec && pre_encoded.is_none();
     let specs = simulcast::compute_layers(width, height, encoding, simulcast, &lower);
     // Every encoder is made before the server hears of the track, so a codec problem fails the
     // publish cleanly.

@@ -203,7 +203,8 @@ pub(crate) fn align_trailer(data: &mut Vec<u8>, trailer_len: usize, codec: Video
       }
       (nal_start + 1, mtu - FUA_HEADER)
     }
-    VideoCodec::Av1 => return, // lkrtc does not send AV1
+    // lkrtc sends no trailer with AV1 (see the encoder): nothing to place.
+    VideoCodec::Av1 => return,
   };
   if fragment <= trailer_len || body < region_start {
     return;

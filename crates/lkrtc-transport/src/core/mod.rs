@@ -42,17 +42,29 @@ const DATA_LOW_THRESHOLD: usize = 64 * 1024;
 /// Upper bound on how long the loop sleeps, so a far-future str0m timeout is still rechecked.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
-/// Publisher payload types: VP8 + RTX, VP9 profile 0 + RTX and H.264 42e01f mode 1 + RTX
-/// (Chrome's numbers). The subscriber offers VP9 profile 0 under the same numbers.
+/// Publisher payload types: VP8 + RTX, VP9 profile 0 + RTX, H.264 42e01f mode 1 + RTX and AV1
+/// + RTX (Chrome's numbers). The subscriber offers VP9 profile 0 and AV1 under the same numbers.
 const PT_VP8: u8 = 96;
 const PT_VP8_RTX: u8 = 97;
 const PT_VP9: u8 = 98;
 const PT_VP9_RTX: u8 = 99;
 const PT_H264: u8 = 102;
 const PT_H264_RTX: u8 = 103;
-/// Subscriber only: AV1 main profile, Chrome's numbers.
+/// AV1 main profile, Chrome's numbers.
 const PT_AV1: u8 = 45;
 const PT_AV1_RTX: u8 = 46;
+
+/// AV1 main profile, under Chrome's payload types.
+fn add_av1(codecs: &mut str0m::format::CodecConfig) {
+  codecs.add_config(
+    PT_AV1.into(),
+    Some(PT_AV1_RTX.into()),
+    str0m::format::Codec::Av1,
+    str0m::media::Frequency::NINETY_KHZ,
+    None,
+    Default::default(),
+  );
+}
 
 /// VP9 profile 0 (8-bit 4:2:0), the one profile lkrtc decodes and encodes.
 fn add_vp9_profile_0(codecs: &mut str0m::format::CodecConfig) {
@@ -186,6 +198,7 @@ impl Core {
         );
         codecs.add_h264(PT_H264.into(), Some(PT_H264_RTX.into()), true, 0x42e01f);
         add_vp9_profile_0(codecs);
+        add_av1(codecs);
         if let Some(bps) = config.initial_bitrate_bps {
           rtc_config = rtc_config.enable_bwe(Some(Bitrate::bps(bps)));
         }
@@ -197,15 +210,7 @@ impl Core {
         // VP9: profile 0 only (str0m's default adds profile 2, 10-bit, which lkrtc cannot show).
         rtc_config = rtc_config.enable_vp8(true).enable_h264(true).enable_opus(true, false);
         add_vp9_profile_0(rtc_config.codec_config());
-        // AV1 is received only (lkrtc has no AV1 encoder), under Chrome's payload types.
-        rtc_config.codec_config().add_config(
-          PT_AV1.into(),
-          Some(PT_AV1_RTX.into()),
-          str0m::format::Codec::Av1,
-          str0m::media::Frequency::NINETY_KHZ,
-          None,
-          Default::default(),
-        );
+        add_av1(rtc_config.codec_config());
       }
     }
     // The default extension map already has abs-send-time, transport-cc, mid, rid and
