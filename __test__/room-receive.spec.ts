@@ -15,6 +15,7 @@ import {
   TrackSource,
   VideoBufferType,
   type VideoFrame,
+  VideoQuality,
   VideoSource,
   VideoStream,
 } from '../lib/index.js'
@@ -177,57 +178,76 @@ for (const codec of RECEIVED_CODECS) {
   })
 }
 
-// rtc-node publishes VP9 with simulcast as one SVC stream of three spatial layers (L3T3_KEY):
-// lkrtc decodes the layers the server forwards, and keeps going when the picture's size changes.
-test.serial('lkrtc receives every colour of an rtc-node VP9 SVC stream, through a change of size', async (t) => {
-  const name = roomName('node-lk-vp9-svc')
-  const viewer = await join(name, 'lkrtc-viewer')
-  const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
-  const peer = await joinRtcNode(name, 'rtc-node-sender')
-  const [big, small] = [
-    [1280, 720],
-    [640, 360],
-  ] as const
-  const source = new rtc.VideoSource(big[0], big[1])
-  const toRtcNode = (frame: VideoFrame) =>
-    new rtc.VideoFrame(new Uint8Array(frame.data), frame.width, frame.height, rtc.VideoBufferType.RGBA)
-  const grey = toRtcNode(solidRgba(big[0], big[1], GREY))
-  let idle: NodeJS.Timeout | undefined = setInterval(() => source.captureFrame(grey), 66)
-  try {
-    const track = rtc.LocalVideoTrack.createVideoTrack('rtc-node-svc', source)
-    await peer.localParticipant!.publishTrack(
-      track,
-      new rtc.TrackPublishOptions({
-        source: rtc.TrackSource.SOURCE_CAMERA,
-        simulcast: true,
-        videoCodec: rtc.VideoCodec.VP9,
-      }),
-    )
-    const [remote, publication] = await subscribed
-    t.is(publication.mimeType, 'video/VP9')
-    t.true(publication.simulcasted, 'the server describes several layers')
-    const reader = readStreamColours(VideoStream.fromTrack({ track: remote, format: VideoBufferType.RGBA }))
-    clearInterval(idle)
-    idle = undefined
-    const capture = (frame: VideoFrame, timestampUs: number) =>
-      source.captureFrame(toRtcNode(frame), BigInt(timestampUs))
-    await playSequence(capture, { width: big[0], height: big[1], colours: ['red', 'green'] })
-    await playSequence(capture, { width: small[0], height: small[1], colours: ['blue', 'white', 'black'] })
-    await reader.stop()
-    const runs = stableRuns(reader.names)
-    t.log(
-      `${reader.names.length} frames received, sizes ${[...reader.sizes].join(' ')}; stable runs: ${runs.join(' ')}`,
-    )
-    t.true(reader.sizes.has(`${big[0]}x${big[1]}`), [...reader.sizes].join(' '))
-    t.true(reader.sizes.has(`${small[0]}x${small[1]}`), [...reader.sizes].join(' '))
-    t.true(inOrder(runs, SEQUENCE), `expected ${SEQUENCE.join(' ')} in order, saw ${runs.join(' ')}`)
-  } finally {
-    if (idle) clearInterval(idle)
-    await viewer.disconnect()
-    await peer.disconnect()
-    await source.close()
-  }
-})
+// rtc-node publishes VP9 and AV1 with simulcast as one SVC stream of three spatial layers
+// (L3T3_KEY): lkrtc decodes the layers the server forwards, and keeps going when the picture's
+// size changes: when the server switches layers (a lower quality asked for) and when the source
+// itself changes size.
+for (const codec of ['vp9', 'av1'] as const) {
+  test.serial(`lkrtc receives every colour of an rtc-node ${codec} SVC stream, through a change of size`, async (t) => {
+    const name = roomName(`node-lk-${codec}-svc`)
+    const viewer = await join(name, 'lkrtc-viewer')
+    const subscribed = once<Subscribed>(viewer, 'trackSubscribed')
+    const peer = await joinRtcNode(name, 'rtc-node-sender')
+    const [big, small] = [
+      [1280, 720],
+      [640, 360],
+    ] as const
+    const source = new rtc.VideoSource(big[0], big[1])
+    const toRtcNode = (frame: VideoFrame) =>
+      new rtc.VideoFrame(new Uint8Array(frame.data), frame.width, frame.height, rtc.VideoBufferType.RGBA)
+    const grey = toRtcNode(solidRgba(big[0], big[1], GREY))
+    let idle: NodeJS.Timeout | undefined = setInterval(() => source.captureFrame(grey), 66)
+    try {
+      const track = rtc.LocalVideoTrack.createVideoTrack('rtc-node-svc', source)
+      await peer.localParticipant!.publishTrack(
+        track,
+        new rtc.TrackPublishOptions({
+          source: rtc.TrackSource.SOURCE_CAMERA,
+          simulcast: true,
+          videoCodec: RTC_NODE_CODEC[codec],
+        }),
+      )
+      const [remote, publication] = await subscribed
+      t.is(publication.mimeType, MIME[codec])
+      t.true(publication.simulcasted, 'the server describes several layers')
+      const reader = readStreamColours(VideoStream.fromTrack({ track: remote, format: VideoBufferType.RGBA }))
+      clearInterval(idle)
+      idle = undefined
+      const capture = (frame: VideoFrame, timestampUs: number) =>
+        source.captureFrame(toRtcNode(frame), BigInt(timestampUs))
+      await playSequence(capture, { width: big[0], height: big[1], colours: ['red', 'green'] })
+      const highSizes = new Set(reader.sizes)
+      // The server switches to a lower spatial layer: a smaller picture of the same content.
+      // (VP9 only: livekit-server keeps forwarding an AV1 stream's top layer.)
+      if (codec === 'vp9') await publication.setVideoQuality(VideoQuality.Low)
+      await playSequence(capture, { width: big[0], height: big[1], colours: ['blue'] })
+      const lowSizes = [...reader.sizes].filter((s) => !highSizes.has(s))
+      await publication.setVideoQuality(VideoQuality.High)
+      await playSequence(capture, { width: small[0], height: small[1], colours: ['white', 'black'] })
+      await reader.stop()
+      const runs = stableRuns(reader.names)
+      t.log(
+        `${reader.names.length} frames received, sizes ${[...reader.sizes].join(' ')}; stable runs: ${runs.join(' ')}`,
+      )
+      t.true(reader.sizes.has(`${big[0]}x${big[1]}`), [...reader.sizes].join(' '))
+      t.true(reader.sizes.has(`${small[0]}x${small[1]}`), [...reader.sizes].join(' '))
+      // The low layer's picture: smaller than the source, its 16:9 shape kept.
+      const low = lowSizes.map((s) => s.split('x').map(Number))
+      if (codec === 'vp9') {
+        t.true(
+          low.length > 0 && low.every(([w, h]) => w < big[0] && Math.abs(w * 9 - h * 16) <= 16),
+          `sizes after asking Low: ${lowSizes.join(' ')}`,
+        )
+      }
+      t.true(inOrder(runs, SEQUENCE), `expected ${SEQUENCE.join(' ')} in order, saw ${runs.join(' ')}`)
+    } finally {
+      if (idle) clearInterval(idle)
+      await viewer.disconnect()
+      await peer.disconnect()
+      await source.close()
+    }
+  })
+}
 
 test.serial(
   'lkrtc sees another lkrtc join, publish, unpublish and leave, with the publication described',
