@@ -51,7 +51,6 @@ async function publishLkrtc(): Promise<object> {
   await room.connect(opts.url, opts.token, { autoSubscribe: false })
   const source = new lk.VideoSource(opts.width, opts.height)
   const track = lk.LocalVideoTrack.createVideoTrack('bench', source)
-  if (opts.codec === 'av1') throw new Error('lkrtc does not publish AV1')
   const publication = await room.localParticipant.publishTrack(track, {
     source: lk.TrackSource.Camera,
     videoCodec: opts.codec,

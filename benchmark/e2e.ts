@@ -4,7 +4,7 @@
 // own process (benchmark/e2e-peer.ts) so CPU figures are per participant. Prints a markdown table.
 //   npm run bench:e2e                    (720p30 and 1080p30, VP8, 10 s each)
 //   E2E_SECONDS=30 E2E_SIZES=720 npm run bench:e2e
-//   E2E_CODEC=vp9 npm run bench:e2e       (vp8, the default, h264, vp9; av1: rtc-node publishing only)
+//   E2E_CODEC=vp9 npm run bench:e2e       (vp8, the default, h264, vp9, av1)
 import { spawn } from 'node:child_process'
 import { dirname, join } from 'node:path'
 
@@ -21,12 +21,7 @@ if (!CODECS.includes(CODEC)) {
   console.error(`E2E_CODEC must be one of ${CODECS.join(', ')}, got ${CODEC}`)
   process.exit(2)
 }
-// lkrtc receives AV1 but does not publish it: AV1 runs rtc-node's publisher only.
-const STACKS = (process.env.E2E_STACKS ?? (CODEC === 'av1' ? 'rtc-node,rtc-node>lkrtc' : 'lkrtc,rtc-node')).split(',')
-if (CODEC === 'av1' && STACKS.some((s) => s.split('>')[0] === 'lkrtc')) {
-  console.error(`E2E_CODEC=av1: lkrtc does not publish AV1; use publishers of rtc-node only, got ${STACKS.join(',')}`)
-  process.exit(2)
-}
+const STACKS = (process.env.E2E_STACKS ?? 'lkrtc,rtc-node').split(',')
 
 async function token(server: { apiKey: string; apiSecret: string }, identity: string, room: string) {
   const at = new AccessToken(server.apiKey, server.apiSecret, { identity })
