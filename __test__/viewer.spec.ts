@@ -12,11 +12,13 @@ import { BARS_RGB, clearRows, colourBars, drawFrame } from '../examples/pattern.
 import { startViewer, type Viewer } from '../examples/viewer.js'
 import {
   LocalVideoTrack,
+  type RemoteTrackPublication,
   type RemoteVideoTrack,
   Room,
   TrackSource,
   VideoBufferType,
   VideoFrame,
+  VideoQuality,
   VideoSource,
   VideoStream,
 } from '../lib/index.js'
@@ -166,6 +168,63 @@ test.serial('a canvas the browser publishes reaches lkrtc with its colour', asyn
       last.every((c, i) => Math.abs(c - [200, 40, 160][i]) <= 40),
       `received ${last.map(Math.round)}`,
     )
+  } finally {
+    await page.close()
+    await lk.disconnect()
+  }
+})
+
+// livekit-client publishes AV1 as one scalable stream of three spatial layers (L3T3_KEY): the
+// server forwards the layers a subscriber asks for, and lkrtc decodes each switch.
+test.serial("lkrtc follows the server's switches between a browser's AV1 SVC layers", async (t) => {
+  const server = await testServer()
+  const name = roomName('viewer-av1-svc')
+  const lk = new Room()
+  const subscribed = once<[RemoteVideoTrack, RemoteTrackPublication]>(lk, 'trackSubscribed', undefined, 30_000)
+  await lk.connect(server.url, await token('lkrtc-watcher', name))
+  const page = await (browser as Browser).newPage()
+  try {
+    const extra = { publish: '1', colour: '40,160,200', size: '1280x720', codec: 'av1', svc: '1' }
+    await page.goto((viewer as Viewer).url(server.url, await token('browser-av1', name), extra))
+    const [track, publication] = await subscribed
+    t.is(publication.mimeType, 'video/AV1')
+    const stream = new VideoStream(track, { format: VideoBufferType.RGBA, capacity: 1 })
+    const seen: { size: string; colour: Rgb }[] = []
+    const reading = (async () => {
+      for await (const { frame } of stream) {
+        seen.push({ size: `${frame.width}x${frame.height}`, colour: meanRgb(frame.data, frame.width, frame.height) })
+      }
+    })()
+    // The sizes of each window's frames; a switch takes effect within a second or so.
+    const sizesFor = async (quality: VideoQuality, ms: number) => {
+      await publication.setVideoQuality(quality)
+      const from = seen.length
+      await new Promise((r) => setTimeout(r, ms))
+      return seen.slice(from).map((f) => f.size)
+    }
+    const high = await sizesFor(VideoQuality.High, 4000)
+    const low = await sizesFor(VideoQuality.Low, 4000)
+    const highAgain = await sizesFor(VideoQuality.High, 4000)
+    stream.close()
+    await reading
+    const area = (s: string) =>
+      s
+        .split('x')
+        .map(Number)
+        .reduce((a, b) => a * b)
+    // The last ten frames of a window: the layer it settled on.
+    const settled = (sizes: string[]) => new Set(sizes.slice(-10))
+    t.log(
+      `high ${[...new Set(high)]}, low ${[...new Set(low)]}, high again ${[...new Set(highAgain)]}; ${seen.length} frames`,
+    )
+    t.deepEqual(settled(high), new Set(['1280x720']))
+    t.true(
+      low.length >= 10 && [...settled(low)].every((s) => area(s) < 1280 * 720),
+      `settled at Low: ${[...settled(low)]}`,
+    )
+    t.deepEqual(settled(highAgain), new Set(['1280x720']))
+    const wrong = seen.filter((f) => !f.colour.every((c, i) => Math.abs(c - [40, 160, 200][i]) <= 40))
+    t.is(wrong.length, 0, `wrong pictures: ${wrong.slice(0, 3).map((f) => f.colour.map(Math.round))}`)
   } finally {
     await page.close()
     await lk.disconnect()

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 
 import { start } from './livekit-server.mjs'
 
-const server = await start()
+const server = await start({ logLevel: process.env.LKRTC_TEST_SERVER_LOG ?? 'info' })
 console.log(`test server: ${server.url} (log ${server.log})`)
 
 const ava = fileURLToPath(new URL('../node_modules/ava/entrypoints/cli.mjs', import.meta.url))

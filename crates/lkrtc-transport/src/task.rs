@@ -305,6 +305,9 @@ fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, TransportError> {
   Ok(UdpSocket::from_std(socket.into())?)
 }
 
+/// Due timeouts handled one after another before the loop looks at commands and sockets again.
+const MAX_DUE_IN_A_ROW: u32 = 64;
+
 async fn run(
   mut core: Core,
   socket: UdpSocket,
@@ -322,6 +325,7 @@ async fn run(
     events,
     sinks: HashMap::new(),
   };
+  let mut due_in_a_row = 0;
   loop {
     let deadline = loop {
       let deadline = loop {
@@ -344,6 +348,17 @@ async fn run(
       }
     };
     let Some(deadline) = deadline else { break };
+    // A timeout already due is handled at once: str0m's pacer lets one packet out and asks to
+    // be woken a microsecond later, and tokio's timer wakes at millisecond ticks, which would
+    // cap a connection at about a thousand packets a second. Bounded, so commands and incoming
+    // packets still get their turn.
+    let now = Instant::now();
+    if deadline <= now && due_in_a_row < MAX_DUE_IN_A_ROW {
+      due_in_a_row += 1;
+      core.handle_timeout(now);
+      continue;
+    }
+    due_in_a_row = 0;
 
     tokio::select! {
       cmd = commands.recv(), if !commands_done => match cmd {
