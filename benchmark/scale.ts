@@ -8,9 +8,11 @@
 // delivered (decoded by the receiver) / sent (given to the publisher's SDK), the share at full
 // size, capture -> decoded latency (stamped in the pixels, measure.ts). A stack keeps up at a
 // point while at least 90% of the frames are delivered. Prints markdown tables.
-//   npm run bench:scale                      (15 s measured per point after 5 s of warm-up)
+//   npm run bench:scale                      (15 s measured per point after 8 s of warm-up)
 //   npm run bench:scale -- --quick           (a smoke run: N = 1, 4 and 2 rooms, 3 s windows)
-//   npm run bench:scale -- --seconds=30 --warmup=8 --n=1,4 --n720=4 --rooms=10 --stacks=lkrtc
+//   npm run bench:scale -- --seconds=30 --warmup=10 --n=1,4 --n720=4 --rooms=10 --stacks=lkrtc
+// `--stacks=lkrtc>rtc-node,rtc-node>lkrtc`: one stack publishes, the other receives, to tell
+// which side stops keeping up. `--kbps`: the max bitrate of each 640x360 track (1280x720: 2500).
 import { spawn } from 'node:child_process'
 import { loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -31,7 +33,7 @@ function args() {
     flags.set(m[1], m[2] ?? 'true')
   }
   const quick = flags.get('quick') === 'true'
-  const known = ['quick', 'seconds', 'warmup', 'n', 'n720', 'rooms', 'stacks']
+  const known = ['quick', 'seconds', 'warmup', 'n', 'n720', 'rooms', 'stacks', 'kbps']
   for (const k of flags.keys()) if (!known.includes(k)) usage(`unknown option --${k}`)
   const number = (name: string, fallback: number, min: number) => {
     const v = Number(flags.get(name) ?? fallback)
@@ -57,7 +59,8 @@ function args() {
   return {
     quick,
     seconds: number('seconds', quick ? 3 : 15, 1),
-    warmup: number('warmup', quick ? 3 : 5, 1),
+    warmup: number('warmup', quick ? 3 : 8, 1),
+    kbps: number('kbps', 800, 1),
     n360: list('n', quick ? '1,4' : '1,4,9,16'),
     n720: list('n720', quick ? '' : '4'),
     rooms: number('rooms', quick ? 2 : 10, 0),
@@ -67,7 +70,7 @@ function args() {
 
 function usage(problem: string): never {
   console.error(`bench:scale: ${problem}
-usage: npm run bench:scale -- [--quick] [--seconds=15] [--warmup=5] [--n=1,4,9,16] [--n720=4] [--rooms=10] [--stacks=lkrtc,rtc-node,lkrtc>rtc-node]`)
+usage: npm run bench:scale -- [--quick] [--seconds=15] [--warmup=8] [--n=1,4,9,16] [--n720=4] [--rooms=10] [--stacks=lkrtc,rtc-node,lkrtc>rtc-node] [--kbps=800]`)
   process.exit(2)
 }
 
@@ -181,7 +184,7 @@ async function main() {
     epochMs,
   }
   const sizes = {
-    360: { width: 640, height: 360, maxBitrate: 800_000 },
+    360: { width: 640, height: 360, maxBitrate: opts.kbps * 1000 },
     720: { width: 1280, height: 720, maxBitrate: 2_500_000 },
   }
   const points = [...opts.n360.map((n) => [n, 360] as const), ...opts.n720.map((n) => [n, 720] as const)]
