@@ -137,6 +137,8 @@ async function run(peers: Record<string, PeerOptions>): Promise<Record<string, P
     for (const [, p] of running) p.start(at)
     const budget = (opts.warmup + opts.seconds + 30) * 1000
     const results = await withTimeout(Promise.all(running.map(([, p]) => p.result)), budget, 'the measured run')
+    // SCALE_DEBUG=1: each process's own figures (RSS at the window's edges, counts).
+    if (process.env.SCALE_DEBUG) console.error(JSON.stringify(results))
     return Object.fromEntries(running.map(([name], i) => [name, results[i]]))
   } finally {
     for (const [, p] of running) p.kill()
