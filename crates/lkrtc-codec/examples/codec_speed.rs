@@ -48,6 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for codec in [VideoCodec::Vp8, VideoCodec::H264] {
       let config = EncoderConfig {
         screen_content: false,
+        adaptive_speed: false,
         width: w,
         height: h,
         bitrate_bps: bitrate,

@@ -10,6 +10,7 @@ use std::ptr;
 use lkrtc_video::VideoFrame;
 
 use crate::i420::{copy_to_frame, SrcPlane};
+use crate::speed::SpeedGovernor;
 use crate::{
   check_config, check_frame, clamp_fps, CodecError, EncodedFrame, EncoderConfig, VideoCodec, VideoDecoder, VideoEncoder,
 };
@@ -197,7 +198,12 @@ pub(crate) struct Av1Encoder {
   fps: f64,
   last_pts: Option<i64>,
   first: bool,
+  /// The speed (`AOME_SET_CPUUSED`) following the encode time, with `adaptive_speed`.
+  speed: Option<SpeedGovernor>,
 }
+
+/// libaom's fastest real-time speed.
+const AV1_FASTEST: c_int = 10;
 
 // SAFETY: as for the decoder: one context, used through &mut self only.
 unsafe impl Send for Av1Encoder {}
@@ -258,6 +264,9 @@ impl Av1Encoder {
       fps: clamp_fps(config.max_framerate),
       last_pts: None,
       first: true,
+      speed: config
+        .adaptive_speed
+        .then(|| SpeedGovernor::new(cpu_speed(config.width, config.height), AV1_FASTEST)),
     };
     let tile_columns = c_uint::BITS - threads.max(1).leading_zeros() - 1;
     let screen = c_int::from(config.screen_content);
@@ -364,6 +373,7 @@ impl VideoEncoder for Av1Encoder {
     } else {
       0
     };
+    let started = std::time::Instant::now();
     // SAFETY: the context is initialised; img points into `data`, which outlives the call; with
     // no lookahead libaom is done with the picture when it returns.
     let err = unsafe { sys::aom_codec_encode(&mut *self.ctx, &img, pts, duration, flags) };
@@ -371,6 +381,12 @@ impl VideoEncoder for Av1Encoder {
       return Err(encode_err(aom_error(Some(&self.ctx), err)));
     }
     self.first = false;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let interval_ms = 1000.0 / self.fps;
+    if let Some(speed) = self.speed.as_mut().and_then(|g| g.record(elapsed_ms, interval_ms)) {
+      // A refused speed keeps the previous one; the frame is encoded either way.
+      let _ = self.control(sys::AOME_SET_CPUUSED, speed);
+    }
     let mut out: Option<EncodedFrame> = None;
     let mut iter: sys::aom_codec_iter_t = ptr::null();
     loop {

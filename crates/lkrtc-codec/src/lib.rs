@@ -7,6 +7,7 @@ pub mod bitstream;
 mod error;
 mod h264;
 mod i420;
+mod speed;
 mod vp8;
 mod vp9;
 
@@ -28,6 +29,10 @@ pub struct EncoderConfig {
   /// Screen content (text, UI, slides): the codecs' screen-content modes (VP8's screen content
   /// mode, VP9's screen tuning, openh264's screen usage), which keep edges and text sharp.
   pub screen_content: bool,
+  /// Let the encoder's speed follow its measured encode time: faster settings (less quality
+  /// per bit) while frames take over 60% of the frame interval, back when under 25%. For live
+  /// sources on busy machines; off for reproducible output.
+  pub adaptive_speed: bool,
 }
 
 /// One encoded frame. VP8, VP9: one frame as their RTP payload formats carry it. H.264: an

@@ -74,6 +74,7 @@ fn mean(plane: &[u8]) -> f64 {
 fn config(width: u32, height: u32, bitrate_bps: u32) -> EncoderConfig {
   EncoderConfig {
     screen_content: false,
+    adaptive_speed: false,
     width,
     height,
     bitrate_bps,
@@ -616,6 +617,7 @@ fn screen_content_mode_keeps_text_sharper_at_a_low_rate() {
     for screen in [false, true] {
       let cfg = EncoderConfig {
         screen_content: screen,
+        adaptive_speed: false,
         ..config(640, 360, 250_000)
       };
       let mut enc = new_encoder(codec, &cfg).unwrap();

@@ -10,6 +10,7 @@ use std::ptr;
 use lkrtc_video::VideoFrame;
 
 use crate::i420::{copy_to_frame, SrcPlane};
+use crate::speed::SpeedGovernor;
 use crate::{
   check_config, check_frame, clamp_fps, CodecError, EncodedFrame, EncoderConfig, VideoCodec, VideoDecoder, VideoEncoder,
 };
@@ -55,6 +56,10 @@ fn cpu_speed(width: u32, height: u32) -> c_int {
   }
 }
 
+/// The fastest real-time VP8 speed the encoder may move to when its frames take too long
+/// (libwebrtc uses -12 on slow ARM devices).
+const VP8_FASTEST: c_int = 12;
+
 /// libvpx threads for VP8, as libwebrtc chooses them: a second thread only from qHD up and with
 /// at least 3 cores. libvpx's VP8 row threads wait for each other by spinning, so on a machine
 /// with few cores (or busy ones) extra threads burn CPU for nothing: publishing 720p30 on a busy
@@ -89,6 +94,9 @@ pub(crate) struct VpxEncoder {
   fps: f64,
   last_pts: Option<i64>,
   first: bool,
+  /// The speed (`VP8E_SET_CPUUSED`, as a magnitude) following the encode time, and the sign
+  /// the codec wants it with (VP8's real-time speeds are negative).
+  speed: Option<(SpeedGovernor, c_int)>,
 }
 
 // SAFETY: the encoder context is only used through &mut self, never shared; libvpx contexts
@@ -141,11 +149,21 @@ impl VpxEncoder {
       fps: clamp_fps(config.max_framerate),
       last_pts: None,
       first: true,
+      speed: None,
     };
     for &(id, value) in controls {
       encoder.control(id, value).map_err(init_error(codec))?;
     }
     Ok(encoder)
+  }
+
+  /// Lets the speed follow the encode time (with `adaptive_speed`), from `base` (as set) up to
+  /// `fastest`; `sign` is the sign of the codec's speed values.
+  pub(crate) fn adapt_speed(mut self, base: c_int, fastest: c_int, sign: c_int) -> Self {
+    if self.config.adaptive_speed {
+      self.speed = Some((SpeedGovernor::new(base, fastest), sign));
+    }
+    self
   }
 
   /// A VP8 encoder with libwebrtc's real-time settings.
@@ -197,7 +215,8 @@ impl VpxEncoder {
         c_int::from(config.screen_content),
       ),
     ];
-    Self::open(VideoCodec::Vp8, iface, config, cfg, &controls)
+    let base = -cpu_speed(config.width, config.height);
+    Ok(Self::open(VideoCodec::Vp8, iface, config, cfg, &controls)?.adapt_speed(base, VP8_FASTEST, -1))
   }
 
   fn control(&mut self, id: c_int, value: c_int) -> Result<(), String> {
@@ -294,6 +313,7 @@ impl VideoEncoder for VpxEncoder {
     } else {
       0
     };
+    let started = std::time::Instant::now();
     // SAFETY: the context is initialised; img points into `data`, which outlives this call, and
     // with no lookahead (lag 0) libvpx copies the frame before returning.
     let err = unsafe {
@@ -310,6 +330,15 @@ impl VideoEncoder for VpxEncoder {
       return Err(encode_err(vpx_error(Some(&self.ctx), err)));
     }
     self.first = false;
+    let interval_ms = 1000.0 / self.fps;
+    let change = self.speed.as_mut().and_then(|(g, sign)| {
+      g.record(started.elapsed().as_secs_f64() * 1000.0, interval_ms)
+        .map(|s| s * *sign)
+    });
+    if let Some(value) = change {
+      // A refused speed keeps the previous one; the frame is encoded either way.
+      let _ = self.control(sys::VP8E_SET_CPUUSED as c_int, value);
+    }
 
     let mut out: Option<EncodedFrame> = None;
     let mut iter: sys::vpx_codec_iter_t = ptr::null();

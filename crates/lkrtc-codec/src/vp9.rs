@@ -87,7 +87,9 @@ pub(crate) fn new_encoder(config: &EncoderConfig) -> Result<VpxEncoder, CodecErr
     // VP9E_CONTENT_SCREEN (1) or VP9E_CONTENT_DEFAULT (0).
     (sys::VP9E_SET_TUNE_CONTENT as c_int, c_int::from(config.screen_content)),
   ];
-  VpxEncoder::open(VideoCodec::Vp9, iface, config, cfg, &controls)
+  let base = cpu_speed(config.width, config.height);
+  // libvpx's VP9 real-time speeds go to 9.
+  Ok(VpxEncoder::open(VideoCodec::Vp9, iface, config, cfg, &controls)?.adapt_speed(base, 9, 1))
 }
 
 #[cfg(test)]

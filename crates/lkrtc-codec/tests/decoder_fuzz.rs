@@ -61,6 +61,7 @@ fn encoded(codec: VideoCodec) -> &'static [Vec<u8>] {
   cell.get_or_init(|| {
     let config = EncoderConfig {
       screen_content: false,
+      adaptive_speed: false,
       width: WIDTH,
       height: HEIGHT,
       bitrate_bps: 300_000,

@@ -297,6 +297,7 @@ mod tests {
   fn encoded(codec: VideoCodec, n: usize) -> Vec<(Vec<u8>, bool)> {
     let config = lkrtc_codec::EncoderConfig {
       screen_content: false,
+      adaptive_speed: false,
       width: 64,
       height: 64,
       bitrate_bps: 200_000,
@@ -375,6 +376,7 @@ mod tests {
   fn encoded_grey(codec: VideoCodec, size: u32, y: u8, n: usize) -> Vec<(Vec<u8>, bool)> {
     let config = lkrtc_codec::EncoderConfig {
       screen_content: false,
+      adaptive_speed: false,
       width: size,
       height: size,
       bitrate_bps: 300_000,

@@ -241,6 +241,8 @@ fn codec_config(
     bitrate_bps: bps.clamp(1000, u64::from(u32::MAX)) as u32,
     max_framerate: max_framerate.clamp(1.0, 240.0),
     screen_content,
+    // A live track: frames that take too long to encode cost more than some quality.
+    adaptive_speed: true,
   }
 }
 
