@@ -186,9 +186,12 @@ test.serial('simulcast layers follow a source that changes size, as rtc-node rec
   })()
   try {
     t.true(await until(() => got.countOf('1280x720') >= 10, 15_000), `sizes: ${got.sizes.slice(-5)}`)
-    // 4:3 now: every layer keeps its share of the source (the top layer the whole of it).
+    // 4:3 now: every layer keeps its share of the source (the top layer the whole of it). The
+    // server forwards the layer rtc-node's estimate allows, which on a loaded machine may be a
+    // lower one: any layer of the new source shows the layers followed.
     pub.resize(960, 720)
-    t.true(await until(() => got.countOf('960x720') >= 10, 15_000), `sizes after the resize: ${got.sizes.slice(-5)}`)
+    const newLayers = () => got.countOf('960x720') + got.countOf('480x360') + got.countOf('240x180')
+    t.true(await until(() => newLayers() >= 10, 15_000), `sizes after the resize: ${got.sizes.slice(-5)}`)
     t.deepEqual(got.broken, [])
     // Whatever layer the server forwarded, it is a layer of one of the two sources.
     const layers = ['320x180', '640x360', '1280x720', '240x180', '480x360', '960x720']
