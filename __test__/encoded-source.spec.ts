@@ -89,6 +89,8 @@ async function relayCall(room: string, codec: 'vp8' | 'h264') {
   }
 }
 
+// VP9 relays too, but its first picture comes 1.5-2.5 s after the subscription (the keyframe asked
+// of the camera through the relay takes several requests), which would miss the first colour.
 for (const codec of ['h264', 'vp8'] as const) {
   test.serial(`rtc-node receives every colour of a relayed pre-encoded ${codec} track, in order`, async (t) => {
     const name = roomName(`encsrc-${codec}`)
@@ -96,7 +98,7 @@ for (const codec of ['h264', 'vp8'] as const) {
     const peer = await joinRtcNode(name, 'rtc-node-viewer')
     try {
       // Before it is published, frames go nowhere.
-      await sleep(300)
+      for (let i = 0; i < 50 && c.stats.refused === 0; i++) await sleep(100)
       t.is(c.stats.accepted, 0)
       t.true(c.stats.refused > 0, 'frames came from the camera')
       const subscribed = new Promise<[rtc.RemoteTrack, rtc.RemoteTrackPublication]>((resolve) => {
