@@ -182,12 +182,9 @@ fn run(params: EncodedSendParams, slot: Arc<EncodedSlot>, control: Arc<EncoderCo
 
 fn send(params: &EncodedSendParams, control: &EncoderControl, frame: &EncodedCapture) {
   let mut data = frame.data.clone();
-  let trailer_len = match frame.metadata.as_ref() {
-    Some(m) if params.codec != VideoCodec::H264 || crate::frame_metadata::fits_annex_b(m) => {
-      crate::frame_metadata::append_trailer(&mut data, m)
-    }
-    _ => 0,
-  };
+  let trailer_len = frame.metadata.as_ref().map_or(0, |m| {
+    crate::frame_metadata::append_trailer_for(params.codec, &mut data, m)
+  });
   let len = data.len();
   let out = OutgoingFrame {
     data,

@@ -494,22 +494,9 @@ fn run(
     match encoder.encode(&picture, frame.timestamp_us, force) {
       Ok(Some((mut data, keyframe))) => {
         // Every layer's picture of this frame carries the frame's metadata.
-        let trailer_len = match frame.metadata.as_ref() {
-          // AV1 goes through an OBU parser on the way out, which bytes after the last OBU
-          // would confuse: no trailer.
-          Some(_) if encoder.codec() == VideoCodec::Av1 => 0,
-          Some(m) if encoder.codec() != VideoCodec::H264 || crate::frame_metadata::fits_annex_b(m) => {
-            crate::frame_metadata::append_trailer(&mut data, m)
-          }
-          Some(m) => {
-            tracing::debug!(
-              "{}: metadata {m:?} would make an H.264 start code; not sent",
-              params.mid
-            );
-            0
-          }
-          None => 0,
-        };
+        let trailer_len = frame.metadata.as_ref().map_or(0, |m| {
+          crate::frame_metadata::append_trailer_for(encoder.codec(), &mut data, m)
+        });
         let len = data.len();
         adaptation.record(FrameOutcome::Encoded { bytes: len, keyframe }, rate.current(), now_us);
         let out = OutgoingFrame {

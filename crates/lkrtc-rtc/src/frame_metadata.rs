@@ -80,6 +80,22 @@ pub fn append_trailer(data: &mut Vec<u8>, metadata: &FrameMetadata) -> usize {
   len
 }
 
+/// Appends `metadata`'s trailer to a `codec` frame where that codec can carry one: not AV1 (its
+/// packetizer parses OBUs to the end of the frame, which bytes after the last would confuse), and
+/// not an H.264 frame whose trailer would contain a start code (see [`fits_annex_b`]). Returns
+/// the trailer's length (0: none appended).
+pub fn append_trailer_for(codec: lkrtc_video::VideoCodec, data: &mut Vec<u8>, metadata: &FrameMetadata) -> usize {
+  use lkrtc_video::VideoCodec;
+  match codec {
+    VideoCodec::Av1 => 0,
+    VideoCodec::H264 if !fits_annex_b(metadata) => {
+      tracing::debug!("metadata {metadata:?} would make an H.264 start code; not sent");
+      0
+    }
+    _ => append_trailer(data, metadata),
+  }
+}
+
 /// Whether an H.264 access unit can carry `metadata`: LiveKit's XOR keeps zeros out of the
 /// trailer's fixed bytes, but a value with bytes FF FF FE becomes a start code (00 00 01), which
 /// would split the trailer into a NAL unit of its own on the way. Such a frame is sent without.
@@ -226,6 +242,32 @@ mod tests {
       },
     ] {
       assert!(!fits_annex_b(&bad), "{bad:?}");
+    }
+  }
+
+  #[test]
+  fn each_codec_gets_a_trailer_where_it_can_carry_one() {
+    use lkrtc_video::VideoCodec;
+    let start_code = FrameMetadata {
+      user_timestamp: None,
+      frame_id: Some(0x00FF_FFFE),
+    };
+    let frame = vec![0x10u8, 0x02, 0x00];
+    for (codec, metadata, carried) in [
+      (VideoCodec::Vp8, BOTH, true),
+      (VideoCodec::Vp9, BOTH, true),
+      (VideoCodec::H264, BOTH, true),
+      (VideoCodec::H264, start_code, false),
+      (VideoCodec::Vp8, start_code, true),
+      (VideoCodec::Av1, BOTH, false),
+    ] {
+      let mut data = frame.clone();
+      let len = append_trailer_for(codec, &mut data, &metadata);
+      assert_eq!(len > 0, carried, "{codec} {metadata:?}");
+      assert_eq!(data.len(), frame.len() + len, "{codec}");
+      if carried {
+        assert_eq!(parse_trailer(&data[frame.len()..]), Some(metadata), "{codec}");
+      }
     }
   }
 
