@@ -307,18 +307,6 @@ impl Av1Encoder {
     }
     Ok(())
   }
-
-  /// pts in 90 kHz ticks, strictly increasing as libaom's rate control needs.
-  fn pts(&mut self, timestamp_us: i64) -> i64 {
-    let mut pts = timestamp_us.saturating_mul(9) / 100;
-    if let Some(last) = self.last_pts {
-      if pts <= last {
-        pts = last + 1;
-      }
-    }
-    self.last_pts = Some(pts);
-    pts
-  }
 }
 
 impl Drop for Av1Encoder {
@@ -366,7 +354,7 @@ impl VideoEncoder for Av1Encoder {
       img.planes[i] = data[p.offset..].as_ptr() as *mut u8;
       img.stride[i] = p.stride as c_int;
     }
-    let pts = self.pts(timestamp_us);
+    let pts = crate::next_pts(&mut self.last_pts, timestamp_us);
     let duration = (TIMEBASE_HZ as f64 / self.fps).round().max(1.0) as std::os::raw::c_ulong;
     let flags = if force_keyframe || self.first {
       sys::AOM_EFLAG_FORCE_KF as sys::aom_enc_frame_flags_t

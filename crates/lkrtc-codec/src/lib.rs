@@ -169,6 +169,19 @@ fn check_frame(codec: VideoCodec, config: &EncoderConfig, frame: &VideoFrame<&[u
   Ok(())
 }
 
+/// A frame's pts in 90 kHz ticks, strictly increasing after `last` (libvpx's and libaom's rate
+/// control need that); `last` becomes it.
+fn next_pts(last: &mut Option<i64>, timestamp_us: i64) -> i64 {
+  let mut pts = timestamp_us.saturating_mul(9) / 100;
+  if let Some(prev) = *last {
+    if pts <= prev {
+      pts = prev + 1;
+    }
+  }
+  *last = Some(pts);
+  pts
+}
+
 /// Clamps a frame rate to what the rate control accepts.
 fn clamp_fps(fps: f64) -> f64 {
   if fps.is_finite() {

@@ -229,18 +229,6 @@ impl VpxEncoder {
     Ok(())
   }
 
-  /// pts in 90 kHz ticks, strictly increasing as libvpx's rate control needs.
-  fn pts(&mut self, timestamp_us: i64) -> i64 {
-    let mut pts = timestamp_us.saturating_mul(9) / 100;
-    if let Some(last) = self.last_pts {
-      if pts <= last {
-        pts = last + 1;
-      }
-    }
-    self.last_pts = Some(pts);
-    pts
-  }
-
   /// Continues the stream at another size without a keyframe (VP9 predicts from scaled
   /// references): what a decoder sees when a server switches spatial layers.
   #[cfg(test)]
@@ -306,7 +294,7 @@ impl VideoEncoder for VpxEncoder {
       img.stride[i] = p.stride as c_int;
     }
 
-    let pts = self.pts(timestamp_us);
+    let pts = crate::next_pts(&mut self.last_pts, timestamp_us);
     let duration = (TIMEBASE_HZ as f64 / self.fps).round().max(1.0) as c_ulong;
     let flags: sys::vpx_enc_frame_flags_t = if force_keyframe || self.first {
       sys::VPX_EFLAG_FORCE_KF as sys::vpx_enc_frame_flags_t
