@@ -321,6 +321,9 @@ export interface NativeInboundVideoStats {
   frameWidth: number
   frameHeight: number
   decoderImplementation: string
+  jitterBufferDelay: number
+  jitterBufferTargetDelay: number
+  jitterBufferEmittedCount: number
 }
 
 /** How to publish a track. */

@@ -161,6 +161,12 @@ serial('video keeps flowing under 3% loss each way with few freezes', async (t) 
   const f = freezes(arrivals, arrivals[0], arrivals[arrivals.length - 1], c.pub.intervalMs)
   // Wide: loss on every hop still costs lkrtc some NACK rounds (see the README's loss row).
   t.true(f.totalMs < windowMs / 2, `${f.count} freezes, ${f.totalMs.toFixed(0)} ms in ${windowMs.toFixed(0)} ms`)
+  // The receiver's playout delay rose to cover the repairs: frames were shown on their
+  // capture clock behind a target above zero.
+  const stats = c.sub.stats!
+  const meanTargetMs = (stats.jitterBufferTargetDelay / stats.jitterBufferEmittedCount) * 1000
+  t.log(`${f.count} freezes (${f.totalMs.toFixed(0)} ms), mean playout target ${meanTargetMs.toFixed(1)} ms`)
+  t.true(meanTargetMs > 10, `mean playout target ${meanTargetMs.toFixed(1)} ms`)
 })
 
 serial('a subscriber behind a thin downlink is moved to a layer its link carries', async (t) => {

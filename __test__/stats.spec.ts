@@ -92,6 +92,9 @@ test.serial('a subscriber counts the frames, bytes, size and rate it received', 
     t.true(s.framesDecoded >= c.yielded.length, `${s.framesDecoded} decoded, ${c.yielded.length} yielded`)
     t.true(s.framesReceived >= s.framesDecoded, `${s.framesReceived} received, ${s.framesDecoded} decoded`)
     t.true(s.keyFramesDecoded >= 1)
+    // Every frame decoded went through the playout buffer.
+    t.is(s.jitterBufferEmittedCount, s.framesDecoded)
+    t.true(s.jitterBufferDelay >= 0 && s.jitterBufferTargetDelay >= 0)
     // What the publisher's encoder handed over is what arrived, give or take RTP framing.
     const bytesSent = sent!.bytesSent - before.sent
     const bytesReceived = s.bytesReceived - before.received

@@ -217,9 +217,11 @@ async function subscribeLkrtc(): Promise<object> {
     }
   }
   const result = await receive(frames())
+  // The receiver's own counts (NACKs, PLIs, losses, playout delay), kept with the run's logs.
+  const stats = await track.getStats()
   await stream.close()
   await room.disconnect()
-  return result
+  return { ...result, stats }
 }
 
 async function subscribeRtcNode(): Promise<object> {

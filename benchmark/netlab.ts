@@ -181,4 +181,6 @@ export interface SubResult {
   arrivals: number[]
   latencies: number[]
   heights: number[]
+  /** An lkrtc subscriber's `getStats()` at the end. */
+  stats?: { freezeCount: number; jitterBufferTargetDelay: number; jitterBufferEmittedCount: number }
 }

@@ -280,6 +280,16 @@ export interface InboundVideoStats {
   frameHeight: number
   /** `libvpx`, `openh264` or `libaom`; empty before the first frame. */
   decoderImplementation: string
+  /**
+   * Seconds the frames handed to streams spent between arriving complete and being handed on
+   * (decoding plus the playout delay that spaces frames arriving in bursts), summed; divide by
+   * `jitterBufferEmittedCount` for the mean.
+   */
+  jitterBufferDelay: number
+  /** The playout target each of those frames was timed by, seconds, summed. */
+  jitterBufferTargetDelay: number
+  /** Frames handed to streams. */
+  jitterBufferEmittedCount: number
 }
 
 abstract class TrackPublication {

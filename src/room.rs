@@ -387,6 +387,9 @@ pub struct NativeInboundVideoStats {
   pub frame_width: u32,
   pub frame_height: u32,
   pub decoder_implementation: String,
+  pub jitter_buffer_delay: f64,
+  pub jitter_buffer_target_delay: f64,
+  pub jitter_buffer_emitted_count: f64,
 }
 
 impl From<rtc::InboundVideoStats> for NativeInboundVideoStats {
@@ -409,6 +412,9 @@ impl From<rtc::InboundVideoStats> for NativeInboundVideoStats {
       frame_width: s.frame_width,
       frame_height: s.frame_height,
       decoder_implementation: s.decoder,
+      jitter_buffer_delay: s.jitter_buffer_delay,
+      jitter_buffer_target_delay: s.jitter_buffer_target_delay,
+      jitter_buffer_emitted_count: s.jitter_buffer_emitted_count as f64,
     }
   }
 }

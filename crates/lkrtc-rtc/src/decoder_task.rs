@@ -3,7 +3,8 @@
 //! stamped with the publisher's capture time. Frames of a track that advertises frame metadata
 //! lose their packet trailer before the decoder; its metadata goes out with the decoded frame.
 
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::collections::VecDeque;
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use lkrtc_video::VideoRotation;
 
 use crate::encoded_stream::EncodedFrameEvent;
 use crate::options::VideoCodec;
+use crate::playout::{Playout, Release};
 use crate::remote_track::RemoteVideoTrack;
 use crate::stats::{InboundCounters, IngressCounts};
 use crate::video_stream::VideoFrameEvent;
@@ -233,7 +235,30 @@ fn run(
     }
   };
   let mut clock = FrameClock::default();
-  while let Ok(mut frame) = rx.recv() {
+  let mut playout = Playout::default();
+  // Decoded frames waiting for their time (see `playout`), oldest first.
+  let mut held: VecDeque<Held> = VecDeque::new();
+  loop {
+    let next = match held.front() {
+      Some(first) => {
+        let wait = first.release.at_us - unix_now_us();
+        if wait <= 0 || held.len() > MAX_HELD {
+          let h = held.pop_front().expect("a held frame");
+          show(&track.0, &counters, h);
+          continue;
+        }
+        match rx.recv_timeout(Duration::from_micros(wait.min(crate::playout::MAX_TARGET_US) as u64)) {
+          Ok(frame) => frame,
+          Err(RecvTimeoutError::Timeout) => continue,
+          Err(RecvTimeoutError::Disconnected) => break,
+        }
+      }
+      None => match rx.recv() {
+        Ok(frame) => frame,
+        Err(_) => break,
+      },
+    };
+    let mut frame = next;
     let metadata = if frame_metadata {
       crate::frame_metadata::strip_trailer(&mut frame.data)
     } else {
@@ -255,6 +280,7 @@ fn run(
     }
     let timestamp_us = clock.timestamp_us(frame.rtp_time, frame.capture_time_us, frame.arrival_us);
     if track.0.has_encoded_streams() {
+      // Encoded frames go on as they arrive: a relay has its own subscribers' buffers.
       let event = EncodedFrameEvent {
         data: Arc::new(frame.data.clone()),
         codec: frame.codec,
@@ -270,13 +296,18 @@ fn run(
     }
     match decoder.decode(&frame.data) {
       Ok(Some(decoded)) => {
-        let name = lkrtc_codec::library_name(codec);
-        counters.decoded(Instant::now(), decoded.width(), decoded.height(), frame.keyframe, name);
-        track.0.deliver(VideoFrameEvent {
-          frame: Arc::new(decoded),
-          timestamp_us,
-          rotation: frame.rotation,
-          metadata,
+        let release = playout.on_frame(frame.rtp_time, frame.arrival_us);
+        held.push_back(Held {
+          event: VideoFrameEvent {
+            frame: Arc::new(decoded),
+            timestamp_us,
+            rotation: frame.rotation,
+            metadata,
+          },
+          keyframe: frame.keyframe,
+          decoder: lkrtc_codec::library_name(codec),
+          arrival_us: frame.arrival_us,
+          release,
         });
       }
       Ok(None) => {}
@@ -286,6 +317,40 @@ fn run(
       }
     }
   }
+}
+
+/// More decoded frames than this waiting for their time are shown at once, oldest first (the
+/// target bounds the wait, this the memory at any frame rate).
+const MAX_HELD: usize = 16;
+
+/// A decoded frame waiting for its time.
+struct Held {
+  event: VideoFrameEvent,
+  keyframe: bool,
+  decoder: &'static str,
+  arrival_us: i64,
+  release: Release,
+}
+
+fn unix_now_us() -> i64 {
+  std::time::SystemTime::now()
+    .duration_since(std::time::UNIX_EPOCH)
+    .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// Hands a frame to the track's streams and counts it as shown.
+fn show(track: &RemoteVideoTrack, counters: &InboundCounters, held: Held) {
+  let frame = &held.event.frame;
+  let waited_us = (unix_now_us() - held.arrival_us).max(0);
+  counters.decoded(
+    Instant::now(),
+    frame.width(),
+    frame.height(),
+    held.keyframe,
+    held.decoder,
+  );
+  counters.played_out(waited_us, held.release.target_us);
+  track.deliver(held.event);
 }
 
 #[cfg(test)]

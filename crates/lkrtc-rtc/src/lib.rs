@@ -21,6 +21,7 @@ pub mod local_track;
 pub mod options;
 pub mod participant;
 mod pc;
+mod playout;
 pub mod publication;
 pub mod remote_track;
 pub mod room;

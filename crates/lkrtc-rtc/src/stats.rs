@@ -46,6 +46,14 @@ pub struct InboundVideoStats {
   pub frame_height: u32,
   /// The decoder in use (`libvpx`, `openh264`, `libaom`); empty before the first frame.
   pub decoder: String,
+  /// Seconds the frames shown so far spent between arriving complete and being handed to the
+  /// streams (decoding and the playout delay), summed: divided by `jitter_buffer_emitted_count`,
+  /// the mean.
+  pub jitter_buffer_delay: f64,
+  /// The playout target each shown frame was timed by, seconds, summed.
+  pub jitter_buffer_target_delay: f64,
+  /// Frames handed to the streams.
+  pub jitter_buffer_emitted_count: u64,
 }
 
 /// What the transport counted for one received stream (cumulative).
@@ -117,6 +125,15 @@ impl InboundCounters {
       s.freezes.on_frame(now);
       s.stats.freeze_count = s.freezes.count;
       s.stats.total_freezes_duration = s.freezes.total.as_secs_f64();
+    });
+  }
+
+  /// A frame was handed to the streams `waited_us` after it arrived, timed by `target_us`.
+  pub(crate) fn played_out(&self, waited_us: i64, target_us: i64) {
+    self.with(|s| {
+      s.stats.jitter_buffer_delay += waited_us as f64 / 1e6;
+      s.stats.jitter_buffer_target_delay += target_us as f64 / 1e6;
+      s.stats.jitter_buffer_emitted_count += 1;
     });
   }
 
