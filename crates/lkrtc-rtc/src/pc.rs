@@ -87,7 +87,33 @@ pub struct Pc {
 }
 
 fn transport_error(e: lkrtc_transport::TransportError) -> RtcError {
-  RtcError::Transport(e.to_string())
+  match e {
+    lkrtc_transport::TransportError::NoTurnServer(_) => RtcError::NoTurnServer { reason: e.to_string() },
+    e => RtcError::Transport(e.to_string()),
+  }
+}
+
+/// The ICE servers of the join response and whether to use relayed candidates only.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PcIce {
+  pub servers: Vec<lkrtc_transport::IceServer>,
+  pub relay_only: bool,
+}
+
+impl PcIce {
+  pub fn new(servers: &[livekit_protocol::IceServer], relay_only: bool) -> Self {
+    PcIce {
+      servers: servers
+        .iter()
+        .map(|s| lkrtc_transport::IceServer {
+          urls: s.urls.clone(),
+          username: s.username.clone(),
+          credential: s.credential.clone(),
+        })
+        .collect(),
+      relay_only,
+    }
+  }
 }
 
 fn translate(event: TransportEvent) -> Option<PcEvent> {
@@ -143,7 +169,7 @@ fn translate(event: TransportEvent) -> Option<PcEvent> {
 
 impl Pc {
   /// Starts a transport bound to `bind_ip` (the local address that reaches the server).
-  pub async fn start(role: Role, bind_ip: IpAddr) -> RtcResult<(Pc, mpsc::UnboundedReceiver<PcEvent>)> {
+  pub async fn start(role: Role, bind_ip: IpAddr, ice: PcIce) -> RtcResult<(Pc, mpsc::UnboundedReceiver<PcEvent>)> {
     let transport_role = match role {
       Role::Publisher => TransportRole::Publisher,
       Role::Subscriber => TransportRole::Subscriber,
@@ -153,6 +179,8 @@ impl Pc {
     // str0m's pacer at 1.1 x the estimate. The encoders keep to their share of the estimate
     // and skip frames rather than let the pacer's queue grow (encoder_task.rs).
     config.initial_bitrate_bps = Some(INITIAL_BITRATE_BPS);
+    config.ice_servers = ice.servers;
+    config.relay_only = ice.relay_only;
     let (transport, mut events) = TransportHandle::start(config).await.map_err(transport_error)?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {

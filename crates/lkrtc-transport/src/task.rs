@@ -14,6 +14,7 @@ use str0m::net::Protocol;
 use crate::candidate::{parse_candidate_init, TCP_ACTIVE_PORT};
 use crate::core::{Core, Poll};
 use crate::tcp::{TcpEvent, TcpLinks};
+use crate::turn::{udp_turn_host, TurnServer};
 use crate::{Mid, OutgoingVideoFrame, TransportConfig, TransportError, TransportEvent, TransportRole, VideoCodec};
 
 /// Kernel receive buffer: a 1080p keyframe is a burst of a few hundred packets.
@@ -130,7 +131,20 @@ impl TransportHandle {
     }
     let socket = bind_udp(SocketAddr::new(config.bind_ip, 0))?;
     let local_addr = socket.local_addr()?;
-    let core = Core::new(&config, local_addr, Instant::now());
+    let turn = resolve_turn_servers(&config).await;
+    if config.relay_only && turn.is_empty() {
+      let urls: Vec<&str> = config
+        .ice_servers
+        .iter()
+        .flat_map(|s| s.urls.iter().map(String::as_str))
+        .collect();
+      return Err(TransportError::NoTurnServer(if urls.is_empty() {
+        "no ICE server".to_owned()
+      } else {
+        urls.join(", ")
+      }));
+    }
+    let core = Core::new(&config, local_addr, &turn, Instant::now());
     let (tx, rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     tokio::spawn(run(core, socket, local_addr, rx, ev_tx));
@@ -294,6 +308,47 @@ fn unix_now_us() -> i64 {
     .unwrap_or(0)
 }
 
+/// TURN allocations made per transport at most (LiveKit lists one per node IP).
+const MAX_TURN_SERVERS: usize = 4;
+/// How long resolving one TURN host name may take.
+const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The `turn:` URLs over UDP of the ICE servers, resolved to an address of the socket's family.
+/// A name that does not resolve is skipped (logged): the other servers, or the direct path, may
+/// still work.
+async fn resolve_turn_servers(config: &TransportConfig) -> Vec<TurnServer> {
+  let mut out: Vec<TurnServer> = Vec::new();
+  for server in &config.ice_servers {
+    for url in &server.urls {
+      let Some((host, port)) = udp_turn_host(url) else {
+        tracing::debug!(%url, "ICE server URL not used (lkrtc allocates on turn: over UDP)");
+        continue;
+      };
+      let found = tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host.as_str(), port))).await;
+      let addr = match found {
+        Ok(Ok(mut addrs)) => addrs.find(|a| a.is_ipv4() == config.bind_ip.is_ipv4()),
+        Ok(Err(e)) => {
+          tracing::warn!(%url, "TURN server not resolved: {e}");
+          None
+        }
+        Err(_) => {
+          tracing::warn!(%url, "TURN server not resolved within {RESOLVE_TIMEOUT:?}");
+          None
+        }
+      };
+      let Some(addr) = addr else { continue };
+      if out.len() < MAX_TURN_SERVERS && !out.iter().any(|s| s.addr == addr) {
+        out.push(TurnServer {
+          addr,
+          username: server.username.clone(),
+          password: server.credential.clone(),
+        });
+      }
+    }
+  }
+  out
+}
+
 fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, TransportError> {
   use socket2::{Domain, Protocol, Socket, Type};
   let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
@@ -449,7 +504,7 @@ fn handle(core: &mut Core, cmd: Command, closers: &mut Vec<oneshot::Sender<()>>,
       let r = core.apply_offer(&sdp);
       answer(core, events, reply, r);
     }
-    Command::RemoteCandidate(c) => core.add_remote_candidate(c),
+    Command::RemoteCandidate(c) => core.add_remote_candidate(c, now),
     Command::WriteVideo(mid, frame) => core.write_video(mid, frame, now, unix_now_us()),
     Command::SendData(reliable, data, reply) => {
       let r = core.send_data(reliable, data);

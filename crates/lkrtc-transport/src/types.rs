@@ -37,6 +37,25 @@ pub struct TransportConfig {
   pub initial_bitrate_bps: Option<u64>,
   /// Bitrate the estimator probes towards (publisher only). Default 6 Mbit/s.
   pub desired_bitrate_bps: u64,
+  /// STUN/TURN servers as the join response lists them. Each `turn:` URL reached over UDP gets
+  /// an allocation whose relayed address becomes a local candidate; other URLs are ignored.
+  /// Default: none.
+  pub ice_servers: Vec<IceServer>,
+  /// Use relayed candidates only (`iceTransportPolicy: 'relay'`): no host or TCP candidate is
+  /// gathered, so every packet goes through a TURN server. `start` fails with
+  /// `ERR_NO_TURN_SERVER` when `ice_servers` has no usable TURN URL. Default false.
+  pub relay_only: bool,
+}
+
+/// One entry of the join response's `ice_servers` (WebRTC's `RTCIceServer`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IceServer {
+  /// `turn:host:port?transport=udp`, `turns:host:port?transport=tcp`, `stun:host:port`.
+  pub urls: Vec<String>,
+  /// TURN long-term credential user name.
+  pub username: String,
+  /// TURN long-term credential password.
+  pub credential: String,
 }
 
 impl TransportConfig {
@@ -47,6 +66,8 @@ impl TransportConfig {
       bind_ip,
       initial_bitrate_bps: Some(1_000_000),
       desired_bitrate_bps: 6_000_000,
+      ice_servers: Vec::new(),
+      relay_only: false,
     }
   }
 }

@@ -7,10 +7,11 @@ use std::time::Instant;
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input};
 
-use super::Core;
+use super::{Core, Poll};
 use crate::candidate::candidate_init_json;
 use crate::recv_estimate::rtp_abs_send_time;
 use crate::sdp;
+use crate::turn::TurnEvent;
 use crate::TransportEvent;
 
 /// Whether a packet is DTLS, RTP or RTCP, which go on the nominated pair only, rather than STUN,
@@ -20,7 +21,7 @@ pub(super) fn is_media(packet: &[u8]) -> bool {
 }
 
 impl Core {
-  pub fn add_remote_candidate(&mut self, c: Candidate) {
+  pub fn add_remote_candidate(&mut self, c: Candidate, now: Instant) {
     if !crate::candidate::reachable(&c) {
       return;
     }
@@ -28,7 +29,58 @@ impl Core {
     if c.addr().is_ipv4() != self.local_is_v4 {
       return;
     }
+    // The remote's checks reach a relayed candidate only once the TURN server permits its
+    // address; asked for now rather than at our first check to it.
+    if c.proto() == Protocol::Udp {
+      for t in &mut self.turn {
+        t.create_permission(c.addr().ip(), now);
+      }
+    }
     self.rtc.add_remote_candidate(c);
+  }
+
+  /// The next datagram a TURN client has for its server.
+  pub(super) fn poll_turn_transmit(&mut self) -> Option<Poll> {
+    self.turn.iter_mut().find_map(|c| {
+      c.poll_transmit()
+        .map(|data| Poll::Transmit(Protocol::Udp, c.server(), data))
+    })
+  }
+
+  /// Allocations that succeeded become relayed local candidates (trickled at once once the
+  /// others were announced); when relaying is the only way and every allocation failed, the
+  /// transport has no path and fails.
+  pub(super) fn poll_turn_events(&mut self) {
+    let mut allocated = Vec::new();
+    let mut failed = false;
+    for t in &mut self.turn {
+      while let Some(ev) = t.poll_event() {
+        match ev {
+          TurnEvent::Allocated(relayed) => allocated.push(relayed),
+          TurnEvent::Failed(_) => failed = true,
+        }
+      }
+    }
+    for relayed in allocated {
+      let c = match Candidate::relayed(relayed, self.local_addr, "udp") {
+        Ok(c) => c,
+        Err(e) => {
+          tracing::warn!(%relayed, "no relayed candidate: {e}");
+          continue;
+        }
+      };
+      let Some(c) = self.rtc.add_local_candidate(c).cloned() else {
+        continue;
+      };
+      if self.candidates_announced {
+        let json = candidate_init_json(&c, self.first_mid.as_deref());
+        self.events.push_back(TransportEvent::LocalCandidate(json));
+      }
+      self.local_candidates.push(c);
+    }
+    if failed && self.relay_only && self.turn.iter().all(|t| t.is_failed()) && self.closing_since.is_none() {
+      self.fail("relay-only, and no TURN server gave an allocation");
+    }
   }
 
   /// First local description: from now on the candidates have a mid to refer to.
@@ -38,6 +90,7 @@ impl Core {
     }
     self.candidates_announced = true;
     let first_mid = sdp::scan(local_sdp).into_iter().find_map(|s| s.mid);
+    self.first_mid = first_mid.clone();
     for c in &self.local_candidates {
       let json = candidate_init_json(c, first_mid.as_deref());
       self.events.push_back(TransportEvent::LocalCandidate(json));
@@ -45,6 +98,17 @@ impl Core {
   }
 
   pub fn handle_receive(&mut self, now: Instant, proto: Protocol, source: SocketAddr, dest: SocketAddr, data: &[u8]) {
+    if proto == Protocol::Udp {
+      if let Some(t) = self.turn.iter_mut().find(|t| t.server() == source) {
+        // From a TURN server: its own answers stay in the client; what it relays is handed on
+        // as received from the peer on the relayed candidate.
+        let relayed = t.relayed();
+        if let (Some((peer, packet)), Some(relayed)) = (t.handle_receive(data, now), relayed) {
+          self.handle_receive(now, Protocol::Udp, peer, relayed, &packet);
+        }
+        return;
+      }
+    }
     let Ok(contents) = data.try_into() else {
       return; // not STUN/DTLS/RTP: stray datagram
     };
