@@ -70,8 +70,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 /** The server's configuration: everything on 127.0.0.0/8 (or, in a lab namespace, on the
  * addresses in `ips`, listening on all of the namespace's addresses), the dev keys.
  * With `redis` (host:port), the server is one node of a cluster that shares that Redis. With
- * `turnPort`, its embedded TURN server listens on that UDP port (and relays to peers on the
- * server's own addresses, which TURN refuses by default); the join response then lists it in
+ * `turnPort`, its embedded TURN server listens on that UDP port of `host` (one address: a
+ * wildcard socket would answer from whichever address routes back, which a TURN client
+ * rightly ignores) and relays to peers on the server's own addresses, which TURN refuses by
+ * default; the join response then lists it in
  * `ice_servers` with credentials. Without, no TURN. */
 export function config({ port, tcpPort, udpPort, logLevel = 'info', host, ips, redis, turnPort }) {
   const lab = Boolean(ips)
@@ -95,7 +97,7 @@ ${
     ? `turn:
   enabled: true
   udp_port: ${turnPort}
-  bind_addresses: [${lab ? '0.0.0.0' : '127.0.0.1'}]
+  bind_addresses: [${host ?? '127.0.0.1'}]
   allow_restricted_peer_cidrs: [${ips ?? '127.0.0.0/8'}]`
     : 'turn: { enabled: false }'
 }
