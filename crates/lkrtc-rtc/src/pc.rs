@@ -98,10 +98,16 @@ fn transport_error(e: lkrtc_transport::TransportError) -> RtcError {
 pub(crate) struct PcIce {
   pub servers: Vec<lkrtc_transport::IceServer>,
   pub relay_only: bool,
+  /// Trust for `turns:` servers: the signalling's (public roots and `ca_certificates`).
+  pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl PcIce {
-  pub fn new(servers: &[livekit_protocol::IceServer], relay_only: bool) -> Self {
+  pub fn new(
+    servers: &[livekit_protocol::IceServer],
+    relay_only: bool,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+  ) -> Self {
     PcIce {
       servers: servers
         .iter()
@@ -112,6 +118,7 @@ impl PcIce {
         })
         .collect(),
       relay_only,
+      tls: Some(tls),
     }
   }
 }
@@ -181,6 +188,7 @@ impl Pc {
     config.initial_bitrate_bps = Some(INITIAL_BITRATE_BPS);
     config.ice_servers = ice.servers;
     config.relay_only = ice.relay_only;
+    config.tls_config = ice.tls;
     let (transport, mut events) = TransportHandle::start(config).await.map_err(transport_error)?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {

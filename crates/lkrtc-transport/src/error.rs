@@ -37,7 +37,7 @@ pub enum TransportError {
   #[error("webrtc: {0}")]
   Rtc(String),
   /// Relay-only ICE was asked for, but no TURN server lkrtc can use was given.
-  #[error("relay-only ICE needs a TURN server reachable over UDP (turn:host:port?transport=udp) among the ICE servers; got {0}")]
+  #[error("relay-only ICE needs a TURN server (turn:host:port?transport=udp|tcp, or turns:host:port) among the ICE servers; got {0}")]
   NoTurnServer(String),
   /// Too many data-channel bytes wait for the link already.
   #[error("{waiting} bytes of data messages already wait to be sent (at most {limit}); wait and send again")]

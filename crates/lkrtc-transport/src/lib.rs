@@ -37,6 +37,7 @@ mod sdp;
 mod task;
 mod tcp;
 mod turn;
+mod turn_stream;
 mod types;
 
 pub use candidate::local_ip_for;

@@ -14,7 +14,8 @@ use str0m::net::Protocol;
 use crate::candidate::{parse_candidate_init, TCP_ACTIVE_PORT};
 use crate::core::{Core, Poll};
 use crate::tcp::{TcpEvent, TcpLinks};
-use crate::turn::{udp_turn_host, TurnServer};
+use crate::turn::{parse_turn_url, TurnServer, TurnTransport};
+use crate::turn_stream::{TurnStreamEvent, TurnStreams};
 use crate::{Mid, OutgoingVideoFrame, TransportConfig, TransportError, TransportEvent, TransportRole, VideoCodec};
 
 /// Kernel receive buffer: a 1080p keyframe is a burst of a few hundred packets.
@@ -145,9 +146,13 @@ impl TransportHandle {
       }));
     }
     let core = Core::new(&config, local_addr, &turn, Instant::now());
+    let (mut streams, stream_events) = TurnStreams::new();
+    for server in &turn {
+      streams.open(server, config.tls_config.clone());
+    }
     let (tx, rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(core, socket, local_addr, rx, ev_tx));
+    tokio::spawn(run(core, socket, local_addr, (streams, stream_events), rx, ev_tx));
     let shared = Arc::new(Shared {
       role: config.role,
       local_addr,
@@ -313,17 +318,21 @@ const MAX_TURN_SERVERS: usize = 4;
 /// How long resolving one TURN host name may take.
 const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The `turn:` URLs over UDP of the ICE servers, resolved to an address of the socket's family.
-/// A name that does not resolve is skipped (logged): the other servers, or the direct path, may
-/// still work.
+/// The TURN URLs of the ICE servers, resolved to an address of the socket's family. A name that
+/// does not resolve is skipped (logged), and so is `turns:` without a TLS configuration: the
+/// other servers, or the direct path, may still work.
 async fn resolve_turn_servers(config: &TransportConfig) -> Vec<TurnServer> {
   let mut out: Vec<TurnServer> = Vec::new();
   for server in &config.ice_servers {
     for url in &server.urls {
-      let Some((host, port)) = udp_turn_host(url) else {
-        tracing::debug!(%url, "ICE server URL not used (lkrtc allocates on turn: over UDP)");
+      let Some((host, port, transport)) = parse_turn_url(url) else {
+        tracing::debug!(%url, "ICE server URL not used (not TURN over UDP, TCP or TLS)");
         continue;
       };
+      if transport == TurnTransport::Tls && config.tls_config.is_none() {
+        tracing::debug!(%url, "TURN over TLS needs a TLS configuration");
+        continue;
+      }
       let found = tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host.as_str(), port))).await;
       let addr = match found {
         Ok(Ok(mut addrs)) => addrs.find(|a| a.is_ipv4() == config.bind_ip.is_ipv4()),
@@ -340,6 +349,8 @@ async fn resolve_turn_servers(config: &TransportConfig) -> Vec<TurnServer> {
       if out.len() < MAX_TURN_SERVERS && !out.iter().any(|s| s.addr == addr) {
         out.push(TurnServer {
           addr,
+          transport,
+          host: host.clone(),
           username: server.username.clone(),
           password: server.credential.clone(),
         });
@@ -367,6 +378,7 @@ async fn run(
   mut core: Core,
   socket: UdpSocket,
   local_addr: SocketAddr,
+  (mut streams, mut stream_events): (TurnStreams, mpsc::Receiver<TurnStreamEvent>),
   mut commands: mpsc::UnboundedReceiver<Command>,
   events: mpsc::UnboundedSender<TransportEvent>,
 ) {
@@ -392,6 +404,7 @@ async fn run(
           }
           Poll::Transmit(Protocol::Tcp, dest, data) => tcp.send(dest, &data),
           Poll::Transmit(proto, dest, _) => tracing::trace!(%dest, ?proto, "no socket for this protocol"),
+          Poll::TurnStream(server, data) => streams.send(server, data),
           Poll::Timeout(at) => break Some(at),
           Poll::Dead => break None,
         }
@@ -450,11 +463,19 @@ async fn run(
         }
         TcpEvent::Closed(id) => tcp.closed(id),
       },
+      Some(ev) = stream_events.recv() => match ev {
+        TurnStreamEvent::Message(server, data) => core.handle_turn_stream(Instant::now(), server, &data),
+        TurnStreamEvent::Closed(server) => {
+          streams.closed(server);
+          core.turn_stream_closed(server);
+        }
+      },
       _ = tokio::time::sleep_until(deadline.into()) => core.handle_timeout(Instant::now()),
     }
   }
   drop(socket);
   drop(tcp);
+  drop(streams);
   // Answer whatever is still queued so no caller waits forever.
   commands.close();
   while let Ok(cmd) = commands.try_recv() {

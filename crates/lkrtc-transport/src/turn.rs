@@ -25,6 +25,7 @@ use turn_types::message::{ALLOCATE, CHANNEL_BIND, CREATE_PERMISSION, DATA, REFRE
 /// RFC 8489 §6.2.1: first retransmit after 500 ms, doubling, 7 sends in all (39.5 s).
 const INITIAL_RTO: Duration = Duration::from_millis(500);
 const MAX_SENDS: u32 = 7;
+const RELIABLE_TIMEOUT: Duration = Duration::from_millis(39_500);
 /// The lifetime the server grants when the response does not say (RFC 8656 §3.2).
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(600);
 /// Refresh this long before the allocation expires (libwebrtc: one minute).
@@ -45,30 +46,68 @@ const LAST_CHANNEL: u16 = 0x4FFF;
 /// UDP (RFC 8656 §18.2: the REQUESTED-TRANSPORT protocol number).
 const TRANSPORT_UDP: u8 = RequestedTransport::UDP;
 
-/// A TURN server lkrtc allocates on: one `turn:` URL over UDP, resolved, with its credentials.
+/// How the client reaches its TURN server (what the relay does towards peers is always UDP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum TurnTransport {
+  /// `turn:host:port?transport=udp` (the default).
+  Udp,
+  /// `turn:host:port?transport=tcp`: one TCP connection carries every message.
+  Tcp,
+  /// `turns:host:port?transport=tcp`: the same over TLS.
+  Tls,
+}
+
+impl TurnTransport {
+  /// TCP and TLS deliver in order and retransmit themselves.
+  pub fn reliable(self) -> bool {
+    self != TurnTransport::Udp
+  }
+}
+
+/// A TURN server lkrtc allocates on: one TURN URL, resolved, with its credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TurnServer {
   pub addr: SocketAddr,
+  pub transport: TurnTransport,
+  /// The URL's host, which a TLS server's certificate must name.
+  pub host: String,
   pub username: String,
   pub password: String,
 }
 
-/// The host and port of a `turn:` URL whose transport is UDP (RFC 7065: `turn:host[:port]`
-/// with an optional `?transport=udp|tcp`, UDP and port 3478 by default). `None` for `stun:`,
-/// `turns:` and TCP URLs, which lkrtc does not allocate on.
-pub(crate) fn udp_turn_host(url: &str) -> Option<(String, u16)> {
+/// The host, port and transport of a TURN URL (RFC 7065: `turn:host[:port]` or
+/// `turns:host[:port]`, with an optional `?transport=udp|tcp`; `turn:` is UDP on port 3478 by
+/// default, `turns:` TLS over TCP on 5349). `None` for `stun:` URLs, DTLS (`turns:` with
+/// `transport=udp`) and anything malformed.
+pub(crate) fn parse_turn_url(url: &str) -> Option<(String, u16, TurnTransport)> {
   let (scheme, rest) = url.trim().split_once(':')?;
-  if !scheme.eq_ignore_ascii_case("turn") {
+  let secure = if scheme.eq_ignore_ascii_case("turn") {
+    false
+  } else if scheme.eq_ignore_ascii_case("turns") {
+    true
+  } else {
     return None;
-  }
+  };
   let (hostport, query) = rest.split_once('?').unwrap_or((rest, ""));
+  let mut tcp = secure;
   for param in query.split('&').filter(|p| !p.is_empty()) {
     if let Some(transport) = param.strip_prefix("transport=") {
-      if !transport.eq_ignore_ascii_case("udp") {
+      if transport.eq_ignore_ascii_case("tcp") {
+        tcp = true;
+      } else if transport.eq_ignore_ascii_case("udp") {
+        if secure {
+          return None; // DTLS to the TURN server: not spoken
+        }
+      } else {
         return None;
       }
     }
   }
+  let transport = match (secure, tcp) {
+    (true, _) => TurnTransport::Tls,
+    (false, true) => TurnTransport::Tcp,
+    (false, false) => TurnTransport::Udp,
+  };
   // `[v6]:port`, `[v6]`, `host:port`, `host`.
   let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
     let (host, after) = v6.split_once(']')?;
@@ -81,9 +120,22 @@ pub(crate) fn udp_turn_host(url: &str) -> Option<(String, u16)> {
   };
   let port = match port {
     Some(p) => p.parse().ok().filter(|p| *p != 0)?,
+    None if secure => 5349,
     None => 3478,
   };
-  (!host.is_empty()).then(|| (host.to_owned(), port))
+  (!host.is_empty()).then(|| (host.to_owned(), port, transport))
+}
+
+/// The length of the TURN message at the start of `header` (its first 4 bytes) as it travels on
+/// a TCP stream: a STUN message is its 20-byte header and body; ChannelData is padded to 4 bytes
+/// there (RFC 8656 §12.5). `None` for bytes that start neither.
+pub(crate) fn stream_message_len(header: [u8; 4]) -> Option<usize> {
+  let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+  match header[0] >> 6 {
+    0 => Some(20 + len),
+    1 => Some(4 + len.div_ceil(4) * 4),
+    _ => None,
+  }
 }
 
 /// What the client reports to the core.
@@ -144,6 +196,10 @@ struct Channel {
 /// One allocation on one TURN server. See the module docs.
 pub(crate) struct TurnClient {
   server: SocketAddr,
+  transport: TurnTransport,
+  /// The relayed address once allocated, kept after the allocation ends so that what str0m
+  /// still sends from it is dropped rather than sent from the host socket.
+  last_relayed: Option<SocketAddr>,
   username: String,
   password: String,
   auth: Option<Auth>,
@@ -160,9 +216,11 @@ pub(crate) struct TurnClient {
 
 impl TurnClient {
   /// Starts allocating at once: the first Allocate is queued for `poll_transmit`.
-  pub fn new(server: SocketAddr, username: &str, password: &str, now: Instant) -> Self {
+  pub fn new(server: SocketAddr, transport: TurnTransport, username: &str, password: &str, now: Instant) -> Self {
     let mut client = TurnClient {
       server,
+      transport,
+      last_relayed: None,
       username: username.to_owned(),
       password: password.to_owned(),
       auth: None,
@@ -183,6 +241,22 @@ impl TurnClient {
   /// The TURN server's address: every datagram of this client goes to it.
   pub fn server(&self) -> SocketAddr {
     self.server
+  }
+
+  pub fn transport(&self) -> TurnTransport {
+    self.transport
+  }
+
+  /// Whether `source` is (or was) this client's relayed address.
+  pub fn carries(&self, source: SocketAddr) -> bool {
+    self.last_relayed == Some(source)
+  }
+
+  /// The connection to the server ended (TCP, TLS): the allocation is gone with it.
+  pub fn connection_lost(&mut self) {
+    if !matches!(self.state, State::Failed | State::Closed) {
+      self.fail("the connection to the TURN server ended");
+    }
   }
 
   /// The allocation failed or was lost.
@@ -229,7 +303,7 @@ impl TurnClient {
       if r.next_at > now {
         continue;
       }
-      if r.sends >= MAX_SENDS {
+      if r.sends >= MAX_SENDS || self.transport.reliable() {
         gave_up.push(r.id);
         continue;
       }
@@ -364,10 +438,12 @@ impl TurnClient {
     match self.channels.get(&peer) {
       Some(c) if c.bound => {
         let cd = ChannelData::new(c.number, data);
-        // RFC 8656 §12.5: over UDP the padding to 4 bytes need not be sent.
         let mut buf = vec![0u8; 4 + data.len()];
-        let n = cd.write_into_unchecked(&mut buf);
-        buf.truncate(n);
+        cd.write_into_unchecked(&mut buf);
+        // RFC 8656 §12.5: the padding to 4 bytes is sent over TCP, not over UDP.
+        if self.transport.reliable() {
+          buf.resize(buf.len().div_ceil(4) * 4, 0);
+        }
         self.out.push_back(buf);
         return;
       }
@@ -436,13 +512,19 @@ impl TurnClient {
       }
     };
     self.out.push_back(bytes.clone());
+    // Over TCP nothing is resent: the answer gets the whole of RFC 8489's Ti (39.5 s).
+    let wait = if self.transport.reliable() {
+      RELIABLE_TIMEOUT
+    } else {
+      INITIAL_RTO
+    };
     self.requests.push(Request {
       id,
       kind,
       bytes,
       sends: 1,
       rto: INITIAL_RTO,
-      next_at: now + INITIAL_RTO,
+      next_at: now + wait,
       nonce_retries,
     });
   }
@@ -537,6 +619,7 @@ impl TurnClient {
           return;
         };
         let relayed = relayed.addr(msg.transaction_id());
+        self.last_relayed = Some(relayed);
         let lifetime = lifetime_of(msg);
         self.state = State::Allocated {
           relayed,
@@ -575,13 +658,7 @@ impl TurnClient {
 
   fn request_failed(&mut self, kind: Kind, why: &str) {
     match kind {
-      Kind::Allocate | Kind::Refresh { .. } => {
-        tracing::warn!(server = %self.server, "TURN allocation failed: {why}");
-        self.state = State::Failed;
-        self.requests.clear();
-        self.waiting.clear();
-        self.events.push_back(TurnEvent::Failed(why.to_owned()));
-      }
+      Kind::Allocate | Kind::Refresh { .. } => self.fail(why),
       Kind::Permission(ip) => {
         // Forgotten: the next packet to that address asks again.
         tracing::debug!(server = %self.server, %ip, "TURN permission refused: {why}");
@@ -597,6 +674,16 @@ impl TurnClient {
         }
       }
     }
+  }
+}
+
+impl TurnClient {
+  fn fail(&mut self, why: &str) {
+    tracing::warn!(server = %self.server, transport = ?self.transport, "TURN allocation failed: {why}");
+    self.state = State::Failed;
+    self.requests.clear();
+    self.waiting.clear();
+    self.events.push_back(TurnEvent::Failed(why.to_owned()));
   }
 }
 
@@ -676,7 +763,7 @@ mod tests {
   /// A client through the 401 challenge and the allocation.
   fn allocated_client(now: Instant) -> (TurnClient, Server) {
     let server = Server::new();
-    let mut c = TurnClient::new(SERVER.parse().unwrap(), "user", "pass", now);
+    let mut c = TurnClient::new(SERVER.parse().unwrap(), TurnTransport::Udp, "user", "pass", now);
     let first = c.poll_transmit().unwrap();
     c.handle_receive(&server.challenge(&first, 401, NONCE), now);
     let second = c.poll_transmit().unwrap();
@@ -686,17 +773,22 @@ mod tests {
   }
 
   #[test]
-  fn udp_turn_urls_are_parsed_and_others_skipped() {
-    let parse = |u: &str| udp_turn_host(u);
+  fn turn_urls_are_parsed_with_their_transport() {
+    use TurnTransport::*;
+    let parse = parse_turn_url;
+    let some = |h: &str, p: u16, t: TurnTransport| Some((h.to_owned(), p, t));
+    assert_eq!(parse("turn:127.0.0.1:3478?transport=udp"), some("127.0.0.1", 3478, Udp));
+    assert_eq!(parse("turn:turn.example.com"), some("turn.example.com", 3478, Udp));
+    assert_eq!(parse("TURN:[::1]:5000"), some("::1", 5000, Udp));
+    assert_eq!(parse("turn:[::1]"), some("::1", 3478, Udp));
+    assert_eq!(parse("turn:10.0.0.1:3478?transport=tcp"), some("10.0.0.1", 3478, Tcp));
     assert_eq!(
-      parse("turn:127.0.0.1:3478?transport=udp"),
-      Some(("127.0.0.1".into(), 3478))
+      parse("turns:turn.example.com:443?transport=tcp"),
+      some("turn.example.com", 443, Tls)
     );
-    assert_eq!(parse("turn:turn.example.com"), Some(("turn.example.com".into(), 3478)));
-    assert_eq!(parse("TURN:[::1]:5000"), Some(("::1".into(), 5000)));
-    assert_eq!(parse("turn:[::1]"), Some(("::1".into(), 3478)));
-    assert_eq!(parse("turns:turn.example.com:443?transport=tcp"), None);
-    assert_eq!(parse("turn:10.0.0.1:3478?transport=tcp"), None);
+    assert_eq!(parse("turns:turn.example.com"), some("turn.example.com", 5349, Tls));
+    assert_eq!(parse("turns:turn.example.com?transport=udp"), None);
+    assert_eq!(parse("turn:10.0.0.1?transport=sctp"), None);
     assert_eq!(parse("stun:10.0.0.1:3478"), None);
     assert_eq!(parse("turn:10.0.0.1:port"), None);
     assert_eq!(parse("turn::3478"), None);
@@ -704,8 +796,64 @@ mod tests {
   }
 
   #[test]
+  fn stream_messages_are_delimited_by_their_headers() {
+    // A STUN header with a 12-byte body; ChannelData of 5 bytes padded to 8 on a stream.
+    assert_eq!(stream_message_len([0x01, 0x01, 0, 12]), Some(32));
+    assert_eq!(stream_message_len([0x40, 0x00, 0, 5]), Some(12));
+    assert_eq!(stream_message_len([0x40, 0x00, 0, 8]), Some(12));
+    assert_eq!(stream_message_len([0x80, 0x60, 0, 1]), None); // RTP is never on the stream
+  }
+
+  #[test]
+  fn over_tcp_channel_data_is_padded_and_requests_are_not_resent() {
+    let now = Instant::now();
+    let server = Server::new();
+    let mut c = TurnClient::new(SERVER.parse().unwrap(), TurnTransport::Tcp, "user", "pass", now);
+    let first = c.poll_transmit().unwrap();
+    c.handle_receive(&server.challenge(&first, 401, NONCE), now);
+    let second = c.poll_transmit().unwrap();
+    c.handle_receive(&server.allocated(&second, 600), now);
+    assert!(matches!(c.poll_event(), Some(TurnEvent::Allocated(_))));
+    let peer: SocketAddr = PEER.parse().unwrap();
+    c.create_permission(peer.ip(), now);
+    let perm = c.poll_transmit().unwrap();
+    // Unanswered for 30 s: not resent (TCP does that), and still waited for.
+    c.handle_timeout(now + Duration::from_secs(30));
+    assert!(c.poll_transmit().is_none());
+    c.handle_receive(&server.success(&perm, |_, _| {}), now + Duration::from_secs(31));
+    c.send_to(peer, b"x", now);
+    let bind = c.poll_transmit().unwrap();
+    let _send = c.poll_transmit().unwrap();
+    c.handle_receive(&server.success(&bind, |_, _| {}), now);
+    c.send_to(peer, b"media", now);
+    let out = c.poll_transmit().unwrap();
+    assert_eq!(out.len(), 12, "4-byte header, 5 bytes, 3 of padding");
+    assert_eq!(&out[2..4], &5u16.to_be_bytes());
+    assert_eq!(&out[4..9], b"media");
+  }
+
+  #[test]
+  fn a_lost_connection_fails_the_allocation() {
+    let now = Instant::now();
+    let (mut c, _) = allocated_client(now);
+    c.connection_lost();
+    assert!(matches!(c.poll_event(), Some(TurnEvent::Failed(_))));
+    assert!(c.relayed().is_none());
+    assert!(
+      c.carries(RELAYED.parse().unwrap()),
+      "its old address stays known, to drop its packets"
+    );
+  }
+
+  #[test]
   fn allocate_asks_for_udp_without_credentials_first() {
-    let mut c = TurnClient::new(SERVER.parse().unwrap(), "user", "pass", Instant::now());
+    let mut c = TurnClient::new(
+      SERVER.parse().unwrap(),
+      TurnTransport::Udp,
+      "user",
+      "pass",
+      Instant::now(),
+    );
     let req = c.poll_transmit().unwrap();
     let msg = Message::from_bytes(&req).unwrap();
     assert_eq!(msg.method(), ALLOCATE);
@@ -728,7 +876,7 @@ mod tests {
   fn wrong_credentials_fail_the_allocation_instead_of_looping() {
     let now = Instant::now();
     let server = Server::new();
-    let mut c = TurnClient::new(SERVER.parse().unwrap(), "user", "pass", now);
+    let mut c = TurnClient::new(SERVER.parse().unwrap(), TurnTransport::Udp, "user", "pass", now);
     let first = c.poll_transmit().unwrap();
     c.handle_receive(&server.challenge(&first, 401, NONCE), now);
     let second = c.poll_transmit().unwrap();
@@ -741,7 +889,7 @@ mod tests {
   #[test]
   fn an_unanswered_allocate_is_retransmitted_then_fails() {
     let now = Instant::now();
-    let mut c = TurnClient::new(SERVER.parse().unwrap(), "user", "pass", now);
+    let mut c = TurnClient::new(SERVER.parse().unwrap(), TurnTransport::Udp, "user", "pass", now);
     let first = c.poll_transmit().unwrap();
     let mut sends = 1;
     let mut t = now;
@@ -917,7 +1065,7 @@ mod tests {
   #[test]
   fn nothing_is_relayed_before_the_allocation() {
     let now = Instant::now();
-    let mut c = TurnClient::new(SERVER.parse().unwrap(), "user", "pass", now);
+    let mut c = TurnClient::new(SERVER.parse().unwrap(), TurnTransport::Udp, "user", "pass", now);
     let _allocate = c.poll_transmit();
     c.send_to(PEER.parse().unwrap(), b"early", now);
     assert!(c.poll_transmit().is_none());
@@ -940,7 +1088,7 @@ mod tests {
   fn a_forged_success_without_valid_integrity_is_ignored() {
     let now = Instant::now();
     let server = Server::new();
-    let mut c = TurnClient::new(SERVER.parse().unwrap(), "user", "pass", now);
+    let mut c = TurnClient::new(SERVER.parse().unwrap(), TurnTransport::Udp, "user", "pass", now);
     let first = c.poll_transmit().unwrap();
     c.handle_receive(&server.challenge(&first, 401, NONCE), now);
     let second = c.poll_transmit().unwrap();

@@ -37,10 +37,13 @@ pub struct TransportConfig {
   pub initial_bitrate_bps: Option<u64>,
   /// Bitrate the estimator probes towards (publisher only). Default 6 Mbit/s.
   pub desired_bitrate_bps: u64,
-  /// STUN/TURN servers as the join response lists them. Each `turn:` URL reached over UDP gets
-  /// an allocation whose relayed address becomes a local candidate; other URLs are ignored.
-  /// Default: none.
+  /// STUN/TURN servers as the join response lists them. Each TURN URL (`turn:` over UDP or TCP,
+  /// `turns:` over TLS) gets an allocation whose relayed address becomes a local candidate;
+  /// `stun:` URLs are ignored. Default: none.
   pub ice_servers: Vec<IceServer>,
+  /// Trust for `turns:` servers (their certificate must name the URL's host); without it,
+  /// `turns:` URLs are skipped. Default: none.
+  pub tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
   /// Use relayed candidates only (`iceTransportPolicy: 'relay'`): no host or TCP candidate is
   /// gathered, so every packet goes through a TURN server. `start` fails with
   /// `ERR_NO_TURN_SERVER` when `ice_servers` has no usable TURN URL. Default false.
@@ -67,6 +70,7 @@ impl TransportConfig {
       initial_bitrate_bps: Some(1_000_000),
       desired_bitrate_bps: 6_000_000,
       ice_servers: Vec::new(),
+      tls_config: None,
       relay_only: false,
     }
   }

@@ -86,7 +86,7 @@ impl JoinConfig {
     // The TURN servers of the join response give relayed candidates beside the direct ones
     // (or instead of them with the relay policy).
     tracing::debug!("the server offers {} ICE servers", session.ice_servers.len());
-    let ice = PcIce::new(&session.ice_servers, self.relay_only);
+    let ice = PcIce::new(&session.ice_servers, self.relay_only, self.tls_config.clone());
     let (publisher, publisher_events) = Pc::start(Role::Publisher, bind_ip, ice.clone()).await?;
     let (subscriber, subscriber_events) = Pc::start(Role::Subscriber, bind_ip, ice).await?;
     tracing::info!(

@@ -11,7 +11,7 @@ use super::{Core, Poll};
 use crate::candidate::candidate_init_json;
 use crate::recv_estimate::rtp_abs_send_time;
 use crate::sdp;
-use crate::turn::TurnEvent;
+use crate::turn::{TurnEvent, TurnTransport};
 use crate::TransportEvent;
 
 /// Whether a packet is DTLS, RTP or RTCP, which go on the nominated pair only, rather than STUN,
@@ -39,12 +39,47 @@ impl Core {
     self.rtc.add_remote_candidate(c);
   }
 
-  /// The next datagram a TURN client has for its server.
+  /// The next message a TURN client has for its server.
   pub(super) fn poll_turn_transmit(&mut self) -> Option<Poll> {
     self.turn.iter_mut().find_map(|c| {
-      c.poll_transmit()
-        .map(|data| Poll::Transmit(Protocol::Udp, c.server(), data))
+      let data = c.poll_transmit()?;
+      Some(match c.transport() {
+        TurnTransport::Udp => Poll::Transmit(Protocol::Udp, c.server(), data),
+        TurnTransport::Tcp | TurnTransport::Tls => Poll::TurnStream(c.server(), data),
+      })
     })
+  }
+
+  /// One whole TURN message from the TCP (or TLS) connection to the TURN server at `server`.
+  pub fn handle_turn_stream(&mut self, now: Instant, server: SocketAddr, data: &[u8]) {
+    if let Some(i) = self
+      .turn
+      .iter()
+      .position(|t| t.server() == server && t.transport().reliable())
+    {
+      self.receive_from_turn(i, now, data);
+    }
+  }
+
+  /// The connection to the TURN server at `server` ended.
+  pub fn turn_stream_closed(&mut self, server: SocketAddr) {
+    for t in self
+      .turn
+      .iter_mut()
+      .filter(|t| t.server() == server && t.transport().reliable())
+    {
+      t.connection_lost();
+    }
+  }
+
+  /// A TURN server's message: its own answers stay in the client; what it relays is handed on
+  /// as received from the peer on the relayed candidate.
+  fn receive_from_turn(&mut self, i: usize, now: Instant, data: &[u8]) {
+    let t = &mut self.turn[i];
+    let relayed = t.relayed();
+    if let (Some((peer, packet)), Some(relayed)) = (t.handle_receive(data, now), relayed) {
+      self.handle_receive(now, Protocol::Udp, peer, relayed, &packet);
+    }
   }
 
   /// Allocations that succeeded become relayed local candidates (trickled at once once the
@@ -99,13 +134,12 @@ impl Core {
 
   pub fn handle_receive(&mut self, now: Instant, proto: Protocol, source: SocketAddr, dest: SocketAddr, data: &[u8]) {
     if proto == Protocol::Udp {
-      if let Some(t) = self.turn.iter_mut().find(|t| t.server() == source) {
-        // From a TURN server: its own answers stay in the client; what it relays is handed on
-        // as received from the peer on the relayed candidate.
-        let relayed = t.relayed();
-        if let (Some((peer, packet)), Some(relayed)) = (t.handle_receive(data, now), relayed) {
-          self.handle_receive(now, Protocol::Udp, peer, relayed, &packet);
-        }
+      if let Some(i) = self
+        .turn
+        .iter()
+        .position(|t| t.server() == source && !t.transport().reliable())
+      {
+        self.receive_from_turn(i, now, data);
         return;
       }
     }

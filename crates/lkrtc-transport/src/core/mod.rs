@@ -87,6 +87,8 @@ fn add_vp9_profile_0(codecs: &mut str0m::format::CodecConfig) {
 pub(crate) enum Poll {
   /// Send this packet to the address, over UDP or over ICE-TCP.
   Transmit(Protocol, SocketAddr, Vec<u8>),
+  /// Send this TURN message on the TCP (or TLS) connection to the TURN server at the address.
+  TurnStream(SocketAddr, Vec<u8>),
   /// Nothing to do before this instant (or before input arrives).
   Timeout(Instant),
   /// The transport is finished; end the task.
@@ -254,7 +256,7 @@ impl Core {
     // Relayed candidates follow when their allocations succeed.
     let turn = turn
       .iter()
-      .map(|s| TurnClient::new(s.addr, &s.username, &s.password, now))
+      .map(|s| TurnClient::new(s.addr, s.transport, &s.username, &s.password, now))
       .collect();
 
     let mut core = Core {
@@ -422,8 +424,9 @@ impl Core {
           if is_media(&data) {
             self.media_path = Some((t.proto, t.destination));
           }
-          if let Some(c) = self.turn.iter_mut().find(|c| c.relayed() == Some(t.source)) {
-            // From the relayed candidate: wrapped for the TURN server, sent on the next turn.
+          if let Some(c) = self.turn.iter_mut().find(|c| c.carries(t.source)) {
+            // From a relayed candidate: wrapped for its TURN server, sent on the next turn (or
+            // dropped, if the allocation is gone: never sent from the host socket instead).
             c.send_to(t.destination, &data, now);
             continue;
           }
