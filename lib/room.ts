@@ -79,7 +79,8 @@ export interface RoomOptions {
    * `'all'` (default) tries the direct paths (UDP, then TCP to the server's TCP port) and the
    * TURN servers the server lists in its join response; `'relay'` uses only those TURN servers,
    * so every packet goes through one (to test a relay, or to hide the client's address from
-   * the media server). lkrtc allocates on `turn:` URLs over UDP. With `'relay'` and no such
+   * the media server). lkrtc allocates on `turn:` URLs over UDP or TCP and on `turns:` (TLS,
+   * trusted like the signalling: public roots and `caCertificates`). With `'relay'` and no such
    * server in the join response, `connect` rejects with `ERR_NO_TURN_SERVER`.
    */
   iceTransportPolicy?: IceTransportPolicy
