@@ -200,3 +200,131 @@ impl Core {
     }
   }
 }
+
+#[cfg(test)]
+mod tests {
+  use std::net::SocketAddr;
+  use std::time::Instant;
+
+  use stun_types::attribute::{ErrorCode, Nonce, Realm};
+  use stun_types::message::{
+    IntegrityAlgorithm, LongTermKeyCredentials, Message, MessageIntegrityCredentials, MessageWrite, MessageWriteExt,
+    MessageWriteVec,
+  };
+  use turn_types::attribute::{Lifetime, XorRelayedAddress};
+  use turn_types::message::ALLOCATE;
+
+  use super::super::{Core, Poll};
+  use crate::turn::{TurnServer, TurnTransport};
+  use crate::{TransportConfig, TransportEvent, TransportRole};
+
+  const TURN: &str = "127.0.0.1:3478";
+  const LOCAL: &str = "127.0.0.1:50000";
+  const RELAYED: &str = "127.0.0.1:30000";
+
+  fn relay_only_core(now: Instant) -> Core {
+    let mut config = TransportConfig::new(TransportRole::Subscriber, "127.0.0.1".parse().unwrap());
+    config.relay_only = true;
+    let server = TurnServer {
+      addr: TURN.parse().unwrap(),
+      transport: TurnTransport::Udp,
+      host: "127.0.0.1".into(),
+      username: "user".into(),
+      password: "pass".into(),
+    };
+    Core::new(&config, LOCAL.parse().unwrap(), &[server], now)
+  }
+
+  /// The next packet the core sends to the TURN server.
+  fn to_turn(core: &mut Core, now: Instant) -> Vec<u8> {
+    loop {
+      match core.poll(now) {
+        Poll::Transmit(_, dest, data) if dest == TURN.parse::<SocketAddr>().unwrap() => return data,
+        Poll::Transmit(..) => continue,
+        other => panic!("nothing for the TURN server: {other:?}"),
+      }
+    }
+  }
+
+  fn challenge(req: &[u8]) -> Vec<u8> {
+    let req = Message::from_bytes(req).unwrap();
+    let mut msg = Message::builder_error(&req, MessageWriteVec::new());
+    msg.add_attribute(&ErrorCode::new(401, "auth").unwrap()).unwrap();
+    msg.add_attribute(&Realm::new("lk").unwrap()).unwrap();
+    msg.add_attribute(&Nonce::new("n").unwrap()).unwrap();
+    msg.finish()
+  }
+
+  fn allocated(req: &[u8]) -> Vec<u8> {
+    let creds: MessageIntegrityCredentials =
+      LongTermKeyCredentials::new("user".into(), "pass".into(), "lk".into()).into();
+    let req = Message::from_bytes(req).unwrap();
+    let mut msg = Message::builder_success(&req, MessageWriteVec::new());
+    msg
+      .add_attribute(&XorRelayedAddress::new(RELAYED.parse().unwrap(), req.transaction_id()))
+      .unwrap();
+    msg.add_attribute(&Lifetime::new(600)).unwrap();
+    msg.add_message_integrity(&creds, IntegrityAlgorithm::Sha1).unwrap();
+    msg.finish()
+  }
+
+  #[test]
+  fn relay_only_gathers_no_host_candidate_and_allocates_first() {
+    let now = Instant::now();
+    let mut core = relay_only_core(now);
+    assert!(core.local_candidates.is_empty());
+    let first = to_turn(&mut core, now);
+    assert_eq!(Message::from_bytes(&first).unwrap().method(), ALLOCATE);
+  }
+
+  #[test]
+  fn an_allocation_becomes_a_relayed_local_candidate() {
+    let now = Instant::now();
+    let mut core = relay_only_core(now);
+    let first = to_turn(&mut core, now);
+    core.handle_receive(
+      now,
+      str0m::net::Protocol::Udp,
+      TURN.parse().unwrap(),
+      LOCAL.parse().unwrap(),
+      &challenge(&first),
+    );
+    let second = to_turn(&mut core, now);
+    core.handle_receive(
+      now,
+      str0m::net::Protocol::Udp,
+      TURN.parse().unwrap(),
+      LOCAL.parse().unwrap(),
+      &allocated(&second),
+    );
+    let _ = core.poll(now);
+    let lines: Vec<String> = core.local_candidates.iter().map(|c| c.to_sdp_string()).collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("127.0.0.1 30000 typ relay"), "{lines:?}");
+  }
+
+  #[test]
+  fn relay_only_fails_when_no_allocation_can_be_made() {
+    let now = Instant::now();
+    let mut core = relay_only_core(now);
+    let first = to_turn(&mut core, now);
+    core.handle_receive(
+      now,
+      str0m::net::Protocol::Udp,
+      TURN.parse().unwrap(),
+      LOCAL.parse().unwrap(),
+      &challenge(&first),
+    );
+    // The same challenge again: the credentials are wrong.
+    let second = to_turn(&mut core, now);
+    core.handle_receive(
+      now,
+      str0m::net::Protocol::Udp,
+      TURN.parse().unwrap(),
+      LOCAL.parse().unwrap(),
+      &challenge(&second),
+    );
+    assert!(matches!(core.poll(now), Poll::Dead));
+    assert!(core.take_events().any(|e| matches!(e, TransportEvent::Failed)));
+  }
+}
