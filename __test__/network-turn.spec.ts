@@ -39,13 +39,26 @@ function loggedConnectionTypes(identity: string): string[] {
   return types
 }
 
-serial('a room that can reach only the TURN server streams through it', async (t) => {
-  lab.apply(direct(true))
-  const room = `turn-${process.pid}`
-  const token = (identity: string) => createToken({ apiKey: 'devkey', apiSecret: 'secret', identity, room })
-  const seconds = 10
+interface Call {
+  pub: PubResult
+  sub: SubResult
+  /** Numbers of the frames captured at or after `sinceS` seconds that arrived, once each. */
+  arrivedSince(sinceS: number): number[]
+  /** How many frames were captured at or after `sinceS` seconds. */
+  sentSince(sinceS: number): number
+}
+
+/** lkrtc publishes 640x360 at 30 fps to an lkrtc subscriber for `seconds`, both with the
+ * default ICE policy; `blockAtS` blocks the direct paths that many seconds after the first
+ * capture (0: before anyone joins). */
+async function call(identity: string, seconds: number, blockAtS: number): Promise<Call> {
+  const room = `turn-${identity}-${process.pid}`
+  const token = (who: string) =>
+    createToken({ apiKey: 'devkey', apiSecret: 'secret', identity: `${identity}-${who}`, room })
   const options = { width: 640, height: 360, fps: 30, seconds, warmupSeconds: 0, epochMs: Date.now(), codec: 'vp8' }
   const timeoutMs = (seconds + 40) * 1000
+  let timer: NodeJS.Timeout | undefined
+  if (blockAtS === 0) lab.apply(direct(true))
   const sub = lab.peer<SubResult>(
     'sub',
     'subscribe',
@@ -55,24 +68,62 @@ serial('a room that can reach only the TURN server streams through it', async (t
   )
   sub.catch(() => {})
   await new Promise((r) => setTimeout(r, 1000))
-  const pub = await lab.peer<PubResult>(
-    'pub',
-    'publish',
-    'lkrtc',
-    { ...options, url: URLS.pub, token: await token('pub') },
-    timeoutMs,
-  )
-  const got = await sub
+  try {
+    const pub = await lab.peer<PubResult>(
+      'pub',
+      'publish',
+      'lkrtc',
+      { ...options, url: URLS.pub, token: await token('pub') },
+      timeoutMs,
+      (line) => {
+        if (line === 'capturing' && blockAtS > 0) timer = setTimeout(() => lab.apply(direct(true)), blockAtS * 1000)
+      },
+    )
+    const got = await sub
+    const firstOf = (s: number) => Math.round((s * 1000) / pub.intervalMs)
+    return {
+      pub,
+      sub: got,
+      arrivedSince: (s) => [...new Set(got.numbers.filter((n) => n >= firstOf(s) && n < pub.sent))],
+      sentSince: (s) => pub.sent - firstOf(s),
+    }
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+serial('a room that can reach only the TURN server streams through it', async (t) => {
+  lab.apply(direct(false))
+  const before = lab.dropped()
+  const c = await call('start', 10, 0)
   // The clients did try the direct paths, and the block held.
-  t.true(lab.dropped() > 0, 'the block dropped direct packets')
-  const arrived = new Set(got.numbers.filter((n) => n < pub.sent))
-  t.true(arrived.size >= pub.sent / 2, `${arrived.size} of ${pub.sent} frames arrived`)
+  t.true(lab.dropped() > before, 'the block dropped direct packets')
+  const all = c.arrivedSince(0)
+  t.true(all.length >= c.pub.sent / 2, `${all.length} of ${c.pub.sent} frames arrived`)
   // The last seconds too: the relayed path carries the call, not a burst at the start.
-  const lastFrom = pub.sent - Math.round(4000 / pub.intervalMs)
-  const late = [...arrived].filter((n) => n >= lastFrom).length
-  t.true(late >= (pub.sent - lastFrom) / 2, `${late} of the last ${pub.sent - lastFrom} frames arrived`)
+  const late = c.arrivedSince(6)
+  t.true(late.length >= c.sentSince(6) / 2, `${late.length} of the last ${c.sentSince(6)} frames arrived`)
+  t.log(`${all.length} of ${c.pub.sent} frames arrived, ${late.length} of the last ${c.sentSince(6)}`)
   // The server's view: both connections' selected pairs end at our relayed candidates.
-  t.log(`${arrived.size} of ${pub.sent} frames arrived, ${late} of the last ${pub.sent - lastFrom}`)
-  t.deepEqual([...new Set(loggedConnectionTypes('pub'))], ['turn'])
-  t.deepEqual([...new Set(loggedConnectionTypes('sub'))], ['turn'])
+  t.deepEqual([...new Set(loggedConnectionTypes('start-pub'))], ['turn'])
+  t.deepEqual([...new Set(loggedConnectionTypes('start-sub'))], ['turn'])
+})
+
+serial('a call whose direct paths are blocked midway carries on through the TURN server', async (t) => {
+  lab.apply(direct(false))
+  const c = await call('midway', 40, 4)
+  const blockedFrom = c.pub.sent - c.sentSince(4)
+  t.true(c.arrivedSince(0).filter((n) => n < blockedFrom).length > 60, 'frames flowed before the block')
+  // Direct first (the relayed pairs rank last), so the server saw a UDP connection at first.
+  t.true(loggedConnectionTypes('midway-sub').includes('udp'), loggedConnectionTypes('midway-sub').join(','))
+  // The move to the relay takes a resume (an ICE restart, on both connections); by the last
+  // 10 s video must flow again.
+  const late = c.arrivedSince(30)
+  t.true(late.length >= c.sentSince(30) / 2, `${late.length} of the last ${c.sentSince(30)} frames arrived`)
+  // The outage: the longest wait between two frames.
+  const arrivals = [...c.sub.arrivals].sort((a, b) => a - b)
+  const gapS = Math.max(...arrivals.slice(1).map((at, i) => at - arrivals[i])) / 1000
+  t.log(
+    `the longest wait between frames: ${gapS.toFixed(1)} s; ${late.length} of the last ${c.sentSince(30)} frames arrived`,
+  )
 })

@@ -156,9 +156,9 @@ impl Core {
       }
     }
     if media {
-      self.media_path = Some((proto, source));
+      self.media_path = Some((proto, source, dest));
     }
-    if media || self.media_path.is_none_or(|path| path == (proto, source)) {
+    if media || self.media_path.is_none_or(|path| path == (proto, source, dest)) {
       self.last_received = Some(now);
       if !self.connected && self.dtls_up && self.ice_up {
         // Disconnected for silence, and the path carries datagrams again.

@@ -173,10 +173,11 @@ pub(crate) struct Core {
   /// When the last datagram arrived on the path in use: a connected transport that stops
   /// receiving is disconnected.
   last_received: Option<Instant>,
-  /// The path DTLS and media last went out or came in on (the nominated pair's remote end), once
-  /// known. STUN counts as a sign of life only from it: the checks of a standby pair (ICE-TCP
-  /// beside a dead UDP pair) keep arriving while no media can.
-  media_path: Option<(Protocol, SocketAddr)>,
+  /// The path DTLS and media last went out or came in on (the nominated pair: protocol, remote
+  /// and local end), once known. STUN counts as a sign of life only from it: the checks of a
+  /// standby pair (ICE-TCP beside a dead UDP pair) keep arriving while no media can. The local
+  /// end tells a relayed pair from the direct one to the same server address.
+  media_path: Option<(Protocol, SocketAddr, SocketAddr)>,
   disconnected_since: Option<Instant>,
   closing_since: Option<Instant>,
   close_started: bool,
@@ -422,7 +423,7 @@ impl Core {
         Ok(Output::Transmit(t)) => {
           let data: Vec<u8> = t.contents.into();
           if is_media(&data) {
-            self.media_path = Some((t.proto, t.destination));
+            self.media_path = Some((t.proto, t.destination, t.source));
           }
           if let Some(c) = self.turn.iter_mut().find(|c| c.carries(t.source)) {
             // From a relayed candidate: wrapped for its TURN server, sent on the next turn (or
@@ -482,8 +483,12 @@ impl Core {
           IceConnectionState::Disconnected => self.set_connected(false, now),
           IceConnectionState::Connected | IceConnectionState::Completed if self.dtls_up => {
             // A check just succeeded on the nominated pair (after an ICE restart, a new one):
-            // the silence before it says nothing about this path.
+            // the silence before it says nothing about this path, and the path media took
+            // before may be gone: until media shows the new one, any pair's STUN counts (a
+            // connection without media, e.g. the publisher's with idle data channels, would
+            // otherwise wait forever for STUN from a dead path).
             self.last_received = Some(now);
+            self.media_path = None;
             self.set_connected(true, now)
           }
           _ => {}
