@@ -247,6 +247,11 @@ impl TurnClient {
     self.transport
   }
 
+  /// The relayed address it had last, allocated or not any more.
+  pub fn last_relayed(&self) -> Option<SocketAddr> {
+    self.last_relayed
+  }
+
   /// Whether `source` is (or was) this client's relayed address.
   pub fn carries(&self, source: SocketAddr) -> bool {
     self.last_relayed == Some(source)

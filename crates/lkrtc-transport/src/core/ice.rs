@@ -87,13 +87,25 @@ impl Core {
   /// transport has no path and fails.
   pub(super) fn poll_turn_events(&mut self) {
     let mut allocated = Vec::new();
+    let mut lost = Vec::new();
     let mut failed = false;
     for t in &mut self.turn {
       while let Some(ev) = t.poll_event() {
         match ev {
           TurnEvent::Allocated(relayed) => allocated.push(relayed),
-          TurnEvent::Failed(_) => failed = true,
+          TurnEvent::Failed(_) => {
+            failed = true;
+            lost.extend(t.last_relayed());
+          }
         }
+      }
+    }
+    // A relayed candidate whose allocation ended carries nothing any more: its pairs go, so
+    // ICE does not keep (or pick) them.
+    for relayed in lost {
+      if let Some(i) = self.local_candidates.iter().position(|c| c.addr() == relayed) {
+        let c = self.local_candidates.remove(i);
+        self.rtc.direct_api().invalidate_candidate(&c);
       }
     }
     for relayed in allocated {
@@ -326,5 +338,33 @@ mod tests {
     );
     assert!(matches!(core.poll(now), Poll::Dead));
     assert!(core.take_events().any(|e| matches!(e, TransportEvent::Failed)));
+  }
+
+  #[test]
+  fn a_lost_allocation_takes_its_relayed_candidate_away() {
+    let now = Instant::now();
+    let mut core = relay_only_core(now);
+    let first = to_turn(&mut core, now);
+    core.handle_receive(
+      now,
+      str0m::net::Protocol::Udp,
+      TURN.parse().unwrap(),
+      LOCAL.parse().unwrap(),
+      &challenge(&first),
+    );
+    let second = to_turn(&mut core, now);
+    core.handle_receive(
+      now,
+      str0m::net::Protocol::Udp,
+      TURN.parse().unwrap(),
+      LOCAL.parse().unwrap(),
+      &allocated(&second),
+    );
+    let _ = core.poll(now);
+    assert_eq!(core.local_candidates.len(), 1);
+    core.turn[0].connection_lost();
+    // Relay-only: nothing is left, so the transport fails, and the candidate is gone.
+    assert!(matches!(core.poll(now), Poll::Dead));
+    assert!(core.local_candidates.is_empty());
   }
 }
