@@ -266,6 +266,26 @@ withCoturn(
   },
 )
 
+withCoturn(
+  'relay-only ICE through a TLS TURN server whose certificate is not trusted fails and says why',
+  async (t) => {
+    // No caCertificates: the test CA that signed coturn's certificate is unknown.
+    const via = coturnServers.tls!
+    const token = await createToken({
+      apiKey: via.apiKey,
+      apiSecret: via.apiSecret,
+      identity: 'eve',
+      room: roomName('tls'),
+    })
+    const room = new Room()
+    const error = await t.throwsAsync(room.connect(via.url, token, { iceTransportPolicy: 'relay' }))
+    // The TLS handshake with the TURN server fails, and the error says so.
+    t.is((error as Error & { code?: string }).code, 'ERR_TRANSPORT')
+    t.regex(error!.message, /no TURN server has an allocation .*over Tls: .*invalid peer certificate: UnknownIssuer/)
+    t.false(room.isConnected)
+  },
+)
+
 test.serial('relay-only ICE without a TURN server in the join response fails with ERR_NO_TURN_SERVER', async (t) => {
   // The shared test server has no TURN.
   const plain = await testServer()

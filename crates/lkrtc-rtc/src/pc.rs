@@ -32,7 +32,8 @@ pub enum PcEvent {
   NegotiationNeeded,
   Connected,
   Disconnected,
-  Failed,
+  /// Why, in words.
+  Failed(String),
   KeyframeRequest {
     mid: String,
     /// The simulcast layer asked for; `None`: every layer.
@@ -129,7 +130,7 @@ fn translate(event: TransportEvent) -> Option<PcEvent> {
     TransportEvent::NegotiationNeeded => PcEvent::NegotiationNeeded,
     TransportEvent::Connected => PcEvent::Connected,
     TransportEvent::Disconnected => PcEvent::Disconnected,
-    TransportEvent::Failed => PcEvent::Failed,
+    TransportEvent::Failed { reason } => PcEvent::Failed(reason),
     TransportEvent::KeyframeRequest { mid, rid } => PcEvent::KeyframeRequest {
       mid: mid.to_string(),
       rid,

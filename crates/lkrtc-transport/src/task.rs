@@ -465,9 +465,9 @@ async fn run(
       },
       Some(ev) = stream_events.recv() => match ev {
         TurnStreamEvent::Message(server, data) => core.handle_turn_stream(Instant::now(), server, &data),
-        TurnStreamEvent::Closed(server) => {
+        TurnStreamEvent::Closed(server, why) => {
           streams.closed(server);
-          core.turn_stream_closed(server);
+          core.turn_stream_closed(server, &why);
         }
       },
       _ = tokio::time::sleep_until(deadline.into()) => core.handle_timeout(Instant::now()),

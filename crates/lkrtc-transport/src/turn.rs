@@ -257,10 +257,10 @@ impl TurnClient {
     self.last_relayed == Some(source)
   }
 
-  /// The connection to the server ended (TCP, TLS): the allocation is gone with it.
-  pub fn connection_lost(&mut self) {
+  /// The connection to the server ended (TCP, TLS), for `why`: the allocation is gone with it.
+  pub fn connection_lost(&mut self, why: &str) {
     if !matches!(self.state, State::Failed | State::Closed) {
-      self.fail("the connection to the TURN server ended");
+      self.fail(&format!("the connection to the TURN server ended: {why}"));
     }
   }
 
@@ -841,7 +841,7 @@ mod tests {
   fn a_lost_connection_fails_the_allocation() {
     let now = Instant::now();
     let (mut c, _) = allocated_client(now);
-    c.connection_lost();
+    c.connection_lost("reset by peer");
     assert!(matches!(c.poll_event(), Some(TurnEvent::Failed(_))));
     assert!(c.relayed().is_none());
     assert!(

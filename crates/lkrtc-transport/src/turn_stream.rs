@@ -29,8 +29,8 @@ const MAX_MESSAGE: usize = 20 + u16::MAX as usize + 3;
 pub(crate) enum TurnStreamEvent {
   /// One whole message from the TURN server at this address.
   Message(SocketAddr, Vec<u8>),
-  /// The connection to this server could not be made, or ended.
-  Closed(SocketAddr),
+  /// The connection to this server could not be made, or ended, for this reason.
+  Closed(SocketAddr, String),
 }
 
 struct Link {
@@ -68,7 +68,11 @@ impl TurnStreams {
         (Some(config), Ok(name)) => Some((config, name)),
         _ => {
           tracing::warn!(host = %server.host, "no TLS for this TURN server");
-          let _ = self.events.try_send(TurnStreamEvent::Closed(server.addr));
+          let why = format!(
+            "no TLS configuration, or {:?} is no name a certificate can hold",
+            server.host
+          );
+          let _ = self.events.try_send(TurnStreamEvent::Closed(server.addr, why));
           return;
         }
       },
@@ -130,10 +134,14 @@ async fn run_link(
     }
   }
   .await;
-  if let Err(e) = result {
-    tracing::warn!(%server, "TURN connection ended: {e}");
-  }
-  let _ = events.send(TurnStreamEvent::Closed(server)).await;
+  let why = match result {
+    Ok(()) => "closed".to_owned(),
+    Err(e) => {
+      tracing::warn!(%server, "TURN connection ended: {e}");
+      e.to_string()
+    }
+  };
+  let _ = events.send(TurnStreamEvent::Closed(server, why)).await;
 }
 
 /// Writes the queued messages and reads the server's until either side ends.

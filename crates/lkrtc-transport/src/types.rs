@@ -131,7 +131,10 @@ pub enum TransportEvent {
   Disconnected,
   /// The transport is dead (DTLS failure, remote close, or disconnected for too long). The
   /// task ends after this event.
-  Failed,
+  Failed {
+    /// Why, in words for a log or an error message.
+    reason: String,
+  },
   /// Publisher: the next frame of this track must be a keyframe: the remote asked (PLI or
   /// FIR), or the track just became writable (connected and negotiated) and earlier frames
   /// were dropped.

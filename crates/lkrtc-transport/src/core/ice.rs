@@ -62,13 +62,13 @@ impl Core {
   }
 
   /// The connection to the TURN server at `server` ended.
-  pub fn turn_stream_closed(&mut self, server: SocketAddr) {
+  pub fn turn_stream_closed(&mut self, server: SocketAddr, why: &str) {
     for t in self
       .turn
       .iter_mut()
       .filter(|t| t.server() == server && t.transport().reliable())
     {
-      t.connection_lost();
+      t.connection_lost(why);
     }
   }
 
@@ -88,13 +88,13 @@ impl Core {
   pub(super) fn poll_turn_events(&mut self) {
     let mut allocated = Vec::new();
     let mut lost = Vec::new();
-    let mut failed = false;
+    let mut failed = None;
     for t in &mut self.turn {
       while let Some(ev) = t.poll_event() {
         match ev {
           TurnEvent::Allocated(relayed) => allocated.push(relayed),
-          TurnEvent::Failed(_) => {
-            failed = true;
+          TurnEvent::Failed(why) => {
+            failed = Some(format!("{} over {:?}: {why}", t.server(), t.transport()));
             lost.extend(t.last_relayed());
           }
         }
@@ -125,8 +125,12 @@ impl Core {
       }
       self.local_candidates.push(c);
     }
-    if failed && self.relay_only && self.turn.iter().all(|t| t.is_failed()) && self.closing_since.is_none() {
-      self.fail("relay-only, and no TURN server gave an allocation");
+    if let Some(why) = failed {
+      if self.relay_only && self.turn.iter().all(|t| t.is_failed()) && self.closing_since.is_none() {
+        self.fail(&format!(
+          "relay-only, and no TURN server has an allocation (last: {why})"
+        ));
+      }
     }
   }
 
@@ -337,7 +341,12 @@ mod tests {
       &challenge(&second),
     );
     assert!(matches!(core.poll(now), Poll::Dead));
-    assert!(core.take_events().any(|e| matches!(e, TransportEvent::Failed)));
+    let reason = core.take_events().find_map(|e| match e {
+      TransportEvent::Failed { reason } => Some(reason),
+      _ => None,
+    });
+    let reason = reason.expect("a Failed event");
+    assert!(reason.contains("127.0.0.1:3478 over Udp: error 401"), "{reason}");
   }
 
   #[test]
@@ -362,7 +371,7 @@ mod tests {
     );
     let _ = core.poll(now);
     assert_eq!(core.local_candidates.len(), 1);
-    core.turn[0].connection_lost();
+    core.turn[0].connection_lost("reset");
     // Relay-only: nothing is left, so the transport fails, and the candidate is gone.
     assert!(matches!(core.poll(now), Poll::Dead));
     assert!(core.local_candidates.is_empty());

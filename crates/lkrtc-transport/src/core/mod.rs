@@ -466,7 +466,7 @@ impl Core {
 
   fn fail(&mut self, why: &str) {
     tracing::warn!(role = self.role.name(), "transport failed: {why}");
-    self.events.push_back(TransportEvent::Failed);
+    self.events.push_back(TransportEvent::Failed { reason: why.to_owned() });
     self.rtc.disconnect();
     self.dead = true;
   }
