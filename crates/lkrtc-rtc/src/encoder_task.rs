@@ -571,13 +571,9 @@ mod tests {
 
   #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
   async fn encodes_the_newest_frames_and_keyframes_on_request() {
-    let (pc, _events) = Pc::start(
-      Role::Publisher,
-      std::net::Ipv4Addr::LOCALHOST.into(),
-      Default::default(),
-    )
-    .await
-    .unwrap();
+    let (pc, _events) = Pc::start(Role::Publisher, std::net::Ipv4Addr::LOCALHOST.into())
+      .await
+      .unwrap();
     let source = VideoSource::new(320, 240, VideoSourceOptions::default()).unwrap();
     let encoding = VideoEncoding {
       max_bitrate: 300_000,
@@ -630,13 +626,9 @@ mod tests {
 
   #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
   async fn max_framerate_drops_frames_that_come_too_fast() {
-    let (pc, _events) = Pc::start(
-      Role::Publisher,
-      std::net::Ipv4Addr::LOCALHOST.into(),
-      Default::default(),
-    )
-    .await
-    .unwrap();
+    let (pc, _events) = Pc::start(Role::Publisher, std::net::Ipv4Addr::LOCALHOST.into())
+      .await
+      .unwrap();
     let source = VideoSource::new(64, 64, VideoSourceOptions::default()).unwrap();
     let encoding = VideoEncoding {
       max_bitrate: 100_000,
@@ -674,13 +666,9 @@ mod tests {
     budget_bps: u64,
     preference: DegradationPreference,
   ) -> (VideoSource, Arc<EncoderControl>, std::thread::JoinHandle<()>) {
-    let (pc, _events) = Pc::start(
-      Role::Publisher,
-      std::net::Ipv4Addr::LOCALHOST.into(),
-      Default::default(),
-    )
-    .await
-    .unwrap();
+    let (pc, _events) = Pc::start(Role::Publisher, std::net::Ipv4Addr::LOCALHOST.into())
+      .await
+      .unwrap();
     let source = VideoSource::new(640, 360, VideoSourceOptions::default()).unwrap();
     let encoding = VideoEncoding {
       max_bitrate: 800_000,

@@ -176,8 +176,20 @@ fn translate(event: TransportEvent) -> Option<PcEvent> {
 }
 
 impl Pc {
-  /// Starts a transport bound to `bind_ip` (the local address that reaches the server).
-  pub async fn start(role: Role, bind_ip: IpAddr, ice: PcIce) -> RtcResult<(Pc, mpsc::UnboundedReceiver<PcEvent>)> {
+  /// Starts a transport bound to `bind_ip` (the local address that reaches the server), without
+  /// TURN.
+  #[cfg(test)]
+  pub async fn start(role: Role, bind_ip: IpAddr) -> RtcResult<(Pc, mpsc::UnboundedReceiver<PcEvent>)> {
+    Self::start_with_ice(role, bind_ip, PcIce::default()).await
+  }
+
+  /// Starts a transport bound to `bind_ip` (the local address that reaches the server), with the
+  /// TURN servers and policy of `ice`.
+  pub async fn start_with_ice(
+    role: Role,
+    bind_ip: IpAddr,
+    ice: PcIce,
+  ) -> RtcResult<(Pc, mpsc::UnboundedReceiver<PcEvent>)> {
     let transport_role = match role {
       Role::Publisher => TransportRole::Publisher,
       Role::Subscriber => TransportRole::Subscriber,

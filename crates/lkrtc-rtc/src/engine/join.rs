@@ -87,8 +87,8 @@ impl JoinConfig {
     // (or instead of them with the relay policy).
     tracing::debug!("the server offers {} ICE servers", session.ice_servers.len());
     let ice = PcIce::new(&session.ice_servers, self.relay_only, self.tls_config.clone());
-    let (publisher, publisher_events) = Pc::start(Role::Publisher, bind_ip, ice.clone()).await?;
-    let (subscriber, subscriber_events) = Pc::start(Role::Subscriber, bind_ip, ice).await?;
+    let (publisher, publisher_events) = Pc::start_with_ice(Role::Publisher, bind_ip, ice.clone()).await?;
+    let (subscriber, subscriber_events) = Pc::start_with_ice(Role::Subscriber, bind_ip, ice).await?;
     tracing::info!(
       "joined room {:?} as {:?} (participant {}, server {server_version})",
       session.room_name,
