@@ -103,7 +103,11 @@ serial('a room that can reach only the TURN server streams through it', async (t
   // The last seconds too: the relayed path carries the call, not a burst at the start.
   const late = c.arrivedSince(6)
   t.true(late.length >= c.sentSince(6) / 2, `${late.length} of the last ${c.sentSince(6)} frames arrived`)
-  t.log(`${all.length} of ${c.pub.sent} frames arrived, ${late.length} of the last ${c.sentSince(6)}`)
+  const latencies = [...c.sub.latencies].sort((a, b) => a - b)
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((latencies.length * p) / 100))]
+  t.log(
+    `${all.length} of ${c.pub.sent} frames arrived, ${late.length} of the last ${c.sentSince(6)}; latency p50 ${pct(50)} ms, p95 ${pct(95)} ms`,
+  )
   // The server's view: both connections' selected pairs end at our relayed candidates.
   t.deepEqual([...new Set(loggedConnectionTypes('start-pub'))], ['turn'])
   t.deepEqual([...new Set(loggedConnectionTypes('start-sub'))], ['turn'])
