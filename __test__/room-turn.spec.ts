@@ -7,7 +7,7 @@
  * relay-only connecting fails with a typed error.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -52,7 +52,7 @@ if (!COTURN) console.warn('TURN over TCP and TLS tests skipped: turnserver (cotu
 const withCoturn = COTURN ? test.serial : test.serial.skip
 
 /** coturn on loopback (TCP and TLS listeners), and a livekit-server that lists it for each. */
-let coturn: { process: ChildProcess; tcpPort: number; tlsPort: number; caPem: string } | undefined
+let coturn: { process: ChildProcess; dir: string; tcpPort: number; tlsPort: number; caPem: string } | undefined
 const coturnServers: Partial<Record<'tcp' | 'tls', TurnServer>> = {}
 
 function freeTcpPort(): Promise<number> {
@@ -125,7 +125,7 @@ async function startCoturn() {
       await sleep(50)
     }
   }
-  return { process, tcpPort, tlsPort, caPem: pki.caPem }
+  return { process, dir, tcpPort, tlsPort, caPem: pki.caPem }
 }
 
 function accepts(port: number): Promise<boolean> {
@@ -164,7 +164,15 @@ test.after.always(async () => {
   await server?.stop()
   await coturnServers.tcp?.stop()
   await coturnServers.tls?.stop()
-  coturn?.process.kill('SIGTERM')
+  if (coturn) {
+    const { process: child } = coturn
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r))
+      child.kill('SIGTERM')
+      await exited
+    }
+    rmSync(coturn.dir, { recursive: true, force: true })
+  }
   await stopTestServer()
 })
 
