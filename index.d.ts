@@ -268,6 +268,8 @@ export interface NativeConnectOptions {
   dynacast?: boolean
   /** Receive frame metadata (default `true`). */
   frameMetadata?: boolean
+  /** `'all'` (default) or `'relay'`: which local ICE candidates to use. */
+  iceTransportPolicy?: string
 }
 
 /** Signs a join token. */

@@ -32,6 +32,8 @@ export type Action = string[]
 export const rate = (link: Link, dir: Direction, kbit: number): Action => ['rate', link, dir, String(kbit)]
 export const loss = (link: Link, dir: Direction, pct: number): Action => ['loss', link, dir, String(pct)]
 export const udp = (blocked: boolean): Action => ['udp', blocked ? 'block' : 'allow']
+/** Blocks the clients' direct media paths to the server (UDP but to its TURN port, ICE-TCP). */
+export const direct = (blocked: boolean): Action => ['direct', blocked ? 'block' : 'allow']
 /** `f` for both directions of both links. */
 export const everyDirection = (f: (link: Link, dir: Direction) => Action): Action[] =>
   (['pub', 'sub'] as const).flatMap((link) => (['up', 'down'] as const).map((dir) => f(link, dir)))
@@ -79,12 +81,17 @@ export class Lab {
     for (const a of [...cap(0), ...everyDirection((l, d) => loss(l, d, 0)), ...second, udp(false)]) this.apply(a)
   }
 
-  /** Creates the namespaces and starts livekit-server in the server namespace. */
-  async up(): Promise<void> {
+  /** Creates the namespaces and starts livekit-server in the server namespace. With `turn`, its
+   * embedded TURN server listens on 10.77.1.1 UDP port 3478 and the join response lists it; the
+   * server's media then uses that one address too: on several, its ICE answers a relayed check
+   * from whichever address routes back, which the TURN server (rightly) does not relay, as no
+   * permission covers it. */
+  async up({ turn = false } = {}): Promise<void> {
     this.apply(['up'])
     // @ts-expect-error plain ESM helper without types
     const { start } = await import('../scripts/livekit-server.mjs')
-    this.server = await start({ netns: this.ns('srv'), host: '10.77.1.1', ips: '10.77.0.0/16' })
+    const ips = turn ? '10.77.1.1/32' : '10.77.0.0/16'
+    this.server = await start({ netns: this.ns('srv'), host: '10.77.1.1', ips, turn })
   }
 
   async down(): Promise<void> {

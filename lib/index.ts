@@ -30,6 +30,7 @@ export {
   type DataPublishOptions,
   type InboundVideoStats,
   type DegradationPreference,
+  type IceTransportPolicy,
   type VideoEncoding,
   type VideoPreset,
 } from './room.js'

@@ -74,7 +74,20 @@ export interface RoomOptions {
    * Sending metadata does not depend on it. Default `true`.
    */
   frameMetadata?: boolean
+  /**
+   * Which local ICE candidates the peer connections use, as WebRTC's `iceTransportPolicy`:
+   * `'all'` (default) tries the direct paths (UDP, then TCP to the server's TCP port) and the
+   * TURN servers the server lists in its join response; `'relay'` uses only those TURN servers,
+   * so every packet goes through one (to test a relay, or to hide the client's address from
+   * the media server). lkrtc allocates on `turn:` URLs over UDP or TCP and on `turns:` (TLS,
+   * trusted like the signalling: public roots and `caCertificates`). With `'relay'` and no such
+   * server in the join response, `connect` rejects with `ERR_NO_TURN_SERVER`.
+   */
+  iceTransportPolicy?: IceTransportPolicy
 }
+
+export type IceTransportPolicy = 'all' | 'relay'
+const ICE_TRANSPORT_POLICIES: readonly string[] = ['all', 'relay']
 
 export interface VideoEncoding {
   /** Bits per second: an integer from 1000 to 2**32 - 1. */
@@ -139,6 +152,13 @@ export interface DataPublishOptions {
 }
 
 /** What a publication gives up first when the bandwidth estimate falls short. */
+function checkIceTransportPolicy(value: unknown): IceTransportPolicy | undefined {
+  if (value === undefined || ICE_TRANSPORT_POLICIES.includes(value as string)) return value as IceTransportPolicy
+  const expected = "'all' or 'relay'"
+  if (typeof value !== 'string') throw invalidArgType('iceTransportPolicy', expected, value)
+  throw invalidArgument('iceTransportPolicy', expected, value)
+}
+
 export type DegradationPreference = 'balanced' | 'maintain-framerate' | 'maintain-resolution'
 const DEGRADATION_PREFERENCES: readonly string[] = ['balanced', 'maintain-framerate', 'maintain-resolution']
 
@@ -710,6 +730,7 @@ export class Room extends EventEmitter<RoomEvents> {
       caCertificates: checkOptionalString('caCertificates', o.caCertificates),
       dynacast: checkOptionalBoolean('dynacast', o.dynacast),
       frameMetadata: checkOptionalBoolean('frameMetadata', o.frameMetadata),
+      iceTransportPolicy: checkIceTransportPolicy(o.iceTransportPolicy),
     }
     if (this.native || this.connecting) {
       throw lkrtcError('ERR_ALREADY_CONNECTED', 'connect: a Room connects once (this one already did); make a new Room')

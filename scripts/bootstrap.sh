@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 # chromium: the browser peer of the viewer test (livekit-client, driven by puppeteer-core).
 # python3-venv: LiveKit's Python SDK, the subscriber of the simulcast tests.
 # redis-server: the Redis shared by the nodes of the cluster tests (scripts/cluster.mjs).
-APT_PACKAGES=(libclang-dev clang nasm libvpx-dev libaom-dev cmake pkg-config g++ iproute2 nftables chromium python3-venv redis-server)
+# coturn: the TURN server over TCP and TLS of the TURN tests (__test__/room-turn.spec.ts).
+APT_PACKAGES=(libclang-dev clang nasm libvpx-dev libaom-dev cmake pkg-config g++ iproute2 nftables chromium python3-venv redis-server coturn)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

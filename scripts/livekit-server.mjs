@@ -5,6 +5,9 @@
 //   const server = await start()      // { url, apiKey, apiSecret, log, stop() }
 //   const lab = await start({ netns: 'netlab1-srv', host: '10.77.1.1', ips: '10.77.0.0/16' })
 //   const node = await start({ redis: '127.0.0.1:6379' })   // one node of a cluster (scripts/cluster.mjs)
+//   const relay = await start({ turn: true })   // with its embedded TURN server on a UDP port
+//   const other = await start({ turnServers: [{ host: '127.0.0.1', port: 3479, protocol: 'tcp',
+//                                               username: 'u', credential: 'p' }] })  // rtc.turn_servers
 //   ...
 //   await server.stop()
 //
@@ -67,9 +70,15 @@ function accepts(port, netns, host = '127.0.0.1') {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 /** The server's configuration: everything on 127.0.0.0/8 (or, in a lab namespace, on the
- * addresses in `ips`, listening on all of the namespace's addresses), no TURN, the dev keys.
- * With `redis` (host:port), the server is one node of a cluster that shares that Redis. */
-export function config({ port, tcpPort, udpPort, logLevel = 'info', host, ips, redis }) {
+ * addresses in `ips`, listening on all of the namespace's addresses), the dev keys.
+ * With `redis` (host:port), the server is one node of a cluster that shares that Redis. With
+ * `turnPort`, its embedded TURN server listens on that UDP port of `host` (one address: a
+ * wildcard socket would answer from whichever address routes back, which a TURN client
+ * rightly ignores) and relays to peers on the server's own addresses, which TURN refuses by
+ * default; the join response then lists it in
+ * `ice_servers` with credentials. Without, no TURN. `turnServers` ({ host, port, protocol: 'udp' |
+ * 'tcp' | 'tls', username, credential }) are other TURN servers the join response lists. */
+export function config({ port, tcpPort, udpPort, logLevel = 'info', host, ips, redis, turnPort, turnServers }) {
   const lab = Boolean(ips)
   return `port: ${port}
 bind_addresses: [${lab ? '0.0.0.0' : '127.0.0.1'}]
@@ -82,11 +91,28 @@ rtc:
   enable_loopback_candidate: ${!lab}
   ips: { includes: [${ips ?? '127.0.0.1/32'}] }
   stun_servers: ["127.0.0.1:3478"]${
+    turnServers?.length
+      ? `\n  turn_servers:${turnServers
+          .map(
+            (s) =>
+              `\n    - { host: '${s.host}', port: ${s.port}, protocol: ${s.protocol}, username: '${s.username}', credential: '${s.credential}' }`,
+          )
+          .join('')}`
+      : ''
+  }${
     process.env.LKRTC_SERVER_SEND_SIDE_BWE === '1'
       ? '\n  congestion_control: { enabled: true, use_send_side_bwe: true }'
       : ''
   }
-turn: { enabled: false }
+${
+  turnPort
+    ? `turn:
+  enabled: true
+  udp_port: ${turnPort}
+  bind_addresses: [${host ?? '127.0.0.1'}]
+  allow_restricted_peer_cidrs: [${ips ?? '127.0.0.0/8'}]`
+    : 'turn: { enabled: false }'
+}
 logging: { level: ${logLevel} }${redis ? `\nredis: { address: '${redis}' }` : ''}
 `
 }
@@ -99,18 +125,29 @@ logging: { level: ${logLevel} }${redis ? `\nredis: { address: '${redis}' }` : ''
  * announces candidates in. With `redis` (host:port), it is one node of a cluster sharing that
  * Redis (scripts/cluster.mjs starts two of them and the Redis).
  */
-export async function start({ timeoutMs = 20_000, logLevel = 'info', netns, host, ips, redis } = {}) {
+export async function start({
+  timeoutMs = 20_000,
+  logLevel = 'info',
+  netns,
+  host,
+  ips,
+  redis,
+  turn = false,
+  turnServers,
+} = {}) {
   if (!existsSync(BINARY)) {
     throw new Error(`livekit-server is missing at ${BINARY}: run \`bash scripts/bootstrap.sh\` first`)
   }
   const [port, tcpPort, udpPort] = netns
     ? [7880, 7881, 7882]
     : [await freeTcpPort(), await freeTcpPort(), await freeUdpPort()]
+  // LiveKit's usual TURN port in a lab namespace.
+  const turnPort = turn ? (netns ? 3478 : await freeUdpPort()) : undefined
   const dir = join(ROOT, 'target/livekit-server')
   mkdirSync(dir, { recursive: true })
   const name = netns ? `${netns}-${port}` : `${port}`
   const configPath = join(dir, `livekit-${name}.yaml`)
-  writeFileSync(configPath, config({ port, tcpPort, udpPort, logLevel, host, ips, redis }))
+  writeFileSync(configPath, config({ port, tcpPort, udpPort, logLevel, host, ips, redis, turnPort, turnServers }))
   const log = join(dir, `livekit-${name}.log`)
 
   let child
@@ -169,6 +206,7 @@ export async function start({ timeoutMs = 20_000, logLevel = 'info', netns, host
     port,
     tcpPort,
     udpPort,
+    turnPort,
     log,
     get pid() {
       return child.pid

@@ -15,6 +15,9 @@
 #                                         kbit/s with a 200 ms queue (tbf); 0 removes the cap
 #   netlab.sh loss ID LINK DIR PERCENT    drop PERCENT% of UDP packets at random (nftables)
 #   netlab.sh udp ID block|allow          drop every UDP packet of both clients, or stop
+#   netlab.sh direct ID block|allow       drop the clients' media to and from the server (UDP but
+#                                         the TURN port 3478, and TCP to the ICE-TCP port 7881),
+#                                         so that only its TURN server can be reached; or stop
 #   netlab.sh stats ID LINK DIR           "bytes dropped" that left the shaped end so far
 #   netlab.sh dropped ID                  packets the loss and UDP-block rules dropped so far
 #   netlab.sh down ID                     delete the namespaces
@@ -107,6 +110,20 @@ case "$cmd" in
       if [ "$3" = block ]; then
         ip netns exec "$n" "$NFT" add rule inet netlab udp_in iifname != lo meta l4proto udp counter drop
         ip netns exec "$n" "$NFT" add rule inet netlab udp_out oifname != lo meta l4proto udp counter drop
+      fi
+    done
+    ;;
+  direct)
+    for c in pub sub sub2; do
+      n=$(ns $c)
+      nft_chain "$n" direct_in input
+      nft_chain "$n" direct_out output
+      ip netns exec "$n" "$NFT" flush chain inet netlab direct_in
+      ip netns exec "$n" "$NFT" flush chain inet netlab direct_out
+      if [ "$3" = block ]; then
+        ip netns exec "$n" "$NFT" add rule inet netlab direct_in iifname != lo udp sport != 3478 counter drop
+        ip netns exec "$n" "$NFT" add rule inet netlab direct_out oifname != lo udp dport != 3478 counter drop
+        ip netns exec "$n" "$NFT" add rule inet netlab direct_out oifname != lo tcp dport 7881 counter drop
       fi
     done
     ;;

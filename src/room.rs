@@ -433,6 +433,8 @@ pub struct NativeConnectOptions {
   pub dynacast: Option<bool>,
   /// Receive frame metadata (default `true`).
   pub frame_metadata: Option<bool>,
+  /// `'all'` (default) or `'relay'`: which local ICE candidates to use.
+  pub ice_transport_policy: Option<String>,
 }
 
 /// A lower simulcast layer to send.
@@ -572,6 +574,14 @@ impl NativeRoom {
       room_options.ca_certificates = o.ca_certificates;
       room_options.dynacast = o.dynacast.unwrap_or(room_options.dynacast);
       room_options.frame_metadata = o.frame_metadata.unwrap_or(room_options.frame_metadata);
+      if let Some(name) = o.ice_transport_policy {
+        room_options.ice_transport_policy = rtc::IceTransportPolicy::from_name(&name).ok_or_else(|| {
+          js_error(
+            "ERR_INVALID_ARGUMENT",
+            format!("invalid iceTransportPolicy: expected 'all' or 'relay', got {name:?}"),
+          )
+        })?;
+      }
     }
     spawn_js(
       env,

@@ -80,6 +80,13 @@ pub enum RtcError {
   /// A peer connection failed.
   #[error("transport error: {0}")]
   Transport(String),
+  /// Relayed ICE was asked for (`IceTransportPolicy::Relay`), but the server offered no TURN
+  /// server lkrtc can use.
+  #[error("{reason}")]
+  NoTurnServer {
+    /// What the server offered.
+    reason: String,
+  },
   /// An encoder or decoder failed.
   #[error("codec error: {0}")]
   Codec(String),
@@ -159,6 +166,7 @@ impl RtcError {
       Self::Disconnected { .. } => "ERR_DISCONNECTED",
       Self::NotConnected => "ERR_NOT_CONNECTED",
       Self::Transport(_) => "ERR_TRANSPORT",
+      Self::NoTurnServer { .. } => "ERR_NO_TURN_SERVER",
       Self::Codec(_) => "ERR_CODEC",
       Self::PublishTimeout { .. } => "ERR_PUBLISH_TIMEOUT",
       Self::PublishRefused { .. } => "ERR_PUBLISH_REFUSED",

@@ -45,8 +45,8 @@ pub use frame_metadata::FrameMetadata;
 pub use local_participant::{LayerPublishStats, LocalParticipant, PublishStats};
 pub use local_track::LocalVideoTrack;
 pub use options::{
-  default_video_encoding, DegradationPreference, RoomOptions, TrackPublishOptions, VideoCodec, VideoEncoding,
-  VideoSourceOptions,
+  default_video_encoding, DegradationPreference, IceTransportPolicy, RoomOptions, TrackPublishOptions, VideoCodec,
+  VideoEncoding, VideoSourceOptions,
 };
 pub use participant::RemoteParticipant;
 pub use publication::{

@@ -34,6 +34,31 @@ pub struct RoomOptions {
   /// trailer and reports it on each frame. Off, the server strips it before it reaches lkrtc
   /// and frames carry no metadata. Sending metadata does not depend on it.
   pub frame_metadata: bool,
+  /// Which local ICE candidates the peer connections use (WebRTC's `iceTransportPolicy`).
+  pub ice_transport_policy: IceTransportPolicy,
+}
+
+/// Which local ICE candidates to use, as WebRTC's `RTCIceTransportPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IceTransportPolicy {
+  /// Host (UDP and TCP) and relayed candidates: direct paths first, the TURN servers of the
+  /// join response when nothing direct passes.
+  #[default]
+  All,
+  /// Relayed candidates only: every packet goes through a TURN server of the join response.
+  /// Connecting fails with `ERR_NO_TURN_SERVER` when the server offers none lkrtc can use.
+  Relay,
+}
+
+impl IceTransportPolicy {
+  /// The WebRTC name: `'all'`, `'relay'`.
+  pub fn from_name(name: &str) -> Option<Self> {
+    match name {
+      "all" => Some(Self::All),
+      "relay" => Some(Self::Relay),
+      _ => None,
+    }
+  }
 }
 
 impl Default for RoomOptions {
@@ -46,6 +71,7 @@ impl Default for RoomOptions {
       ca_certificates: None,
       dynacast: false,
       frame_metadata: true,
+      ice_transport_policy: IceTransportPolicy::All,
     }
   }
 }

@@ -32,7 +32,8 @@ pub enum PcEvent {
   NegotiationNeeded,
   Connected,
   Disconnected,
-  Failed,
+  /// Why, in words.
+  Failed(String),
   KeyframeRequest {
     mid: String,
     /// The simulcast layer asked for; `None`: every layer.
@@ -87,7 +88,40 @@ pub struct Pc {
 }
 
 fn transport_error(e: lkrtc_transport::TransportError) -> RtcError {
-  RtcError::Transport(e.to_string())
+  match e {
+    lkrtc_transport::TransportError::NoTurnServer(_) => RtcError::NoTurnServer { reason: e.to_string() },
+    e => RtcError::Transport(e.to_string()),
+  }
+}
+
+/// The ICE servers of the join response and whether to use relayed candidates only.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PcIce {
+  pub servers: Vec<lkrtc_transport::IceServer>,
+  pub relay_only: bool,
+  /// Trust for `turns:` servers: the signalling's (public roots and `ca_certificates`).
+  pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+impl PcIce {
+  pub fn new(
+    servers: &[livekit_protocol::IceServer],
+    relay_only: bool,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+  ) -> Self {
+    PcIce {
+      servers: servers
+        .iter()
+        .map(|s| lkrtc_transport::IceServer {
+          urls: s.urls.clone(),
+          username: s.username.clone(),
+          credential: s.credential.clone(),
+        })
+        .collect(),
+      relay_only,
+      tls: Some(tls),
+    }
+  }
 }
 
 fn translate(event: TransportEvent) -> Option<PcEvent> {
@@ -96,7 +130,7 @@ fn translate(event: TransportEvent) -> Option<PcEvent> {
     TransportEvent::NegotiationNeeded => PcEvent::NegotiationNeeded,
     TransportEvent::Connected => PcEvent::Connected,
     TransportEvent::Disconnected => PcEvent::Disconnected,
-    TransportEvent::Failed => PcEvent::Failed,
+    TransportEvent::Failed { reason } => PcEvent::Failed(reason),
     TransportEvent::KeyframeRequest { mid, rid } => PcEvent::KeyframeRequest {
       mid: mid.to_string(),
       rid,
@@ -142,8 +176,20 @@ fn translate(event: TransportEvent) -> Option<PcEvent> {
 }
 
 impl Pc {
-  /// Starts a transport bound to `bind_ip` (the local address that reaches the server).
+  /// Starts a transport bound to `bind_ip` (the local address that reaches the server), without
+  /// TURN.
+  #[cfg(test)]
   pub async fn start(role: Role, bind_ip: IpAddr) -> RtcResult<(Pc, mpsc::UnboundedReceiver<PcEvent>)> {
+    Self::start_with_ice(role, bind_ip, PcIce::default()).await
+  }
+
+  /// Starts a transport bound to `bind_ip` (the local address that reaches the server), with the
+  /// TURN servers and policy of `ice`.
+  pub async fn start_with_ice(
+    role: Role,
+    bind_ip: IpAddr,
+    ice: PcIce,
+  ) -> RtcResult<(Pc, mpsc::UnboundedReceiver<PcEvent>)> {
     let transport_role = match role {
       Role::Publisher => TransportRole::Publisher,
       Role::Subscriber => TransportRole::Subscriber,
@@ -153,6 +199,9 @@ impl Pc {
     // str0m's pacer at 1.1 x the estimate. The encoders keep to their share of the estimate
     // and skip frames rather than let the pacer's queue grow (encoder_task.rs).
     config.initial_bitrate_bps = Some(INITIAL_BITRATE_BPS);
+    config.ice_servers = ice.servers;
+    config.relay_only = ice.relay_only;
+    config.tls_config = ice.tls;
     let (transport, mut events) = TransportHandle::start(config).await.map_err(transport_error)?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {

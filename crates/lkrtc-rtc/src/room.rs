@@ -82,6 +82,7 @@ impl Room {
       token: token.to_string(),
       bind_ip: None,
       dynacast: options.dynacast,
+      relay_only: options.ice_transport_policy == crate::options::IceTransportPolicy::Relay,
     };
     let joined = config.join().await?;
     let session = &joined.session;

@@ -36,6 +36,9 @@ pub enum TransportError {
   /// Any other failure of the WebRTC stack.
   #[error("webrtc: {0}")]
   Rtc(String),
+  /// Relay-only ICE was asked for, but no TURN server lkrtc can use was given.
+  #[error("relay-only ICE needs a TURN server (turn:host:port?transport=udp|tcp, or turns:host:port) among the ICE servers; got {0}")]
+  NoTurnServer(String),
   /// Too many data-channel bytes wait for the link already.
   #[error("{waiting} bytes of data messages already wait to be sent (at most {limit}); wait and send again")]
   DataBacklog {
@@ -59,6 +62,7 @@ impl TransportError {
       TransportError::DataBacklog { .. } => "ERR_DATA_BACKLOG",
       TransportError::UnknownTrack(_) => "ERR_UNKNOWN_TRACK",
       TransportError::Io(_) => "ERR_IO",
+      TransportError::NoTurnServer(_) => "ERR_NO_TURN_SERVER",
       TransportError::Rtc(_) => "ERR_RTC",
     }
   }

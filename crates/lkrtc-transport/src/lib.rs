@@ -36,9 +36,11 @@ mod recv_estimate;
 mod sdp;
 mod task;
 mod tcp;
+mod turn;
+mod turn_stream;
 mod types;
 
 pub use candidate::local_ip_for;
 pub use error::TransportError;
 pub use task::{PeerTransport, TransportHandle, VideoSink};
-pub use types::{Mid, OutgoingVideoFrame, TransportConfig, TransportEvent, TransportRole, VideoCodec};
+pub use types::{IceServer, Mid, OutgoingVideoFrame, TransportConfig, TransportEvent, TransportRole, VideoCodec};

@@ -14,6 +14,8 @@ use str0m::net::Protocol;
 use crate::candidate::{parse_candidate_init, TCP_ACTIVE_PORT};
 use crate::core::{Core, Poll};
 use crate::tcp::{TcpEvent, TcpLinks};
+use crate::turn::{parse_turn_url, TurnServer, TurnTransport};
+use crate::turn_stream::{TurnStreamEvent, TurnStreams};
 use crate::{Mid, OutgoingVideoFrame, TransportConfig, TransportError, TransportEvent, TransportRole, VideoCodec};
 
 /// Kernel receive buffer: a 1080p keyframe is a burst of a few hundred packets.
@@ -130,10 +132,27 @@ impl TransportHandle {
     }
     let socket = bind_udp(SocketAddr::new(config.bind_ip, 0))?;
     let local_addr = socket.local_addr()?;
-    let core = Core::new(&config, local_addr, Instant::now());
+    let turn = resolve_turn_servers(&config).await;
+    if config.relay_only && turn.is_empty() {
+      let urls: Vec<&str> = config
+        .ice_servers
+        .iter()
+        .flat_map(|s| s.urls.iter().map(String::as_str))
+        .collect();
+      return Err(TransportError::NoTurnServer(if urls.is_empty() {
+        "no ICE server".to_owned()
+      } else {
+        urls.join(", ")
+      }));
+    }
+    let core = Core::new(&config, local_addr, &turn, Instant::now());
+    let (mut streams, stream_events) = TurnStreams::new();
+    for server in &turn {
+      streams.open(server, config.tls_config.clone());
+    }
     let (tx, rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(core, socket, local_addr, rx, ev_tx));
+    tokio::spawn(run(core, socket, local_addr, (streams, stream_events), rx, ev_tx));
     let shared = Arc::new(Shared {
       role: config.role,
       local_addr,
@@ -294,6 +313,53 @@ fn unix_now_us() -> i64 {
     .unwrap_or(0)
 }
 
+/// TURN allocations made per transport at most (LiveKit lists one per node IP).
+const MAX_TURN_SERVERS: usize = 4;
+/// How long resolving one TURN host name may take.
+const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The TURN URLs of the ICE servers, resolved to an address of the socket's family. A name that
+/// does not resolve is skipped (logged), and so is `turns:` without a TLS configuration: the
+/// other servers, or the direct path, may still work.
+async fn resolve_turn_servers(config: &TransportConfig) -> Vec<TurnServer> {
+  let mut out: Vec<TurnServer> = Vec::new();
+  for server in &config.ice_servers {
+    for url in &server.urls {
+      let Some((host, port, transport)) = parse_turn_url(url) else {
+        tracing::debug!(%url, "ICE server URL not used (not TURN over UDP, TCP or TLS)");
+        continue;
+      };
+      if transport == TurnTransport::Tls && config.tls_config.is_none() {
+        tracing::debug!(%url, "TURN over TLS needs a TLS configuration");
+        continue;
+      }
+      let found = tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host.as_str(), port))).await;
+      let addr = match found {
+        Ok(Ok(mut addrs)) => addrs.find(|a| a.is_ipv4() == config.bind_ip.is_ipv4()),
+        Ok(Err(e)) => {
+          tracing::warn!(%url, "TURN server not resolved: {e}");
+          None
+        }
+        Err(_) => {
+          tracing::warn!(%url, "TURN server not resolved within {RESOLVE_TIMEOUT:?}");
+          None
+        }
+      };
+      let Some(addr) = addr else { continue };
+      if out.len() < MAX_TURN_SERVERS && !out.iter().any(|s| s.addr == addr) {
+        out.push(TurnServer {
+          addr,
+          transport,
+          host: host.clone(),
+          username: server.username.clone(),
+          password: server.credential.clone(),
+        });
+      }
+    }
+  }
+  out
+}
+
 fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, TransportError> {
   use socket2::{Domain, Protocol, Socket, Type};
   let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
@@ -312,6 +378,7 @@ async fn run(
   mut core: Core,
   socket: UdpSocket,
   local_addr: SocketAddr,
+  (mut streams, mut stream_events): (TurnStreams, mpsc::Receiver<TurnStreamEvent>),
   mut commands: mpsc::UnboundedReceiver<Command>,
   events: mpsc::UnboundedSender<TransportEvent>,
 ) {
@@ -337,6 +404,7 @@ async fn run(
           }
           Poll::Transmit(Protocol::Tcp, dest, data) => tcp.send(dest, &data),
           Poll::Transmit(proto, dest, _) => tracing::trace!(%dest, ?proto, "no socket for this protocol"),
+          Poll::TurnStream(server, data) => streams.send(server, data),
           Poll::Timeout(at) => break Some(at),
           Poll::Dead => break None,
         }
@@ -395,11 +463,19 @@ async fn run(
         }
         TcpEvent::Closed(id) => tcp.closed(id),
       },
+      Some(ev) = stream_events.recv() => match ev {
+        TurnStreamEvent::Message(server, data) => core.handle_turn_stream(Instant::now(), server, &data),
+        TurnStreamEvent::Closed(server, why) => {
+          streams.closed(server);
+          core.turn_stream_closed(server, &why);
+        }
+      },
       _ = tokio::time::sleep_until(deadline.into()) => core.handle_timeout(Instant::now()),
     }
   }
   drop(socket);
   drop(tcp);
+  drop(streams);
   // Answer whatever is still queued so no caller waits forever.
   commands.close();
   while let Ok(cmd) = commands.try_recv() {
@@ -449,7 +525,7 @@ fn handle(core: &mut Core, cmd: Command, closers: &mut Vec<oneshot::Sender<()>>,
       let r = core.apply_offer(&sdp);
       answer(core, events, reply, r);
     }
-    Command::RemoteCandidate(c) => core.add_remote_candidate(c),
+    Command::RemoteCandidate(c) => core.add_remote_candidate(c, now),
     Command::WriteVideo(mid, frame) => core.write_video(mid, frame, now, unix_now_us()),
     Command::SendData(reliable, data, reply) => {
       let r = core.send_data(reliable, data);

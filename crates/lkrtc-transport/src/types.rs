@@ -37,6 +37,28 @@ pub struct TransportConfig {
   pub initial_bitrate_bps: Option<u64>,
   /// Bitrate the estimator probes towards (publisher only). Default 6 Mbit/s.
   pub desired_bitrate_bps: u64,
+  /// STUN/TURN servers as the join response lists them. Each TURN URL (`turn:` over UDP or TCP,
+  /// `turns:` over TLS) gets an allocation whose relayed address becomes a local candidate;
+  /// `stun:` URLs are ignored. Default: none.
+  pub ice_servers: Vec<IceServer>,
+  /// Trust for `turns:` servers (their certificate must name the URL's host); without it,
+  /// `turns:` URLs are skipped. Default: none.
+  pub tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
+  /// Use relayed candidates only (`iceTransportPolicy: 'relay'`): no host or TCP candidate is
+  /// gathered, so every packet goes through a TURN server. `start` fails with
+  /// `ERR_NO_TURN_SERVER` when `ice_servers` has no usable TURN URL. Default false.
+  pub relay_only: bool,
+}
+
+/// One entry of the join response's `ice_servers` (WebRTC's `RTCIceServer`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IceServer {
+  /// `turn:host:port?transport=udp`, `turns:host:port?transport=tcp`, `stun:host:port`.
+  pub urls: Vec<String>,
+  /// TURN long-term credential user name.
+  pub username: String,
+  /// TURN long-term credential password.
+  pub credential: String,
 }
 
 impl TransportConfig {
@@ -47,6 +69,9 @@ impl TransportConfig {
       bind_ip,
       initial_bitrate_bps: Some(1_000_000),
       desired_bitrate_bps: 6_000_000,
+      ice_servers: Vec::new(),
+      tls_config: None,
+      relay_only: false,
     }
   }
 }
@@ -106,7 +131,10 @@ pub enum TransportEvent {
   Disconnected,
   /// The transport is dead (DTLS failure, remote close, or disconnected for too long). The
   /// task ends after this event.
-  Failed,
+  Failed {
+    /// Why, in words for a log or an error message.
+    reason: String,
+  },
   /// Publisher: the next frame of this track must be a keyframe: the remote asked (PLI or
   /// FIR), or the track just became writable (connected and negotiated) and earlier frames
   /// were dropped.

@@ -494,7 +494,7 @@ async fn close_ends_the_event_stream() {
   pair
     .subscriber
     .next("Failed after remote close", |e| {
-      matches!(e, TransportEvent::Failed).then_some(())
+      matches!(e, TransportEvent::Failed { .. }).then_some(())
     })
     .await;
   timeout(WAIT, async { while pair.subscriber.events.recv().await.is_some() {} })

@@ -17,7 +17,7 @@ use super::candidates::HeldCandidates;
 use super::shared::lock;
 use super::{Engine, TRANSPORT_CLOSE_LIMIT};
 use crate::events::RoomEvent;
-use crate::pc::{Pc, PcEvent, Role};
+use crate::pc::{Pc, PcEvent, PcIce, Role};
 use crate::signal::connection::{self, SignalReader, SignalWriter};
 use crate::signal::session::{disconnect_reason, SignalSession};
 use crate::signal::url::{signal_url, JoinParams};
@@ -38,6 +38,8 @@ pub(crate) struct JoinConfig {
   pub bind_ip: Option<IpAddr>,
   /// Obey the server's `SubscribedQualityUpdate`s (pause layers nobody watches).
   pub dynacast: bool,
+  /// Relayed ICE candidates only (`IceTransportPolicy::Relay`).
+  pub relay_only: bool,
 }
 
 /// A session the server accepted, with its new transports.
@@ -81,10 +83,12 @@ impl JoinConfig {
       Some(ip) => ip,
       None => *self.bind_ip.insert(local_ip_towards(&self.base).await?),
     };
-    let (publisher, publisher_events) = Pc::start(Role::Publisher, bind_ip).await?;
-    let (subscriber, subscriber_events) = Pc::start(Role::Subscriber, bind_ip).await?;
-    // Media goes to the server's own candidates; TURN is not used.
+    // The TURN servers of the join response give relayed candidates beside the direct ones
+    // (or instead of them with the relay policy).
     tracing::debug!("the server offers {} ICE servers", session.ice_servers.len());
+    let ice = PcIce::new(&session.ice_servers, self.relay_only, self.tls_config.clone());
+    let (publisher, publisher_events) = Pc::start_with_ice(Role::Publisher, bind_ip, ice.clone()).await?;
+    let (subscriber, subscriber_events) = Pc::start_with_ice(Role::Subscriber, bind_ip, ice).await?;
     tracing::info!(
       "joined room {:?} as {:?} (participant {}, server {server_version})",
       session.room_name,

@@ -613,13 +613,13 @@ impl Engine {
         }
       }
       PcEvent::Disconnected => tracing::info!("{target:?} peer connection disconnected"),
-      PcEvent::Failed => {
-        tracing::warn!("{target:?} peer connection failed");
+      PcEvent::Failed(why) => {
+        tracing::warn!("{target:?} peer connection failed: {why}");
         return match reconnect::on_failure(self.ready.is_some()) {
           OnFailure::End { reason } => {
             if let Some(ready) = self.ready.take() {
               let _ = ready.send(Err(RtcError::Transport(format!(
-                "the {target:?} peer connection failed"
+                "the {target:?} peer connection failed: {why}"
               ))));
             }
             Flow::stop(&reason, true, None)

@@ -179,7 +179,7 @@ impl MediaWatch {
       PcEvent::Disconnected if room_up => {
         slot.get_or_insert(now);
       }
-      PcEvent::Connected | PcEvent::Failed => *slot = None,
+      PcEvent::Connected | PcEvent::Failed(_) => *slot = None,
       _ => {}
     }
   }

@@ -18,6 +18,7 @@ use str0m::net::Protocol;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
 use crate::recv_estimate::ReceiveEstimator;
+use crate::turn::{TurnClient, TurnServer};
 use crate::{Mid, TransportConfig, TransportError, TransportEvent, TransportRole, VideoCodec};
 
 use bwe::MIN_BITRATE;
@@ -86,6 +87,8 @@ fn add_vp9_profile_0(codecs: &mut str0m::format::CodecConfig) {
 pub(crate) enum Poll {
   /// Send this packet to the address, over UDP or over ICE-TCP.
   Transmit(Protocol, SocketAddr, Vec<u8>),
+  /// Send this TURN message on the TCP (or TLS) connection to the TURN server at the address.
+  TurnStream(SocketAddr, Vec<u8>),
   /// Nothing to do before this instant (or before input arrives).
   Timeout(Instant),
   /// The transport is finished; end the task.
@@ -134,6 +137,14 @@ pub(crate) struct Core {
   local_candidates: Vec<Candidate>,
   local_is_v4: bool,
   candidates_announced: bool,
+  /// The mid local candidates are announced for (the first m-line of the first local SDP).
+  first_mid: Option<String>,
+  /// The transport's UDP socket address: the base of the relayed candidates.
+  local_addr: SocketAddr,
+  /// One allocation per TURN server; their relayed addresses are local candidates.
+  turn: Vec<TurnClient>,
+  /// Only relayed candidates (no host, no TCP): the transport fails when every allocation did.
+  relay_only: bool,
 
   tracks: Vec<LocalTrack>,
   next_local: u32,
@@ -162,10 +173,11 @@ pub(crate) struct Core {
   /// When the last datagram arrived on the path in use: a connected transport that stops
   /// receiving is disconnected.
   last_received: Option<Instant>,
-  /// The path DTLS and media last went out or came in on (the nominated pair's remote end), once
-  /// known. STUN counts as a sign of life only from it: the checks of a standby pair (ICE-TCP
-  /// beside a dead UDP pair) keep arriving while no media can.
-  media_path: Option<(Protocol, SocketAddr)>,
+  /// The path DTLS and media last went out or came in on (the nominated pair: protocol, remote
+  /// and local end), once known. STUN counts as a sign of life only from it: the checks of a
+  /// standby pair (ICE-TCP beside a dead UDP pair) keep arriving while no media can. The local
+  /// end tells a relayed pair from the direct one to the same server address.
+  media_path: Option<(Protocol, SocketAddr, SocketAddr)>,
   disconnected_since: Option<Instant>,
   closing_since: Option<Instant>,
   close_started: bool,
@@ -173,7 +185,7 @@ pub(crate) struct Core {
 }
 
 impl Core {
-  pub fn new(config: &TransportConfig, local_addr: SocketAddr, now: Instant) -> Self {
+  pub fn new(config: &TransportConfig, local_addr: SocketAddr, turn: &[TurnServer], now: Instant) -> Self {
     // pion/dtls (livekit-server) speaks DTLS 1.2 only; pin it rather than rely on the default.
     let mut rtc_config = RtcConfig::new()
       .set_dtls_version(str0m::config::DtlsVersion::Dtls12)
@@ -223,23 +235,30 @@ impl Core {
     }
 
     let mut local_candidates = Vec::new();
-    match Candidate::host(local_addr, "udp") {
-      Ok(c) => {
-        if let Some(c) = rtc.add_local_candidate(c) {
-          local_candidates.push(c.clone());
+    if !config.relay_only {
+      match Candidate::host(local_addr, "udp") {
+        Ok(c) => {
+          if let Some(c) = rtc.add_local_candidate(c) {
+            local_candidates.push(c.clone());
+          }
         }
+        Err(e) => tracing::warn!(%local_addr, "no host candidate: {e}"),
       }
-      Err(e) => tracing::warn!(%local_addr, "no host candidate: {e}"),
-    }
-    // ICE-TCP, for when UDP cannot pass; its pairs rank below every UDP pair.
-    match crate::candidate::tcp_active_candidate(local_addr.ip()) {
-      Ok(c) => {
-        if let Some(c) = rtc.add_local_candidate(c) {
-          local_candidates.push(c.clone());
+      // ICE-TCP, for when UDP cannot pass; its pairs rank below every UDP pair.
+      match crate::candidate::tcp_active_candidate(local_addr.ip()) {
+        Ok(c) => {
+          if let Some(c) = rtc.add_local_candidate(c) {
+            local_candidates.push(c.clone());
+          }
         }
+        Err(e) => tracing::warn!(%local_addr, "no TCP candidate: {e}"),
       }
-      Err(e) => tracing::warn!(%local_addr, "no TCP candidate: {e}"),
     }
+    // Relayed candidates follow when their allocations succeed.
+    let turn = turn
+      .iter()
+      .map(|s| TurnClient::new(s.addr, s.transport, &s.username, &s.password, now))
+      .collect();
 
     let mut core = Core {
       rtc,
@@ -251,6 +270,10 @@ impl Core {
       local_candidates,
       local_is_v4: local_addr.is_ipv4(),
       candidates_announced: false,
+      first_mid: None,
+      local_addr,
+      turn,
+      relay_only: config.relay_only,
       tracks: Vec::new(),
       next_local: 0,
       removals: Vec::new(),
@@ -327,6 +350,9 @@ impl Core {
       return;
     }
     self.closing_since = Some(now);
+    for c in &mut self.turn {
+      c.close();
+    }
     if !self.dtls_up {
       // Nothing was ever established, so there is nothing to say goodbye on.
       self.rtc.disconnect();
@@ -352,6 +378,9 @@ impl Core {
 
   pub fn handle_timeout(&mut self, now: Instant) {
     self.report_receive_estimate(now);
+    for c in &mut self.turn {
+      c.handle_timeout(now);
+    }
     if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
       tracing::debug!("handle_timeout: {e}");
     }
@@ -360,9 +389,14 @@ impl Core {
   /// Drains str0m until it wants to wait; events go to `take_events`.
   pub fn poll(&mut self, now: Instant) -> Poll {
     loop {
+      // TURN requests and relayed packets (and, after a close, the deallocation) first.
+      if let Some(t) = self.poll_turn_transmit() {
+        return t;
+      }
       if self.dead {
         return Poll::Dead;
       }
+      self.poll_turn_events();
       if let Some(since) = self.closing_since {
         self.try_close();
         if !self.rtc.is_alive() || now >= since + CLOSE_DRAIN {
@@ -389,7 +423,13 @@ impl Core {
         Ok(Output::Transmit(t)) => {
           let data: Vec<u8> = t.contents.into();
           if is_media(&data) {
-            self.media_path = Some((t.proto, t.destination));
+            self.media_path = Some((t.proto, t.destination, t.source));
+          }
+          if let Some(c) = self.turn.iter_mut().find(|c| c.carries(t.source)) {
+            // From a relayed candidate: wrapped for its TURN server, sent on the next turn (or
+            // dropped, if the allocation is gone: never sent from the host socket instead).
+            c.send_to(t.destination, &data, now);
+            continue;
           }
           return Poll::Transmit(t.proto, t.destination, data);
         }
@@ -408,6 +448,9 @@ impl Core {
           if let Some(next) = self.recv_estimate.as_ref().and_then(|e| e.next_poll(now)) {
             at = at.min(next);
           }
+          if let Some(next) = self.turn.iter().filter_map(TurnClient::poll_timeout).min() {
+            at = at.min(next);
+          }
           return Poll::Timeout(at);
         }
         Err(e) => {
@@ -423,7 +466,7 @@ impl Core {
 
   fn fail(&mut self, why: &str) {
     tracing::warn!(role = self.role.name(), "transport failed: {why}");
-    self.events.push_back(TransportEvent::Failed);
+    self.events.push_back(TransportEvent::Failed { reason: why.to_owned() });
     self.rtc.disconnect();
     self.dead = true;
   }
@@ -440,8 +483,12 @@ impl Core {
           IceConnectionState::Disconnected => self.set_connected(false, now),
           IceConnectionState::Connected | IceConnectionState::Completed if self.dtls_up => {
             // A check just succeeded on the nominated pair (after an ICE restart, a new one):
-            // the silence before it says nothing about this path.
+            // the silence before it says nothing about this path, and the path media took
+            // before may be gone: until media shows the new one, any pair's STUN counts (a
+            // connection without media, e.g. the publisher's with idle data channels, would
+            // otherwise wait forever for STUN from a dead path).
             self.last_received = Some(now);
+            self.media_path = None;
             self.set_connected(true, now)
           }
           _ => {}
