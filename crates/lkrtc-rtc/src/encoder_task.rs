@@ -22,6 +22,9 @@ use crate::stats::EgressCounts;
 use crate::video_source::FrameSlot;
 use crate::{RtcError, RtcResult};
 
+/// A pacer queue sample older than this is not acted on.
+const PACER_SAMPLE_FRESH: Duration = Duration::from_millis(200);
+
 /// Flags and counters shared between the engine and one encoder thread.
 #[derive(Default)]
 pub(crate) struct EncoderControl {
@@ -53,6 +56,9 @@ pub(crate) struct EncoderControl {
   /// What the transport counted for this stream, and when the last frames were encoded (for
   /// the frame rate) and skipped (for the quality limitation).
   pub(crate) sending: Mutex<SendingCounts>,
+  /// The transport's last sample of the pacer's queue for this layer: when, and how long its
+  /// oldest packet had waited.
+  pub(crate) pacer_queue: Mutex<Option<(Instant, Duration)>>,
 }
 
 /// The send counters an encoder shares with the statistics.
@@ -106,6 +112,20 @@ impl EncoderControl {
     *self.route.lock().unwrap_or_else(|e| e.into_inner()) = Some(route);
     self.new_route.store(true, Ordering::Relaxed);
     self.keyframe.store(true, Ordering::Relaxed);
+  }
+
+  pub(crate) fn record_send_queue(&self, delay: Duration) {
+    *self.pacer_queue.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), delay));
+  }
+
+  /// How long the oldest packet in the pacer's queue has waited, from a sample taken at most
+  /// [`PACER_SAMPLE_FRESH`] ago (the transport samples every 20 ms while the queue holds
+  /// anything, and once more when it empties).
+  fn pacer_queue_delay(&self, now: Instant) -> Option<Duration> {
+    let sample = *self.pacer_queue.lock().unwrap_or_else(|e| e.into_inner());
+    sample
+      .filter(|(at, _)| now.saturating_duration_since(*at) <= PACER_SAMPLE_FRESH)
+      .map(|(_, delay)| delay)
   }
 
   pub(crate) fn record_egress(&self, counts: EgressCounts) {
@@ -444,10 +464,15 @@ fn run(
     if control.keyframe.swap(false, Ordering::Relaxed) {
       keyframes.request();
     }
-    // Latency first: while the pacer holds more than two frames, this frame is not made.
+    // Latency first: while the pacer holds more than two frames, this frame is not made. The
+    // model of the queue (what was written, drained at the track's share of the estimate) and
+    // the queue itself: when the link falls the estimator holds the pacer back before its
+    // estimate falls, and retransmissions of what the link dropped join the queue.
     if let Some(pace) = allocation {
       queue.drain(now_us, pace);
-      if !new_route && queue.congested(pace, interval_us) {
+      let max_wait = Duration::from_micros(SendQueue::max_delay_us(interval_us) as u64);
+      let waiting = control.pacer_queue_delay(Instant::now()).is_some_and(|d| d > max_wait);
+      if !new_route && (queue.congested(pace, interval_us) || waiting) {
         control.frames_skipped.fetch_add(1, Ordering::Relaxed);
         control.sending_counts().last_skip = Some(Instant::now());
         adaptation.record(FrameOutcome::Skipped, rate.current(), now_us);
@@ -541,6 +566,20 @@ fn run(
 
 #[cfg(test)]
 mod tests {
+  #[test]
+  fn a_pacer_queue_sample_counts_only_while_fresh() {
+    let control = super::EncoderControl::default();
+    let now = std::time::Instant::now();
+    assert_eq!(control.pacer_queue_delay(now), None);
+    control.record_send_queue(std::time::Duration::from_millis(400));
+    assert_eq!(
+      control.pacer_queue_delay(std::time::Instant::now()),
+      Some(std::time::Duration::from_millis(400))
+    );
+    // A transport that stopped reporting (closed, moved) does not hold the encoder back.
+    assert_eq!(control.pacer_queue_delay(now + std::time::Duration::from_secs(1)), None);
+  }
+
   use super::*;
   use crate::options::VideoSourceOptions;
   use crate::pc::Role;

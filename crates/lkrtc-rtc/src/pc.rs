@@ -42,6 +42,12 @@ pub enum PcEvent {
   BitrateEstimate {
     bps: u64,
   },
+  /// Publisher: how long the oldest packet of a sent track (layer) has waited in the pacer.
+  SendQueue {
+    mid: String,
+    rid: Option<String>,
+    delay: std::time::Duration,
+  },
   /// Publisher: what the transport counted for a sent track (layer).
   EgressStats {
     mid: String,
@@ -136,6 +142,11 @@ fn translate(event: TransportEvent) -> Option<PcEvent> {
       rid,
     },
     TransportEvent::BitrateEstimate { bps } => PcEvent::BitrateEstimate { bps },
+    TransportEvent::SendQueue { mid, rid, delay } => PcEvent::SendQueue {
+      mid: mid.to_string(),
+      rid,
+      delay,
+    },
     TransportEvent::EgressStats {
       mid,
       rid,

@@ -149,6 +149,17 @@ pub enum TransportEvent {
     /// Bits per second available for all of this transport's media.
     bps: u64,
   },
+  /// Publisher: how long the oldest packet of a sent track (layer) has waited in the pacer's
+  /// queue (media and retransmissions), sampled every 20 ms while it is not empty, and once
+  /// when it empties.
+  SendQueue {
+    /// The track, as returned by `add_video_track`.
+    mid: Mid,
+    /// The simulcast layer; `None` for a single-layer track.
+    rid: Option<String>,
+    /// The oldest packet's wait.
+    delay: std::time::Duration,
+  },
   /// Publisher: what the transport counted for a sent track (layer) so far, every half second.
   EgressStats {
     /// The track, as returned by `add_video_track`.

@@ -630,6 +630,7 @@ impl Engine {
       PcEvent::KeyframeRequest { mid, rid } => self.keyframe_requested(&mid, rid.as_deref()),
       PcEvent::BitrateEstimate { bps } => self.bwe_bps.store(bps, Ordering::Relaxed),
       PcEvent::EgressStats { mid, rid, counts } => self.publish.record_egress(&mid, rid.as_deref(), counts),
+      PcEvent::SendQueue { mid, rid, delay } => self.publish.record_send_queue(&mid, rid.as_deref(), delay),
       PcEvent::TrackAdded {
         mid,
         stream_id,

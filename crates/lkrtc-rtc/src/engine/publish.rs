@@ -249,6 +249,16 @@ impl Publishing {
     }
   }
 
+  /// How long the oldest packet of a sent layer has waited in the pacer: for its encoder.
+  pub(super) fn record_send_queue(&self, mid: &str, rid: Option<&str>, delay: std::time::Duration) {
+    let Some(track) = self.tracks.values().find(|t| t.mid == mid) else {
+      return;
+    };
+    if let Some(control) = track.controls.iter().find(|c| c.rid.as_deref() == rid) {
+      control.record_send_queue(delay);
+    }
+  }
+
   /// A keyframe was asked for on transceiver `mid` (layer `rid`, or all): tells its encoders.
   /// False for no such track.
   fn request_keyframe(&self, mid: &str, rid: Option<&str>) -> bool {

@@ -5,14 +5,61 @@
 use str0m::bwe::{Bitrate, BweKind};
 
 use super::Core;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::{Mid, TransportEvent, TransportRole};
 
 /// The lowest rate the send-side estimator keeps up (media plus padding).
 pub(super) const MIN_BITRATE: Bitrate = Bitrate::kbps(30);
 
+/// How often the pacer's queues are looked at.
+const QUEUE_SAMPLE_INTERVAL: Duration = Duration::from_millis(20);
+
 impl Core {
+  /// Publisher: reports how long the oldest packet of each sent layer has waited in str0m's
+  /// pacer. The encoders skip frames on it: when the link falls, the estimator's congestion
+  /// window holds the pacer back and the queue grows faster than any model of it at the
+  /// estimate's rate would say (1-2 s in a step from 4 Mbit/s to 800 kbit/s).
+  pub(super) fn sample_send_queues(&mut self, now: Instant) {
+    if self.role != TransportRole::Publisher || self.queue_sampled_at.is_some_and(|t| now < t + QUEUE_SAMPLE_INTERVAL) {
+      return;
+    }
+    self.queue_sampled_at = Some(now);
+    let mut waiting = Vec::new();
+    let mut api = self.rtc.direct_api();
+    for t in self.tracks.iter().filter(|t| t.negotiated) {
+      let Some(mid) = t.rtc else { continue };
+      let rids: Vec<Option<String>> = if t.rids.is_empty() {
+        vec![None]
+      } else {
+        t.rids.iter().cloned().map(Some).collect()
+      };
+      for rid in rids {
+        let Some(tx) = api.stream_tx_by_mid(mid, rid.as_deref().map(Into::into)) else {
+          continue;
+        };
+        let delay = tx
+          .queue_info()
+          .and_then(|q| Some(q.created_at().saturating_duration_since(q.first_unsent()?)))
+          .unwrap_or_default();
+        let key = (t.local, rid);
+        let was_waiting = self.queues_waiting.contains(&key);
+        if delay.is_zero() && !was_waiting {
+          continue;
+        }
+        if !delay.is_zero() {
+          waiting.push(key.clone());
+        }
+        self.events.push_back(TransportEvent::SendQueue {
+          mid: key.0,
+          rid: key.1,
+          delay,
+        });
+      }
+    }
+    self.queues_waiting = waiting;
+  }
+
   /// Publisher: what the estimator probes towards (see `TransportHandle::set_desired_bitrate`).
   /// The first call (the first track's media) also restarts the estimator: its start-up probes
   /// (3x and 6x the estimate) fire once, and on LiveKit's publisher connection that is while only

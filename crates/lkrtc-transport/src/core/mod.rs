@@ -132,6 +132,9 @@ pub(crate) struct Core {
   initial_bitrate_bps: u64,
   /// The estimator was restarted for the first track (see `set_desired_bitrate`).
   bwe_restarted: bool,
+  /// When the pacer's queues were last sampled, and the layers whose queue was not empty then.
+  queue_sampled_at: Option<Instant>,
+  queues_waiting: Vec<(Mid, Option<String>)>,
   role: TransportRole,
   events: VecDeque<TransportEvent>,
   local_candidates: Vec<Candidate>,
@@ -265,6 +268,8 @@ impl Core {
       bwe,
       initial_bitrate_bps: config.initial_bitrate_bps.unwrap_or(0),
       bwe_restarted: false,
+      queue_sampled_at: None,
+      queues_waiting: Vec::new(),
       role: config.role,
       events: VecDeque::new(),
       local_candidates,
@@ -378,6 +383,7 @@ impl Core {
 
   pub fn handle_timeout(&mut self, now: Instant) {
     self.report_receive_estimate(now);
+    self.sample_send_queues(now);
     for c in &mut self.turn {
       c.handle_timeout(now);
     }
