@@ -22,6 +22,9 @@ use crate::stats::EgressCounts;
 use crate::video_source::FrameSlot;
 use crate::{RtcError, RtcResult};
 
+/// A frame is not made while the pacer's oldest packet has waited longer than this (or four
+/// frame intervals).
+const PACER_QUEUE_MAX: Duration = Duration::from_millis(150);
 /// A pacer queue sample older than this is not acted on.
 const PACER_SAMPLE_FRESH: Duration = Duration::from_millis(200);
 
@@ -470,12 +473,21 @@ fn run(
     // estimate falls, and retransmissions of what the link dropped join the queue.
     if let Some(pace) = allocation {
       queue.drain(now_us, pace);
-      let max_wait = Duration::from_micros(SendQueue::max_delay_us(interval_us) as u64);
-      let waiting = control.pacer_queue_delay(Instant::now()).is_some_and(|d| d > max_wait);
-      if !new_route && (queue.congested(pace, interval_us) || waiting) {
+      if !new_route && queue.congested(pace, interval_us) {
         control.frames_skipped.fetch_add(1, Ordering::Relaxed);
         control.sending_counts().last_skip = Some(Instant::now());
         adaptation.record(FrameOutcome::Skipped, rate.current(), now_us);
+        continue;
+      }
+      // The real queue is judged with more slack (str0m paces a large frame, a keyframe most of
+      // all, over several intervals), and its skips do not make the picture smaller: the
+      // estimate, when it falls, does.
+      let waiting = control
+        .pacer_queue_delay(Instant::now())
+        .is_some_and(|d| d > PACER_QUEUE_MAX.max(Duration::from_micros(4 * interval_us as u64)));
+      if !new_route && waiting {
+        control.frames_skipped.fetch_add(1, Ordering::Relaxed);
+        control.sending_counts().last_skip = Some(Instant::now());
         continue;
       }
     }
