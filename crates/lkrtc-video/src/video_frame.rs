@@ -113,6 +113,39 @@ impl<D: AsRef<[u8]> + AsMut<[u8]>> VideoFrame<D> {
 }
 
 impl VideoFrame<Vec<u8>> {
+  /// A frame whose buffer comes from the [`crate::pool`] of dropped frames' buffers when one of
+  /// its size waits there: its bytes are then an earlier frame's, so the caller must overwrite
+  /// them all (as a conversion or a decoder's copy does).
+  pub fn new_pooled(width: u32, height: u32, buffer_type: VideoBufferType) -> Result<Self, VideoError> {
+    check_dimensions(i64::from(width), i64::from(height))?;
+    let size = buffer_type.layout(width, height).size;
+    Ok(Self {
+      width,
+      height,
+      buffer_type,
+      data: crate::pool::take(size),
+    })
+  }
+
+  /// Gives this frame's buffer to the [`crate::pool`] for a later frame of its size.
+  pub fn recycle(self) {
+    crate::pool::give(self.data);
+  }
+
+  /// Gives this frame's buffer to the [`crate::pool`], leaving the frame without bytes: for the
+  /// `Drop` of a type that holds a frame.
+  pub fn recycle_in_place(&mut self) {
+    crate::pool::give(std::mem::take(&mut self.data));
+  }
+
+  /// [`VideoFrame::recycle`] when `frame` is the last reference to it; a shared frame is left to
+  /// its other holders.
+  pub fn recycle_shared(frame: std::sync::Arc<Self>) {
+    if let Ok(frame) = std::sync::Arc::try_unwrap(frame) {
+      frame.recycle();
+    }
+  }
+
   /// A zero-filled frame.
   pub fn new_zeroed(width: u32, height: u32, buffer_type: VideoBufferType) -> Result<Self, VideoError> {
     check_dimensions(i64::from(width), i64::from(height))?;
