@@ -1,7 +1,7 @@
 // Pixel-format conversion, lkrtc beside @livekit/rtc-node in the same process, with memcpy
 // floors: TypedArray.set of the larger of the input and output into a preallocated buffer
-// (what `convertInto` competes with) and `slice()` into a new one (what `convert` competes with:
-// a fresh buffer costs page faults, whoever allocates it).
+// (what `convertInto` competes with) and `slice()` into a new one (a fresh buffer per frame:
+// page faults, which `convert` avoids by reusing collected frames' memory from the frame pool).
 // Prints a markdown table. Run on a release build:
 //   node --import tsx benchmark/convert.ts
 import { dispose, VideoBufferType as RtcType, VideoFrame as RtcFrame } from '@livekit/rtc-node'

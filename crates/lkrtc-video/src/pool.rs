@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 /// up, instead of freeing it and faulting in as much new memory.
 pub const DEFAULT_LIMIT_BYTES: usize = 96 * 1024 * 1024;
 /// A size not taken for this long is no longer wanted: its buffers are freed.
-pub const MAX_IDLE: Duration = Duration::from_secs(2);
+pub const MAX_IDLE: Duration = Duration::from_secs(1);
 
 /// The pool's rules, with time passed in.
 #[derive(Debug)]
@@ -380,6 +380,30 @@ mod tests {
     v.resize(MB, 0u8);
     assert_eq!(pool.give(v, t).len(), 1);
     assert_eq!(pool.stats().buffers, 0);
+  }
+
+  #[test]
+  fn lending_allocates_nothing_more_once_max_lent_bytes_are_out_with_none_back() {
+    // The process-wide pool; a size no other test uses. The memory is never touched.
+    let len = 8 * MB + 3;
+    let mut out = Vec::new();
+    while let Some(b) = take_to_lend(len) {
+      lent(b.len());
+      out.push(b);
+      assert!(out.len() <= MAX_LENT_BYTES / len);
+    }
+    assert_eq!(out.len(), MAX_LENT_BYTES / len);
+    // One comes back (the event loop turned): lending goes on, with that very buffer first.
+    let back = out.pop().unwrap();
+    let ptr = back.as_ptr();
+    give_back(back);
+    let again = take_to_lend(len).expect("a buffer after a give-back");
+    assert_eq!(again.as_ptr(), ptr);
+    lent(again.len());
+    out.push(again);
+    for b in out {
+      give_back(b);
+    }
   }
 
   #[test]
