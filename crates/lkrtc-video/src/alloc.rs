@@ -6,7 +6,7 @@
 //! Why: glibc serves large blocks from its heaps once one has been freed (its mmap threshold
 //! rises to the freed size), one heap per thread that allocates, and a heap returns memory to
 //! the OS only from its top. Frames made on decoder threads and freed on the JavaScript thread
-//! (or waiting in the frame pool meanwhile) left 50-150 MB resident that no frame used. Reusing
+//! (or waiting in the frame pool meanwhile) left 70-130 MB resident that no frame used. Reusing
 //! frame memory without page faults is the [`crate::pool`]'s job, not the allocator's.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -124,6 +124,19 @@ unsafe impl GlobalAlloc for FrameAllocator {
         new
       }
     }
+  }
+}
+
+/// Gives freed memory of the C libraries (libvpx, openh264) back to the OS. glibc keeps what is
+/// freed inside its heaps, one per allocating thread, returning only a heap's top by itself, so a
+/// process that starts and ends many decoders and encoders (rooms joined and left) otherwise
+/// keeps the high-water mark of each heap. Called when a decoder or encoder thread ends: rare
+/// enough for the cost (a walk of glibc's heaps). Elsewhere (musl, macOS, Windows) a no-op.
+pub fn release_free_memory() {
+  #[cfg(all(target_os = "linux", target_env = "gnu"))]
+  // SAFETY: malloc_trim only returns free pages to the OS; it is thread-safe.
+  unsafe {
+    libc::malloc_trim(0);
   }
 }
 

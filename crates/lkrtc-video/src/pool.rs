@@ -10,6 +10,9 @@
 //!   and one that waits longer than [`MAX_IDLE`] is freed (checked on every take and give, and by
 //!   a short-lived trimmer thread while the pool holds anything), so an idle pool is empty.
 //!
+//! Buffers lent to JavaScript come back only when its event loop turns, from the finalizers of
+//! collected frames: [`take_to_lend`] stops allocating for a loop that never yields.
+//!
 //! The rules live in [`Pool`], which takes the time as an argument; the process-wide instance
 //! behind [`take`] and [`give`] adds the clock, the lock and the trimmer.
 

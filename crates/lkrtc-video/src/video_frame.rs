@@ -127,6 +127,18 @@ impl VideoFrame<Vec<u8>> {
     })
   }
 
+  /// A copy of this frame in a buffer from the [`crate::pool`].
+  pub fn pooled_copy(&self) -> Self {
+    let mut data = crate::pool::take(self.data.len());
+    data.copy_from_slice(&self.data);
+    Self {
+      width: self.width,
+      height: self.height,
+      buffer_type: self.buffer_type,
+      data,
+    }
+  }
+
   /// Gives this frame's buffer to the [`crate::pool`] for a later frame of its size.
   pub fn recycle(self) {
     crate::pool::give(self.data);
@@ -156,5 +168,19 @@ impl VideoFrame<Vec<u8>> {
       buffer_type,
       data: vec![0; size],
     })
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn a_pooled_copy_has_the_frame_s_size_and_bytes() {
+    let bytes: Vec<u8> = (0..6 * 4 * 4).map(|i| (i * 7 % 256) as u8).collect();
+    let frame = VideoFrame::new(6, 4, VideoBufferType::RGBA, bytes).unwrap();
+    let copy = frame.pooled_copy();
+    assert_eq!(copy, frame);
+    assert_ne!(copy.data().as_ptr(), frame.data().as_ptr());
   }
 }
