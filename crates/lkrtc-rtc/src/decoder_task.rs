@@ -199,11 +199,7 @@ pub(crate) fn spawn(
   let counters = track.counters();
   std::thread::Builder::new()
     .name(format!("lkrtc-decoder-{mid}"))
-    .spawn(move || {
-      run(codec, mid, rx, track, frame_metadata, request_keyframe);
-      // The decoder's buffers are freed: back to the OS, not kept in this thread's heap.
-      lkrtc_video::alloc::release_free_memory();
-    })?;
+    .spawn(move || run(codec, mid, rx, track, frame_metadata, request_keyframe))?;
   Ok(DecoderInput {
     tx,
     counters,

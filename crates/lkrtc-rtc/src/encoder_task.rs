@@ -342,12 +342,7 @@ pub(crate) fn spawn(
       Some(l) => format!("lkrtc-encoder-{}-{}", params.mid, l.index),
       None => format!("lkrtc-encoder-{}", params.mid),
     })
-    .spawn(move || {
-      run(params, slot, control, budget, encoder.as_mut());
-      drop(encoder);
-      // The encoder's buffers are freed: back to the OS, not kept in this thread's heap.
-      lkrtc_video::alloc::release_free_memory();
-    })
+    .spawn(move || run(params, slot, control, budget, encoder.as_mut()))
     .map_err(|e| RtcError::Codec(format!("cannot start the encoder thread: {e}")))
 }
 

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use lkrtc_video::VideoFrame;
 use tokio::sync::Notify;
 
 use crate::encoded_stream::{EncodedFrameEvent, EncodedQueue};
@@ -233,9 +232,6 @@ impl RemoteVideoTrack {
       event.rotation,
       event.metadata,
     );
-    // No stream took the decoded frame itself (none, or all want another format): its memory
-    // serves the next decoded frame.
-    VideoFrame::recycle_shared(event.frame);
   }
 
   /// Ends every stream of this track (unsubscribed or disconnected).

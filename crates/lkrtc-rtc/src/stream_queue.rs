@@ -101,10 +101,7 @@ impl StreamQueue {
       let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
       if self.capacity > 0 {
         while items.len() >= self.capacity {
-          if let Some(old) = items.pop_front() {
-            // The reader never saw it: the next frame of its size reuses its memory.
-            VideoFrame::recycle_shared(old.frame);
-          }
+          items.pop_front();
           self.dropped.fetch_add(1, Ordering::Relaxed);
         }
       }
@@ -152,10 +149,12 @@ pub(crate) fn deliver<D: AsRef<[u8]>>(
       continue;
     }
     let made = if queue.format == frame.buffer_type() {
-      VideoFrame::new_pooled(frame.width(), frame.height(), frame.buffer_type()).map(|mut f| {
-        f.data_mut().copy_from_slice(frame.data());
-        f
-      })
+      VideoFrame::new(
+        frame.width(),
+        frame.height(),
+        frame.buffer_type(),
+        frame.data().to_vec(),
+      )
     } else {
       lkrtc_video::convert(frame, queue.format, false)
     };

@@ -29,13 +29,6 @@ pub struct CapturedFrame {
   pub metadata: Option<FrameMetadata>,
 }
 
-impl Drop for CapturedFrame {
-  fn drop(&mut self) {
-    // Encoded by every layer: its memory serves the next captured frame.
-    self.i420.recycle_in_place();
-  }
-}
-
 /// The hand-off between `capture_frame` and one encoder: holds at most the newest frame.
 #[derive(Default)]
 pub(crate) struct FrameSlot {
@@ -323,8 +316,7 @@ fn pack(width: u32, height: u32) -> u64 {
 /// One copy into a fresh I420 buffer (libyuv when converting).
 fn to_i420(frame: &VideoFrame<&[u8]>) -> RtcResult<VideoFrame<Vec<u8>>> {
   if frame.buffer_type() == VideoBufferType::I420 {
-    // Every byte is copied over: a pooled buffer serves.
-    let mut out = VideoFrame::new_pooled(frame.width(), frame.height(), VideoBufferType::I420)?;
+    let mut out = VideoFrame::new_zeroed(frame.width(), frame.height(), VideoBufferType::I420)?;
     out.data_mut().copy_from_slice(frame.data());
     return Ok(out);
   }

@@ -13,13 +13,9 @@ use yuv_sys as yuv;
 use crate::{VideoBufferType as T, VideoError, VideoFrame};
 
 /// Converts `src` to a new frame of type `dst`, flipping it upside down if `flip_y`.
-/// The new frame's buffer comes from the [`crate::pool`] when one of its size waits there.
 pub fn convert<S: AsRef<[u8]>>(src: &VideoFrame<S>, dst: T, flip_y: bool) -> Result<VideoFrame, VideoError> {
-  let mut out = VideoFrame::new_pooled(src.width(), src.height(), dst)?;
-  if let Err(e) = convert_into(src, &mut out, flip_y) {
-    out.recycle();
-    return Err(e);
-  }
+  let mut out = VideoFrame::new_zeroed(src.width(), src.height(), dst)?;
+  convert_into(src, &mut out, flip_y)?;
   Ok(out)
 }
 

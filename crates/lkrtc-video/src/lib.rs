@@ -1,11 +1,9 @@
 #![doc = include_str!("../README.md")]
 
-pub mod alloc;
 mod buffer_type;
 mod codec;
 mod convert;
 mod error;
-pub mod pool;
 mod scale;
 mod video_frame;
 

@@ -113,51 +113,6 @@ impl<D: AsRef<[u8]> + AsMut<[u8]>> VideoFrame<D> {
 }
 
 impl VideoFrame<Vec<u8>> {
-  /// A frame whose buffer comes from the [`crate::pool`] of dropped frames' buffers when one of
-  /// its size waits there: its bytes are then an earlier frame's, so the caller must overwrite
-  /// them all (as a conversion or a decoder's copy does).
-  pub fn new_pooled(width: u32, height: u32, buffer_type: VideoBufferType) -> Result<Self, VideoError> {
-    check_dimensions(i64::from(width), i64::from(height))?;
-    let size = buffer_type.layout(width, height).size;
-    Ok(Self {
-      width,
-      height,
-      buffer_type,
-      data: crate::pool::take(size),
-    })
-  }
-
-  /// A copy of this frame in a buffer from the [`crate::pool`].
-  pub fn pooled_copy(&self) -> Self {
-    let mut data = crate::pool::take(self.data.len());
-    data.copy_from_slice(&self.data);
-    Self {
-      width: self.width,
-      height: self.height,
-      buffer_type: self.buffer_type,
-      data,
-    }
-  }
-
-  /// Gives this frame's buffer to the [`crate::pool`] for a later frame of its size.
-  pub fn recycle(self) {
-    crate::pool::give(self.data);
-  }
-
-  /// Gives this frame's buffer to the [`crate::pool`], leaving the frame without bytes: for the
-  /// `Drop` of a type that holds a frame.
-  pub fn recycle_in_place(&mut self) {
-    crate::pool::give(std::mem::take(&mut self.data));
-  }
-
-  /// [`VideoFrame::recycle`] when `frame` is the last reference to it; a shared frame is left to
-  /// its other holders.
-  pub fn recycle_shared(frame: std::sync::Arc<Self>) {
-    if let Ok(frame) = std::sync::Arc::try_unwrap(frame) {
-      frame.recycle();
-    }
-  }
-
   /// A zero-filled frame.
   pub fn new_zeroed(width: u32, height: u32, buffer_type: VideoBufferType) -> Result<Self, VideoError> {
     check_dimensions(i64::from(width), i64::from(height))?;
@@ -168,19 +123,5 @@ impl VideoFrame<Vec<u8>> {
       buffer_type,
       data: vec![0; size],
     })
-  }
-}
-
-#[cfg(test)]
-mod tests {
-  use super::*;
-
-  #[test]
-  fn a_pooled_copy_has_the_frame_s_size_and_bytes() {
-    let bytes: Vec<u8> = (0..6 * 4 * 4).map(|i| (i * 7 % 256) as u8).collect();
-    let frame = VideoFrame::new(6, 4, VideoBufferType::RGBA, bytes).unwrap();
-    let copy = frame.pooled_copy();
-    assert_eq!(copy, frame);
-    assert_ne!(copy.data().as_ptr(), frame.data().as_ptr());
   }
 }
