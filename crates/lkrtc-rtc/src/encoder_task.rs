@@ -385,6 +385,8 @@ fn run(
   };
   let mut rate = TargetRate::new(params.encoding.max_bitrate.max(1));
   let mut queue = SendQueue::default();
+  // Frames skipped in a row on the pacer's real queue.
+  let mut queue_skips = 0u32;
   let mut keyframes = KeyframePacing::default();
   let mut adaptation = PictureAdaptation::new(preference, max_framerate, params.encoding.max_bitrate);
   let clock = Instant::now();
@@ -485,11 +487,15 @@ fn run(
       let waiting = control
         .pacer_queue_delay(Instant::now())
         .is_some_and(|d| d > PACER_QUEUE_MAX.max(Duration::from_micros(4 * interval_us as u64)));
-      if !new_route && waiting {
+      // At most two frames in a row are skipped on it, so a path whose pacer stays behind (a
+      // slow TCP path) still gets a third of the frames.
+      if !new_route && waiting && queue_skips < 2 {
+        queue_skips += 1;
         control.frames_skipped.fetch_add(1, Ordering::Relaxed);
         control.sending_counts().last_skip = Some(Instant::now());
         continue;
       }
+      queue_skips = 0;
     }
     let mut force = new_route || keyframes.due(frame.timestamp_us);
     let size = adaptation.size(base.width, base.height, rate.current(), now_us);
