@@ -262,6 +262,26 @@ mod tests {
     }
   }
 
+  /// The TURN server's `answer` reaches the core.
+  fn from_turn(core: &mut Core, now: Instant, answer: &[u8]) {
+    core.handle_receive(
+      now,
+      str0m::net::Protocol::Udp,
+      TURN.parse().unwrap(),
+      LOCAL.parse().unwrap(),
+      answer,
+    );
+  }
+
+  /// The core's allocation is challenged once, then granted; the core takes it in.
+  fn allocate(core: &mut Core, now: Instant) {
+    let first = to_turn(core, now);
+    from_turn(core, now, &challenge(&first));
+    let second = to_turn(core, now);
+    from_turn(core, now, &allocated(&second));
+    let _ = core.poll(now);
+  }
+
   fn challenge(req: &[u8]) -> Vec<u8> {
     let req = Message::from_bytes(req).unwrap();
     let mut msg = Message::builder_error(&req, MessageWriteVec::new());
@@ -297,23 +317,7 @@ mod tests {
   fn an_allocation_becomes_a_relayed_local_candidate() {
     let now = Instant::now();
     let mut core = relay_only_core(now);
-    let first = to_turn(&mut core, now);
-    core.handle_receive(
-      now,
-      str0m::net::Protocol::Udp,
-      TURN.parse().unwrap(),
-      LOCAL.parse().unwrap(),
-      &challenge(&first),
-    );
-    let second = to_turn(&mut core, now);
-    core.handle_receive(
-      now,
-      str0m::net::Protocol::Udp,
-      TURN.parse().unwrap(),
-      LOCAL.parse().unwrap(),
-      &allocated(&second),
-    );
-    let _ = core.poll(now);
+    allocate(&mut core, now);
     let lines: Vec<String> = core.local_candidates.iter().map(|c| c.to_sdp_string()).collect();
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains("127.0.0.1 30000 typ relay"), "{lines:?}");
@@ -324,22 +328,10 @@ mod tests {
     let now = Instant::now();
     let mut core = relay_only_core(now);
     let first = to_turn(&mut core, now);
-    core.handle_receive(
-      now,
-      str0m::net::Protocol::Udp,
-      TURN.parse().unwrap(),
-      LOCAL.parse().unwrap(),
-      &challenge(&first),
-    );
+    from_turn(&mut core, now, &challenge(&first));
     // The same challenge again: the credentials are wrong.
     let second = to_turn(&mut core, now);
-    core.handle_receive(
-      now,
-      str0m::net::Protocol::Udp,
-      TURN.parse().unwrap(),
-      LOCAL.parse().unwrap(),
-      &challenge(&second),
-    );
+    from_turn(&mut core, now, &challenge(&second));
     assert!(matches!(core.poll(now), Poll::Dead));
     let reason = core.take_events().find_map(|e| match e {
       TransportEvent::Failed { reason } => Some(reason),
@@ -353,23 +345,7 @@ mod tests {
   fn a_lost_allocation_takes_its_relayed_candidate_away() {
     let now = Instant::now();
     let mut core = relay_only_core(now);
-    let first = to_turn(&mut core, now);
-    core.handle_receive(
-      now,
-      str0m::net::Protocol::Udp,
-      TURN.parse().unwrap(),
-      LOCAL.parse().unwrap(),
-      &challenge(&first),
-    );
-    let second = to_turn(&mut core, now);
-    core.handle_receive(
-      now,
-      str0m::net::Protocol::Udp,
-      TURN.parse().unwrap(),
-      LOCAL.parse().unwrap(),
-      &allocated(&second),
-    );
-    let _ = core.poll(now);
+    allocate(&mut core, now);
     assert_eq!(core.local_candidates.len(), 1);
     core.turn[0].connection_lost("reset");
     // Relay-only: nothing is left, so the transport fails, and the candidate is gone.
