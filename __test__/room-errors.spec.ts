@@ -16,7 +16,7 @@ import {
   type LkrtcError,
 } from '../lib/index.js'
 import { solidRgba } from './helpers/colors.js'
-import { roomName, stopTestServer, testServer, token } from './helpers/server.js'
+import { freePort, roomName, stopTestServer, testServer, token } from './helpers/server.js'
 
 test.after.always(async () => {
   await stopTestServer()
@@ -26,13 +26,6 @@ function listen(server: Server): Promise<number> {
   return new Promise((resolve) => {
     server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port))
   })
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  const port = await listen(server)
-  await new Promise((r) => server.close(r))
-  return port
 }
 
 /** Runs `connect`, expecting a rejection; returns the error and how long it took. */

@@ -7,45 +7,11 @@ import { connect as tcpConnect, type Socket } from 'node:net'
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls'
 
 import test from 'ava'
-import { generate } from 'selfsigned'
 
 import { LocalVideoTrack, Room, VideoBufferType, VideoSource, VideoStream, type LkrtcError } from '../lib/index.js'
 import { classify, COLOURS, meanRgb, solidRgba } from './helpers/colors.js'
+import { LOOPBACK, makePki, type Pki } from './helpers/pki.js'
 import { once, roomName, stopTestServer, testServer, token } from './helpers/server.js'
-
-interface Pki {
-  /** The CA certificate, PEM: what `caCertificates` takes. */
-  caPem: string
-  /** The server's certificate followed by the CA's, PEM. */
-  chain: string
-  key: string
-}
-
-/** A fresh CA and a server certificate it signs for `altNames`. */
-async function makePki(altNames: ({ type: 2; value: string } | { type: 7; ip: string })[]): Promise<Pki> {
-  const ca = await generate([{ name: 'commonName', value: 'lkrtc test CA' }], {
-    keyType: 'ec',
-    algorithm: 'sha256',
-    extensions: [
-      { name: 'basicConstraints', cA: true, critical: true },
-      { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
-    ],
-  })
-  const server = await generate([{ name: 'commonName', value: 'lkrtc test server' }], {
-    keyType: 'ec',
-    algorithm: 'sha256',
-    ca: { key: ca.private, cert: ca.cert },
-    extensions: [
-      { name: 'basicConstraints', cA: false, critical: true },
-      { name: 'keyUsage', digitalSignature: true, critical: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      { name: 'subjectAltName', altNames },
-    ],
-  })
-  return { caPem: ca.cert, chain: `${server.cert.trimEnd()}\n${ca.cert.trimEnd()}\n`, key: server.private }
-}
-
-const LOOPBACK = [{ type: 7 as const, ip: '127.0.0.1' }]
 
 /** Accepts TLS on a free loopback port and forwards the plaintext to `upstreamPort`. */
 async function tlsProxy(

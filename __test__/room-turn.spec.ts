@@ -8,12 +8,11 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { connect, createServer } from 'node:net'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import test, { type ExecutionContext } from 'ava'
-import { generate } from 'selfsigned'
 
 import {
   createToken,
@@ -26,7 +25,8 @@ import {
   VideoStream,
 } from '../lib/index.js'
 import { classify, COLOURS, meanRgb, solidRgba } from './helpers/colors.js'
-import { once, roomName, sleep, testServer, stopTestServer } from './helpers/server.js'
+import { LOOPBACK, makePki } from './helpers/pki.js'
+import { freePort, once, roomName, sleep, testServer, stopTestServer } from './helpers/server.js'
 
 interface TurnServer {
   url: string
@@ -55,47 +55,12 @@ const withCoturn = COTURN ? test.serial : test.serial.skip
 let coturn: { process: ChildProcess; dir: string; tcpPort: number; tlsPort: number; caPem: string } | undefined
 const coturnServers: Partial<Record<'tcp' | 'tls', TurnServer>> = {}
 
-function freeTcpPort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer()
-    s.once('error', fail)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number }
-      s.close(() => ok(port))
-    })
-  })
-}
-
-/** A CA and a certificate it signs for 127.0.0.1, as coturn's TLS listener presents it. */
-async function loopbackPki() {
-  const ca = await generate([{ name: 'commonName', value: 'lkrtc TURN test CA' }], {
-    keyType: 'ec',
-    algorithm: 'sha256',
-    extensions: [
-      { name: 'basicConstraints', cA: true, critical: true },
-      { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
-    ],
-  })
-  const leaf = await generate([{ name: 'commonName', value: 'lkrtc TURN test server' }], {
-    keyType: 'ec',
-    algorithm: 'sha256',
-    ca: { key: ca.private, cert: ca.cert },
-    extensions: [
-      { name: 'basicConstraints', cA: false, critical: true },
-      { name: 'keyUsage', digitalSignature: true, critical: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      { name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] },
-    ],
-  })
-  return { caPem: ca.cert, chain: `${leaf.cert.trimEnd()}\n${ca.cert.trimEnd()}\n`, key: leaf.private }
-}
-
 async function startCoturn() {
   const dir = mkdtempSync(join(tmpdir(), 'lkrtc-coturn-'))
-  const pki = await loopbackPki()
+  const pki = await makePki(LOOPBACK)
   writeFileSync(join(dir, 'cert.pem'), pki.chain)
   writeFileSync(join(dir, 'key.pem'), pki.key)
-  const [tcpPort, tlsPort] = [await freeTcpPort(), await freeTcpPort()]
+  const [tcpPort, tlsPort] = [await freePort(), await freePort()]
   const args = [
     '-n',
     '--no-cli',

@@ -3,6 +3,8 @@
  * LKRTC_TEST_URL / LKRTC_TEST_API_KEY / LKRTC_TEST_API_SECRET; a test file run on its own
  * (`npx ava __test__/room-connect.spec.ts`) starts its own and stops it when done.
  */
+import { createServer } from 'node:net'
+
 import { createToken } from '../../lib/index.js'
 
 export interface TestServer {
@@ -74,5 +76,17 @@ export function once<A extends unknown[]>(
       resolve(args)
     }
     emitter.on(event, listener)
+  })
+}
+
+/** A TCP port on 127.0.0.1 that nobody listens on (it was free a moment ago). */
+export function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const s = createServer()
+    s.once('error', fail)
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number }
+      s.close(() => ok(port))
+    })
   })
 }
