@@ -10,8 +10,8 @@ import { readFileSync } from 'node:fs'
 
 import test from 'ava'
 
-import { createToken } from '../lib/index.js'
-import { direct, Lab, labUnavailable, type PubResult, type SubResult, URLS } from '../benchmark/netlab.js'
+import { direct, Lab, labUnavailable } from '../benchmark/netlab.js'
+import { type Call, labCall } from './helpers/lab-call.js'
 
 const unavailable = labUnavailable()
 if (unavailable) console.warn(`network TURN tests skipped: ${unavailable}`)
@@ -39,57 +39,13 @@ function loggedConnectionTypes(identity: string): string[] {
   return types
 }
 
-interface Call {
-  pub: PubResult
-  sub: SubResult
-  /** Numbers of the frames captured at or after `sinceS` seconds that arrived, once each. */
-  arrivedSince(sinceS: number): number[]
-  /** How many frames were captured at or after `sinceS` seconds. */
-  sentSince(sinceS: number): number
-}
-
 /** lkrtc publishes 640x360 at 30 fps to an lkrtc subscriber for `seconds`, both with the
  * default ICE policy; `blockAtS` blocks the direct paths that many seconds after the first
  * capture (0: before anyone joins). */
-async function call(identity: string, seconds: number, blockAtS: number): Promise<Call> {
-  const room = `turn-${identity}-${process.pid}`
-  const token = (who: string) =>
-    createToken({ apiKey: 'devkey', apiSecret: 'secret', identity: `${identity}-${who}`, room })
-  const options = { width: 640, height: 360, fps: 30, seconds, warmupSeconds: 0, epochMs: Date.now(), codec: 'vp8' }
-  const timeoutMs = (seconds + 40) * 1000
-  let timer: NodeJS.Timeout | undefined
+function call(identity: string, seconds: number, blockAtS: number): Promise<Call> {
   if (blockAtS === 0) lab.apply(direct(true))
-  const sub = lab.peer<SubResult>(
-    'sub',
-    'subscribe',
-    'lkrtc',
-    { ...options, url: URLS.sub, token: await token('sub') },
-    timeoutMs,
-  )
-  sub.catch(() => {})
-  await new Promise((r) => setTimeout(r, 1000))
-  try {
-    const pub = await lab.peer<PubResult>(
-      'pub',
-      'publish',
-      'lkrtc',
-      { ...options, url: URLS.pub, token: await token('pub') },
-      timeoutMs,
-      (line) => {
-        if (line === 'capturing' && blockAtS > 0) timer = setTimeout(() => lab.apply(direct(true)), blockAtS * 1000)
-      },
-    )
-    const got = await sub
-    const firstOf = (s: number) => Math.round((s * 1000) / pub.intervalMs)
-    return {
-      pub,
-      sub: got,
-      arrivedSince: (s) => [...new Set(got.numbers.filter((n) => n >= firstOf(s) && n < pub.sent))],
-      sentSince: (s) => pub.sent - firstOf(s),
-    }
-  } finally {
-    clearTimeout(timer)
-  }
+  const steps = blockAtS > 0 ? [{ atS: blockAtS, actions: [direct(true)] }] : []
+  return labCall(lab, seconds, { room: `turn-${identity}-${process.pid}`, identityPrefix: `${identity}-`, steps })
 }
 
 serial('a room that can reach only the TURN server streams through it', async (t) => {

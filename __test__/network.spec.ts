@@ -9,21 +9,8 @@
 import test from 'ava'
 
 import { freezes } from '../benchmark/measure.js'
-import { createToken } from '../lib/index.js'
-import {
-  type Action,
-  cap,
-  everyDirection,
-  Lab,
-  labId,
-  labUnavailable,
-  loss,
-  type PubResult,
-  rate,
-  type SubResult,
-  udp,
-  URLS,
-} from '../benchmark/netlab.js'
+import { type Action, cap, everyDirection, Lab, labId, labUnavailable, loss, rate, udp } from '../benchmark/netlab.js'
+import { type Call, labCall } from './helpers/lab-call.js'
 
 const unavailable = labUnavailable()
 if (unavailable) console.warn(`network tests skipped: ${unavailable}`)
@@ -40,59 +27,13 @@ test.after.always(async () => {
   if (!unavailable) await lab.down()
 })
 
-interface Call {
-  pub: PubResult
-  sub: SubResult
-  /** Numbers of the frames captured at or after `sinceS` seconds that arrived, once each. */
-  arrivedSince(sinceS: number): number[]
-  /** How many frames were captured at or after `sinceS` seconds. */
-  sentSince(sinceS: number): number
-}
-
-/** lkrtc publishes 640x360 at 30 fps (or `size`, in simulcast layers when `simulcast`) to an
- * lkrtc subscriber for `seconds`; `steps` run at their second after the first capture. */
-async function call(
+/** A call in a room of its own (see `labCall`). */
+function call(
   seconds: number,
   steps: { atS: number; actions: Action[] }[] = [],
-  { width = 640, height = 360, simulcast = false } = {},
+  size: { width?: number; height?: number; simulcast?: boolean } = {},
 ): Promise<Call> {
-  const room = `net-${process.pid}-${rooms++}`
-  const token = (identity: string) => createToken({ apiKey: 'devkey', apiSecret: 'secret', identity, room })
-  const options = { width, height, fps: 30, seconds, warmupSeconds: 0, epochMs: Date.now(), codec: 'vp8', simulcast }
-  const timeoutMs = (seconds + 40) * 1000
-  const timers: NodeJS.Timeout[] = []
-  const sub = lab.peer<SubResult>(
-    'sub',
-    'subscribe',
-    'lkrtc',
-    { ...options, url: URLS.sub, token: await token('sub') },
-    timeoutMs,
-  )
-  sub.catch(() => {})
-  await new Promise((r) => setTimeout(r, 1000))
-  try {
-    const pub = await lab.peer<PubResult>(
-      'pub',
-      'publish',
-      'lkrtc',
-      { ...options, url: URLS.pub, token: await token('pub') },
-      timeoutMs,
-      (line) => {
-        if (line !== 'capturing') return
-        for (const step of steps) timers.push(setTimeout(() => lab.applyAll(step.actions), step.atS * 1000))
-      },
-    )
-    const got = await sub
-    const firstOf = (s: number) => Math.round((s * 1000) / pub.intervalMs)
-    return {
-      pub,
-      sub: got,
-      arrivedSince: (s) => [...new Set(got.numbers.filter((n) => n >= firstOf(s) && n < pub.sent))],
-      sentSince: (s) => pub.sent - firstOf(s),
-    }
-  } finally {
-    timers.forEach(clearTimeout)
-  }
+  return labCall(lab, seconds, { room: `net-${process.pid}-${rooms++}`, steps, ...size })
 }
 
 serial('a room whose UDP is blocked from the start streams over TCP', async (t) => {
