@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -144,18 +144,7 @@ async fn run_link(id: u64, remote: SocketAddr, mut packets: mpsc::Receiver<Vec<u
         }
       }
     };
-    let writing = async {
-      let mut write = BufWriter::new(write);
-      while let Some(p) = packets.recv().await {
-        write.write_all(&p).await?;
-        // Whatever else is queued goes in the same write.
-        while let Ok(p) = packets.try_recv() {
-          write.write_all(&p).await?;
-        }
-        write.flush().await?;
-      }
-      Ok(())
-    };
+    let writing = write_queued(write, &mut packets);
     tokio::select! {
       r = reading => r,
       r = writing => r,
@@ -211,6 +200,23 @@ pub(crate) fn binding_request_username(packet: &[u8]) -> Option<&[u8]> {
     at += 4 + len.div_ceil(4) * 4;
   }
   None
+}
+
+/// Writes what `queue` brings to `write` until the queue closes: whatever is queued at a time
+/// goes out in one write (already framed by the sender).
+pub(crate) async fn write_queued<W: AsyncWrite + Unpin>(
+  write: W,
+  queue: &mut mpsc::Receiver<Vec<u8>>,
+) -> std::io::Result<()> {
+  let mut write = BufWriter::new(write);
+  while let Some(p) = queue.recv().await {
+    write.write_all(&p).await?;
+    while let Ok(p) = queue.try_recv() {
+      write.write_all(&p).await?;
+    }
+    write.flush().await?;
+  }
+  Ok(())
 }
 
 #[cfg(test)]

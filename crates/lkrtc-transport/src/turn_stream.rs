@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -166,18 +166,7 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
       }
     }
   };
-  let writing = async {
-    let mut write = BufWriter::new(write);
-    while let Some(m) = messages.recv().await {
-      write.write_all(&m).await?;
-      // Whatever else is queued goes in the same write.
-      while let Ok(m) = messages.try_recv() {
-        write.write_all(&m).await?;
-      }
-      write.flush().await?;
-    }
-    Ok(())
-  };
+  let writing = crate::tcp::write_queued(write, &mut messages);
   tokio::select! {
     r = reading => r,
     r = writing => r,
@@ -202,6 +191,7 @@ pub(crate) async fn read_message<R: AsyncRead + Unpin>(read: &mut R, buf: &mut [
 #[cfg(test)]
 mod tests {
   use super::*;
+  use tokio::io::AsyncWriteExt;
 
   #[tokio::test]
   async fn messages_read_back_whole_across_split_writes() {
