@@ -767,8 +767,13 @@ mod tests {
 
   /// A client through the 401 challenge and the allocation.
   fn allocated_client(now: Instant) -> (TurnClient, Server) {
+    allocated_client_over(TurnTransport::Udp, now)
+  }
+
+  /// A client over `transport` whose allocation was challenged once, then granted.
+  fn allocated_client_over(transport: TurnTransport, now: Instant) -> (TurnClient, Server) {
     let server = Server::new();
-    let mut c = TurnClient::new(SERVER.parse().unwrap(), TurnTransport::Udp, "user", "pass", now);
+    let mut c = TurnClient::new(SERVER.parse().unwrap(), transport, "user", "pass", now);
     let first = c.poll_transmit().unwrap();
     c.handle_receive(&server.challenge(&first, 401, NONCE), now);
     let second = c.poll_transmit().unwrap();
@@ -812,13 +817,7 @@ mod tests {
   #[test]
   fn over_tcp_channel_data_is_padded_and_requests_are_not_resent() {
     let now = Instant::now();
-    let server = Server::new();
-    let mut c = TurnClient::new(SERVER.parse().unwrap(), TurnTransport::Tcp, "user", "pass", now);
-    let first = c.poll_transmit().unwrap();
-    c.handle_receive(&server.challenge(&first, 401, NONCE), now);
-    let second = c.poll_transmit().unwrap();
-    c.handle_receive(&server.allocated(&second, 600), now);
-    assert!(matches!(c.poll_event(), Some(TurnEvent::Allocated(_))));
+    let (mut c, server) = allocated_client_over(TurnTransport::Tcp, now);
     let peer: SocketAddr = PEER.parse().unwrap();
     c.create_permission(peer.ip(), now);
     let perm = c.poll_transmit().unwrap();
