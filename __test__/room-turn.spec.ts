@@ -8,7 +8,6 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -55,6 +54,9 @@ const withCoturn = COTURN ? test.serial : test.serial.skip
 let coturn: { process: ChildProcess; dir: string; tcpPort: number; tlsPort: number; caPem: string } | undefined
 const coturnServers: Partial<Record<'tcp' | 'tls', TurnServer>> = {}
 
+/** Whether 127.0.0.1:`port` accepts a TCP connection (scripts/livekit-server.mjs). */
+let accepts: (port: number) => Promise<boolean>
+
 async function startCoturn() {
   const dir = mkdtempSync(join(tmpdir(), 'lkrtc-coturn-'))
   const pki = await makePki(LOOPBACK)
@@ -93,22 +95,14 @@ async function startCoturn() {
   return { process, dir, tcpPort, tlsPort, caPem: pki.caPem }
 }
 
-function accepts(port: number): Promise<boolean> {
-  return new Promise((ok) => {
-    const c = connect({ host: '127.0.0.1', port })
-    c.once('connect', () => {
-      c.destroy()
-      ok(true)
-    })
-    c.once('error', () => ok(false))
-  })
-}
-
 test.before(async () => {
   const path = '../scripts/livekit-server.mjs'
-  const { start } = (await import(path)) as {
+  const script = (await import(path)) as {
     start: (o: { turn?: boolean; turnServers?: TurnServerEntry[] }) => Promise<TurnServer>
+    accepts: (port: number) => Promise<boolean>
   }
+  const start = script.start
+  accepts = script.accepts
   server = await start({ turn: true })
   if (COTURN) {
     coturn = await startCoturn()

@@ -46,7 +46,8 @@ function freeUdpPort() {
   })
 }
 
-function accepts(port, netns, host = '127.0.0.1') {
+/** Whether a TCP connection to `port` is accepted (from inside `netns` when given). */
+export function accepts(port, netns, host = '127.0.0.1') {
   if (netns) {
     // This process is outside the namespace: probe from inside it.
     return new Promise((ok) => {
