@@ -12,9 +12,10 @@ use lkrtc_video::VideoRotation;
 
 use crate::encoded_stream::EncodedFrameEvent;
 use crate::options::VideoCodec;
-use crate::playout::{Playout, Release};
+use crate::playout::{Playout, Release, RtpUnwrapper};
 use crate::remote_track::RemoteVideoTrack;
 use crate::stats::{InboundCounters, IngressCounts};
+use crate::video_source::now_us;
 use crate::video_stream::VideoFrameEvent;
 
 /// Encoded frames waiting for the decoder; more means the decoder cannot keep up.
@@ -145,8 +146,7 @@ const CLOCK_RESET_US: i64 = 1_000_000;
 /// [`CLOCK_RESET_US`] is the publisher's clock restarting and is passed on as is.
 #[derive(Default)]
 pub(crate) struct FrameClock {
-  /// Last RTP timestamp and its unwrapped value.
-  last_rtp: Option<(u32, i64)>,
+  rtp: RtpUnwrapper,
   /// (unwrapped RTP, capture µs) of the latest sender-report mapping.
   anchor: Option<(i64, i64)>,
   /// Smallest arrival µs minus RTP µs seen (used until a sender report maps RTP time).
@@ -156,11 +156,7 @@ pub(crate) struct FrameClock {
 
 impl FrameClock {
   pub(crate) fn timestamp_us(&mut self, rtp_time: u32, capture_time_us: Option<i64>, arrival_us: i64) -> i64 {
-    let unwrapped = match self.last_rtp {
-      Some((prev, prev_unwrapped)) => prev_unwrapped + i64::from(rtp_time.wrapping_sub(prev) as i32),
-      None => i64::from(rtp_time),
-    };
-    self.last_rtp = Some((rtp_time, unwrapped));
+    let unwrapped = self.rtp.unwrap(rtp_time);
     let ts = match (capture_time_us, self.anchor) {
       (Some(capture), _) => {
         self.anchor = Some((unwrapped, capture));
@@ -241,7 +237,7 @@ fn run(
   loop {
     let next = match held.front() {
       Some(first) => {
-        let wait = first.release.at_us - unix_now_us();
+        let wait = first.release.at_us - now_us();
         if wait <= 0 || held.len() > MAX_HELD {
           let h = held.pop_front().expect("a held frame");
           show(&track.0, &counters, h);
@@ -332,16 +328,10 @@ struct Held {
   release: Release,
 }
 
-fn unix_now_us() -> i64 {
-  std::time::SystemTime::now()
-    .duration_since(std::time::UNIX_EPOCH)
-    .map_or(0, |d| d.as_micros() as i64)
-}
-
 /// Hands a frame to the track's streams and counts it as shown.
 fn show(track: &RemoteVideoTrack, counters: &InboundCounters, held: Held) {
   let frame = &held.event.frame;
-  let waited_us = (unix_now_us() - held.arrival_us).max(0);
+  let waited_us = (now_us() - held.arrival_us).max(0);
   counters.decoded(
     Instant::now(),
     frame.width(),

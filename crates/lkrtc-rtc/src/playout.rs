@@ -30,10 +30,29 @@ const RESET_US: i64 = 1_000_000;
 /// The share of recent frames whose lateness the target covers (less the margin).
 const PERCENTILE: f64 = 0.95;
 
+/// 32-bit RTP timestamps made monotonic: each is taken as the nearest (within ±2^31 ticks) to
+/// the one before it.
+#[derive(Debug, Default)]
+pub(crate) struct RtpUnwrapper {
+  /// Last RTP timestamp and its unwrapped value.
+  last: Option<(u32, i64)>,
+}
+
+impl RtpUnwrapper {
+  pub(crate) fn unwrap(&mut self, rtp_time: u32) -> i64 {
+    let unwrapped = match self.last {
+      Some((prev, prev_unwrapped)) => prev_unwrapped + i64::from(rtp_time.wrapping_sub(prev) as i32),
+      None => i64::from(rtp_time),
+    };
+    self.last = Some((rtp_time, unwrapped));
+    unwrapped
+  }
+}
+
 /// The playout clock of one received track.
 #[derive(Debug, Default)]
 pub(crate) struct Playout {
-  last_rtp: Option<(u32, i64)>,
+  rtp: RtpUnwrapper,
   /// (arrival µs, arrival µs minus capture µs) of the frames of the last [`FLOOR_WINDOW_US`].
   offsets: VecDeque<(i64, i64)>,
   /// (arrival µs, lateness above the floor µs) of the frames of the last [`WINDOW_US`].
@@ -53,11 +72,7 @@ pub(crate) struct Release {
 impl Playout {
   /// Times a frame with RTP timestamp `rtp_time` (90 kHz) that arrived at `arrival_us` (Unix µs).
   pub(crate) fn on_frame(&mut self, rtp_time: u32, arrival_us: i64) -> Release {
-    let unwrapped = match self.last_rtp {
-      Some((prev, prev_unwrapped)) => prev_unwrapped + i64::from(rtp_time.wrapping_sub(prev) as i32),
-      None => i64::from(rtp_time),
-    };
-    self.last_rtp = Some((rtp_time, unwrapped));
+    let unwrapped = self.rtp.unwrap(rtp_time);
     let offset = arrival_us - unwrapped * 100 / 9;
     if self
       .offsets
