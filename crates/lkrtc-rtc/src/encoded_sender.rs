@@ -169,8 +169,7 @@ fn run(params: EncodedSendParams, slot: Arc<EncodedSlot>, control: Arc<EncoderCo
         match held {
           Held::Muted => {}
           Held::Congested => {
-            control.frames_skipped.fetch_add(1, Ordering::Relaxed);
-            control.sending_counts().last_skip = Some(Instant::now());
+            control.skipped();
             feed.request_keyframe();
           }
           Held::WaitingForKeyframe => feed.request_keyframe(),

@@ -117,6 +117,12 @@ impl EncoderControl {
     self.keyframe.store(true, Ordering::Relaxed);
   }
 
+  /// A frame was not sent for congestion: counted, and when (for the quality limitation).
+  pub(crate) fn skipped(&self) {
+    self.frames_skipped.fetch_add(1, Ordering::Relaxed);
+    self.sending_counts().last_skip = Some(Instant::now());
+  }
+
   pub(crate) fn record_send_queue(&self, delay: Duration) {
     *self.pacer_queue.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), delay));
   }
@@ -476,8 +482,7 @@ fn run(
     if let Some(pace) = allocation {
       queue.drain(now_us, pace);
       if !new_route && queue.congested(pace, interval_us) {
-        control.frames_skipped.fetch_add(1, Ordering::Relaxed);
-        control.sending_counts().last_skip = Some(Instant::now());
+        control.skipped();
         adaptation.record(FrameOutcome::Skipped, rate.current(), now_us);
         continue;
       }
@@ -491,8 +496,7 @@ fn run(
       // slow TCP path) still gets a third of the frames.
       if !new_route && waiting && queue_skips < 2 {
         queue_skips += 1;
-        control.frames_skipped.fetch_add(1, Ordering::Relaxed);
-        control.sending_counts().last_skip = Some(Instant::now());
+        control.skipped();
         continue;
       }
       queue_skips = 0;
