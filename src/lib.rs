@@ -6,6 +6,7 @@
 mod encoded_stream;
 mod error;
 mod js_memory;
+mod log;
 mod room;
 mod token;
 mod video_frame;

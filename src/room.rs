@@ -555,6 +555,7 @@ impl NativeRoom {
     token: String,
     options: Option<NativeConnectOptions>,
   ) -> Result<PromiseRaw<'env, NativeRoom>, String> {
+    crate::log::init_from_env();
     let mut room_options = rtc::RoomOptions::default();
     if let Some(o) = options {
       room_options.auto_subscribe = o.auto_subscribe.unwrap_or(room_options.auto_subscribe);

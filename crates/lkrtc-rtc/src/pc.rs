@@ -251,8 +251,14 @@ impl Pc {
       .map_err(transport_error)
   }
 
-  pub async fn create_offer(&self, ice_restart: bool) -> RtcResult<String> {
-    self.transport.create_offer(ice_restart).await.map_err(transport_error)
+  /// The offer, or `None` when there is nothing to negotiate (no track, data channel or ICE
+  /// change yet).
+  pub async fn create_offer(&self, ice_restart: bool) -> RtcResult<Option<String>> {
+    match self.transport.create_offer(ice_restart).await {
+      Ok(sdp) => Ok(Some(sdp)),
+      Err(lkrtc_transport::TransportError::NothingToNegotiate) => Ok(None),
+      Err(e) => Err(transport_error(e)),
+    }
   }
 
   pub async fn apply_answer(&self, sdp: &str) -> RtcResult<()> {

@@ -288,6 +288,69 @@ async fn audio_m_line_is_accepted_but_not_reported() {
   subscriber.close().await;
 }
 
+/// A frame the receiver cannot depacketize (here an H.264 NAL unit of a reserved type) is
+/// dropped on its own: the transport carries on, and the next frame says it does not follow on,
+/// so the decoder waits for a keyframe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_that_cannot_be_depacketized_is_dropped_and_the_connection_lives() {
+  let mut pair = connected_pair(VideoCodec::H264).await;
+  let nal = |header: u8, len: usize| {
+    let mut au = vec![0, 0, 0, 1, header];
+    au.extend((0..len).map(|i| (i % 251) as u8 | 1));
+    au
+  };
+  let mut key = nal(0x67, 12);
+  key.extend(nal(0x68, 4));
+  key.extend(nal(0x65, 3000));
+  // Reserved NAL unit type 30: str0m's depacketizer refuses it.
+  let frames = [
+    (key, true),
+    (nal(0x1e, 400), false),
+    (nal(0x41, 700), false),
+    (nal(0x41, 700), false),
+  ];
+  for (i, (data, keyframe)) in frames.into_iter().enumerate() {
+    pair.publisher.handle.write_video(
+      pair.pub_mid,
+      OutgoingVideoFrame {
+        data,
+        keyframe,
+        capture_time_us: i as i64 * 33_333,
+        rotation: 0,
+        rid: None,
+        trailer_len: 0,
+      },
+    );
+    tokio::time::sleep(Duration::from_millis(33)).await;
+  }
+  let mut seen = Vec::new();
+  while seen.len() < 3 {
+    let frame = pair
+      .subscriber
+      .next("VideoFrame", |e| match e {
+        TransportEvent::VideoFrame {
+          data,
+          keyframe,
+          contiguous,
+          ..
+        } => Some((data[4], keyframe, contiguous)),
+        TransportEvent::Failed { reason } => panic!("the transport failed: {reason}"),
+        _ => None,
+      })
+      .await;
+    seen.push(frame);
+  }
+  assert!(seen[0].1, "the keyframe arrives");
+  assert_eq!(
+    (seen[1].0, seen[1].2),
+    (0x41, false),
+    "the frame after the dropped one does not follow on"
+  );
+  assert_eq!((seen[2].0, seen[2].2), (0x41, true));
+  pair.publisher.handle.close().await;
+  pair.subscriber.handle.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h264_track_is_offered_first_and_delivered() {
   let mut pair = connected_pair(VideoCodec::H264).await;

@@ -551,7 +551,7 @@ impl Engine {
       return;
     }
     match self.publisher.create_offer(ice_restart).await {
-      Ok(sdp) => {
+      Ok(Some(sdp)) => {
         self.publish.negotiation.offered();
         let offer = proto::SessionDescription {
           r#type: "offer".into(),
@@ -562,6 +562,7 @@ impl Engine {
         self.last_offer = Some(offer.clone());
         self.send(Request::Offer(offer)).await;
       }
+      Ok(None) => tracing::debug!("nothing to offer on the publisher yet"),
       Err(e) => tracing::warn!("cannot create the publisher offer: {e}"),
     }
   }

@@ -85,7 +85,9 @@ impl Core {
     let Some(codec) = crate::types::codec_of_str0m(d.params.spec().codec) else {
       return; // audio is not handled by lkrtc yet
     };
+    let mut contiguous = d.contiguous;
     if let Some(r) = self.remote.get_mut(&d.mid) {
+      contiguous &= !std::mem::take(&mut r.frame_dropped);
       let (first, last) = (**d.seq_range.start(), **d.seq_range.end());
       if let Some(prev) = r.last_seq.filter(|p| *p < first) {
         // A gap str0m gave up on (not contiguous) is loss no retransmission repaired.
@@ -97,7 +99,7 @@ impl Core {
       }
       r.last_seq = Some(r.last_seq.map_or(last, |p| p.max(last)));
     }
-    if !d.contiguous {
+    if !contiguous {
       let due = self
         .remote
         .get(&d.mid)
@@ -123,7 +125,7 @@ impl Core {
     self.events.push_back(TransportEvent::VideoFrame {
       mid: d.mid,
       keyframe: d.is_keyframe(),
-      contiguous: d.contiguous,
+      contiguous,
       data: d.data.to_vec(),
       codec,
       rtp_time,
@@ -177,11 +179,14 @@ const VP9_DESCRIPTOR: usize = 8;
 const FUA_HEADER: usize = 2;
 
 /// Keeps the packet trailer at the end of `data` (its last `trailer_len` bytes) whole in the
-/// frame's last RTP packet. The server strips a trailer for subscribers that do not read it by
-/// looking at the marker packet alone, and str0m fills packets to the budget, so a trailer can
-/// start in the next-to-last one: then zero bytes go before it so it starts a packet. Decoders
-/// ignore zeros after the picture (VP8/VP9: after the last partition or tile; H.264: trailing
-/// zero bytes of the NAL unit), and receivers that strip the trailer keep them.
+/// frame's last RTP packet, after at least one byte of something else. The server strips a
+/// trailer for subscribers that do not read it by looking at the marker packet alone and cutting
+/// `trailer_len` bytes off its payload: a trailer that starts in the next-to-last packet would
+/// have it cut into the payload descriptor, and a packet of the trailer alone would be left
+/// empty (receivers drop such a frame). str0m fills packets to the budget, so zero bytes go
+/// before the trailer where needed: it then ends the last packet behind one zero. Decoders ignore
+/// zeros after the picture (VP8/VP9: after the last partition or tile; H.264: trailing zero bytes
+/// of the NAL unit), and receivers that strip the trailer keep them.
 pub(crate) fn align_trailer(data: &mut Vec<u8>, trailer_len: usize, codec: VideoCodec, mtu: usize) {
   if trailer_len == 0 || trailer_len > data.len() {
     return;
@@ -192,8 +197,8 @@ pub(crate) fn align_trailer(data: &mut Vec<u8>, trailer_len: usize, codec: Video
     VideoCodec::Vp8 => (0, mtu - VP8_DESCRIPTOR),
     VideoCodec::Vp9 => (0, mtu - VP9_DESCRIPTOR),
     VideoCodec::H264 => {
-      // The trailer ends the last NAL unit; one that fits a packet is sent whole, a longer one
-      // in FU-A fragments of its bytes after the NAL header.
+      // The trailer ends the last NAL unit; one that fits a packet is sent whole (behind its
+      // NAL header), a longer one in FU-A fragments of its bytes after the NAL header.
       let nal_start = data[..body]
         .windows(3)
         .rposition(|w| w == [0, 0, 1])
@@ -206,14 +211,20 @@ pub(crate) fn align_trailer(data: &mut Vec<u8>, trailer_len: usize, codec: Video
     // lkrtc sends no trailer with AV1 (see the encoder): nothing to place.
     VideoCodec::Av1 => return,
   };
-  if fragment <= trailer_len || body < region_start {
+  if fragment <= trailer_len + 1 || body < region_start {
     return;
   }
-  let offset = body - region_start;
-  if offset / fragment == (offset + trailer_len - 1) / fragment {
+  // Where the trailer starts within its fragment.
+  let at = (body - region_start) % fragment;
+  let pad = if at == 0 {
+    // It would start a packet of its own.
+    1
+  } else if at + trailer_len > fragment {
+    // It would straddle two packets: one zero starts the next, then the trailer.
+    fragment - at + 1
+  } else {
     return;
-  }
-  let pad = fragment - offset % fragment;
+  };
   data.splice(body..body, std::iter::repeat_n(0u8, pad));
 }
 
@@ -237,11 +248,12 @@ mod tests {
     t
   }
 
-  /// The last packet str0m makes of `data` holds the whole trailer after its `header` bytes.
+  /// The last packet str0m makes of `data` holds the whole trailer after its `header` bytes and
+  /// at least one more: what is left when the server strips the trailer is never empty.
   fn trailer_is_whole_in_the_last_packet(packets: &[Vec<u8>], header: usize) -> bool {
     let last = packets.last().unwrap();
     let t = trailer();
-    last.ends_with(&t) && last.len() >= header + t.len()
+    last.ends_with(&t) && last.len() > header + t.len()
   }
 
   #[test]
@@ -261,8 +273,8 @@ mod tests {
       );
       assert!(packets.iter().all(|p| p.len() <= PACKETIZE_MTU));
       assert!(
-        data.len() - body - t.len() < t.len(),
-        "padding is shorter than the trailer"
+        data.len() - body - t.len() <= t.len(),
+        "padding is no longer than the trailer"
       );
     }
   }
@@ -287,7 +299,7 @@ mod tests {
   }
 
   #[test]
-  fn a_vp9_trailer_starts_a_fragment_when_it_would_straddle() {
+  fn a_vp9_trailer_ends_its_fragment_behind_other_bytes() {
     let t = trailer();
     let fragment = PACKETIZE_MTU - VP9_DESCRIPTOR;
     for body in [
@@ -303,6 +315,7 @@ mod tests {
       align_trailer(&mut data, t.len(), VideoCodec::Vp9, PACKETIZE_MTU);
       let start = data.len() - t.len();
       assert_eq!(start / fragment, (data.len() - 1) / fragment, "body {body}");
+      assert_ne!(start % fragment, 0, "body {body}: the trailer does not start a packet");
       assert!(data.ends_with(&t));
     }
   }

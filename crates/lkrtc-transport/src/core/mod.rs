@@ -120,6 +120,8 @@ struct RemoteTrack {
   last_seq: Option<u64>,
   /// Packets lost for good (gaps str0m gave up on).
   lost: u64,
+  /// str0m dropped a frame it could not depacketize: the next one does not follow on.
+  frame_dropped: bool,
 }
 
 /// How often str0m reports what it counted (the receive statistics of remote tracks).
@@ -458,6 +460,14 @@ impl Core {
             at = at.min(next);
           }
           return Poll::Timeout(at);
+        }
+        // One frame str0m could not depacketize (a malformed or empty packet): it has dropped
+        // that frame and goes on; the receiver waits for a keyframe, as after loss.
+        Err(str0m::RtcError::Packet(mid, pt, e)) => {
+          tracing::debug!(%mid, %pt, "dropped a frame that could not be depacketized: {e}");
+          if let Some(r) = self.remote.get_mut(&mid) {
+            r.frame_dropped = true;
+          }
         }
         Err(e) => {
           if self.closing_since.is_some() {

@@ -291,6 +291,7 @@ impl Core {
             stream_id: stream_id.clone(),
             track_id: track_id.clone(),
             last_pli: None,
+            frame_dropped: false,
           },
         );
         self.events.push_back(TransportEvent::TrackAdded {
