@@ -196,7 +196,8 @@ export declare class VideoFrame {
    * A new frame of `type` with this frame's picture (BT.601 limited range, like libwebrtc).
    * Every pair of formats converts; I420A keeps alpha (opaque when the source has none).
    * `flipY` turns the picture upside down. libyuv writes straight into the new frame's memory
-   * (no copy). Runs synchronously; to reuse memory frame after frame, see
+   * (no copy), which is a collected frame's when one of the same size is waiting to be reused
+   * (no page faults). Runs synchronously; to reuse one destination frame after frame, see
    * `convertInto`.
    */
   convert(type: VideoBufferType, options?: ConvertOptions): VideoFrame
@@ -212,6 +213,26 @@ export declare class VideoFrame {
 export interface ConvertOptions {
   /** Flip the picture upside down (the first row becomes the last). Default `false`. */
   flipY?: boolean
+}
+
+/** The frame buffer pool's figures. */
+export declare function framePoolStats(): FramePoolStats
+
+/**
+ * What the pool of frame buffers holds and has served (see `lkrtc_video::pool`): for the
+ * benchmarks and the soak.
+ */
+export interface FramePoolStats {
+  /** Buffers waiting to be reused. */
+  buffers: number
+  /** Their bytes. */
+  bytes: number
+  /** New frames whose memory was a collected frame's. */
+  reused: number
+  /** New frames that needed new memory. */
+  allocated: number
+  /** Bytes of lkrtc-made frames held by JavaScript (or collected, awaiting their finalizers). */
+  lent: number
 }
 
 /** The send counters of one layer of a published track. */

@@ -843,6 +843,7 @@ module.exports.NativeRoom = nativeBinding.NativeRoom
 module.exports.NativeVideoSource = nativeBinding.NativeVideoSource
 module.exports.NativeVideoStream = nativeBinding.NativeVideoStream
 module.exports.VideoFrame = nativeBinding.VideoFrame
+module.exports.framePoolStats = nativeBinding.framePoolStats
 module.exports.nativeCheckVideoEncoding = nativeBinding.nativeCheckVideoEncoding
 module.exports.nativeCreateToken = nativeBinding.nativeCreateToken
 module.exports.nativeVideoCodecName = nativeBinding.nativeVideoCodecName

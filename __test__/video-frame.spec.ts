@@ -1,6 +1,9 @@
 import test from 'ava'
 
-import { VideoBufferType, VideoFrame, VideoRotation } from '../index.js'
+import v8 from 'node:v8'
+import vm from 'node:vm'
+
+import { framePoolStats, VideoBufferType, VideoFrame, VideoRotation } from '../index.js'
 
 const T = VideoBufferType
 const ALL_TYPES = [T.RGBA, T.ABGR, T.ARGB, T.BGRA, T.RGB24, T.I420, T.I420A, T.I422, T.I444, T.I010, T.NV12]
@@ -244,4 +247,34 @@ test('frames dropped in a synchronous loop are freed by garbage collection alone
   t.is(last!.data.length, 1920 * 1080 * 4)
   const grown = process.memoryUsage().arrayBuffers - before
   t.true(grown < 400e6, `ArrayBuffer memory grew by ${(grown / 1e6).toFixed(0)} MB`)
+})
+
+test("convert reuses a collected frame's memory and overwrites all of it", async (t) => {
+  v8.setFlagsFromString('--expose-gc')
+  const gc = vm.runInNewContext('gc') as () => void
+  const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
+  const [w, h] = [641, 359]
+  const picture = (seed: number) => {
+    const data = new Uint8Array(w * h * 4)
+    for (let i = 0; i < data.length; i++) data[i] = (i * seed + (i >> 9)) & 0xff
+    return new VideoFrame(w, h, T.RGBA, data)
+  }
+  const [first, second] = [picture(7), picture(13)]
+  // What the second picture converts to in memory that was never used.
+  const fresh = second.convert(T.I420)
+  const reference = Uint8Array.from(fresh.data)
+  // A frame of that size is made and collected: its memory waits in the pool.
+  let dropped: VideoFrame | undefined = first.convert(T.I420)
+  t.notDeepEqual(Uint8Array.from(dropped.data), reference)
+  dropped = undefined
+  let reused = false
+  for (let i = 0; i < 20 && !reused; i++) {
+    gc()
+    await turn()
+    const before = framePoolStats().reused
+    const out = second.convert(T.I420)
+    reused = framePoolStats().reused > before
+    t.deepEqual(Uint8Array.from(out.data), reference)
+  }
+  t.true(reused, "a collected frame's memory served a new one")
 })

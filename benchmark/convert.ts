@@ -1,12 +1,12 @@
 // Pixel-format conversion, lkrtc beside @livekit/rtc-node in the same process, with memcpy
 // floors: TypedArray.set of the larger of the input and output into a preallocated buffer
-// (what `convertInto` competes with) and `slice()` into a new one (what `convert` competes with:
-// a fresh buffer costs page faults, whoever allocates it).
+// (what `convertInto` competes with) and `slice()` into a new one (a fresh buffer per frame:
+// page faults, which `convert` avoids by reusing collected frames' memory from the frame pool).
 // Prints a markdown table. Run on a release build:
 //   node --import tsx benchmark/convert.ts
 import { dispose, VideoBufferType as RtcType, VideoFrame as RtcFrame } from '@livekit/rtc-node'
 
-import { VideoBufferType as T, VideoFrame } from '../index.js'
+import { framePoolStats, VideoBufferType as T, VideoFrame } from '../index.js'
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
 
@@ -52,7 +52,25 @@ function memcpyNew(bytes: number): () => void {
   return () => src.slice()
 }
 
-type Row = { op: string; size: string; lkrtc: number; into?: number; rtc: number; floor: number; floorNew: number }
+type Row = {
+  op: string
+  size: string
+  lkrtc: number
+  into?: number
+  rtc: number
+  floor: number
+  floorNew: number
+  pooled?: number
+}
+
+/** `measure` of a call that makes new frames, and the share of them whose memory came from the pool. */
+async function measurePooled(fn: () => unknown): Promise<[number, number]> {
+  const before = framePoolStats()
+  const ms = await measure(fn)
+  const after = framePoolStats()
+  const reused = after.reused - before.reused
+  return [ms, reused / (reused + after.allocated - before.allocated)]
+}
 const rows: Row[] = []
 
 async function main() {
@@ -75,7 +93,7 @@ async function main() {
     rows.push({
       op: 'RGBA -> I420',
       size: label,
-      lkrtc: await measure(() => lkRgba.convert(T.I420)),
+      ...(await measurePooled(() => lkRgba.convert(T.I420)).then(([lkrtc, pooled]) => ({ lkrtc, pooled }))),
       into: await measure(() => lkRgba.convertInto(i420Out)),
       rtc: await measure(() => rtcRgba.convert(RtcType.I420)),
       floor: await measure(memcpy(rgbaBytes)),
@@ -84,7 +102,7 @@ async function main() {
     rows.push({
       op: 'I420 -> RGBA',
       size: label,
-      lkrtc: await measure(() => lkI420.convert(T.RGBA)),
+      ...(await measurePooled(() => lkI420.convert(T.RGBA)).then(([lkrtc, pooled]) => ({ lkrtc, pooled }))),
       into: await measure(() => lkI420.convertInto(rgbaOut)),
       rtc: await measure(() => rtcI420.convert(RtcType.RGBA)),
       floor: await measure(memcpy(rgbaBytes)),
@@ -93,7 +111,7 @@ async function main() {
     rows.push({
       op: 'NV12 -> I420',
       size: label,
-      lkrtc: await measure(() => lkNv12.convert(T.I420)),
+      ...(await measurePooled(() => lkNv12.convert(T.I420)).then(([lkrtc, pooled]) => ({ lkrtc, pooled }))),
       into: await measure(() => lkNv12.convertInto(i420Out)),
       rtc: await measure(() => rtcNv12.convert(RtcType.I420)),
       floor: await measure(memcpy(i420Bytes)),
@@ -111,15 +129,17 @@ async function main() {
 
   const fmt = (ms: number) => (ms < 0.01 ? ms.toFixed(4) : ms.toFixed(3))
   const lines = [
-    '| operation | size | lkrtc `convert` ms | lkrtc `convertInto` ms | @livekit/rtc-node ms | memcpy ms (new / reused buffer) | rtc-node ÷ lkrtc `convert` | lkrtc ÷ memcpy (`convert` ÷ new, `convertInto` ÷ reused) |',
-    '|---|---|---:|---:|---:|---:|---:|---:|',
+    '| operation | size | lkrtc `convert` ms | lkrtc `convertInto` ms | @livekit/rtc-node ms | memcpy ms (new / reused buffer) | rtc-node ÷ lkrtc `convert` | lkrtc ÷ memcpy (`convert` ÷ new, `convertInto` ÷ reused) | `convert` ÷ `convertInto` | `convert`s served by the pool |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map((r) => {
       const into = r.into === undefined ? '–' : fmt(r.into)
       const vsFloor =
         r.into === undefined
           ? `${(r.lkrtc / r.floorNew).toFixed(2)}x`
           : `${(r.lkrtc / r.floorNew).toFixed(2)}x, ${(r.into / r.floor).toFixed(2)}x`
-      return `| ${r.op} | ${r.size} | ${fmt(r.lkrtc)} | ${into} | ${fmt(r.rtc)} | ${fmt(r.floorNew)} / ${fmt(r.floor)} | ${(r.rtc / r.lkrtc).toFixed(1)}x | ${vsFloor} |`
+      const ratio = r.into === undefined ? '–' : `${(r.lkrtc / r.into).toFixed(2)}x`
+      const pooled = r.pooled === undefined ? '–' : `${Math.round(r.pooled * 100)}%`
+      return `| ${r.op} | ${r.size} | ${fmt(r.lkrtc)} | ${into} | ${fmt(r.rtc)} | ${fmt(r.floorNew)} / ${fmt(r.floor)} | ${(r.rtc / r.lkrtc).toFixed(1)}x | ${vsFloor} | ${ratio} | ${pooled} |`
     }),
   ]
   process.stdout.write(`${lines.join('\n')}\n`)

@@ -14,6 +14,7 @@ import {
   VideoSource,
   VideoStream,
 } from '../lib/index.js'
+import { framePoolStats } from '../index.js'
 
 const MINUTES = Number(process.env.SOAK_MINUTES ?? 10)
 const CYCLES = Number(process.env.SOAK_CYCLES ?? 100)
@@ -39,10 +40,11 @@ const t0 = performance.now()
 function sample(label: string): Sample {
   if (global.gc) global.gc()
   const m = process.memoryUsage()
+  const pool = framePoolStats()
   const s = { t: (performance.now() - t0) / 1000, rss: mb(m.rss), heap: mb(m.heapUsed), external: mb(m.external) }
   samples.push(s)
   console.error(
-    `[${s.t.toFixed(0).padStart(5)} s] ${label.padEnd(22)} rss ${s.rss.toFixed(0)} MB, heap ${s.heap.toFixed(0)} MB, external ${s.external.toFixed(0)} MB`,
+    `[${s.t.toFixed(0).padStart(5)} s] ${label.padEnd(22)} rss ${s.rss.toFixed(0)} MB, heap ${s.heap.toFixed(0)} MB, external ${s.external.toFixed(0)} MB, frame pool ${mb(pool.bytes).toFixed(0)} MB`,
   )
   return s
 }

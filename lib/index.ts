@@ -4,6 +4,7 @@
 export {
   ConnectionState,
   DataPacketKind,
+  framePoolStats,
   TrackKind,
   TrackSource,
   VideoBufferType,
@@ -11,6 +12,7 @@ export {
   VideoQuality,
   VideoRotation,
   type ConvertOptions,
+  type FramePoolStats,
   type LayerPublishStats,
   type PublishStats,
   type VideoPlane,

@@ -135,7 +135,9 @@ pub(crate) fn typed_array_info(env: sys::napi_env, view: sys::napi_value) -> JsR
 pub(crate) fn uint8_array_from_vec(env: sys::napi_env, bytes: Vec<u8>) -> JsResult<sys::napi_value> {
   unsafe extern "C" fn free_vec(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
     // SAFETY: `hint` is the Box made below, finalized exactly once by the runtime.
-    drop(unsafe { Box::from_raw(hint.cast::<Vec<u8>>()) });
+    let bytes = unsafe { Box::from_raw(hint.cast::<Vec<u8>>()) };
+    // The next frame of this size reuses the memory instead of faulting in new pages.
+    lkrtc_video::pool::give_back(*bytes);
   }
   let len = bytes.len();
   let mut boxed = Box::new(bytes);
@@ -146,7 +148,9 @@ pub(crate) fn uint8_array_from_vec(env: sys::napi_env, bytes: Vec<u8>) -> JsResu
   let status = unsafe {
     sys::napi_create_external_arraybuffer(env, data.cast(), len, Some(free_vec), hint.cast(), &mut arraybuffer)
   };
-  if status != sys::Status::napi_ok {
+  if status == sys::Status::napi_ok {
+    lkrtc_video::pool::lent(len);
+  } else {
     // SAFETY: the runtime did not take `hint`, so it is still ours.
     let bytes = unsafe { Box::from_raw(hint) };
     if status != sys::Status::napi_no_external_buffers_allowed {
@@ -158,6 +162,7 @@ pub(crate) fn uint8_array_from_vec(env: sys::napi_env, bytes: Vec<u8>) -> JsResu
     ok(status, "napi_create_arraybuffer")?;
     // SAFETY: `dst` is a fresh allocation of `len` bytes.
     unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), dst.cast::<u8>(), len) };
+    lkrtc_video::pool::give(*bytes);
   }
   let mut view = ptr::null_mut();
   // SAFETY: the view spans exactly the new ArrayBuffer.

@@ -172,7 +172,8 @@ impl VideoFrame {
   /// A new frame of `type` with this frame's picture (BT.601 limited range, like libwebrtc).
   /// Every pair of formats converts; I420A keeps alpha (opaque when the source has none).
   /// `flipY` turns the picture upside down. libyuv writes straight into the new frame's memory
-  /// (no copy). Runs synchronously; to reuse memory frame after frame, see
+  /// (no copy), which is a collected frame's when one of the same size is waiting to be reused
+  /// (no page faults). Runs synchronously; to reuse one destination frame after frame, see
   /// `convertInto`.
   #[napi(ts_args_type = "type: VideoBufferType, options?: ConvertOptions")]
   pub fn convert<'env>(
@@ -187,6 +188,25 @@ impl VideoFrame {
     let flip_y = convert_options(env, options)?.flip_y.unwrap_or(false);
     let info = self.current_info(env)?;
     let size = to.layout(self.width, self.height).size;
+    // A collected frame's memory when one of this size is waiting, else new memory, both lent
+    // to JavaScript and given back to the pool by its finalizer.
+    if let Some(buffer) = core::pool::take_to_lend(size) {
+      let mut out = core::VideoFrame::new(self.width, self.height, to, buffer).js()?;
+      let converted = {
+        // SAFETY: `current_info` checked the source view is alive and exactly the frame's size;
+        // no JS runs while the borrow lasts (it ends before the new frame's JS object is made).
+        let src = unsafe { std::slice::from_raw_parts(info.data, info.len) };
+        let src = core::VideoFrame::new(self.width, self.height, self.buffer_type, src).js()?;
+        core::convert_into(&src, &mut out, flip_y)
+      };
+      if let Err(e) = converted {
+        core::pool::give(out.into_data());
+        return Err(e).js();
+      }
+      return VideoFrame::from_owned_js(js_env, out);
+    }
+    // Too much lent memory awaits its finalizers (a loop that never yields): memory V8 frees by
+    // itself at collection.
     let (data, buffer) = new_buffer(env, size)?;
     // SAFETY: `current_info` checked the source view is alive and exactly the frame's size; the
     // new Buffer is distinct memory of `size` bytes; no JS runs while both borrows last.
@@ -370,5 +390,34 @@ fn parse_buffer_type(env: sys::napi_env, value: sys::napi_value) -> JsResult<cor
       "ERR_INVALID_BUFFER_TYPE",
       format!("invalid buffer type: expected a VideoBufferType (0..=10), got {n}"),
     ))
+  }
+}
+
+/// What the pool of frame buffers holds and has served (see `lkrtc_video::pool`): for the
+/// benchmarks and the soak.
+#[napi(object, object_from_js = false)]
+pub struct FramePoolStats {
+  /// Buffers waiting to be reused.
+  pub buffers: u32,
+  /// Their bytes.
+  pub bytes: f64,
+  /// New frames whose memory was a collected frame's.
+  pub reused: f64,
+  /// New frames that needed new memory.
+  pub allocated: f64,
+  /// Bytes of lkrtc-made frames held by JavaScript (or collected, awaiting their finalizers).
+  pub lent: f64,
+}
+
+/// The frame buffer pool's figures.
+#[napi]
+pub fn frame_pool_stats() -> FramePoolStats {
+  let s = lkrtc_video::pool::stats();
+  FramePoolStats {
+    buffers: s.buffers as u32,
+    bytes: s.bytes as f64,
+    reused: s.reused as f64,
+    allocated: s.allocated as f64,
+    lent: lkrtc_video::pool::lent_bytes() as f64,
   }
 }

@@ -4,6 +4,7 @@ mod buffer_type;
 mod codec;
 mod convert;
 mod error;
+pub mod pool;
 mod scale;
 mod video_frame;
 
