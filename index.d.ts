@@ -87,6 +87,11 @@ export declare class NativeRoom {
   get name(): string
   get sid(): string
   get isConnected(): boolean
+  /**
+   * Test hook: the server drops this session without a word, as a failing node does; the room
+   * then joins again while the other participants stay. Not part of the public API.
+   */
+  simulateNodeFailure(): void
   get connectionState(): ConnectionState
   get localParticipant(): LocalParticipantInfo
   /** A snapshot of the other participants. */

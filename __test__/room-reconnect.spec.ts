@@ -203,3 +203,46 @@ test.serial('a stream on a track carries on with the track published again after
     await close()
   }
 })
+
+test.serial('a stream on a track carries on when the subscriber alone joins again', async (t) => {
+  const room = roomName('sub-rejoin')
+  const { show, close } = await publishColours(room)
+
+  const bob = new Room()
+  try {
+    const subscribed = once<[RemoteVideoTrack]>(bob, 'trackSubscribed', () => true, 15_000)
+    const token = await createToken({ apiKey: server!.apiKey, apiSecret: server!.apiSecret, identity: 'bob', room })
+    await bob.connect(server!.url, token)
+    const [remote] = await subscribed
+    const stream = new VideoStream(remote, { format: VideoBufferType.RGBA })
+    const seen: (string | undefined)[] = []
+    const reading = (async () => {
+      for await (const { frame } of stream) seen.push(classify(meanRgb(frame.data, WIDTH, HEIGHT)))
+    })()
+    await until('red frames', () => seen.filter((c) => c === 'red').length >= 5, 15_000)
+
+    // The server drops bob's session alone; the publisher stays, so bob is given the same track
+    // (same sid) when it joins again.
+    const reconnected = once(bob, 'reconnected', () => true, 40_000)
+    const resubscribed = once<[RemoteVideoTrack]>(bob, 'trackSubscribed', () => true, 40_000)
+    bob.native!.simulateNodeFailure()
+    await reconnected
+    show(COLOURS.blue)
+    const [again] = await resubscribed
+    t.true(remote.ended, 'the first track ended with the old session')
+    t.is(again.sid, remote.sid)
+
+    const blueBefore = seen.length
+    await until(
+      'blue frames on the same stream',
+      () => seen.slice(blueBefore).filter((c) => c === 'blue').length >= 10,
+      30_000,
+    )
+    t.false(stream.isClosed)
+    stream.close()
+    await reading
+  } finally {
+    await bob.disconnect()
+    await close()
+  }
+})

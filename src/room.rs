@@ -634,6 +634,13 @@ impl NativeRoom {
     self.room.is_connected()
   }
 
+  /// Test hook: the server drops this session without a word, as a failing node does; the room
+  /// then joins again while the other participants stay. Not part of the public API.
+  #[napi]
+  pub fn simulate_node_failure(&self) {
+    self.room.simulate_node_failure();
+  }
+
   #[napi(getter)]
   pub fn connection_state(&self) -> ConnectionState {
     self.room.connection_state()

@@ -204,12 +204,20 @@ pub(crate) fn spawn(
   })
 }
 
-/// Ends the track's streams when the decoder thread ends, also if it panics.
-struct EndOnDrop(RemoteVideoTrack);
+/// Ends the track's streams when the decoder thread ends, also if it panics; except when its
+/// input went away before the engine gave the track an end reason (the transport closed under
+/// it, as when the server drops the session): the engine ends the track with its reason then, and
+/// a stream that follows the track across a rejoin must learn that reason when it ends.
+struct EndOnDrop {
+  track: RemoteVideoTrack,
+  input_gone: bool,
+}
 
 impl Drop for EndOnDrop {
   fn drop(&mut self) {
-    self.0.end();
+    if std::thread::panicking() || !self.input_gone || self.track.end_reason().is_some() {
+      self.track.end();
+    }
   }
 }
 
@@ -222,7 +230,10 @@ fn run(
   request_keyframe: impl Fn(),
 ) {
   let counters = track.counters();
-  let track = EndOnDrop(track);
+  let mut track = EndOnDrop {
+    track,
+    input_gone: false,
+  };
   let mut decoder = match lkrtc_codec::new_decoder(codec) {
     Ok(decoder) => decoder,
     Err(e) => {
@@ -240,18 +251,24 @@ fn run(
         let wait = first.release.at_us - now_us();
         if wait <= 0 || held.len() > MAX_HELD {
           let h = held.pop_front().expect("a held frame");
-          show(&track.0, &counters, h);
+          show(&track.track, &counters, h);
           continue;
         }
         match rx.recv_timeout(Duration::from_micros(wait.min(crate::playout::MAX_TARGET_US) as u64)) {
           Ok(frame) => frame,
           Err(RecvTimeoutError::Timeout) => continue,
-          Err(RecvTimeoutError::Disconnected) => break,
+          Err(RecvTimeoutError::Disconnected) => {
+            track.input_gone = true;
+            break;
+          }
         }
       }
       None => match rx.recv() {
         Ok(frame) => frame,
-        Err(_) => break,
+        Err(_) => {
+          track.input_gone = true;
+          break;
+        }
       },
     };
     let mut frame = next;
@@ -275,7 +292,7 @@ fn run(
       }
     }
     let timestamp_us = clock.timestamp_us(frame.rtp_time, frame.capture_time_us, frame.arrival_us);
-    if track.0.has_encoded_streams() {
+    if track.track.has_encoded_streams() {
       // Encoded frames go on as they arrive: a relay has its own subscribers' buffers.
       let event = EncodedFrameEvent {
         data: Arc::new(frame.data.clone()),
@@ -286,7 +303,7 @@ fn run(
         rotation: frame.rotation,
         metadata,
       };
-      if track.0.deliver_encoded(&event) {
+      if track.track.deliver_encoded(&event) {
         request_keyframe();
       }
     }

@@ -241,6 +241,13 @@ impl Room {
     let _ = self.inner.commands.send(Command::SimulateSignalLoss);
   }
 
+  /// Asks the server to drop this session without a word, as a failing server node does, to
+  /// exercise the rejoin path while the other participants stay.
+  #[doc(hidden)]
+  pub fn simulate_node_failure(&self) {
+    let _ = self.inner.commands.send(Command::SimulateNodeFailure);
+  }
+
   /// Leaves the room: sends `LeaveRequest`, stops the encoders, closes the transports and ends
   /// the event stream after a `Disconnected { reason: "CLIENT_INITIATED" }` event. Idempotent.
   pub async fn disconnect(&self) {

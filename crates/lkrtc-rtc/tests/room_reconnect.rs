@@ -274,3 +274,44 @@ async fn a_track_paused_by_hand_stays_paused_after_a_resume() {
   bob.disconnect().await;
   alice.disconnect().await;
 }
+
+/// The server drops the subscriber's session alone (a node failure, simulated) while the
+/// publisher stays: the subscriber joins again, is given the same track (same sid) again,
+/// the track it had names that one as its successor, and the colour the publisher now sends
+/// arrives on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_rejoins_alone_gets_the_same_track_again_and_its_frames() {
+  let server = TestServer::start();
+  let RedSession {
+    alice,
+    feeder,
+    bob,
+    mut bob_events,
+    remote: first,
+    ..
+  } = red_session(&server, &room_name("sub-rejoin"), 3).await;
+
+  bob.simulate_node_failure();
+  next_event(&mut bob_events, 10, |e| matches!(e, RoomEvent::Reconnecting)).await;
+  next_event(&mut bob_events, 30, |e| matches!(e, RoomEvent::Reconnected)).await;
+  feeder.colour.store(1, Ordering::Relaxed);
+  let second = subscribed(&mut bob_events, 30).await;
+  assert_eq!(
+    second.sid(),
+    first.sid(),
+    "the publisher's track was not published again"
+  );
+  assert_eq!(first.end_reason(), Some(TrackEndReason::Rejoined));
+  assert_eq!(
+    first.successor().map(|t| t.sid()),
+    Some(second.sid()),
+    "the ended track names its successor"
+  );
+  let mut stream = VideoStream::new(&second, i420());
+  frames_of(&mut stream, BLUE.1, 5, 15).await;
+  assert_eq!(alice.connection_state(), ConnectionState::Connected);
+
+  drop(feeder);
+  bob.disconnect().await;
+  alice.disconnect().await;
+}

@@ -63,6 +63,9 @@ pub(crate) enum Command {
   },
   /// Test hook: drop the WebSocket as a network failure would.
   SimulateSignalLoss,
+  /// Test hook: ask the server to drop this session without a word (LiveKit's
+  /// `SimulateScenario.node_failure`), as a server node that fails does.
+  SimulateNodeFailure,
   SetSubscribed {
     track_sid: String,
     subscribed: bool,
@@ -510,6 +513,12 @@ impl Engine {
         let _ = reply.send(result);
       }
       Command::SimulateSignalLoss => return Flow::lost(Loss::Simulated),
+      Command::SimulateNodeFailure => {
+        let scenario = proto::SimulateScenario {
+          scenario: Some(proto::simulate_scenario::Scenario::NodeFailure(true)),
+        };
+        self.send(Request::Simulate(scenario)).await;
+      }
       Command::SetSubscribed {
         track_sid,
         subscribed,

@@ -152,8 +152,10 @@ impl Engine {
 
   fn end_subscription(&mut self, mid: &str, sub: Subscribed, reason: TrackEndReason) {
     sub.track.set_end_reason(reason);
-    // Dropping the input ends the decoder thread, which ends the track's streams.
+    // Dropping the input ends the decoder thread, which ends the track's streams; if the
+    // transport went first (its thread, and the input with it), they end here.
     self.subscriber.set_video_sink(mid, None);
+    sub.track.end();
     let _ = self.events.send(RoomEvent::TrackUnsubscribed {
       track: sub.track,
       publication: sub.publication,
