@@ -94,7 +94,17 @@ pub(crate) struct DecoderInput {
   last_request: Option<Instant>,
 }
 
+/// Keeps a decoder thread alive without feeding it: the thread ends when its input and every
+/// keep-alive are gone. The engine holds one per subscription, so a transport that closes under
+/// the subscription (its thread drops the input) does not end the track's streams before the
+/// engine has told them why (a rejoin, whose same-sid track a stream then follows).
+pub(crate) struct DecoderKeepAlive(#[allow(dead_code)] SyncSender<EncodedFrame>);
+
 impl DecoderInput {
+  pub(crate) fn keep_alive(&self) -> DecoderKeepAlive {
+    DecoderKeepAlive(self.tx.clone())
+  }
+
   /// Queues `frame` for the decoder. Returns true to ask the sender for a keyframe.
   pub(crate) fn push(&mut self, frame: EncodedFrame) -> bool {
     let now = Instant::now();
@@ -204,20 +214,12 @@ pub(crate) fn spawn(
   })
 }
 
-/// Ends the track's streams when the decoder thread ends, also if it panics; except when its
-/// input went away before the engine gave the track an end reason (the transport closed under
-/// it, as when the server drops the session): the engine ends the track with its reason then, and
-/// a stream that follows the track across a rejoin must learn that reason when it ends.
-struct EndOnDrop {
-  track: RemoteVideoTrack,
-  input_gone: bool,
-}
+/// Ends the track's streams when the decoder thread ends, also if it panics.
+struct EndOnDrop(RemoteVideoTrack);
 
 impl Drop for EndOnDrop {
   fn drop(&mut self) {
-    if std::thread::panicking() || !self.input_gone || self.track.end_reason().is_some() {
-      self.track.end();
-    }
+    self.0.end();
   }
 }
 
@@ -230,10 +232,7 @@ fn run(
   request_keyframe: impl Fn(),
 ) {
   let counters = track.counters();
-  let mut track = EndOnDrop {
-    track,
-    input_gone: false,
-  };
+  let track = EndOnDrop(track);
   let mut decoder = match lkrtc_codec::new_decoder(codec) {
     Ok(decoder) => decoder,
     Err(e) => {
@@ -251,24 +250,18 @@ fn run(
         let wait = first.release.at_us - now_us();
         if wait <= 0 || held.len() > MAX_HELD {
           let h = held.pop_front().expect("a held frame");
-          show(&track.track, &counters, h);
+          show(&track.0, &counters, h);
           continue;
         }
         match rx.recv_timeout(Duration::from_micros(wait.min(crate::playout::MAX_TARGET_US) as u64)) {
           Ok(frame) => frame,
           Err(RecvTimeoutError::Timeout) => continue,
-          Err(RecvTimeoutError::Disconnected) => {
-            track.input_gone = true;
-            break;
-          }
+          Err(RecvTimeoutError::Disconnected) => break,
         }
       }
       None => match rx.recv() {
         Ok(frame) => frame,
-        Err(_) => {
-          track.input_gone = true;
-          break;
-        }
+        Err(_) => break,
       },
     };
     let mut frame = next;
@@ -292,7 +285,7 @@ fn run(
       }
     }
     let timestamp_us = clock.timestamp_us(frame.rtp_time, frame.capture_time_us, frame.arrival_us);
-    if track.track.has_encoded_streams() {
+    if track.0.has_encoded_streams() {
       // Encoded frames go on as they arrive: a relay has its own subscribers' buffers.
       let event = EncodedFrameEvent {
         data: Arc::new(frame.data.clone()),
@@ -303,7 +296,7 @@ fn run(
         rotation: frame.rotation,
         metadata,
       };
-      if track.track.deliver_encoded(&event) {
+      if track.0.deliver_encoded(&event) {
         request_keyframe();
       }
     }
@@ -643,6 +636,20 @@ mod tests {
     let (input, track) = decoder(VideoCodec::Vp8).await;
     let mut stream = VideoStream::new(&track, VideoStreamOptions::default());
     drop(input);
+    assert!(stream.next().await.is_none());
+    assert!(track.is_ended());
+  }
+
+  #[tokio::test]
+  async fn the_streams_end_when_the_input_and_the_keep_alive_are_both_gone() {
+    let (input, track) = decoder(VideoCodec::Vp8).await;
+    let keep_alive = input.keep_alive();
+    let mut stream = VideoStream::new(&track, VideoStreamOptions::default());
+    drop(input);
+    let early = tokio::time::timeout(Duration::from_millis(300), stream.next()).await;
+    assert!(early.is_err(), "the stream ended while a keep-alive held the decoder");
+    assert!(!track.is_ended());
+    drop(keep_alive);
     assert!(stream.next().await.is_none());
     assert!(track.is_ended());
   }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::subscriptions::track_key;
 use super::Engine;
-use crate::decoder_task;
+use crate::decoder_task::{self, DecoderKeepAlive};
 use crate::events::RoomEvent;
 use crate::options::VideoCodec;
 use crate::participant::RemoteParticipant;
@@ -18,6 +18,8 @@ pub(crate) struct Subscribed {
   pub(super) track: RemoteVideoTrack,
   pub(super) publication: RemoteTrackPublication,
   participant: RemoteParticipant,
+  /// The decoder lives until the subscription ends here, not when the transport goes.
+  _decoder: DecoderKeepAlive,
 }
 
 /// Received tracks by the subscriber transceiver's mid.
@@ -86,6 +88,7 @@ impl Engine {
         return None;
       }
     };
+    let decoder = input.keep_alive();
     self.subscriber.set_video_sink(&mid, Some(input));
     if self.config.adaptive_stream {
       track.report_streams_to(self.streams_changed.clone());
@@ -105,6 +108,7 @@ impl Engine {
         track,
         publication,
         participant,
+        _decoder: decoder,
       },
     );
     Some(sid)
@@ -152,8 +156,8 @@ impl Engine {
 
   fn end_subscription(&mut self, mid: &str, sub: Subscribed, reason: TrackEndReason) {
     sub.track.set_end_reason(reason);
-    // Dropping the input ends the decoder thread, which ends the track's streams; if the
-    // transport went first (its thread, and the input with it), they end here.
+    // Dropping the input and the keep-alive ends the decoder thread, which ends the track's
+    // streams; they end here already, with the reason.
     self.subscriber.set_video_sink(mid, None);
     sub.track.end();
     let _ = self.events.send(RoomEvent::TrackUnsubscribed {

@@ -201,7 +201,9 @@ impl Core {
     }
     self.connected = up;
     if up {
-      self.disconnected_since = None;
+      if self.disconnected_since.take().is_some() {
+        self.restart_estimate();
+      }
       self.events.push_back(TransportEvent::Connected);
       // Media written while not connected was dropped: start every track with a keyframe.
       for t in self.tracks.iter().filter(|t| t.negotiated) {
