@@ -61,6 +61,32 @@ async function until(what: string, check: () => boolean, timeoutMs: number): Pro
   }
 }
 
+/** `bob`, not yet connected, joins `room` and reads the first track it is given as RGBA, each
+ * frame's colour into `seen`; resolves once 5 red frames came. */
+async function watchFirstTrack(bob: Room, room: string) {
+  const subscribed = once<[RemoteVideoTrack]>(bob, 'trackSubscribed', () => true, 15_000)
+  const token = await createToken({ apiKey: server!.apiKey, apiSecret: server!.apiSecret, identity: 'bob', room })
+  await bob.connect(server!.url, token)
+  const [remote] = await subscribed
+  const stream = new VideoStream(remote, { format: VideoBufferType.RGBA })
+  const seen: (string | undefined)[] = []
+  const reading = (async () => {
+    for await (const { frame } of stream) seen.push(classify(meanRgb(frame.data, WIDTH, HEIGHT)))
+  })()
+  await until('red frames', () => seen.filter((c) => c === 'red').length >= 5, 15_000)
+  return { remote, stream, seen, reading }
+}
+
+/** Resolves once `count` frames of `colour` came into `seen` after what it holds now. */
+async function untilNewFrames(seen: (string | undefined)[], colour: string, count: number, timeoutMs: number) {
+  const before = seen.length
+  await until(
+    `${colour} frames on the same stream`,
+    () => seen.slice(before).filter((c) => c === colour).length >= count,
+    timeoutMs,
+  )
+}
+
 /** alice joins `room` and publishes 'camera' from a source fed one solid colour at 30 fps: red
  * until `show` changes it. `close` stops the feed, leaves and closes the source. */
 async function publishColours(room: string) {
@@ -138,12 +164,7 @@ test.serial('a stream following a participant carries on across a server restart
     t.true(alice.localParticipant.trackPublications.has(publication.sid))
     t.false(alice.localParticipant.trackPublications.has(before.sid))
 
-    const blueBefore = seen.length
-    await until(
-      'blue frames on the same stream',
-      () => seen.slice(blueBefore).filter((c) => c === 'blue').length >= 10,
-      40_000,
-    )
+    await untilNewFrames(seen, 'blue', 10, 40_000)
     t.false(stream.isClosed)
     const aliceAfter = bob.remoteParticipants.get('alice')
     t.truthy(aliceAfter)
@@ -166,16 +187,7 @@ test.serial('a stream on a track carries on with the track published again after
 
   const bob = new Room()
   try {
-    const subscribed = once<[RemoteVideoTrack]>(bob, 'trackSubscribed', () => true, 15_000)
-    const token = await createToken({ apiKey: server!.apiKey, apiSecret: server!.apiSecret, identity: 'bob', room })
-    await bob.connect(server!.url, token)
-    const [remote] = await subscribed
-    const stream = new VideoStream(remote, { format: VideoBufferType.RGBA })
-    const seen: (string | undefined)[] = []
-    const reading = (async () => {
-      for await (const { frame } of stream) seen.push(classify(meanRgb(frame.data, WIDTH, HEIGHT)))
-    })()
-    await until('red frames', () => seen.filter((c) => c === 'red').length >= 5, 15_000)
+    const { remote, stream, seen, reading } = await watchFirstTrack(bob, room)
 
     const resubscribed = once<[RemoteVideoTrack]>(bob, 'trackSubscribed', () => true, 60_000)
     await restartServer([alice, bob], () => show(COLOURS.blue))
@@ -184,12 +196,7 @@ test.serial('a stream on a track carries on with the track published again after
     t.not(again.sid, remote.sid)
     t.is(again.name, 'camera')
 
-    const blueBefore = seen.length
-    await until(
-      'blue frames on the same stream',
-      () => seen.slice(blueBefore).filter((c) => c === 'blue').length >= 10,
-      40_000,
-    )
+    await untilNewFrames(seen, 'blue', 10, 40_000)
     t.false(stream.isClosed)
     t.is(stream.endReason, undefined)
 
@@ -210,16 +217,7 @@ test.serial('a stream on a track carries on when the subscriber alone joins agai
 
   const bob = new Room()
   try {
-    const subscribed = once<[RemoteVideoTrack]>(bob, 'trackSubscribed', () => true, 15_000)
-    const token = await createToken({ apiKey: server!.apiKey, apiSecret: server!.apiSecret, identity: 'bob', room })
-    await bob.connect(server!.url, token)
-    const [remote] = await subscribed
-    const stream = new VideoStream(remote, { format: VideoBufferType.RGBA })
-    const seen: (string | undefined)[] = []
-    const reading = (async () => {
-      for await (const { frame } of stream) seen.push(classify(meanRgb(frame.data, WIDTH, HEIGHT)))
-    })()
-    await until('red frames', () => seen.filter((c) => c === 'red').length >= 5, 15_000)
+    const { remote, stream, seen, reading } = await watchFirstTrack(bob, room)
 
     // The server drops bob's session alone; the publisher stays, so bob is given the same track
     // (same sid) when it joins again.
@@ -232,12 +230,7 @@ test.serial('a stream on a track carries on when the subscriber alone joins agai
     t.true(remote.ended, 'the first track ended with the old session')
     t.is(again.sid, remote.sid)
 
-    const blueBefore = seen.length
-    await until(
-      'blue frames on the same stream',
-      () => seen.slice(blueBefore).filter((c) => c === 'blue').length >= 10,
-      30_000,
-    )
+    await untilNewFrames(seen, 'blue', 10, 30_000)
     t.false(stream.isClosed)
     stream.close()
     await reading

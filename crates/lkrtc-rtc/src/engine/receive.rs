@@ -136,6 +136,14 @@ impl Engine {
     }
   }
 
+  /// Ends `sub`'s track with `reason` and its streams with it, and stops feeding its decoder
+  /// (the thread ends once the subscription, holding its keep-alive, is dropped).
+  fn stop_receiving(&self, mid: &str, sub: &Subscribed, reason: TrackEndReason) {
+    sub.track.set_end_reason(reason);
+    self.subscriber.set_video_sink(mid, None);
+    sub.track.end();
+  }
+
   /// A rejoin ends every received track, announcing each; each waits for its successor.
   pub(super) fn unsubscribe_all_for_rejoin(&mut self) {
     for (mid, sub) in std::mem::take(&mut self.receiving) {
@@ -147,19 +155,13 @@ impl Engine {
 
   /// The room ended: every received track ends now, without events.
   pub(super) fn end_all_received(&mut self, reason: TrackEndReason) {
-    for (mid, sub) in self.receiving.drain() {
-      self.subscriber.set_video_sink(&mid, None);
-      sub.track.set_end_reason(reason);
-      sub.track.end();
+    for (mid, sub) in std::mem::take(&mut self.receiving) {
+      self.stop_receiving(&mid, &sub, reason);
     }
   }
 
   fn end_subscription(&mut self, mid: &str, sub: Subscribed, reason: TrackEndReason) {
-    sub.track.set_end_reason(reason);
-    // Dropping the input and the keep-alive ends the decoder thread, which ends the track's
-    // streams; they end here already, with the reason.
-    self.subscriber.set_video_sink(mid, None);
-    sub.track.end();
+    self.stop_receiving(mid, &sub, reason);
     let _ = self.events.send(RoomEvent::TrackUnsubscribed {
       track: sub.track,
       publication: sub.publication,

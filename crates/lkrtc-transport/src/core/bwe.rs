@@ -66,7 +66,7 @@ impl Core {
   /// the data channels exist, with no media to probe with; restarted, they can find the link's
   /// capacity in the first second of video instead of an additive climb.
   pub fn set_desired_bitrate(&mut self, bps: u64, padding_bps: u64) {
-    if !self.bwe || self.role != TransportRole::Publisher {
+    if !self.bwe {
       return;
     }
     let desired = Bitrate::bps(bps.max(MIN_BITRATE.as_u64()));
@@ -85,7 +85,7 @@ impl Core {
   /// outage itself (every packet lost) drove its loss-based estimate to the floor, from where it
   /// would climb at about 8% a second: 50 s to get back to 2.5 Mbit/s.
   pub(super) fn restart_estimate(&mut self) {
-    if !self.bwe || !self.bwe_restarted || self.role != TransportRole::Publisher {
+    if !self.bwe || !self.bwe_restarted {
       return;
     }
     let initial = Bitrate::bps(self.initial_bitrate_bps);
@@ -137,8 +137,8 @@ mod tests {
   use super::super::Core;
   use crate::{TransportConfig, TransportEvent, TransportRole};
 
-  fn publisher(now: Instant) -> Core {
-    let config = TransportConfig::new(TransportRole::Publisher, "127.0.0.1".parse().unwrap());
+  fn core(role: TransportRole, now: Instant) -> Core {
+    let config = TransportConfig::new(role, "127.0.0.1".parse().unwrap());
     Core::new(&config, "127.0.0.1:50000".parse().unwrap(), &[], now)
   }
 
@@ -155,7 +155,7 @@ mod tests {
   #[test]
   fn a_publisher_connected_again_after_an_outage_estimates_from_the_start() {
     let now = Instant::now();
-    let mut core = publisher(now);
+    let mut core = core(TransportRole::Publisher, now);
     core.set_desired_bitrate(2_500_000, 0);
     core.set_connected(true, now);
     assert_eq!(
@@ -171,8 +171,7 @@ mod tests {
   #[test]
   fn a_subscriber_connected_again_has_no_estimate_to_restart() {
     let now = Instant::now();
-    let config = TransportConfig::new(TransportRole::Subscriber, "127.0.0.1".parse().unwrap());
-    let mut core = Core::new(&config, "127.0.0.1:50000".parse().unwrap(), &[], now);
+    let mut core = core(TransportRole::Subscriber, now);
     core.set_connected(true, now);
     core.set_connected(false, now);
     core.set_connected(true, now);

@@ -129,7 +129,7 @@ const STATS_INTERVAL: Duration = Duration::from_millis(500);
 
 pub(crate) struct Core {
   rtc: Rtc,
-  /// Send-side bandwidth estimation (and str0m's pacer) is on.
+  /// Send-side bandwidth estimation (and str0m's pacer) is on: publishers only.
   bwe: bool,
   initial_bitrate_bps: u64,
   /// The estimator was restarted for the first track (see `set_desired_bitrate`).
