@@ -477,11 +477,17 @@ fn run(
     }
     // Latency first: while the pacer holds more than two frames, this frame is not made. The
     // model of the queue (what was written, drained at the track's share of the estimate) and
-    // the queue itself: when the link falls the estimator holds the pacer back before its
-    // estimate falls, and retransmissions of what the link dropped join the queue.
+    // the queue itself: when the link falls, retransmissions of what it dropped join the queue
+    // before the estimate falls.
     if let Some(pace) = allocation {
       queue.drain(now_us, pace);
       if !new_route && queue.congested(pace, interval_us) {
+        tracing::trace!(
+          mid = %params.mid,
+          queue_ms = queue.delay_us(pace) / 1000,
+          pace,
+          "frame skipped: the modelled queue is too long"
+        );
         control.skipped();
         adaptation.record(FrameOutcome::Skipped, rate.current(), now_us);
         continue;
@@ -489,12 +495,12 @@ fn run(
       // The real queue is judged with more slack (str0m paces a large frame, a keyframe most of
       // all, over several intervals), and its skips do not make the picture smaller: the
       // estimate, when it falls, does.
-      let waiting = control
-        .pacer_queue_delay(Instant::now())
-        .is_some_and(|d| d > PACER_QUEUE_MAX.max(Duration::from_micros(4 * interval_us as u64)));
+      let real = control.pacer_queue_delay(Instant::now());
+      let waiting = real.is_some_and(|d| d > PACER_QUEUE_MAX.max(Duration::from_micros(4 * interval_us as u64)));
       // At most two frames in a row are skipped on it, so a path whose pacer stays behind (a
       // slow TCP path) still gets a third of the frames.
       if !new_route && waiting && queue_skips < 2 {
+        tracing::trace!(mid = %params.mid, waited = ?real, "frame skipped: the pacer's queue is too long");
         queue_skips += 1;
         control.skipped();
         continue;

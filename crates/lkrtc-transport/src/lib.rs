@@ -32,6 +32,7 @@
 mod candidate;
 mod core;
 mod error;
+mod loss_ceiling;
 mod recv_estimate;
 mod sdp;
 mod task;

@@ -3,6 +3,7 @@
 //! estimate (see [`crate::recv_estimate`]) sent to the server as REMB.
 
 use str0m::bwe::{Bitrate, BweKind};
+use str0m::stats::PeerStats;
 
 use super::Core;
 use std::time::{Duration, Instant};
@@ -17,9 +18,9 @@ const QUEUE_SAMPLE_INTERVAL: Duration = Duration::from_millis(20);
 
 impl Core {
   /// Publisher: reports how long the oldest packet of each sent layer has waited in str0m's
-  /// pacer. The encoders skip frames on it: when the link falls, the estimator's congestion
-  /// window holds the pacer back and the queue grows faster than any model of it at the
-  /// estimate's rate would say (1-2 s in a step from 4 Mbit/s to 800 kbit/s).
+  /// pacer. The encoders skip frames on it: when the link falls, retransmissions of what it
+  /// dropped join the queue before the estimate falls, and it grows faster than any model of it
+  /// at the estimate's rate would say (1-2 s in a step from 4 Mbit/s to 800 kbit/s).
   pub(super) fn sample_send_queues(&mut self, now: Instant) {
     if self.role != TransportRole::Publisher || self.queue_sampled_at.is_some_and(|t| now < t + QUEUE_SAMPLE_INTERVAL) {
       return;
@@ -38,10 +39,19 @@ impl Core {
         let Some(tx) = api.stream_tx_by_mid(mid, rid.as_deref().map(Into::into)) else {
           continue;
         };
-        let delay = tx
-          .queue_info()
+        let info = tx.queue_info();
+        let delay = info
           .and_then(|q| Some(q.created_at().saturating_duration_since(q.first_unsent()?)))
           .unwrap_or_default();
+        if !delay.is_zero() {
+          tracing::trace!(
+            ?delay,
+            bytes = info.map(|q| q.byte_size()),
+            packets = info.map(|q| q.packet_count()),
+            age = ?info.map(|q| now.saturating_duration_since(q.created_at())),
+            "pacer queue"
+          );
+        }
         let key = (t.local, rid);
         let was_waiting = self.queues_waiting.contains(&key);
         if delay.is_zero() && !was_waiting {
@@ -90,6 +100,8 @@ impl Core {
     }
     let initial = Bitrate::bps(self.initial_bitrate_bps);
     self.rtc.bwe().reset(initial);
+    self.loss_ceiling.clear();
+    self.estimate_bps = Some(initial.as_u64());
     tracing::debug!(
       bps = initial.as_u64(),
       "connected again: the bandwidth estimate starts over"
@@ -115,7 +127,8 @@ impl Core {
     }
   }
 
-  /// The egress estimate (TWCC, or REMB) is what the encoders' targets are shared out of.
+  /// The egress estimate (TWCC, or REMB), under the loss ceiling, is what the encoders' targets
+  /// are shared out of.
   pub(super) fn on_bitrate_estimate(&mut self, kind: BweKind) {
     let estimate = match kind {
       BweKind::Twcc { estimate, .. } => Some(estimate),
@@ -123,10 +136,38 @@ impl Core {
       _ => None,
     };
     if let Some(estimate) = estimate {
-      self
-        .events
-        .push_back(TransportEvent::BitrateEstimate { bps: estimate.as_u64() });
+      self.estimate_bps = Some(estimate.as_u64());
+      self.report_estimate();
     }
+  }
+
+  /// Publisher: str0m's statistics (every `STATS_INTERVAL`) carry the bytes sent and the loss the
+  /// feedback showed over the last second, from which the loss ceiling is set.
+  pub(super) fn on_peer_stats(&mut self, stats: &PeerStats, now: Instant) {
+    let Some(estimate) = self.estimate_bps.filter(|_| self.bwe) else {
+      return;
+    };
+    tracing::trace!(loss = ?stats.egress_loss_fraction, estimate, bytes = stats.peer_bytes_tx, "egress");
+    let changed = self
+      .loss_ceiling
+      .report(now, stats.peer_bytes_tx, stats.egress_loss_fraction, estimate);
+    if let Some(ceiling) = changed {
+      tracing::debug!(
+        ?ceiling,
+        loss = ?stats.egress_loss_fraction,
+        estimate,
+        "loss ceiling"
+      );
+      self.report_estimate();
+    }
+  }
+
+  fn report_estimate(&mut self) {
+    let Some(estimate) = self.estimate_bps else {
+      return;
+    };
+    let bps = self.loss_ceiling.ceiling().map_or(estimate, |c| c.min(estimate));
+    self.events.push_back(TransportEvent::BitrateEstimate { bps });
   }
 }
 
@@ -166,6 +207,49 @@ mod tests {
     core.set_connected(false, now);
     core.set_connected(true, now);
     assert_eq!(estimates(&mut core), vec![core.initial_bitrate_bps]);
+  }
+
+  fn stats(at: Instant, bytes_sent: u64, loss: f32) -> str0m::stats::PeerStats {
+    str0m::stats::PeerStats {
+      peer_bytes_rx: 0,
+      peer_bytes_tx: bytes_sent,
+      bytes_rx: 0,
+      bytes_tx: bytes_sent,
+      timestamp: at,
+      bwe_tx: None,
+      egress_loss_fraction: Some(loss),
+      ingress_loss_fraction: None,
+      rtt: None,
+      selected_candidate_pair: None,
+    }
+  }
+
+  #[test]
+  fn a_publisher_whose_link_loses_heavily_reports_what_arrived_as_its_estimate() {
+    let now = Instant::now();
+    let mut core = core(TransportRole::Publisher, now);
+    core.set_desired_bitrate(2_500_000, 0);
+    core.estimate_bps = Some(3_000_000);
+    core.on_peer_stats(&stats(now, 1_000_000, 0.0), now);
+    assert_eq!(estimates(&mut core), Vec::<u64>::new());
+    // 3 Mbit/s sent over the last second, 60% of it lost: 1.2 Mbit/s arrived.
+    let later = now + std::time::Duration::from_secs(1);
+    core.on_peer_stats(&stats(later, 1_375_000, 0.6), later);
+    let reported = estimates(&mut core);
+    assert!(
+      reported.len() == 1 && (1_075_000..=1_085_000).contains(&reported[0]),
+      "{reported:?}: 0.9 of 1.2 Mbit/s"
+    );
+    // The estimator's own estimate, when it comes, is reported under the ceiling.
+    core.estimate_bps = Some(2_000_000);
+    core.report_estimate();
+    assert_eq!(estimates(&mut core), reported);
+    // Reconnected after an outage, the ceiling goes with the rest of what was estimated.
+    core.set_connected(true, later);
+    core.set_connected(false, later);
+    core.set_connected(true, later);
+    assert_eq!(estimates(&mut core), vec![core.initial_bitrate_bps]);
+    assert_eq!(core.loss_ceiling.ceiling(), None);
   }
 
   #[test]

@@ -134,6 +134,10 @@ pub(crate) struct Core {
   initial_bitrate_bps: u64,
   /// The estimator was restarted for the first track (see `set_desired_bitrate`).
   bwe_restarted: bool,
+  /// The estimator's last estimate, and the ceiling heavy loss puts on it (see
+  /// [`crate::loss_ceiling`]); the lower of the two is reported.
+  estimate_bps: Option<u64>,
+  loss_ceiling: crate::loss_ceiling::LossCeiling,
   /// When the pacer's queues were last sampled, and the layers whose queue was not empty then.
   queue_sampled_at: Option<Instant>,
   queues_waiting: Vec<(Mid, Option<String>)>,
@@ -270,6 +274,8 @@ impl Core {
       bwe,
       initial_bitrate_bps: config.initial_bitrate_bps.unwrap_or(0),
       bwe_restarted: false,
+      estimate_bps: None,
+      loss_ceiling: Default::default(),
       queue_sampled_at: None,
       queues_waiting: Vec::new(),
       role: config.role,
@@ -549,6 +555,7 @@ impl Core {
         }
       }
       Event::EgressBitrateEstimate(kind) => self.on_bitrate_estimate(kind),
+      Event::PeerStats(s) => self.on_peer_stats(&s, now),
       Event::MediaEgressStats(s) => {
         if let Some(t) = self.tracks.iter().find(|t| t.rtc == Some(s.mid)) {
           self.events.push_back(TransportEvent::EgressStats {
