@@ -106,9 +106,7 @@ impl Core {
       bps = initial.as_u64(),
       "connected again: the bandwidth estimate starts over"
     );
-    self
-      .events
-      .push_back(TransportEvent::BitrateEstimate { bps: initial.as_u64() });
+    self.report_estimate();
   }
 
   /// Subscriber: reports the receive-side estimate as REMB on every video stream (the server
@@ -128,9 +126,13 @@ impl Core {
   }
 
   /// The egress estimate (TWCC, or REMB), under the loss ceiling, is what the encoders' targets
-  /// are shared out of.
+  /// are shared out of. str0m's TWCC estimate events are an average over the last 3 s, emitted
+  /// when it moves 5%: after a link fell from 4 Mbit/s to 800 kbit/s they still read 3 Mbit/s
+  /// 2.5 s after the estimator itself (and the pacer, which paces at its raw estimate) had
+  /// dropped to 850 kbit/s. They are used only until the raw estimate comes with the statistics.
   pub(super) fn on_bitrate_estimate(&mut self, kind: BweKind) {
     let estimate = match kind {
+      BweKind::Twcc { .. } if self.raw_estimate => None,
       BweKind::Twcc { estimate, .. } => Some(estimate),
       BweKind::Remb { estimate, .. } => Some(estimate),
       _ => None,
@@ -141,13 +143,27 @@ impl Core {
     }
   }
 
-  /// Publisher: str0m's statistics (every `STATS_INTERVAL`) carry the bytes sent and the loss the
-  /// feedback showed over the last second, from which the loss ceiling is set.
+  /// Publisher: str0m's statistics (every `STATS_INTERVAL`) carry its raw estimate, the bytes
+  /// sent and the loss the feedback showed over the last second, from which the loss ceiling is
+  /// set.
   pub(super) fn on_peer_stats(&mut self, stats: &PeerStats, now: Instant) {
-    let Some(estimate) = self.estimate_bps.filter(|_| self.bwe) else {
+    if !self.bwe {
+      return;
+    }
+    if let Some(raw) = stats.bwe_tx {
+      self.raw_estimate = true;
+      self.estimate_bps = Some(raw.as_u64());
+    }
+    let Some(estimate) = self.estimate_bps else {
       return;
     };
-    tracing::trace!(loss = ?stats.egress_loss_fraction, estimate, bytes = stats.peer_bytes_tx, "egress");
+    tracing::trace!(
+      loss = ?stats.egress_loss_fraction,
+      estimate,
+      bwe = ?stats.bwe_tx.map(|b| b.as_u64()),
+      bytes = stats.peer_bytes_tx,
+      "egress"
+    );
     let changed = self
       .loss_ceiling
       .report(now, stats.peer_bytes_tx, stats.egress_loss_fraction, estimate);
@@ -158,16 +174,20 @@ impl Core {
         estimate,
         "loss ceiling"
       );
-      self.report_estimate();
     }
+    self.report_estimate();
   }
 
+  /// Reports the estimate under the ceiling when it changed.
   fn report_estimate(&mut self) {
     let Some(estimate) = self.estimate_bps else {
       return;
     };
     let bps = self.loss_ceiling.ceiling().map_or(estimate, |c| c.min(estimate));
-    self.events.push_back(TransportEvent::BitrateEstimate { bps });
+    if self.reported_bps != Some(bps) {
+      self.reported_bps = Some(bps);
+      self.events.push_back(TransportEvent::BitrateEstimate { bps });
+    }
   }
 }
 
@@ -209,14 +229,14 @@ mod tests {
     assert_eq!(estimates(&mut core), vec![core.initial_bitrate_bps]);
   }
 
-  fn stats(at: Instant, bytes_sent: u64, loss: f32) -> str0m::stats::PeerStats {
+  fn stats(at: Instant, bytes_sent: u64, loss: f32, estimate: u64) -> str0m::stats::PeerStats {
     str0m::stats::PeerStats {
       peer_bytes_rx: 0,
       peer_bytes_tx: bytes_sent,
       bytes_rx: 0,
       bytes_tx: bytes_sent,
       timestamp: at,
-      bwe_tx: None,
+      bwe_tx: Some(str0m::bwe::Bitrate::bps(estimate)),
       egress_loss_fraction: Some(loss),
       ingress_loss_fraction: None,
       rtt: None,
@@ -229,27 +249,44 @@ mod tests {
     let now = Instant::now();
     let mut core = core(TransportRole::Publisher, now);
     core.set_desired_bitrate(2_500_000, 0);
-    core.estimate_bps = Some(3_000_000);
-    core.on_peer_stats(&stats(now, 1_000_000, 0.0), now);
-    assert_eq!(estimates(&mut core), Vec::<u64>::new());
+    core.on_peer_stats(&stats(now, 1_000_000, 0.0, 3_000_000), now);
+    assert_eq!(estimates(&mut core), vec![3_000_000]);
     // 3 Mbit/s sent over the last second, 60% of it lost: 1.2 Mbit/s arrived.
     let later = now + std::time::Duration::from_secs(1);
-    core.on_peer_stats(&stats(later, 1_375_000, 0.6), later);
+    core.on_peer_stats(&stats(later, 1_375_000, 0.6, 3_000_000), later);
     let reported = estimates(&mut core);
     assert!(
       reported.len() == 1 && (1_075_000..=1_085_000).contains(&reported[0]),
       "{reported:?}: 0.9 of 1.2 Mbit/s"
     );
-    // The estimator's own estimate, when it comes, is reported under the ceiling.
-    core.estimate_bps = Some(2_000_000);
-    core.report_estimate();
-    assert_eq!(estimates(&mut core), reported);
+    // The estimator's own estimate, as it falls, is reported under the ceiling.
+    let then = later + std::time::Duration::from_millis(200);
+    core.on_peer_stats(&stats(then, 1_400_000, 0.05, 2_000_000), then);
+    assert_eq!(estimates(&mut core), Vec::<u64>::new());
     // Reconnected after an outage, the ceiling goes with the rest of what was estimated.
     core.set_connected(true, later);
     core.set_connected(false, later);
     core.set_connected(true, later);
     assert_eq!(estimates(&mut core), vec![core.initial_bitrate_bps]);
     assert_eq!(core.loss_ceiling.ceiling(), None);
+  }
+
+  #[test]
+  fn the_raw_estimate_in_the_statistics_replaces_the_smoothed_one() {
+    let now = Instant::now();
+    let mut core = core(TransportRole::Publisher, now);
+    core.set_desired_bitrate(2_500_000, 0);
+    let smoothed = |bps| str0m::bwe::BweKind::Twcc {
+      estimate: str0m::bwe::Bitrate::bps(bps),
+      can_probe: true,
+    };
+    core.on_bitrate_estimate(smoothed(2_000_000));
+    assert_eq!(estimates(&mut core), vec![2_000_000]);
+    core.on_peer_stats(&stats(now, 0, 0.0, 850_000), now);
+    assert_eq!(estimates(&mut core), vec![850_000]);
+    // The 3 s average still reads high: it is not used any more.
+    core.on_bitrate_estimate(smoothed(2_900_000));
+    assert_eq!(estimates(&mut core), Vec::<u64>::new());
   }
 
   #[test]

@@ -124,8 +124,10 @@ struct RemoteTrack {
   frame_dropped: bool,
 }
 
-/// How often str0m reports what it counted (the receive statistics of remote tracks).
-const STATS_INTERVAL: Duration = Duration::from_millis(500);
+/// How often str0m reports what it counted (the receive statistics of remote tracks; for a
+/// publisher, its raw bandwidth estimate and the loss its feedback shows, which the encoders'
+/// targets follow).
+const STATS_INTERVAL: Duration = Duration::from_millis(200);
 
 pub(crate) struct Core {
   rtc: Rtc,
@@ -137,6 +139,11 @@ pub(crate) struct Core {
   /// The estimator's last estimate, and the ceiling heavy loss puts on it (see
   /// [`crate::loss_ceiling`]); the lower of the two is reported.
   estimate_bps: Option<u64>,
+  /// str0m's raw estimate arrives with its statistics (see `on_peer_stats`); from then on its
+  /// smoothed estimate events are not used.
+  raw_estimate: bool,
+  /// The estimate last reported to the engine.
+  reported_bps: Option<u64>,
   loss_ceiling: crate::loss_ceiling::LossCeiling,
   /// When the pacer's queues were last sampled, and the layers whose queue was not empty then.
   queue_sampled_at: Option<Instant>,
@@ -275,6 +282,8 @@ impl Core {
       initial_bitrate_bps: config.initial_bitrate_bps.unwrap_or(0),
       bwe_restarted: false,
       estimate_bps: None,
+      raw_estimate: false,
+      reported_bps: None,
       loss_ceiling: Default::default(),
       queue_sampled_at: None,
       queues_waiting: Vec::new(),
