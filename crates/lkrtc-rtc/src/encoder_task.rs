@@ -477,8 +477,8 @@ fn run(
     }
     // Latency first: while the pacer holds more than two frames, this frame is not made. The
     // model of the queue (what was written, drained at the track's share of the estimate) and
-    // the queue itself: when the link falls, retransmissions of what it dropped join the queue
-    // before the estimate falls.
+    // the queue itself, for what the model misses (a keyframe paced over several intervals,
+    // retransmissions).
     if let Some(pace) = allocation {
       queue.drain(now_us, pace);
       if !new_route && queue.congested(pace, interval_us) {

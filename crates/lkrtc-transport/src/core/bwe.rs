@@ -18,9 +18,8 @@ const QUEUE_SAMPLE_INTERVAL: Duration = Duration::from_millis(20);
 
 impl Core {
   /// Publisher: reports how long the oldest packet of each sent layer has waited in str0m's
-  /// pacer. The encoders skip frames on it: when the link falls, retransmissions of what it
-  /// dropped join the queue before the estimate falls, and it grows faster than any model of it
-  /// at the estimate's rate would say (1-2 s in a step from 4 Mbit/s to 800 kbit/s).
+  /// pacer. The encoders skip frames on it: it catches what their model of the queue misses (a
+  /// keyframe paced over several intervals, retransmissions).
   pub(super) fn sample_send_queues(&mut self, now: Instant) {
     if self.role != TransportRole::Publisher || self.queue_sampled_at.is_some_and(|t| now < t + QUEUE_SAMPLE_INTERVAL) {
       return;
