@@ -150,7 +150,10 @@ test.serial('an lkrtc subscriber receives a source that changes size at its new 
     t.true(await until(() => remote.width === 401 && remote.height === 300, 5000), `${remote.width}x${remote.height}`)
     pub.resize(640, 360)
     const before = got.countOf('640x360')
-    t.true(await until(() => got.countOf('640x360') >= before + 10, 10_000), 'back to the first size')
+    t.true(
+      await until(() => got.countOf('640x360') >= before + 10, 10_000),
+      `sizes after going back: ${got.sizes.slice(-5)}`,
+    )
     t.deepEqual(got.broken, [])
     // Sizes come in the order captured: no old-size frame after the new size started.
     const firstNew = got.sizes.indexOf('401x300')

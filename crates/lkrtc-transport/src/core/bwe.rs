@@ -16,6 +16,39 @@ pub(super) const MIN_BITRATE: Bitrate = Bitrate::kbps(30);
 /// How often the pacer's queues are looked at.
 const QUEUE_SAMPLE_INTERVAL: Duration = Duration::from_millis(20);
 
+/// Signs of congestion, under which the encoders follow str0m's raw estimate: more of the last
+/// second lost than this, or a packet waiting in the pacer longer than this; for as long as
+/// str0m's average still holds estimates from before them.
+const CONGESTED_LOSS: f32 = 0.02;
+const CONGESTED_QUEUE: Duration = Duration::from_millis(100);
+const CONGESTED_HOLD: Duration = Duration::from_secs(3);
+
+/// A publisher sending less than this share of the averaged estimate is limited by what it has
+/// to send, not by the link.
+const APP_LIMITED_SHARE: f64 = 0.5;
+
+/// The estimate the encoders share, from str0m's raw estimate (what its pacer paces at) and its
+/// estimate events (a 3 s moving average, emitted on 5% moves). After a link fell from 4 Mbit/s
+/// to 800 kbit/s the average still read 3 Mbit/s 2.5 s after the raw estimate, and the pacer,
+/// had dropped to 850 kbit/s, while the encoders filled the pacer with seconds of backlog: the
+/// raw estimate rules, and under congestion (loss, or a pacer holding packets) the lower of the
+/// two. But when a publisher sends far below the estimate (a still picture) and nothing shows
+/// congestion, the higher of the two: str0m's delay detector then reads noise as overuse and
+/// goes to 0.85x a tiny acknowledged rate (1.5 Mbit/s to 88 kbit/s on loopback), and following
+/// it would shrink the next busy picture for seconds.
+pub(crate) fn encoder_estimate(
+  raw: Option<u64>,
+  smoothed: Option<u64>,
+  congested: bool,
+  sent_bps: Option<u64>,
+) -> Option<u64> {
+  match (raw, smoothed) {
+    (Some(r), Some(s)) if congested => Some(r.min(s)),
+    (Some(r), Some(s)) if sent_bps.is_some_and(|b| (b as f64) < s as f64 * APP_LIMITED_SHARE) => Some(r.max(s)),
+    (r, s) => r.or(s),
+  }
+}
+
 impl Core {
   /// Publisher: reports how long the oldest packet of each sent layer has waited in str0m's
   /// pacer. The encoders skip frames on it: it catches what their model of the queue misses (a
@@ -26,6 +59,7 @@ impl Core {
     }
     self.queue_sampled_at = Some(now);
     let mut waiting = Vec::new();
+    let mut longest = Duration::ZERO;
     let mut api = self.rtc.direct_api();
     for t in self.tracks.iter().filter(|t| t.negotiated) {
       let Some(mid) = t.rtc else { continue };
@@ -42,6 +76,7 @@ impl Core {
         let delay = info
           .and_then(|q| Some(q.created_at().saturating_duration_since(q.first_unsent()?)))
           .unwrap_or_default();
+        longest = longest.max(delay);
         if !delay.is_zero() {
           tracing::trace!(
             ?delay,
@@ -67,6 +102,7 @@ impl Core {
       }
     }
     self.queues_waiting = waiting;
+    self.queue_delay = longest;
   }
 
   /// Publisher: what the estimator probes towards (see `TransportHandle::set_desired_bitrate`).
@@ -101,6 +137,8 @@ impl Core {
     self.rtc.bwe().reset(initial);
     self.loss_ceiling.clear();
     self.estimate_bps = Some(initial.as_u64());
+    self.smoothed_bps = Some(initial.as_u64());
+    self.raw_bps = Some(initial.as_u64());
     tracing::debug!(
       bps = initial.as_u64(),
       "connected again: the bandwidth estimate starts over"
@@ -125,20 +163,27 @@ impl Core {
   }
 
   /// The egress estimate (TWCC, or REMB), under the loss ceiling, is what the encoders' targets
-  /// are shared out of. str0m's TWCC estimate events are an average over the last 3 s, emitted
-  /// when it moves 5%: after a link fell from 4 Mbit/s to 800 kbit/s they still read 3 Mbit/s
-  /// 2.5 s after the estimator itself (and the pacer, which paces at its raw estimate) had
-  /// dropped to 850 kbit/s. They are used only until the raw estimate comes with the statistics.
+  /// are shared out of (see [`encoder_estimate`]).
   pub(super) fn on_bitrate_estimate(&mut self, kind: BweKind) {
     let estimate = match kind {
-      BweKind::Twcc { .. } if self.raw_estimate => None,
       BweKind::Twcc { estimate, .. } => Some(estimate),
       BweKind::Remb { estimate, .. } => Some(estimate),
       _ => None,
     };
     if let Some(estimate) = estimate {
-      self.estimate_bps = Some(estimate.as_u64());
+      self.smoothed_bps = Some(estimate.as_u64());
+      self.update_estimate();
       self.report_estimate();
+    }
+  }
+
+  fn update_estimate(&mut self) {
+    let congested = match (self.congested_at, self.stats_at) {
+      (Some(c), Some(s)) => s.saturating_duration_since(c) < CONGESTED_HOLD,
+      _ => false,
+    };
+    if let Some(e) = encoder_estimate(self.raw_bps, self.smoothed_bps, congested, self.sent_bps) {
+      self.estimate_bps = Some(e);
     }
   }
 
@@ -150,9 +195,13 @@ impl Core {
       return;
     }
     if let Some(raw) = stats.bwe_tx {
-      self.raw_estimate = true;
-      self.estimate_bps = Some(raw.as_u64());
+      self.raw_bps = Some(raw.as_u64());
     }
+    self.stats_at = Some(now);
+    if stats.egress_loss_fraction.is_some_and(|l| l > CONGESTED_LOSS) || self.queue_delay > CONGESTED_QUEUE {
+      self.congested_at = Some(now);
+    }
+    self.update_estimate();
     let Some(estimate) = self.estimate_bps else {
       return;
     };
@@ -174,6 +223,8 @@ impl Core {
         "loss ceiling"
       );
     }
+    // Read at the next update (a report later).
+    self.sent_bps = self.loss_ceiling.rate(now);
     self.report_estimate();
   }
 
@@ -270,22 +321,84 @@ mod tests {
     assert_eq!(core.loss_ceiling.ceiling(), None);
   }
 
+  fn smoothed(bps: u64) -> str0m::bwe::BweKind {
+    str0m::bwe::BweKind::Twcc {
+      estimate: str0m::bwe::Bitrate::bps(bps),
+      can_probe: true,
+    }
+  }
+
   #[test]
-  fn the_raw_estimate_in_the_statistics_replaces_the_smoothed_one() {
+  fn under_loss_the_encoders_follow_the_raw_estimate_not_the_average() {
     let now = Instant::now();
     let mut core = core(TransportRole::Publisher, now);
     core.set_desired_bitrate(2_500_000, 0);
-    let smoothed = |bps| str0m::bwe::BweKind::Twcc {
-      estimate: str0m::bwe::Bitrate::bps(bps),
-      can_probe: true,
-    };
-    core.on_bitrate_estimate(smoothed(2_000_000));
-    assert_eq!(estimates(&mut core), vec![2_000_000]);
-    core.on_peer_stats(&stats(now, 0, 0.0, 850_000), now);
+    core.on_bitrate_estimate(smoothed(3_000_000));
+    assert_eq!(estimates(&mut core), vec![3_000_000]);
+    core.on_peer_stats(&stats(now, 0, 0.05, 850_000), now);
     assert_eq!(estimates(&mut core), vec![850_000]);
-    // The 3 s average still reads high: it is not used any more.
+    // The 3 s average still reads high: it is not followed while the loss lasts.
     core.on_bitrate_estimate(smoothed(2_900_000));
     assert_eq!(estimates(&mut core), Vec::<u64>::new());
+  }
+
+  #[test]
+  fn a_pacer_holding_packets_makes_the_encoders_follow_the_raw_estimate() {
+    let now = Instant::now();
+    let mut core = core(TransportRole::Publisher, now);
+    core.set_desired_bitrate(2_500_000, 0);
+    core.on_bitrate_estimate(smoothed(3_000_000));
+    core.queue_delay = std::time::Duration::from_millis(400);
+    core.on_peer_stats(&stats(now, 0, 0.0, 850_000), now);
+    assert_eq!(estimates(&mut core), vec![3_000_000, 850_000]);
+  }
+
+  #[test]
+  fn a_publisher_sending_far_below_the_estimate_keeps_the_average() {
+    let now = Instant::now();
+    let mut core = core(TransportRole::Publisher, now);
+    core.set_desired_bitrate(2_500_000, 0);
+    core.on_bitrate_estimate(smoothed(1_500_000));
+    core.sent_bps = Some(60_000);
+    // A still picture: 60 kbit/s sent, nothing lost, the pacer empty; the raw estimate read
+    // noise as overuse.
+    core.on_peer_stats(&stats(now, 0, 0.0, 90_000), now);
+    assert_eq!(estimates(&mut core), vec![1_500_000]);
+    // A raw estimate above the average is followed at once.
+    core.sent_bps = Some(60_000);
+    core.on_peer_stats(&stats(now, 0, 0.0, 1_800_000), now);
+    assert_eq!(estimates(&mut core), vec![1_800_000]);
+  }
+
+  #[test]
+  fn after_congestion_the_raw_estimate_rules_while_the_average_still_remembers_before() {
+    let now = Instant::now();
+    let mut core = core(TransportRole::Publisher, now);
+    core.set_desired_bitrate(2_500_000, 0);
+    core.on_bitrate_estimate(smoothed(3_000_000));
+    core.on_peer_stats(&stats(now, 0, 0.4, 850_000), now);
+    assert_eq!(estimates(&mut core), vec![3_000_000, 850_000]);
+    // The loss is over and the publisher sends well below the average, which still reads high:
+    // for 3 s that is no still picture but the drop.
+    let ms = |n| now + std::time::Duration::from_millis(n);
+    core.sent_bps = Some(600_000);
+    core.on_peer_stats(&stats(ms(2_800), 0, 0.0, 800_000), ms(2_800));
+    assert_eq!(estimates(&mut core), vec![800_000]);
+    core.sent_bps = Some(600_000);
+    core.on_peer_stats(&stats(ms(3_200), 0, 0.0, 800_000), ms(3_200));
+    assert_eq!(estimates(&mut core), vec![3_000_000]);
+  }
+
+  #[test]
+  fn a_publisher_sending_near_the_estimate_follows_the_raw_one_down() {
+    let now = Instant::now();
+    let mut core = core(TransportRole::Publisher, now);
+    core.set_desired_bitrate(2_500_000, 0);
+    core.on_bitrate_estimate(smoothed(2_500_000));
+    // 2 Mbit/s sent, nothing lost yet, the pacer empty: the delay detector saw overuse.
+    core.sent_bps = Some(2_000_000);
+    core.on_peer_stats(&stats(now, 0, 0.0, 1_700_000), now);
+    assert_eq!(estimates(&mut core), vec![2_500_000, 1_700_000]);
   }
 
   #[test]

@@ -136,12 +136,19 @@ pub(crate) struct Core {
   initial_bitrate_bps: u64,
   /// The estimator was restarted for the first track (see `set_desired_bitrate`).
   bwe_restarted: bool,
-  /// The estimator's last estimate, and the ceiling heavy loss puts on it (see
-  /// [`crate::loss_ceiling`]); the lower of the two is reported.
+  /// The estimator's estimate the encoders share (see `on_peer_stats`), and the ceiling heavy
+  /// loss puts on it (see [`crate::loss_ceiling`]); the lower of the two is reported.
   estimate_bps: Option<u64>,
-  /// str0m's raw estimate arrives with its statistics (see `on_peer_stats`); from then on its
-  /// smoothed estimate events are not used.
-  raw_estimate: bool,
+  /// str0m's estimate events (a 3 s average) and its raw estimate (with its statistics).
+  smoothed_bps: Option<u64>,
+  raw_bps: Option<u64>,
+  /// The longest wait in the pacer's queues (last sample), when the statistics last showed
+  /// congestion (loss, or that wait), and when they came.
+  queue_delay: Duration,
+  congested_at: Option<Instant>,
+  stats_at: Option<Instant>,
+  /// What was sent over about the last second (statistics).
+  sent_bps: Option<u64>,
   /// The estimate last reported to the engine.
   reported_bps: Option<u64>,
   loss_ceiling: crate::loss_ceiling::LossCeiling,
@@ -282,7 +289,12 @@ impl Core {
       initial_bitrate_bps: config.initial_bitrate_bps.unwrap_or(0),
       bwe_restarted: false,
       estimate_bps: None,
-      raw_estimate: false,
+      smoothed_bps: None,
+      raw_bps: None,
+      queue_delay: Duration::ZERO,
+      congested_at: None,
+      stats_at: None,
+      sent_bps: None,
       reported_bps: None,
       loss_ceiling: Default::default(),
       queue_sampled_at: None,
