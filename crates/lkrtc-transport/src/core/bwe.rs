@@ -129,7 +129,7 @@ impl Core {
   /// as libwebrtc's does on a new network route. What it learnt is about the old path, and the
   /// outage itself (every packet lost) drove its loss-based estimate to the floor, from where it
   /// would climb at about 8% a second: 50 s to get back to 2.5 Mbit/s.
-  pub(super) fn restart_estimate(&mut self) {
+  pub(super) fn restart_estimate(&mut self, now: Instant) {
     if !self.bwe || !self.bwe_restarted {
       return;
     }
@@ -137,8 +137,10 @@ impl Core {
     self.rtc.bwe().reset(initial);
     self.loss_ceiling.clear();
     self.estimate_bps = Some(initial.as_u64());
-    self.smoothed_bps = Some(initial.as_u64());
+    self.smoothed_bps = None;
     self.raw_bps = Some(initial.as_u64());
+    self.congested_at = None;
+    self.restarted_at = Some(now);
     tracing::debug!(
       bps = initial.as_u64(),
       "connected again: the bandwidth estimate starts over"
@@ -170,7 +172,11 @@ impl Core {
       BweKind::Remb { estimate, .. } => Some(estimate),
       _ => None,
     };
-    if let Some(estimate) = estimate {
+    // After a restart the average still holds the old path's estimates (the outage's floor).
+    let stale = self
+      .restarted_at
+      .is_some_and(|r| self.stats_at.is_none_or(|s| s < r + CONGESTED_HOLD));
+    if let Some(estimate) = estimate.filter(|_| !stale) {
       self.smoothed_bps = Some(estimate.as_u64());
       self.update_estimate();
       self.report_estimate();
@@ -387,6 +393,23 @@ mod tests {
     core.sent_bps = Some(600_000);
     core.on_peer_stats(&stats(ms(3_200), 0, 0.0, 800_000), ms(3_200));
     assert_eq!(estimates(&mut core), vec![3_000_000]);
+  }
+
+  #[test]
+  fn after_a_restart_the_old_paths_average_is_not_followed() {
+    let now = Instant::now();
+    let mut core = core(TransportRole::Publisher, now);
+    core.set_desired_bitrate(2_500_000, 0);
+    core.on_peer_stats(&stats(now, 0, 0.0, 150_000), now);
+    core.set_connected(true, now);
+    core.set_connected(false, now);
+    core.set_connected(true, now);
+    assert_eq!(estimates(&mut core), vec![150_000, core.initial_bitrate_bps]);
+    // str0m's average still holds the outage's 150 kbit/s: for its 3 s window it is not used.
+    core.on_bitrate_estimate(smoothed(400_000));
+    let soon = now + std::time::Duration::from_millis(1_000);
+    core.on_peer_stats(&stats(soon, 0, 0.05, 3_500_000), soon);
+    assert_eq!(estimates(&mut core), vec![3_500_000]);
   }
 
   #[test]

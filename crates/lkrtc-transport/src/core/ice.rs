@@ -202,7 +202,7 @@ impl Core {
     self.connected = up;
     if up {
       if self.disconnected_since.take().is_some() {
-        self.restart_estimate();
+        self.restart_estimate(now);
       }
       self.events.push_back(TransportEvent::Connected);
       // Media written while not connected was dropped: start every track with a keyframe.

@@ -147,6 +147,9 @@ pub(crate) struct Core {
   queue_delay: Duration,
   congested_at: Option<Instant>,
   stats_at: Option<Instant>,
+  /// When the estimator last started over: str0m's average still holds the old path's
+  /// estimates for its 3 s window, and is not used until that has passed.
+  restarted_at: Option<Instant>,
   /// What was sent over about the last second (statistics).
   sent_bps: Option<u64>,
   /// The estimate last reported to the engine.
@@ -294,6 +297,7 @@ impl Core {
       queue_delay: Duration::ZERO,
       congested_at: None,
       stats_at: None,
+      restarted_at: None,
       sent_bps: None,
       reported_bps: None,
       loss_ceiling: Default::default(),
