@@ -87,7 +87,7 @@ impl LossCeiling {
   }
 
   /// The rate sent over the reports kept (about the last second), in bit/s.
-  pub fn rate(&self, now: Instant) -> Option<u64> {
+  fn rate(&self, now: Instant) -> Option<u64> {
     let &(t0, b0) = self.sent.front()?;
     let span = now.saturating_duration_since(t0);
     if span < WINDOW / 2 {

@@ -150,8 +150,6 @@ pub(crate) struct Core {
   /// When the estimator last started over: str0m's average still holds the old path's
   /// estimates for its 3 s window, and is not used until that has passed.
   restarted_at: Option<Instant>,
-  /// What was sent over about the last second (statistics).
-  sent_bps: Option<u64>,
   /// The estimate last reported to the engine.
   reported_bps: Option<u64>,
   loss_ceiling: crate::loss_ceiling::LossCeiling,
@@ -298,7 +296,6 @@ impl Core {
       congested_at: None,
       stats_at: None,
       restarted_at: None,
-      sent_bps: None,
       reported_bps: None,
       loss_ceiling: Default::default(),
       queue_sampled_at: None,
