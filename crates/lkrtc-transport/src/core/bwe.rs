@@ -16,18 +16,17 @@ pub(super) const MIN_BITRATE: Bitrate = Bitrate::kbps(30);
 /// How often the pacer's queues are looked at.
 const QUEUE_SAMPLE_INTERVAL: Duration = Duration::from_millis(20);
 
-/// Signs of congestion, under which the encoders follow str0m's raw estimate: more of the last
-/// second lost than this, or a packet waiting in the pacer longer than this; for as long as
-/// str0m's average still holds estimates from before them.
+/// Congestion, under which the encoders follow str0m's raw estimate: more of the last second
+/// lost than this; for as long as str0m's average still holds estimates from before it. (A pacer
+/// wait over 100 ms counted too at first, but simulcast keyframes on loopback reach it.)
 const CONGESTED_LOSS: f32 = 0.10;
-const CONGESTED_QUEUE: Duration = Duration::from_millis(100);
 const CONGESTED_HOLD: Duration = Duration::from_secs(3);
 
 /// The estimate the encoders share, from str0m's raw estimate (what its pacer paces at) and its
 /// estimate events (a 3 s moving average, emitted on 5% moves). After a link fell from 4 Mbit/s
 /// to 800 kbit/s the average still read 3 Mbit/s 2.5 s after the raw estimate, and the pacer,
 /// had dropped to 850 kbit/s, while the encoders filled the pacer with seconds of backlog: under
-/// congestion (loss, or a pacer holding packets) the lower of the two. Otherwise the higher: the
+/// congestion (heavy loss) the lower of the two. Otherwise the higher: the
 /// raw estimate also dips where nothing is congested (under a still picture, str0m's delay
 /// detector reads noise as overuse and goes to 0.85x a tiny acknowledged rate: 1.5 Mbit/s to
 /// 88 kbit/s on loopback), and following it there shrinks pictures and pauses simulcast layers
@@ -50,7 +49,6 @@ impl Core {
     }
     self.queue_sampled_at = Some(now);
     let mut waiting = Vec::new();
-    let mut longest = Duration::ZERO;
     let mut api = self.rtc.direct_api();
     for t in self.tracks.iter().filter(|t| t.negotiated) {
       let Some(mid) = t.rtc else { continue };
@@ -67,7 +65,6 @@ impl Core {
         let delay = info
           .and_then(|q| Some(q.created_at().saturating_duration_since(q.first_unsent()?)))
           .unwrap_or_default();
-        longest = longest.max(delay);
         if !delay.is_zero() {
           tracing::trace!(
             ?delay,
@@ -93,7 +90,6 @@ impl Core {
       }
     }
     self.queues_waiting = waiting;
-    self.queue_delay = longest;
   }
 
   /// Publisher: what the estimator probes towards (see `TransportHandle::set_desired_bitrate`).
@@ -195,7 +191,7 @@ impl Core {
       self.raw_bps = Some(raw.as_u64());
     }
     self.stats_at = Some(now);
-    if stats.egress_loss_fraction.is_some_and(|l| l > CONGESTED_LOSS) || self.queue_delay > CONGESTED_QUEUE {
+    if stats.egress_loss_fraction.is_some_and(|l| l > CONGESTED_LOSS) {
       self.congested_at = Some(now);
     }
     self.update_estimate();
@@ -335,17 +331,6 @@ mod tests {
     // The 3 s average still reads high: it is not followed while the loss lasts.
     core.on_bitrate_estimate(smoothed(2_900_000));
     assert_eq!(estimates(&mut core), Vec::<u64>::new());
-  }
-
-  #[test]
-  fn a_pacer_holding_packets_makes_the_encoders_follow_the_raw_estimate() {
-    let now = Instant::now();
-    let mut core = core(TransportRole::Publisher, now);
-    core.set_desired_bitrate(2_500_000, 0);
-    core.on_bitrate_estimate(smoothed(3_000_000));
-    core.queue_delay = std::time::Duration::from_millis(400);
-    core.on_peer_stats(&stats(now, 0, 0.0, 850_000), now);
-    assert_eq!(estimates(&mut core), vec![3_000_000, 850_000]);
   }
 
   #[test]

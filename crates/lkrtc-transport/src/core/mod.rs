@@ -142,9 +142,7 @@ pub(crate) struct Core {
   /// str0m's estimate events (a 3 s average) and its raw estimate (with its statistics).
   smoothed_bps: Option<u64>,
   raw_bps: Option<u64>,
-  /// The longest wait in the pacer's queues (last sample), when the statistics last showed
-  /// congestion (loss, or that wait), and when they came.
-  queue_delay: Duration,
+  /// When the statistics last showed congestion (heavy loss), and when they came.
   congested_at: Option<Instant>,
   stats_at: Option<Instant>,
   /// When the estimator last started over: str0m's average still holds the old path's
@@ -292,7 +290,6 @@ impl Core {
       estimate_bps: None,
       smoothed_bps: None,
       raw_bps: None,
-      queue_delay: Duration::ZERO,
       congested_at: None,
       stats_at: None,
       restarted_at: None,
