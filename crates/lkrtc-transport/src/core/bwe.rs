@@ -20,7 +20,9 @@ const QUEUE_SAMPLE_INTERVAL: Duration = Duration::from_millis(20);
 /// lost than this; for as long as str0m's average still holds estimates from before it. (A pacer
 /// wait over 100 ms counted too at first, but simulcast keyframes on loopback reach it.)
 const CONGESTED_LOSS: f32 = 0.10;
-const CONGESTED_HOLD: Duration = Duration::from_secs(3);
+/// The window of str0m's averaged estimate: how long it remembers a congestion or the path
+/// before a restart.
+const AVERAGE_WINDOW: Duration = Duration::from_secs(3);
 
 /// The estimate the encoders share, from str0m's raw estimate (what its pacer paces at) and its
 /// estimate events (a 3 s moving average, emitted on 5% moves). After a link fell from 4 Mbit/s
@@ -123,7 +125,6 @@ impl Core {
     let initial = Bitrate::bps(self.initial_bitrate_bps);
     self.rtc.bwe().reset(initial);
     self.loss_ceiling.clear();
-    self.estimate_bps = Some(initial.as_u64());
     self.smoothed_bps = None;
     self.raw_bps = Some(initial.as_u64());
     self.congested_at = None;
@@ -162,22 +163,20 @@ impl Core {
     // After a restart the average still holds the old path's estimates (the outage's floor).
     let stale = self
       .restarted_at
-      .is_some_and(|r| self.stats_at.is_none_or(|s| s < r + CONGESTED_HOLD));
+      .is_some_and(|r| self.stats_at.is_none_or(|s| s < r + AVERAGE_WINDOW));
     if let Some(estimate) = estimate.filter(|_| !stale) {
       self.smoothed_bps = Some(estimate.as_u64());
-      self.update_estimate();
       self.report_estimate();
     }
   }
 
-  fn update_estimate(&mut self) {
+  /// The estimate the encoders share, before the loss ceiling (see [`encoder_estimate`]).
+  fn estimate(&self) -> Option<u64> {
     let congested = match (self.congested_at, self.stats_at) {
-      (Some(c), Some(s)) => s.saturating_duration_since(c) < CONGESTED_HOLD,
+      (Some(c), Some(s)) => s.saturating_duration_since(c) < AVERAGE_WINDOW,
       _ => false,
     };
-    if let Some(e) = encoder_estimate(self.raw_bps, self.smoothed_bps, congested) {
-      self.estimate_bps = Some(e);
-    }
+    encoder_estimate(self.raw_bps, self.smoothed_bps, congested)
   }
 
   /// Publisher: str0m's statistics (every `STATS_INTERVAL`) carry its raw estimate, the bytes
@@ -194,8 +193,7 @@ impl Core {
     if stats.egress_loss_fraction.is_some_and(|l| l > CONGESTED_LOSS) {
       self.congested_at = Some(now);
     }
-    self.update_estimate();
-    let Some(estimate) = self.estimate_bps else {
+    let Some(estimate) = self.estimate() else {
       return;
     };
     tracing::trace!(
@@ -221,7 +219,7 @@ impl Core {
 
   /// Reports the estimate under the ceiling when it changed.
   fn report_estimate(&mut self) {
-    let Some(estimate) = self.estimate_bps else {
+    let Some(estimate) = self.estimate() else {
       return;
     };
     let bps = self.loss_ceiling.ceiling().map_or(estimate, |c| c.min(estimate));

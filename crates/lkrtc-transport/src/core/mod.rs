@@ -136,10 +136,9 @@ pub(crate) struct Core {
   initial_bitrate_bps: u64,
   /// The estimator was restarted for the first track (see `set_desired_bitrate`).
   bwe_restarted: bool,
-  /// The estimator's estimate the encoders share (see `on_peer_stats`), and the ceiling heavy
-  /// loss puts on it (see [`crate::loss_ceiling`]); the lower of the two is reported.
-  estimate_bps: Option<u64>,
-  /// str0m's estimate events (a 3 s average) and its raw estimate (with its statistics).
+  /// str0m's estimate events (a 3 s average) and its raw estimate (with its statistics), from
+  /// which the encoders' estimate is derived (`estimate`), and the ceiling heavy loss puts on it
+  /// (see [`crate::loss_ceiling`]); the lower of the two is reported.
   smoothed_bps: Option<u64>,
   raw_bps: Option<u64>,
   /// When the statistics last showed congestion (heavy loss), and when they came.
@@ -287,7 +286,6 @@ impl Core {
       bwe,
       initial_bitrate_bps: config.initial_bitrate_bps.unwrap_or(0),
       bwe_restarted: false,
-      estimate_bps: None,
       smoothed_bps: None,
       raw_bps: None,
       congested_at: None,
